@@ -1,0 +1,256 @@
+/**
+ * PostgreSQL adapter (self-managed streaming replication) behind the
+ * DatabaseProvider interface: fencing with a read-only default, replay checks by
+ * LSN, `pg_promote()`, and a write check. Only this file speaks to PostgreSQL.
+ */
+import { Client, type ClientConfig } from 'pg';
+import { ApplicationFailure } from '@temporalio/common';
+import type { PostgresDatabaseConfig } from '../config/schema';
+import type {
+  FenceResult,
+  NodeEndpoint,
+  PromotionOutcome,
+  ReplicationInspection,
+  RpoMeasurement,
+  WriteCheck,
+} from '../contract/database';
+import { FailureType } from '../contract/failures';
+import type { DatabaseProvider } from './database';
+
+/** How a PostgreSQL node is reached; the password comes from the environment, never from history. */
+export interface PostgresCredentials {
+  user: string;
+  password?: string;
+}
+
+const CONNECT_TIMEOUT_MS = 3000;
+const STATEMENT_TIMEOUT_MS = 15000;
+
+/** `X/Y` hexadecimal LSN as a byte position. */
+export function lsnToBigInt(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  if (hi === undefined || lo === undefined) throw new Error(`not an LSN: ${lsn}`);
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
+export function createPostgresProvider(name: string, spec: PostgresDatabaseConfig, credentials: PostgresCredentials): DatabaseProvider {
+  const endpoint = (node: PostgresDatabaseConfig['primary']): NodeEndpoint => ({ region: node.region, host: node.host, port: node.port });
+  const primary = endpoint(spec.primary);
+  const standby = endpoint(spec.standby);
+
+  async function withNode<T>(node: NodeEndpoint, work: (client: Client) => Promise<T>): Promise<T> {
+    const config: ClientConfig = {
+      host: node.host,
+      port: node.port,
+      user: credentials.user,
+      password: credentials.password,
+      database: spec.database,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      application_name: 'lifeboat',
+    };
+    const client = new Client(config);
+    // A dropped connection must reject the pending query, not crash the worker.
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      return await work(client);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  async function tryNode<T>(node: NodeEndpoint, work: (client: Client) => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: string }> {
+    try {
+      return { ok: true, value: await withNode(node, work) };
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    }
+  }
+
+  const where = (node: NodeEndpoint) => `${name} ${node.region} (${node.host}:${node.port})`;
+
+  return {
+    name,
+    primary,
+    standby,
+
+    async inspect(): Promise<ReplicationInspection> {
+      const s = await tryNode(standby, async (c) => {
+        const r = await c.query<{ in_recovery: boolean; replay: string | null; receive: string | null; replayed_at: Date | null; receiver: string | null }>(
+          `SELECT pg_is_in_recovery() AS in_recovery,
+                  pg_last_wal_replay_lsn()::text AS replay,
+                  pg_last_wal_receive_lsn()::text AS receive,
+                  pg_last_xact_replay_timestamp() AS replayed_at,
+                  (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS receiver`,
+        );
+        return r.rows[0];
+      });
+      const p = await tryNode(primary, async (c) => {
+        const r = await c.query<{ in_recovery: boolean; lsn: string | null; read_only: string; replay_lag: number | null }>(
+          `SELECT pg_is_in_recovery() AS in_recovery,
+                  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS lsn,
+                  current_setting('default_transaction_read_only') AS read_only,
+                  (SELECT EXTRACT(EPOCH FROM max(r.replay_lag))::float8 FROM pg_stat_replication r
+                    WHERE r.pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1::text)) AS replay_lag`,
+          [spec.slot],
+        );
+        return r.rows[0];
+      });
+      const sv = s.ok ? s.value : undefined;
+      const pv = p.ok ? p.value : undefined;
+      const inspection: ReplicationInspection = {
+        database: name,
+        standby: {
+          ...standby,
+          reachable: s.ok,
+          inRecovery: sv?.in_recovery,
+          streaming: sv ? sv.receiver === 'streaming' : undefined,
+          replayLsn: sv?.replay ?? undefined,
+          receiveLsn: sv?.receive ?? undefined,
+          lastReplayedCommitAt: sv?.replayed_at ? sv.replayed_at.toISOString() : undefined,
+          error: s.ok ? undefined : s.error,
+        },
+        primary: {
+          ...primary,
+          reachable: p.ok,
+          currentLsn: pv?.lsn ?? undefined,
+          readOnly: pv ? pv.read_only === 'on' : undefined,
+          error: p.ok ? undefined : p.error,
+        },
+        inspectedAt: new Date().toISOString(),
+      };
+      if (inspection.primary.currentLsn && inspection.standby.replayLsn) {
+        const lag = lsnToBigInt(inspection.primary.currentLsn) - lsnToBigInt(inspection.standby.replayLsn);
+        inspection.lagBytes = Number(lag > 0n ? lag : 0n);
+        inspection.lagSeconds = pv?.replay_lag ?? 0;
+      }
+      return inspection;
+    },
+
+    async fencePrimary(required: boolean): Promise<FenceResult> {
+      try {
+        return await withNode(primary, async (c) => {
+          await c.query('SET default_transaction_read_only = off');
+          await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
+          await c.query('SELECT pg_reload_conf()');
+          // Sessions opened before the fence keep writing until they see the reload; end them.
+          const terminated = await c.query<{ n: string }>(
+            `SELECT count(pg_terminate_backend(pid))::text AS n FROM pg_stat_activity
+              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+          );
+          const lsn = await c.query<{ lsn: string }>('SELECT pg_current_wal_flush_lsn()::text AS lsn');
+          const finalLsn = lsn.rows[0]?.lsn;
+          if (!finalLsn) throw new Error('pg_current_wal_flush_lsn() returned nothing');
+          return { fenced: true as const, finalLsn, terminatedSessions: Number(terminated.rows[0]?.n ?? 0) };
+        }).then(async (fence) => {
+          // Check from a fresh session that the fence holds (the reload is asynchronous).
+          const readOnly = await withNode(primary, async (c) => (await c.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v")).rows[0]?.v);
+          if (readOnly !== 'on') throw new Error(`fence did not take: new sessions on ${where(primary)} are not read-only yet`);
+          return fence;
+        });
+      } catch (err) {
+        const message = (err as Error).message;
+        if (!isConnectionError(err)) throw err;
+        if (required) {
+          throw ApplicationFailure.create({
+            type: FailureType.PrimaryUnreachable,
+            message: `planned promotion needs the old primary ${where(primary)}, which is unreachable (${message}); use mode=unplanned if it is lost`,
+          });
+        }
+        return { fenced: false, reason: `old primary ${where(primary)} unreachable: ${message}` };
+      }
+    },
+
+    async unfencePrimary(): Promise<void> {
+      await withNode(primary, async (c) => {
+        await c.query('SET default_transaction_read_only = off');
+        await c.query('ALTER SYSTEM RESET default_transaction_read_only');
+        await c.query('SELECT pg_reload_conf()');
+      });
+      const readOnly = await withNode(primary, async (c) => (await c.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v")).rows[0]?.v);
+      if (readOnly !== 'off') throw new Error(`unfence did not take yet on ${where(primary)}`);
+    },
+
+    async replayedUpTo(targetLsn: string): Promise<{ caughtUp: boolean; replayLsn: string }> {
+      return withNode(standby, async (c) => {
+        const r = await c.query<{ in_recovery: boolean; replay: string | null }>(
+          'SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_replay_lsn()::text AS replay',
+        );
+        const row = r.rows[0];
+        if (!row?.replay) throw new Error(`${where(standby)} reports no replay position (in recovery: ${String(row?.in_recovery)})`);
+        return { caughtUp: lsnToBigInt(row.replay) >= lsnToBigInt(targetLsn), replayLsn: row.replay };
+      });
+    },
+
+    async measureRpo(detectedAt: string): Promise<RpoMeasurement> {
+      const inspection = await this.inspect();
+      if (!inspection.standby.reachable) throw new Error(`standby ${where(standby)} unreachable: ${inspection.standby.error ?? ''}`);
+      if (inspection.lagBytes !== undefined) {
+        return {
+          measuredBytes: inspection.lagBytes,
+          measuredSeconds: inspection.lagSeconds ?? 0,
+          method: `old primary reachable: WAL between its current LSN ${inspection.primary.currentLsn} and the standby's replay LSN ${inspection.standby.replayLsn}; seconds from pg_stat_replication.replay_lag`,
+        };
+      }
+      const last = inspection.standby.lastReplayedCommitAt;
+      return {
+        measuredSeconds: last ? Math.max(0, (Date.parse(detectedAt) - Date.parse(last)) / 1000) : undefined,
+        method: last
+          ? `old primary unreachable: upper bound, detection time minus the last replayed commit (${last}); bytes unknown`
+          : 'old primary unreachable and no commit replayed since the standby started: loss window unknown',
+      };
+    },
+
+    async promoteStandby(): Promise<PromotionOutcome> {
+      return withNode(standby, async (c) => {
+        const before = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+        // Idempotent: a retry after a lost worker finds the standby already promoted.
+        const alreadyPromoted = before.rows[0]?.r === false;
+        if (!alreadyPromoted) {
+          const r = await c.query<{ ok: boolean }>('SELECT pg_promote(true, 60) AS ok');
+          if (r.rows[0]?.ok !== true) throw new Error(`pg_promote() on ${where(standby)} did not finish within 60s`);
+        }
+        const t = await c.query<{ tli: string }>('SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli');
+        return {
+          alreadyPromoted,
+          timeline: Number.parseInt(t.rows[0]?.tli ?? '0', 16),
+          promotedAt: new Date().toISOString(),
+          newPrimary: standby,
+        };
+      });
+    },
+
+    async verifyWrite(runId: string): Promise<WriteCheck> {
+      const started = Date.now();
+      return withNode(standby, async (c) => {
+        await c.query('CREATE SCHEMA IF NOT EXISTS lifeboat');
+        await c.query(
+          'CREATE TABLE IF NOT EXISTS lifeboat.write_checks (id bigserial PRIMARY KEY, run_id text NOT NULL, checked_at timestamptz NOT NULL DEFAULT now())',
+        );
+        const inserted = await c.query<{ id: string }>('INSERT INTO lifeboat.write_checks (run_id) VALUES ($1) RETURNING id::text AS id', [runId]);
+        const id = inserted.rows[0]?.id;
+        const read = await c.query<{ run_id: string }>('SELECT run_id FROM lifeboat.write_checks WHERE id = $1', [id]);
+        if (read.rows[0]?.run_id !== runId) {
+          throw ApplicationFailure.create({ type: FailureType.WriteCheckFailed, message: `wrote row ${id ?? '?'} on ${where(standby)} but could not read it back` });
+        }
+        return { ok: true as const, latencyMs: Date.now() - started, node: standby };
+      });
+    },
+  };
+}
+
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  const message = (err as Error).message ?? '';
+  return (
+    code === 'ECONNREFUSED' ||
+    code === 'ETIMEDOUT' ||
+    code === 'EHOSTUNREACH' ||
+    code === 'ECONNRESET' ||
+    code === '57P01' || // admin shutdown
+    code === '57P03' || // cannot connect now
+    message.includes('timeout expired') ||
+    message.includes('Connection terminated')
+  );
+}

@@ -1,0 +1,206 @@
+/**
+ * `lifeboat`: the incident commander's and approver's command line.
+ * Exit codes: 0 done, 1 refused or failed (the message says why), 2 usage.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, loadConfig, type LoadedConfig } from '../config/load';
+import { Lab, type LabStatus } from '../lab/lab';
+import { CommandError, GiveUp } from '../lab/processes';
+import { connectClient, connectWorker, temporalTarget, TemporalUnreachableError } from '../lib/temporal';
+import { buildActivityDependencies } from '../workers/dependencies';
+import { createLifeboatWorker, type WorkflowSource } from '../workers/worker';
+import { formatStatus } from './format';
+import { cancelRun, decideGate, resolveRun, RunRefusedError, runStatus, startRun } from './runs';
+import { UsageError } from './start';
+import { runDemo } from './demo';
+
+const PROJECT_ROOT = findProjectRoot();
+
+function findProjectRoot(): string {
+  // Compiled: dist/cli/lifeboat.js; from source: cli/lifeboat.ts.
+  const up = path.resolve(__dirname, '..');
+  return path.basename(up) === 'dist' ? path.dirname(up) : up;
+}
+
+/** --config, else LIFEBOAT_CONFIG, else ./runbooks/lab.yaml, else the project's runbooks/lab.yaml. */
+export function configPath(explicit?: string): string {
+  if (explicit) return explicit;
+  if (process.env.LIFEBOAT_CONFIG) return process.env.LIFEBOAT_CONFIG;
+  const local = path.resolve('runbooks/lab.yaml');
+  return existsSync(local) ? local : path.join(PROJECT_ROOT, 'runbooks', 'lab.yaml');
+}
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+function config(cmd: Command): LoadedConfig {
+  const opts = cmd.optsWithGlobals<{ config?: string }>();
+  return loadConfig(configPath(opts.config));
+}
+
+function printLab(status: LabStatus): void {
+  console.log(`Temporal ${status.temporal.address} (${status.temporal.running ? 'running' : 'not running'}), UI ${status.temporal.uiUrl}`);
+  for (const [name, db] of Object.entries(status.databases)) {
+    const node = (n: NonNullable<LabStatus['databases'][string]['primary']>) =>
+      `${n.region} ${n.host}:${n.port}${n.reachable ? (n.inRecovery ? ' (in recovery)' : n.readOnly ? ' (read-only)' : '') : ' (down)'}`;
+    console.log(`${name}: primary ${db.primary ? node(db.primary) : '-'}; standby ${db.standby ? node(db.standby) : '-'}${db.others.length ? `; other ${db.others.map(node).join(', ')}` : ''}`);
+  }
+  console.log(`state: ${status.stateDir}`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('lifeboat')
+    .description('Disaster-recovery runbooks as durable Temporal workflows')
+    .option('-c, --config <file>', 'runbook config (default: runbooks/lab.yaml)')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const lab = program.command('lab').description('the local two-region lab (Temporal dev server, PostgreSQL primary and standby per database)');
+  lab.command('up').description('install nothing, start everything: idempotent').action(async (_o, cmd: Command) => {
+    printLab(await new Lab(config(cmd)).up({ temporal: true, log: say }));
+  });
+  lab.command('down').description('stop everything the lab started, by pid (data is kept)').action(async (_o, cmd: Command) => {
+    await new Lab(config(cmd)).down(say);
+  });
+  lab.command('reset').description('back to the initial topology with fresh data, so a drill can be repeated').action(async (_o, cmd: Command) => {
+    printLab(await new Lab(config(cmd)).reset({ log: say }));
+  });
+  lab.command('status').description('endpoints, read live from the servers').option('--json', 'print JSON').action(async (o: { json?: boolean }, cmd: Command) => {
+    const status = await new Lab(config(cmd)).status();
+    if (o.json) console.log(JSON.stringify(status, null, 2));
+    else printLab(status);
+  });
+
+  program
+    .command('worker')
+    .description('run a worker for the runbook workflows and provider activities')
+    .addOption(new Option('--workflows <source>', 'pre-built bundle or sources').choices(['bundle', 'source']))
+    .action(async (o: { workflows?: WorkflowSource }, cmd: Command) => {
+      const loaded = config(cmd);
+      const target = temporalTarget(loaded);
+      const connection = await connectWorker(target);
+      const worker = await createLifeboatWorker({
+        connection,
+        namespace: target.namespace,
+        taskQueue: target.taskQueue,
+        dependencies: buildActivityDependencies(loaded),
+        workflows: o.workflows,
+      });
+      say(`worker polling task queue '${target.taskQueue}' at ${target.address} (namespace ${target.namespace})`);
+      await worker.run();
+      await connection.close();
+    });
+
+  program
+    .command('start')
+    .description('start a runbook')
+    .argument('<runbook>', 'db-promotion')
+    .argument('[params...]', 'key=value, e.g. database=orders mode=planned')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER)')
+    .option('--id <workflowId>', 'workflow id (default: <runbook>:<target>)')
+    .option('--detected-at <iso>', 'when the incident was detected; the RTO clock starts here (default: now)')
+    .option('--incident <id>', 'incident id, searchable as LifeboatIncident')
+    .option('--drill', 'mark the run as a drill (LifeboatDrill)', false)
+    .action(async (runbook: string, params: string[], o: { as?: string; id?: string; detectedAt?: string; incident?: string; drill: boolean }, cmd: Command) => {
+      const loaded = config(cmd);
+      const client = await connectClient(temporalTarget(loaded));
+      const started = await startRun(client, loaded, { runbook, params, as: o.as, id: o.id, detectedAt: o.detectedAt, incident: o.incident, drill: o.drill });
+      console.log(`started ${started.workflowId} (run ${started.runId})`);
+      console.log(`status:  lifeboat status ${started.workflowId}`);
+      console.log(`web UI:  ${started.url}`);
+    });
+
+  program
+    .command('approve')
+    .description('approve a gate that is waiting')
+    .argument('<workflowId>')
+    .requiredOption('--gate <gate>', 'gate id, e.g. promote')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER)')
+    .option('--comment <text>')
+    .action(async (workflowId: string, o: { gate: string; as?: string; comment?: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      const result = await decideGate(await connectClient(temporalTarget(loaded)), loaded, { workflowId, gate: o.gate, as: o.as, comment: o.comment, decision: 'approve' });
+      console.log(`gate ${result.gate} ${result.state} by ${result.decidedBy} at ${result.decidedAt}`);
+    });
+
+  program
+    .command('reject')
+    .description('reject a gate that is waiting: the run rolls back')
+    .argument('<workflowId>')
+    .requiredOption('--gate <gate>', 'gate id, e.g. promote')
+    .requiredOption('--reason <text>', 'why (recorded)')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER)')
+    .action(async (workflowId: string, o: { gate: string; as?: string; reason: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      const result = await decideGate(await connectClient(temporalTarget(loaded)), loaded, { workflowId, gate: o.gate, as: o.as, comment: o.reason, decision: 'reject' });
+      console.log(`gate ${result.gate} ${result.state} by ${result.decidedBy} at ${result.decidedAt}`);
+    });
+
+  program
+    .command('status')
+    .description("a run's steps, gates, RTO and RPO")
+    .argument('<workflowId>')
+    .option('--json', 'print the status query result as JSON')
+    .action(async (workflowId: string, o: { json?: boolean }, cmd: Command) => {
+      const loaded = config(cmd);
+      const status = await runStatus(await connectClient(temporalTarget(loaded)), workflowId);
+      console.log(o.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+    });
+
+  program
+    .command('cancel')
+    .description('cancel a run: the undos run in reverse (refused past the point of no return)')
+    .argument('<workflowId>')
+    .requiredOption('--reason <text>', 'why (recorded)')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER)')
+    .action(async (workflowId: string, o: { as?: string; reason: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      await cancelRun(await connectClient(temporalTarget(loaded)), loaded, workflowId, o.as, o.reason);
+      console.log(`cancellation requested for ${workflowId}: the undos run now ('lifeboat status ${workflowId}')`);
+    });
+
+  program
+    .command('resolve')
+    .description('unblock a run in needs-attention after dealing with a failed undo')
+    .argument('<workflowId>')
+    .addOption(new Option('--action <action>', 'retry the undo, or record it as done by hand').choices(['retry', 'done-by-hand']).makeOptionMandatory())
+    .requiredOption('--comment <text>', 'what was done (recorded)')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER)')
+    .action(async (workflowId: string, o: { as?: string; action: 'retry' | 'done-by-hand'; comment: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      const status = await resolveRun(await connectClient(temporalTarget(loaded)), loaded, workflowId, o);
+      console.log(formatStatus(status));
+    });
+
+  program
+    .command('demo')
+    .description('bring the lab up, run a worker, and run a planned db-promotion approved by a second person')
+    .action(async (_o, cmd: Command) => {
+      await runDemo(config(cmd), { projectRoot: PROJECT_ROOT, log: say });
+    });
+
+  return program;
+}
+
+/** Runs the CLI; returns the exit code instead of exiting, for tests. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof RunRefusedError || err instanceof TemporalUnreachableError || err instanceof CommandError || err instanceof GiveUp) {
+      process.stderr.write(`lifeboat: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`lifeboat: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  // Exit explicitly: open Temporal connections would keep the process alive (stdout is synchronous on Linux).
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
+}

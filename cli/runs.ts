@@ -1,0 +1,148 @@
+/**
+ * What the CLI does to runs, over a Temporal client: start, decide a gate,
+ * read the status, cancel, resolve. Every refusal becomes a RunRefusedError
+ * whose message says why and what to do.
+ */
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { LoadedConfig } from '../config/load';
+import type { dbPromotion } from '../workflows';
+import {
+  decideUpdate,
+  requestCancelUpdate,
+  resolveSignal,
+  statusQuery,
+  type DecideResult,
+  type ResolveRequest,
+  type RunbookStatus,
+} from '../contract/runbook';
+import { planStart, requirePerson, type StartRequest } from './start';
+import { runUrl, temporalTarget } from '../lib/temporal';
+
+/** A command that Temporal or the run refused; the message is for the person at the keyboard. */
+export class RunRefusedError extends Error {
+  override readonly name = 'RunRefusedError';
+}
+
+export interface StartedRun {
+  workflowId: string;
+  runId: string;
+  url: string;
+}
+
+export async function startRun(client: Client, loaded: LoadedConfig, request: StartRequest): Promise<StartedRun> {
+  const target = temporalTarget(loaded);
+  const plan = planStart(loaded, { ...request, uiUrl: request.uiUrl ?? target.uiUrl });
+  try {
+    const handle = await client.workflow.start<typeof dbPromotion>(plan.workflowType, {
+      taskQueue: target.taskQueue,
+      workflowId: plan.workflowId,
+      args: [plan.input],
+      typedSearchAttributes: plan.searchAttributes,
+      staticSummary: plan.staticSummary,
+      staticDetails: plan.staticDetails,
+      // One run per business key: a second promotion of the same database is refused while one runs.
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    });
+    return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, url: runUrl(target, handle.workflowId, handle.firstExecutionRunId) };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new RunRefusedError(`a run with id '${plan.workflowId}' is already running: see 'lifeboat status ${plan.workflowId}', or give another --id`);
+    }
+    throw err;
+  }
+}
+
+/** A handle to an open run, or a clear refusal for an unknown id or an ended run. */
+async function openRun(client: Client, workflowId: string, action: string): Promise<WorkflowHandle> {
+  const handle = client.workflow.getHandle(workflowId);
+  const description = await describeOrRefuse(client, workflowId);
+  if (description.status.name !== 'RUNNING') {
+    throw new RunRefusedError(`run '${workflowId}' has already ended (${description.status.name.toLowerCase()}): nothing to ${action}`);
+  }
+  return handle;
+}
+
+async function describeOrRefuse(client: Client, workflowId: string) {
+  try {
+    return await client.workflow.getHandle(workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      throw new RunRefusedError(`no run with id '${workflowId}' in namespace '${client.options.namespace}': check the id ('lifeboat status' prints it at start)`);
+    }
+    throw err;
+  }
+}
+
+export interface DecideCommand {
+  workflowId: string;
+  gate: string;
+  as?: string;
+  comment?: string;
+  decision: 'approve' | 'reject';
+}
+
+export async function decideGate(client: Client, loaded: LoadedConfig, command: DecideCommand): Promise<DecideResult> {
+  const approver = requirePerson(loaded, command.as, ['approver'], `${command.decision} a gate`);
+  if (command.decision === 'reject' && !command.comment?.trim()) throw new RunRefusedError('a rejection needs --reason');
+  const handle = await openRun(client, command.workflowId, command.decision);
+  try {
+    return await handle.executeUpdate(decideUpdate, {
+      args: [{ gate: command.gate, approver, comment: command.comment, decision: command.decision }],
+    });
+  } catch (err) {
+    throw refusal(err, command.workflowId);
+  }
+}
+
+export async function cancelRun(client: Client, loaded: LoadedConfig, workflowId: string, as: string | undefined, reason: string): Promise<void> {
+  const by = requirePerson(loaded, as, ['commander', 'admin'], 'cancel a run');
+  if (!reason.trim()) throw new RunRefusedError('a cancel needs --reason');
+  const handle = await openRun(client, workflowId, 'cancel');
+  try {
+    // Recorded (and checked) by the run first, then the cancellation that runs the undos.
+    await handle.executeUpdate(requestCancelUpdate, { args: [{ by, reason }] });
+  } catch (err) {
+    throw refusal(err, workflowId);
+  }
+  await handle.cancel();
+}
+
+export async function resolveRun(client: Client, loaded: LoadedConfig, workflowId: string, request: Omit<ResolveRequest, 'by'> & { as?: string }): Promise<RunbookStatus> {
+  const by = requirePerson(loaded, request.as, ['commander', 'admin'], 'resolve a run');
+  const handle = await openRun(client, workflowId, 'resolve');
+  const before = await handle.query(statusQuery);
+  if (before.state !== 'needs-attention') throw new RunRefusedError(`run '${workflowId}' is ${before.state}, not needs-attention: nothing to resolve`);
+  await handle.signal(resolveSignal, { by, comment: request.comment, action: request.action });
+  return handle.query(statusQuery);
+}
+
+export async function runStatus(client: Client, workflowId: string): Promise<RunbookStatus> {
+  await describeOrRefuse(client, workflowId);
+  try {
+    return await client.workflow.getHandle(workflowId).query(statusQuery);
+  } catch (err) {
+    throw new RunRefusedError(`run '${workflowId}' exists but did not answer the status query (is a worker running? 'lifeboat worker'): ${(err as Error).message}`);
+  }
+}
+
+function refusal(err: unknown, workflowId: string): Error {
+  if (err instanceof WorkflowUpdateFailedError) {
+    const cause = err.cause;
+    const message = cause instanceof ApplicationFailure || cause instanceof Error ? cause.message : err.message;
+    return new RunRefusedError(`refused: ${message}`);
+  }
+  if (err instanceof WorkflowNotFoundError) return new RunRefusedError(`run '${workflowId}' has ended or does not exist`);
+  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+    return new RunRefusedError(`run '${workflowId}' did not answer in time: is a worker running ('lifeboat worker')?`);
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}

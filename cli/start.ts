@@ -1,0 +1,145 @@
+/**
+ * Turns `lifeboat start <runbook> key=value...` into a validated workflow
+ * start: who may start, which target, which policy. Pure, so it is tested
+ * without Temporal.
+ */
+import { TypedSearchAttributes } from '@temporalio/common';
+import type { LoadedConfig } from '../config/load';
+import {
+  DB_PROMOTION_RUNBOOK,
+  DB_PROMOTION_WORKFLOW_TYPE,
+  dbPromotionWorkflowId,
+  type DbPromotionInput,
+  type PromotionMode,
+} from '../contract/db-promotion';
+import { searchAttributes, type Role, type RunContext } from '../contract/runbook';
+
+/** Bad input on the command line: the message says what to fix. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export const RUNBOOKS = [DB_PROMOTION_RUNBOOK] as const;
+
+export interface StartRequest {
+  runbook: string;
+  as?: string;
+  id?: string;
+  detectedAt?: string;
+  incident?: string;
+  drill: boolean;
+  params: readonly string[];
+  /** Clock, for tests. */
+  now?: Date;
+  uiUrl?: string;
+}
+
+export interface PlannedStart {
+  workflowType: string;
+  workflowId: string;
+  input: DbPromotionInput;
+  searchAttributes: TypedSearchAttributes;
+  staticSummary: string;
+  staticDetails: string;
+}
+
+/** Resolves the identity (`--as` or LIFEBOAT_USER) and checks it holds one of `roles`. */
+export function requirePerson(loaded: LoadedConfig, as: string | undefined, roles: readonly Role[], action: string): string {
+  const who = as ?? process.env.LIFEBOAT_USER;
+  if (!who) throw new UsageError(`say who you are: --as NAME or LIFEBOAT_USER (people in ${loaded.file}: ${Object.keys(loaded.config.people).join(', ')})`);
+  const person = loaded.config.people[who];
+  if (!person) throw new UsageError(`'${who}' is not a configured person: add them under people: in ${loaded.file}`);
+  if (!person.roles.some((r) => roles.includes(r))) {
+    throw new UsageError(`'${who}' may not ${action}: needs the ${roles.join(' or ')} role (has ${person.roles.join(', ')})`);
+  }
+  return who;
+}
+
+export function parseParams(params: readonly string[], allowed: readonly string[]): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const param of params) {
+    const eq = param.indexOf('=');
+    if (eq <= 0) throw new UsageError(`expected key=value, got '${param}'`);
+    const key = param.slice(0, eq);
+    if (!allowed.includes(key)) throw new UsageError(`unknown parameter '${key}': this runbook takes ${allowed.join(', ')}`);
+    if (key in result) throw new UsageError(`parameter '${key}' given twice`);
+    result[key] = param.slice(eq + 1);
+  }
+  return result;
+}
+
+function parseDetectedAt(value: string | undefined, now: Date): string {
+  if (value === undefined) return now.toISOString();
+  const t = Date.parse(value);
+  if (Number.isNaN(t) || !/^\d{4}-\d{2}-\d{2}T/.test(value)) {
+    throw new UsageError(`--detected-at must be an ISO 8601 time such as 2026-11-23T03:12:00Z, not '${value}'`);
+  }
+  if (t > now.getTime() + 60_000) throw new UsageError(`--detected-at ${value} is in the future`);
+  return new Date(t).toISOString();
+}
+
+function isPromotionMode(mode: string): mode is PromotionMode {
+  return mode === 'planned' || mode === 'unplanned';
+}
+
+export function planStart(loaded: LoadedConfig, request: StartRequest): PlannedStart {
+  if (!(RUNBOOKS as readonly string[]).includes(request.runbook)) {
+    throw new UsageError(`unknown runbook '${request.runbook}': known runbooks are ${RUNBOOKS.join(', ')}`);
+  }
+  const initiator = requirePerson(loaded, request.as, ['commander'], 'start a runbook');
+  const now = request.now ?? new Date();
+  const { config } = loaded;
+  const params = parseParams(request.params, ['database', 'mode']);
+  const database = params.database;
+  if (!database) throw new UsageError(`db-promotion needs database=NAME (configured: ${Object.keys(config.databases).join(', ')})`);
+  const db = config.databases[database];
+  if (!db) throw new UsageError(`unknown database '${database}': configured databases are ${Object.keys(config.databases).join(', ')}`);
+  const mode = params.mode ?? 'planned';
+  if (!isPromotionMode(mode)) throw new UsageError(`mode must be planned or unplanned, not '${mode}'`);
+  if (request.incident !== undefined && !/^[\w.:-]{1,100}$/.test(request.incident)) {
+    throw new UsageError('--incident must be 1-100 letters, digits, ".", ":", "_" or "-"');
+  }
+
+  const runbook = config.runbooks['db-promotion'];
+  const context: RunContext = {
+    initiator,
+    detectedAt: parseDetectedAt(request.detectedAt, now),
+    incident: request.incident,
+    drill: request.drill,
+    people: Object.fromEntries(Object.entries(config.people).map(([name, p]) => [name, [...p.roles]])),
+    uiUrl: request.uiUrl,
+  };
+  const input: DbPromotionInput = {
+    database,
+    mode,
+    run: context,
+    policy: {
+      rto: runbook.rto,
+      stepBudgets: Object.fromEntries(Object.entries(runbook.steps).flatMap(([id, s]) => (s ? [[id, s.budgetSeconds]] : []))),
+      gates: runbook.gates,
+      rpoTargetSeconds: db.rpoTargetSeconds,
+      catchUpTimeoutSeconds: runbook.catchUpTimeoutSeconds,
+      compensationAttempts: runbook.compensationAttempts,
+    },
+  };
+  const attributes = new TypedSearchAttributes([
+    { key: searchAttributes.runbook, value: DB_PROMOTION_RUNBOOK },
+    { key: searchAttributes.phase, value: 'starting' },
+    { key: searchAttributes.drill, value: request.drill },
+    { key: searchAttributes.rtoBreached, value: false },
+    ...(request.incident ? [{ key: searchAttributes.incident, value: request.incident }] : []),
+  ]);
+  return {
+    workflowType: DB_PROMOTION_WORKFLOW_TYPE,
+    workflowId: request.id ?? dbPromotionWorkflowId(database),
+    input,
+    searchAttributes: attributes,
+    staticSummary: `${request.drill ? 'DRILL: ' : ''}promote ${database} standby (${db.standby.region}) in ${mode} mode`,
+    staticDetails: [
+      `**Runbook** db-promotion, **database** ${database}, **mode** ${mode}`,
+      `**Initiator** ${initiator}${request.incident ? `, **incident** ${request.incident}` : ''}`,
+      `**Detected** ${context.detectedAt}, **RTO budget** ${runbook.rto.budgetSeconds}s (${runbook.rto.onBreach} on breach), **RPO target** ${db.rpoTargetSeconds}s`,
+      `**Primary** ${db.primary.region} ${db.primary.host}:${db.primary.port} → **standby** ${db.standby.region} ${db.standby.host}:${db.standby.port}`,
+    ].join('\n'),
+  };
+}

@@ -1,0 +1,61 @@
+/** Reads and validates a runbook config file; the only place YAML is parsed. */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type LifeboatConfig } from './schema';
+
+/** A config that does not validate: names the file, the path in it and what is wrong. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid config ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+export interface LoadedConfig {
+  /** Absolute path of the file it came from. */
+  file: string;
+  config: LifeboatConfig;
+  /** Absolute lab state directory (config's lab.stateDir, relative to the file). */
+  stateDir: string;
+  /** Absolute path of the notification journal. */
+  journalPath: string;
+}
+
+export function loadConfig(file: string): LoadedConfig {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (err) {
+    throw new ConfigError(absolute, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  return parseConfig(text, absolute);
+}
+
+export function parseConfig(text: string, file: string): LoadedConfig {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0] ?? e.message}`));
+  }
+  const parsed = configSchema.safeParse(doc.toJS());
+  if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues));
+  const dir = path.dirname(file);
+  return {
+    file,
+    config: parsed.data,
+    stateDir: path.resolve(dir, parsed.data.lab.stateDir),
+    journalPath: path.resolve(dir, parsed.data.notifications.journal),
+  };
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => {
+    const where = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
+    return `${where}: ${issue.message}`;
+  });
+}

@@ -1,0 +1,77 @@
+/**
+ * What a database provider reports to the runbooks. PostgreSQL implements it
+ * today; Cloud SQL plugs in behind the same activity names.
+ */
+export interface NodeEndpoint {
+  region: string;
+  host: string;
+  port: number;
+}
+
+export interface ReplicationInspection {
+  database: string;
+  standby: NodeEndpoint & {
+    reachable: boolean;
+    inRecovery?: boolean;
+    streaming?: boolean;
+    replayLsn?: string;
+    receiveLsn?: string;
+    lastReplayedCommitAt?: string;
+    error?: string;
+  };
+  primary: NodeEndpoint & {
+    reachable: boolean;
+    currentLsn?: string;
+    readOnly?: boolean;
+    error?: string;
+  };
+  /** Primary's current LSN minus the standby's replay LSN, when both are reachable. */
+  lagBytes?: number;
+  /** Replay lag reported by the primary (0 when caught up), when reachable. */
+  lagSeconds?: number;
+  inspectedAt: string;
+}
+
+export type FenceResult =
+  | { fenced: true; finalLsn: string; terminatedSessions: number }
+  | { fenced: false; reason: string };
+
+export interface CatchUpResult {
+  targetLsn: string;
+  replayLsn: string;
+}
+
+export interface RpoMeasurement {
+  measuredBytes?: number;
+  measuredSeconds?: number;
+  method: string;
+}
+
+export interface PromotionOutcome {
+  alreadyPromoted: boolean;
+  timeline: number;
+  promotedAt: string;
+  newPrimary: NodeEndpoint;
+}
+
+export interface WriteCheck {
+  ok: true;
+  latencyMs: number;
+  node: NodeEndpoint;
+}
+
+export interface Notification {
+  severity: 'info' | 'warning' | 'critical';
+  kind: 'escalation' | 'rto-breach' | 'needs-attention' | 'status';
+  subject: string;
+  body: string;
+  workflowId: string;
+  runbook: string;
+  incident?: string;
+  link?: string;
+}
+
+export interface NotificationReceipt {
+  channel: string;
+  deliveredAt: string;
+}

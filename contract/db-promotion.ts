@@ -1,0 +1,64 @@
+/**
+ * Contract of the `db-promotion` runbook: its input, result, plan and the
+ * workflow id built from the business key, so two promotions of one database
+ * cannot race.
+ */
+import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
+
+export const DB_PROMOTION_RUNBOOK = 'db-promotion';
+export const DB_PROMOTION_WORKFLOW_TYPE = 'dbPromotion';
+
+export type PromotionMode = 'planned' | 'unplanned';
+
+/** The runbook's steps in order; the docs and the status are built from this list. */
+export const dbPromotionPlan = {
+  steps: [
+    { id: 'preflight', title: 'Preflight: the target is a healthy standby; measure replication lag' },
+    { id: 'fence-primary', title: 'Fence the old primary (read-only) if reachable' },
+    { id: 'catch-up', title: 'Planned: wait for the standby to replay the primary’s last LSN; unplanned: record the lag as RPO' },
+    { id: 'promote', title: 'Promote the standby (pg_promote)', irreversible: true },
+    { id: 'verify-write', title: 'Verify a write on the new primary' },
+    { id: 'record-evidence', title: 'Record measured RTO and RPO' },
+  ],
+  /** The gate opens after fence and catch-up, so the approver sees the measured RPO. */
+  gates: [{ id: 'promote', title: 'Approve promotion (point of no return)', before: 'promote' }],
+} as const;
+
+export type DbPromotionStepId = (typeof dbPromotionPlan.steps)[number]['id'];
+export type DbPromotionGateId = (typeof dbPromotionPlan.gates)[number]['id'];
+
+export interface DbPromotionPolicy {
+  rto: RtoPolicy;
+  /** Per-step budgets in seconds (absent: no per-step budget). */
+  stepBudgets: Partial<Record<DbPromotionStepId, number>>;
+  gates: Record<DbPromotionGateId, GatePolicy>;
+  rpoTargetSeconds: number;
+  /** Planned mode: how long to wait for the standby to catch up before failing (and unfencing). */
+  catchUpTimeoutSeconds: number;
+  /** Attempts of each compensation before the run asks a person (needs-attention). */
+  compensationAttempts: number;
+}
+
+export interface DbPromotionInput {
+  database: string;
+  mode: PromotionMode;
+  run: RunContext;
+  policy: DbPromotionPolicy;
+}
+
+export interface DbPromotionResult {
+  workflowId: string;
+  database: string;
+  mode: PromotionMode;
+  promotedAt: string;
+  alreadyPromoted: boolean;
+  newPrimary: { region: string; host: string; port: number };
+  timeline: number;
+  rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
+  rpo: { targetSeconds: number; measuredBytes?: number; measuredSeconds?: number; method: string; met: boolean };
+}
+
+/** One promotion per database at a time: the workflow id is the business key. */
+export function dbPromotionWorkflowId(database: string): string {
+  return `${DB_PROMOTION_RUNBOOK}:${database}`;
+}

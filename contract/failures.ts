@@ -1,0 +1,24 @@
+/**
+ * Failure type names shared by activities (which raise them), workflows (which
+ * branch on them) and the CLI (which explains them). Used in
+ * `nonRetryableErrorTypes`, so they are constants, never repeated literals.
+ */
+export const FailureType = {
+  /** The promotion target is not a healthy, streaming standby. */
+  StandbyNotHealthy: 'StandbyNotHealthy',
+  /** Planned mode needs the old primary; it could not be reached. */
+  PrimaryUnreachable: 'PrimaryUnreachable',
+  /** The standby has not yet replayed up to the wanted LSN (retried as a poll). */
+  ReplayBehind: 'ReplayBehind',
+  /** The write check on the new primary failed. */
+  WriteCheckFailed: 'WriteCheckFailed',
+  /** The database is not in the worker's config. */
+  UnknownDatabase: 'UnknownDatabase',
+  /** A person rejected a gate, or it timed out. */
+  GateRejected: 'GateRejected',
+  /** The overall RTO budget ran out and the policy is rollback. */
+  RtoBudgetExceeded: 'RtoBudgetExceeded',
+  /** A runbook step failed; the cause is attached. */
+  StepFailed: 'StepFailed',
+} as const;
+export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];

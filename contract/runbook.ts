@@ -1,0 +1,222 @@
+/**
+ * The contract every runbook shares, imported by workflows, workers and the CLI:
+ * the status shape, the message definitions (signals, updates, queries), the
+ * search attributes and the failure type names. Keep this module free of Node
+ * built-ins: it is bundled into the workflow sandbox.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** Default task queue; the config's `temporal.taskQueue` overrides it. */
+export const DEFAULT_TASK_QUEUE = 'lifeboat';
+
+export const ROLES = ['commander', 'approver', 'viewer', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export type RunState =
+  | 'running'
+  | 'waiting-approval'
+  | 'compensating'
+  | 'needs-attention'
+  | 'completed'
+  | 'failed'
+  | 'rolled-back';
+
+export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'compensated' | 'skipped';
+
+/** `cancelled`: the run ended (cancel, failure) while the gate was waiting. */
+export type GateState = 'pending' | 'waiting' | 'approved' | 'rejected' | 'timed-out' | 'cancelled';
+
+export interface StepStatus {
+  id: string;
+  title: string;
+  state: StepState;
+  irreversible: boolean;
+  /** Per-step budget in seconds, when the config sets one. */
+  budgetSeconds?: number;
+  budgetBreached: boolean;
+  startedAt?: string;
+  endedAt?: string;
+  /** Why a step failed or was skipped, in words. */
+  note?: string;
+  /** Whether this step completed after the run passed its point of no return. */
+  pastPointOfNoReturn: boolean;
+}
+
+export interface GateStatus {
+  id: string;
+  title: string;
+  state: GateState;
+  /** Changes at every opening: a decision naming another nonce is refused. */
+  nonce?: string;
+  openedAt?: string;
+  escalatedAt?: string;
+  decidedBy?: string;
+  decidedAt?: string;
+  comment?: string;
+  /** People allowed to decide (approver role, never the initiator). */
+  approvers: string[];
+}
+
+export interface RtoStatus {
+  budgetSeconds: number;
+  /** Seconds from detection to the last workflow activation (or to the end of the run). */
+  elapsedSeconds: number;
+  remainingSeconds: number;
+  breached: boolean;
+  breachedAt?: string;
+  onBreach: BreachPolicy;
+  /** Detection to verified service; set when the runbook verifies recovery. */
+  measuredSeconds?: number;
+}
+
+export interface RpoStatus {
+  targetSeconds: number;
+  measuredBytes?: number;
+  measuredSeconds?: number;
+  /** How the figure was obtained, e.g. "planned: standby replayed the fenced primary's final LSN". */
+  method?: string;
+  met?: boolean;
+}
+
+export type RunEventKind =
+  | 'started'
+  | 'gate-opened'
+  | 'gate-approved'
+  | 'gate-rejected'
+  | 'gate-timed-out'
+  | 'decision-refused'
+  | 'escalation'
+  | 'notification-failed'
+  | 'rto-breach'
+  | 'step-budget-breach'
+  | 'point-of-no-return'
+  | 'compensation-failed'
+  | 'resolved'
+  | 'cancel-requested'
+  | 'step-failed'
+  | 'finished';
+
+export interface RunEvent {
+  at: string;
+  kind: RunEventKind;
+  detail: string;
+  by?: string;
+  gate?: string;
+  step?: string;
+}
+
+export type BreachPolicy = 'continue' | 'rollback';
+
+export interface RunbookStatus {
+  workflowId: string;
+  runbook: string;
+  /** Short human phase, e.g. "gate promote", "promote", "compensating". */
+  phase: string;
+  state: RunState;
+  initiator: string;
+  incident?: string;
+  detectedAt: string;
+  drill: boolean;
+  target: string;
+  steps: StepStatus[];
+  gates: GateStatus[];
+  rto: RtoStatus;
+  rpo: RpoStatus;
+  pointOfNoReturnPassed: boolean;
+  /** Whether a failure, rejection or cancel would still run the undos. */
+  rollbackAvailable: boolean;
+  events: RunEvent[];
+  error?: { type: string; message: string };
+}
+
+/** Who the run is, fixed at start from the validated config (roles are a snapshot). */
+export interface RunContext {
+  initiator: string;
+  /** ISO time of the incident's detection; the RTO clock starts here. */
+  detectedAt: string;
+  incident?: string;
+  drill: boolean;
+  /** Roles of every configured person, as configured when the run started. */
+  people: Record<string, Role[]>;
+  /** Temporal Web UI base URL, so notifications can link to the run. */
+  uiUrl?: string;
+}
+
+export interface GatePolicy {
+  /** Seconds after opening before the gate escalates (notification). */
+  escalateAfterSeconds: number;
+  /** Seconds after opening before the gate is rejected as timed out. */
+  timeoutSeconds: number;
+}
+
+export interface RtoPolicy {
+  budgetSeconds: number;
+  onBreach: BreachPolicy;
+}
+
+/** A decision on a gate, as sent by the CLI, the Temporal UI or a raw signal. */
+export interface GateDecision {
+  gate: string;
+  approver: string;
+  comment?: string;
+  /** The gate opening this decision is for; omitted means the current opening. */
+  nonce?: string;
+}
+
+export interface DecideRequest extends GateDecision {
+  decision: 'approve' | 'reject';
+}
+
+export interface DecideResult {
+  gate: string;
+  state: GateState;
+  decidedBy: string;
+  decidedAt: string;
+}
+
+export interface CancelRequest {
+  by: string;
+  reason: string;
+}
+
+export interface ResolveRequest {
+  by: string;
+  comment: string;
+  /** `retry` runs the failed compensation again; `done-by-hand` records that a person undid it. */
+  action: 'retry' | 'done-by-hand';
+}
+
+/** Fire-and-forget approval (Temporal UI, scripts). Invalid ones change nothing and are recorded. */
+export const approveSignal = defineSignal<[GateDecision]>('approve');
+/** Fire-and-forget rejection. Invalid ones change nothing and are recorded. */
+export const rejectSignal = defineSignal<[GateDecision]>('reject');
+/**
+ * Approval or rejection with an answer: an Update, so the validator can refuse an
+ * unknown gate, a gate not waiting, an unauthorised approver or self-approval
+ * before anything is written to history, and the CLI can tell the person why.
+ */
+export const decideUpdate = defineUpdate<DecideResult, [DecideRequest]>('decide');
+/** Records who cancels and why before the client requests cancellation. */
+export const requestCancelUpdate = defineUpdate<{ accepted: true }, [CancelRequest]>('requestCancel');
+/** Unblocks a run in needs-attention after a person dealt with a failed compensation. */
+export const resolveSignal = defineSignal<[ResolveRequest]>('resolve');
+/** The run's live status as JSON. */
+export const statusQuery = defineQuery<RunbookStatus>('status');
+
+export const searchAttributes = {
+  runbook: defineSearchAttributeKey('LifeboatRunbook', SearchAttributeType.KEYWORD),
+  phase: defineSearchAttributeKey('LifeboatPhase', SearchAttributeType.KEYWORD),
+  rtoBreached: defineSearchAttributeKey('LifeboatRtoBreached', SearchAttributeType.BOOL),
+  drill: defineSearchAttributeKey('LifeboatDrill', SearchAttributeType.BOOL),
+  incident: defineSearchAttributeKey('LifeboatIncident', SearchAttributeType.KEYWORD),
+} as const;
+
+/** Registered on the dev server with `--search-attribute NAME=TYPE`. */
+export const SEARCH_ATTRIBUTE_REGISTRATIONS: Record<string, 'Keyword' | 'Bool'> = {
+  LifeboatRunbook: 'Keyword',
+  LifeboatPhase: 'Keyword',
+  LifeboatRtoBreached: 'Bool',
+  LifeboatDrill: 'Bool',
+  LifeboatIncident: 'Keyword',
+};

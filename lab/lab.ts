@@ -1,0 +1,224 @@
+/**
+ * The local two-region lab: a Temporal dev server and, per configured
+ * database, a PostgreSQL primary (its `primary.region`) with a hot standby
+ * (its `standby.region`) on loopback. Everything it starts is recorded by pid
+ * in `<stateDir>/lab.json` and stopped by `down`.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { LoadedConfig } from '../config/load';
+import type { PostgresDatabaseConfig } from '../config/schema';
+import {
+  clusterPid,
+  initPrimary,
+  initStandby,
+  liveState,
+  removeCluster,
+  seedPrimary,
+  startCluster,
+  stopCluster,
+  waitForStreaming,
+  type ClusterSpec,
+  type NodeLiveState,
+} from './postgres';
+import { isAlive, isListening, startDaemon, stopPid } from './processes';
+import { startDevServer, stopDevServer, waitUntilReady } from './temporal-server';
+
+interface LabState {
+  temporal?: { pid?: number; address: string; uiUrl: string };
+  worker?: { pid: number; logFile: string };
+}
+
+export interface LabNodeStatus extends NodeLiveState {
+  node: 'primary' | 'standby';
+  region: string;
+  host: string;
+  port: number;
+  pid?: number;
+}
+
+export interface LabStatus {
+  stateDir: string;
+  temporal: { address: string; uiUrl: string; running: boolean; pid?: number };
+  /** Roles read live: `primary` is the writable node, `standby` the node in recovery. */
+  databases: Record<string, { primary?: LabNodeStatus; standby?: LabNodeStatus; others: LabNodeStatus[] }>;
+}
+
+export interface LabUpOptions {
+  /** Start the Temporal dev server too (the tests bring their own). */
+  temporal: boolean;
+  /** Rows seeded into each new primary. */
+  seedRows?: number;
+  log?: (line: string) => void;
+}
+
+export class Lab {
+  constructor(private readonly loaded: LoadedConfig) {}
+
+  get stateDir(): string {
+    return this.loaded.stateDir;
+  }
+
+  /** Both nodes of a database as cluster specs (data directory and log under the state dir). */
+  clusters(database: string): { primary: ClusterSpec; standby: ClusterSpec; slot: string } {
+    const spec = this.database(database);
+    const cluster = (node: PostgresDatabaseConfig['primary']): ClusterSpec => ({
+      database: spec.database,
+      host: node.host,
+      port: node.port,
+      dataDir: path.join(this.stateDir, 'pg', `${database}-${node.region}`),
+      logFile: path.join(this.stateDir, 'logs', `${database}-${node.region}.log`),
+    });
+    return { primary: cluster(spec.primary), standby: cluster(spec.standby), slot: spec.slot };
+  }
+
+  /** Idempotent: starts what is stopped, creates what is missing, leaves running parts alone. */
+  async up(options: LabUpOptions): Promise<LabStatus> {
+    const say = options.log ?? (() => undefined);
+    mkdirSync(path.join(this.stateDir, 'logs'), { recursive: true });
+    mkdirSync(path.join(this.stateDir, 'pg'), { recursive: true });
+    if (options.temporal) await this.upTemporal(say);
+    for (const name of Object.keys(this.loaded.config.databases)) await this.upDatabase(name, options.seedRows ?? 100, say);
+    return this.status();
+  }
+
+  /** Stops everything the lab started, by pid. Data stays for the next `up`. */
+  async down(log: (line: string) => void = () => undefined): Promise<void> {
+    for (const name of Object.keys(this.loaded.config.databases)) {
+      const { primary, standby } = this.clusters(name);
+      for (const spec of [standby, primary]) {
+        const pid = clusterPid(spec);
+        if (pid) {
+          log(`stopping PostgreSQL ${path.basename(spec.dataDir)} (pid ${pid})`);
+          await stopCluster(spec);
+        }
+      }
+    }
+    const state = this.readState();
+    if (state.worker && isAlive(state.worker.pid)) {
+      log(`stopping the lab worker (pid ${state.worker.pid})`);
+      await stopPid(state.worker.pid, 'SIGTERM', 30_000);
+    }
+    if (state.temporal?.pid && isAlive(state.temporal.pid)) {
+      log(`stopping the Temporal dev server (pid ${state.temporal.pid})`);
+      await stopDevServer(state.temporal.pid);
+    }
+    this.writeState({});
+  }
+
+  /** Back to the initial topology (primary in its region, fresh standby, fresh data) so a drill can be repeated. */
+  async reset(options: Omit<LabUpOptions, 'temporal'> = {}): Promise<LabStatus> {
+    const say = options.log ?? (() => undefined);
+    for (const name of Object.keys(this.loaded.config.databases)) {
+      const { primary, standby } = this.clusters(name);
+      for (const spec of [standby, primary]) {
+        await stopCluster(spec);
+        removeCluster(spec);
+      }
+      say(`reset ${name}: data removed`);
+    }
+    for (const name of Object.keys(this.loaded.config.databases)) await this.upDatabase(name, options.seedRows ?? 100, say);
+    return this.status();
+  }
+
+  /** Starts `command` as the lab's worker unless one is running; `lab down` stops it. */
+  ensureWorker(command: string, args: readonly string[], say: (line: string) => void = () => undefined): number {
+    const state = this.readState();
+    if (state.worker && isAlive(state.worker.pid)) {
+      say(`lab worker already running (pid ${state.worker.pid}, log ${state.worker.logFile})`);
+      return state.worker.pid;
+    }
+    const logFile = path.join(this.stateDir, 'logs', 'worker.log');
+    const pid = startDaemon(command, args, logFile, { ...process.env, NODE_ENV: 'production' });
+    this.writeState({ ...state, worker: { pid, logFile } });
+    say(`lab worker started (pid ${pid}, log ${logFile})`);
+    return pid;
+  }
+
+  async status(): Promise<LabStatus> {
+    const state = this.readState();
+    const { temporal } = this.loaded.config;
+    const address = state.temporal?.address ?? temporal.address;
+    const uiUrl = state.temporal?.uiUrl ?? temporal.uiUrl ?? `http://127.0.0.1:${this.loaded.config.lab.temporal.uiPort}`;
+    const [host, port] = splitAddress(address);
+    const result: LabStatus = {
+      stateDir: this.stateDir,
+      temporal: { address, uiUrl, running: await isListening(host, port), pid: state.temporal?.pid },
+      databases: {},
+    };
+    for (const [name, spec] of Object.entries(this.loaded.config.databases)) {
+      const clusters = this.clusters(name);
+      const nodes: LabNodeStatus[] = [];
+      for (const [which, node] of [['primary', spec.primary], ['standby', spec.standby]] as const) {
+        const live = await liveState(node);
+        nodes.push({ node: which, region: node.region, host: node.host, port: node.port, pid: clusterPid(clusters[which]), ...live });
+      }
+      const primary = nodes.find((n) => n.reachable && n.inRecovery === false && n.readOnly === false);
+      const standby = nodes.find((n) => n.reachable && n.inRecovery === true);
+      result.databases[name] = { primary, standby, others: nodes.filter((n) => n !== primary && n !== standby) };
+    }
+    return result;
+  }
+
+  private async upTemporal(say: (line: string) => void): Promise<void> {
+    const { port, uiPort } = this.loaded.config.lab.temporal;
+    const address = `127.0.0.1:${port}`;
+    const uiUrl = `http://127.0.0.1:${uiPort}`;
+    const state = this.readState();
+    const logFile = path.join(this.stateDir, 'logs', 'temporal.log');
+    if (await isListening('127.0.0.1', port)) {
+      // Ours from an earlier `up`, or a server someone started by hand: either way, use it.
+      await waitUntilReady(address, state.temporal?.pid, logFile, 30_000);
+      say(`Temporal dev server already running at ${address}`);
+      this.writeState({ ...state, temporal: { pid: state.temporal?.pid, address, uiUrl } });
+      return;
+    }
+    say(`starting the Temporal dev server at ${address} (UI ${uiUrl})`);
+    const server = await startDevServer({ port, uiPort, dbFile: path.join(this.stateDir, 'temporal.db'), logFile });
+    this.writeState({ ...state, temporal: { pid: server.pid, address: server.address, uiUrl: server.uiUrl } });
+  }
+
+  private async upDatabase(name: string, seedRows: number, say: (line: string) => void): Promise<void> {
+    const { primary, standby, slot } = this.clusters(name);
+    if (!existsSync(path.join(primary.dataDir, 'PG_VERSION'))) {
+      say(`creating ${name} primary on port ${primary.port}`);
+      removeCluster(primary);
+      removeCluster(standby);
+      await initPrimary(primary);
+      await startCluster(primary);
+      await seedPrimary(primary, seedRows);
+    } else {
+      await startCluster(primary);
+    }
+    if (!existsSync(path.join(standby.dataDir, 'PG_VERSION'))) {
+      say(`creating ${name} standby on port ${standby.port} (pg_basebackup, slot ${slot})`);
+      await initStandby(primary, standby, slot);
+    }
+    await startCluster(standby);
+    const live = await liveState(standby);
+    if (live.inRecovery) await waitForStreaming(standby);
+    say(`${name}: primary ${primary.host}:${primary.port}, standby ${standby.host}:${standby.port}`);
+  }
+
+  private database(name: string): PostgresDatabaseConfig {
+    const spec = this.loaded.config.databases[name];
+    if (!spec) throw new Error(`unknown database '${name}' in ${this.loaded.file}`);
+    return spec;
+  }
+
+  private readState(): LabState {
+    const file = path.join(this.stateDir, 'lab.json');
+    if (!existsSync(file)) return {};
+    return JSON.parse(readFileSync(file, 'utf8')) as LabState;
+  }
+
+  private writeState(state: LabState): void {
+    mkdirSync(this.stateDir, { recursive: true });
+    writeFileSync(path.join(this.stateDir, 'lab.json'), `${JSON.stringify(state, null, 2)}\n`);
+  }
+}
+
+function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  return [address.slice(0, i), Number(address.slice(i + 1))];
+}

@@ -1,0 +1,98 @@
+/**
+ * The real Temporal dev server (Temporal CLI `server start-dev`, with its Web
+ * UI), started and stopped by the lab and by the test run's global setup.
+ */
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../contract/runbook';
+import { GiveUp, isAlive, isListening, startDaemon, stopPid, waitFor } from './processes';
+
+export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+
+export interface DevServerOptions {
+  host?: string;
+  port: number;
+  uiPort: number;
+  /** Persistent store; omitted: in memory. */
+  dbFile?: string;
+  logFile: string;
+  /** Remote codec endpoint for the UI (issue: encrypted payloads). */
+  uiCodecEndpoint?: string;
+}
+
+export interface DevServer {
+  pid: number;
+  address: string;
+  uiUrl: string;
+}
+
+/** The `temporal` binary: set-up exports LIFEBOAT_TEMPORAL_BIN; else the version cache; else PATH. */
+export function temporalBinary(): string {
+  const fromEnv = process.env.LIFEBOAT_TEMPORAL_BIN;
+  if (fromEnv && existsSync(fromEnv)) return fromEnv;
+  const cacheRoot = process.env.LIFEBOAT_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'lifeboat');
+  const cached = path.join(cacheRoot, 'temporal', TEMPORAL_CLI_VERSION, 'temporal');
+  if (existsSync(cached)) return cached;
+  return 'temporal';
+}
+
+export function devServerArgs(options: DevServerOptions): string[] {
+  const host = options.host ?? '127.0.0.1';
+  const args = [
+    'server', 'start-dev',
+    '--ip', host,
+    '--port', String(options.port),
+    '--ui-port', String(options.uiPort),
+    '--log-level', 'warn',
+    // Updates (the `decide` gate API) are on by default in recent servers; say so explicitly.
+    '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
+    '--dynamic-config-value', 'frontend.enableServerVersionCheck=false',
+  ];
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS)) args.push('--search-attribute', `${name}=${type}`);
+  return args;
+}
+
+/** Starts a dev server and waits until its frontend answers and the search attributes exist. */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const host = options.host ?? '127.0.0.1';
+  if (await isListening(host, options.port)) {
+    throw new Error(`port ${options.port} on ${host} is already in use: stop what runs there or pick another lab.temporal.port`);
+  }
+  const pid = startDaemon(temporalBinary(), devServerArgs(options), options.logFile, { ...process.env, TEMPORAL_VERSION_CHECK_DISABLED: '1' });
+  const address = `${host}:${options.port}`;
+  try {
+    await waitUntilReady(address, pid, options.logFile);
+  } catch (err) {
+    await stopPid(pid, 'SIGTERM', 5000);
+    throw err;
+  }
+  return { pid, address, uiUrl: `http://${host}:${options.uiPort}` };
+}
+
+export async function waitUntilReady(address: string, pid: number | undefined, logFile: string, timeoutMs = 90_000): Promise<void> {
+  await waitFor(
+    `the Temporal dev server at ${address} (log: ${logFile})`,
+    async () => {
+      if (pid !== undefined && !isAlive(pid)) throw new GiveUp(`the Temporal dev server exited; see ${logFile}`);
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        const sa = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+        const missing = Object.keys(SEARCH_ATTRIBUTE_REGISTRATIONS).filter((name) => !(name in (sa.customAttributes ?? {})));
+        return missing.length === 0 ? true : undefined;
+      } finally {
+        await connection.close();
+      }
+    },
+    timeoutMs,
+    500,
+  );
+}
+
+export async function stopDevServer(pid: number): Promise<void> {
+  // SIGTERM lets the server flush its SQLite store.
+  await stopPid(pid, 'SIGTERM', 20_000);
+}

@@ -1,0 +1,54 @@
+/**
+ * Connections to Temporal for clients and workers, from the config with the
+ * standard environment variables (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE) on top.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { LoadedConfig } from '../config/load';
+
+export interface TemporalTarget {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  uiUrl: string;
+}
+
+export function temporalTarget(loaded: LoadedConfig): TemporalTarget {
+  const t = loaded.config.temporal;
+  return {
+    address: process.env.TEMPORAL_ADDRESS ?? t.address,
+    namespace: process.env.TEMPORAL_NAMESPACE ?? t.namespace,
+    taskQueue: t.taskQueue,
+    uiUrl: (t.uiUrl ?? `http://127.0.0.1:${loaded.config.lab.temporal.uiPort}`).replace(/\/$/, ''),
+  };
+}
+
+/** Names the address and what to do when Temporal cannot be reached. */
+export class TemporalUnreachableError extends Error {
+  override readonly name = 'TemporalUnreachableError';
+  constructor(address: string, cause: unknown) {
+    super(`cannot reach Temporal at ${address} (${(cause as Error).message}): start the lab with 'lifeboat lab up' or set temporal.address`, { cause });
+  }
+}
+
+export async function connectClient(target: TemporalTarget): Promise<Client> {
+  try {
+    const connection = await Connection.connect({ address: target.address, connectTimeout: 5000 });
+    return new Client({ connection, namespace: target.namespace });
+  } catch (err) {
+    throw new TemporalUnreachableError(target.address, err);
+  }
+}
+
+export async function connectWorker(target: TemporalTarget): Promise<NativeConnection> {
+  try {
+    return await NativeConnection.connect({ address: target.address });
+  } catch (err) {
+    throw new TemporalUnreachableError(target.address, err);
+  }
+}
+
+/** The run's page in the Temporal Web UI. */
+export function runUrl(target: TemporalTarget, workflowId: string, runId?: string): string {
+  return `${target.uiUrl}/namespaces/${encodeURIComponent(target.namespace)}/workflows/${encodeURIComponent(workflowId)}${runId ? `/${runId}` : ''}`;
+}

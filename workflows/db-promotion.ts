@@ -1,0 +1,134 @@
+/**
+ * Runbook `db-promotion`: promote a database's standby to primary, with the old
+ * primary fenced first and the promotion behind an approval gate.
+ */
+import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import type { DatabaseActivities } from '../activities/database';
+import { FailureType } from '../contract/failures';
+import {
+  DB_PROMOTION_RUNBOOK,
+  dbPromotionPlan,
+  type DbPromotionInput,
+  type DbPromotionResult,
+} from '../contract/db-promotion';
+import type { RpoMeasurement } from '../contract/database';
+import { RunbookRun } from './kernel/runbook-run';
+
+const readOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+} as const satisfies ActivityOptions;
+
+const fenceOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+} as const satisfies ActivityOptions;
+
+/** pg_promote(wait => true) blocks up to 60 s; heartbeats let a lost worker be noticed in seconds. */
+const promoteOptions = {
+  startToCloseTimeout: '90 seconds',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+} as const satisfies ActivityOptions;
+
+/** A new primary may need a moment to accept writes: poll at a steady pace. */
+const verifyOptions = {
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 10, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+} as const satisfies ActivityOptions;
+
+const db = proxyActivities<DatabaseActivities>(readOptions);
+
+/** Promotes `input.database`'s standby; see runbooks/db-promotion.md for the procedure. */
+export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionResult> {
+  const { database, mode, policy } = input;
+  const run = new RunbookRun({
+    runbook: DB_PROMOTION_RUNBOOK,
+    target: database,
+    plan: dbPromotionPlan,
+    context: input.run,
+    rto: policy.rto,
+    rpoTargetSeconds: policy.rpoTargetSeconds,
+    stepBudgets: policy.stepBudgets,
+    gates: policy.gates,
+  });
+  // Undos retry a bounded number of times; then the kernel asks a person (needs-attention).
+  const undoOptions = {
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: policy.compensationAttempts },
+  } as const satisfies ActivityOptions;
+
+  return run.execute(async () => {
+    await run.step('preflight', () =>
+      db.preflightPromotion.executeWithOptions({ ...readOptions, summary: `preflight ${database}: healthy standby, replication lag` }, [database, mode]),
+    );
+
+    const unfence = () => db.unfencePrimary.executeWithOptions({ ...undoOptions, summary: `undo: unfence ${database} old primary` }, [database]);
+    const fence = await run.step(
+      'fence-primary',
+      () => db.fencePrimary.executeWithOptions({ ...fenceOptions, summary: `fence ${database} old primary (read-only)` }, [database, mode]),
+      // The fence can half-apply (ALTER SYSTEM done, answer lost): its undo is registered first.
+      { undoIfInterrupted: unfence, compensate: (result) => (result.fenced ? unfence : undefined) },
+    );
+    if (!fence.fenced) run.skipped('fence-primary', fence.reason);
+
+    const rpo = await run.step('catch-up', async (): Promise<RpoMeasurement> => {
+      if (mode === 'planned' && fence.fenced) {
+        const caughtUp = await db.waitForReplay.executeWithOptions(
+          {
+            startToCloseTimeout: '10 seconds',
+            scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
+            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+            summary: `wait for ${database} standby to replay ${fence.finalLsn}`,
+          },
+          [database, fence.finalLsn],
+        );
+        return {
+          measuredBytes: 0,
+          measuredSeconds: 0,
+          method: `planned: the standby replayed to ${caughtUp.replayLsn}, at or past the fenced primary's final LSN ${fence.finalLsn}`,
+        };
+      }
+      return db.measureRpo.executeWithOptions({ ...readOptions, summary: `measure ${database} replication lag as RPO` }, [database, input.run.detectedAt]);
+    });
+    const rpoStatus = run.recordRpo(rpo);
+
+    // The gate sits right before the point of no return, after the fence: the approver decides
+    // with the measured RPO in front of them, and a rejection or a timeout unfences the old primary.
+    await run.gate('promote');
+
+    const promotion = await run.step(
+      'promote',
+      () => db.promoteStandby.executeWithOptions({ ...promoteOptions, summary: `promote ${database} standby (pg_promote)` }, [database]),
+    );
+
+    const { workflowId } = workflowInfo();
+    await run.step('verify-write', () =>
+      db.verifyWrite.executeWithOptions({ ...verifyOptions, summary: `verify a write on ${database} new primary` }, [database, workflowId]),
+    );
+    const rto = run.recordRecovery();
+
+    const result: DbPromotionResult = {
+      workflowId,
+      database,
+      mode,
+      promotedAt: promotion.promotedAt,
+      alreadyPromoted: promotion.alreadyPromoted,
+      newPrimary: promotion.newPrimary,
+      timeline: promotion.timeline,
+      rto,
+      rpo: { ...rpo, targetSeconds: policy.rpoTargetSeconds, method: rpo.method, met: rpoStatus.met ?? false },
+    };
+    await run.step('record-evidence', () =>
+      run.notify({
+        kind: 'status',
+        severity: 'info',
+        subject: `${database} promoted in ${mode} mode`,
+        body: `New primary ${promotion.newPrimary.region} ${promotion.newPrimary.host}:${promotion.newPrimary.port} (timeline ${promotion.timeline}). ` +
+          `RTO ${rto.measuredSeconds.toFixed(1)}s of ${rto.budgetSeconds}s${rto.met ? '' : ' (EXCEEDED)'}; ` +
+          `RPO ${rpo.measuredSeconds ?? '?'}s / ${rpo.measuredBytes ?? '?'} bytes against ${policy.rpoTargetSeconds}s.`,
+      }),
+    );
+    return result;
+  });
+}

@@ -1,0 +1,2 @@
+/** Workflow bundle entry: every runbook workflow, by its workflow type name. */
+export { dbPromotion } from './db-promotion';

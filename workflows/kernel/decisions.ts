@@ -1,0 +1,72 @@
+/**
+ * Who may decide a gate or resolve a run: pure checks shared by the `decide`
+ * Update's validator and the `approve`/`reject`/`resolve` signal handlers, so a
+ * raw signal cannot bypass a rule the CLI path enforces.
+ */
+import type { DecideRequest, GateStatus, ResolveRequest, Role, RunContext } from '../../contract/runbook';
+
+const MAX_TEXT = 2000;
+
+/** Returns why the decision is refused, or undefined when it may be applied. */
+export function refuseDecision(
+  request: unknown,
+  gates: readonly GateStatus[],
+  context: RunContext,
+): string | undefined {
+  if (typeof request !== 'object' || request === null) return 'a decision must be an object {gate, approver, comment?, nonce?}';
+  const r = request as Partial<Record<keyof DecideRequest, unknown>>;
+  if (typeof r.gate !== 'string' || r.gate.length === 0) return 'a decision must name the gate (string field "gate")';
+  if (typeof r.approver !== 'string' || r.approver.length === 0) return 'a decision must name the approver (string field "approver")';
+  if (r.comment !== undefined && typeof r.comment !== 'string') return 'the comment must be a string';
+  if (typeof r.comment === 'string' && r.comment.length > MAX_TEXT) return `the comment is longer than ${MAX_TEXT} characters`;
+  if (r.nonce !== undefined && typeof r.nonce !== 'string') return 'the nonce must be a string';
+  if (r.decision !== undefined && r.decision !== 'approve' && r.decision !== 'reject') {
+    return `decision must be "approve" or "reject", not ${JSON.stringify(r.decision)}`;
+  }
+  const gate = gates.find((g) => g.id === r.gate);
+  if (!gate) return `unknown gate '${r.gate}': this runbook's gates are ${gates.map((g) => g.id).join(', ')}`;
+  if (gate.state !== 'waiting') {
+    const how = gate.decidedBy ? ` by ${gate.decidedBy} at ${gate.decidedAt ?? '?'}` : '';
+    return `gate '${gate.id}' is not waiting for a decision (it is ${gate.state}${how})`;
+  }
+  if (r.nonce !== undefined && r.nonce !== gate.nonce) {
+    return `the decision is for an earlier opening of gate '${gate.id}' (nonce ${r.nonce}; the current one is ${gate.nonce ?? 'none'})`;
+  }
+  const roles = context.people[r.approver];
+  if (!roles) return `'${r.approver}' is not a configured person: add them under people: in the config`;
+  if (!roles.includes('approver')) {
+    return `'${r.approver}' does not have the approver role (roles: ${roles.join(', ') || 'none'})`;
+  }
+  if (r.approver === context.initiator) {
+    return `'${r.approver}' started this run and may not decide its gates (separation of duties)`;
+  }
+  if (r.decision === 'reject' && (typeof r.comment !== 'string' || r.comment.trim() === '')) {
+    return 'a rejection needs a reason (comment)';
+  }
+  return undefined;
+}
+
+/** Roles that may resolve a run in needs-attention or cancel it. */
+export const OPERATOR_ROLES: readonly Role[] = ['commander', 'admin'];
+
+export function refuseOperator(by: unknown, context: RunContext, what: string): string | undefined {
+  if (typeof by !== 'string' || by.length === 0) return `${what} must name who does it`;
+  const roles = context.people[by];
+  if (!roles) return `'${by}' is not a configured person: add them under people: in the config`;
+  if (!roles.some((role) => OPERATOR_ROLES.includes(role))) {
+    return `'${by}' may not ${what} (needs the commander or admin role; has ${roles.join(', ') || 'none'})`;
+  }
+  return undefined;
+}
+
+export function refuseResolve(request: unknown, context: RunContext, needsAttention: boolean): string | undefined {
+  if (typeof request !== 'object' || request === null) return 'a resolution must be an object {by, comment, action}';
+  const r = request as Partial<Record<keyof ResolveRequest, unknown>>;
+  const who = refuseOperator(r.by, context, 'resolve a run');
+  if (who) return who;
+  if (r.action !== 'retry' && r.action !== 'done-by-hand') return 'action must be "retry" or "done-by-hand"';
+  if (typeof r.comment !== 'string' || r.comment.trim() === '') return 'a resolution needs a comment saying what was done';
+  if (r.comment.length > MAX_TEXT) return `the comment is longer than ${MAX_TEXT} characters`;
+  if (!needsAttention) return 'the run is not waiting for a resolution (it is not in needs-attention)';
+  return undefined;
+}

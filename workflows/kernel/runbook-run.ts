@@ -1,0 +1,606 @@
+/**
+ * The runbook kernel: steps, gates, compensation, the RTO budget and the
+ * status, so a runbook file reads as the DR procedure and not as Temporal
+ * plumbing. Deterministic orchestration only: every side effect is an activity.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  TemporalFailure,
+  TimeoutFailure,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { NotificationActivities } from '../../activities/notify';
+import type { Notification } from '../../contract/database';
+import { FailureType } from '../../contract/failures';
+import {
+  approveSignal,
+  decideUpdate,
+  rejectSignal,
+  requestCancelUpdate,
+  resolveSignal,
+  searchAttributes,
+  statusQuery,
+  type DecideRequest,
+  type DecideResult,
+  type GateDecision,
+  type GatePolicy,
+  type GateStatus,
+  type ResolveRequest,
+  type RpoStatus,
+  type RtoPolicy,
+  type RunbookStatus,
+  type RunContext,
+  type RunEvent,
+  type RunState,
+  type StepStatus,
+} from '../../contract/runbook';
+import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
+import { renderStatusMarkdown } from './status-markdown';
+
+export interface StepDefinition {
+  readonly id: string;
+  readonly title: string;
+  /** A point of no return: it must follow an approved gate, and seals the undos before it. */
+  readonly irreversible?: boolean;
+}
+
+export interface GateDefinition {
+  readonly id: string;
+  readonly title: string;
+  /** The irreversible step this gate guards. */
+  readonly before?: string;
+}
+
+export interface RunbookPlan {
+  readonly steps: readonly StepDefinition[];
+  readonly gates: readonly GateDefinition[];
+}
+
+export interface RunbookRunOptions {
+  runbook: string;
+  /** What the run acts on (a database, a region), for the status and the UI. */
+  target: string;
+  plan: RunbookPlan;
+  context: RunContext;
+  rto: RtoPolicy;
+  rpoTargetSeconds: number;
+  stepBudgets: Readonly<Record<string, number | undefined>>;
+  gates: Readonly<Record<string, GatePolicy>>;
+}
+
+/** An undo: idempotent, because it may run after a half-applied step. */
+export type Undo = () => Promise<unknown>;
+
+export interface StepOptions<T> {
+  /** Registered before the action runs, for a step that can half-apply (e.g. a fence that timed out). */
+  undoIfInterrupted?: Undo;
+  /** The undo once the step succeeded; may depend on what it did (undefined: nothing to undo). */
+  compensate?: (result: T) => Undo | undefined;
+}
+
+interface Compensation {
+  stepId: string;
+  undo: Undo;
+}
+
+/** Escalations must be delivered even while the run is being cancelled. */
+const notifications = proxyActivities<NotificationActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
+});
+
+export class RunbookRun {
+  private readonly status: RunbookStatus;
+  private readonly options: RunbookRunOptions;
+  private compensations: Compensation[] = [];
+  private readonly mainScope = new CancellationScope();
+  private readonly watchers = new CancellationScope();
+  private pendingResolution: ResolveRequest | undefined;
+  private rollbackForRtoBreach = false;
+  private lastPublishedPhase: string | undefined;
+
+  constructor(options: RunbookRunOptions) {
+    this.options = options;
+    const { context, plan } = options;
+    const budget = options.rto.budgetSeconds;
+    this.status = {
+      workflowId: workflowInfo().workflowId,
+      runbook: options.runbook,
+      phase: 'starting',
+      state: 'running',
+      initiator: context.initiator,
+      incident: context.incident,
+      detectedAt: context.detectedAt,
+      drill: context.drill,
+      target: options.target,
+      steps: plan.steps.map((s) => ({
+        id: s.id,
+        title: s.title,
+        state: 'pending',
+        irreversible: s.irreversible === true,
+        budgetSeconds: options.stepBudgets[s.id],
+        budgetBreached: false,
+        pastPointOfNoReturn: false,
+      })),
+      gates: plan.gates.map((g) => ({
+        id: g.id,
+        title: g.title,
+        state: 'pending',
+        approvers: Object.entries(context.people)
+          .filter(([name, roles]) => roles.includes('approver') && name !== context.initiator)
+          .map(([name]) => name),
+      })),
+      rto: { budgetSeconds: budget, elapsedSeconds: 0, remainingSeconds: budget, breached: false, onBreach: options.rto.onBreach },
+      rpo: { targetSeconds: options.rpoTargetSeconds },
+      pointOfNoReturnPassed: false,
+      rollbackAvailable: true,
+      events: [],
+    };
+    this.registerHandlers();
+  }
+
+  /**
+   * Runs the procedure. On a failure, a rejection or a cancel before the point of
+   * no return, the registered undos run in reverse and the run ends rolled back;
+   * after it, the run ends failed and pages, because undoing would split the brain.
+   */
+  async execute<T>(procedure: () => Promise<T>): Promise<T> {
+    this.record('started', `${this.options.runbook} on ${this.options.target} started by ${this.options.context.initiator}`);
+    this.upsertStartAttributes();
+    this.startRtoBudget();
+    this.publish();
+    try {
+      const result = await this.mainScope.run(procedure);
+      this.finish('completed', 'completed');
+      return result;
+    } catch (err) {
+      if (!(err instanceof TemporalFailure)) throw err; // a bug: fail the workflow task, keep the run for a fixed worker
+      throw await this.recover(err);
+    } finally {
+      this.watchers.cancel();
+      this.publish();
+    }
+  }
+
+  /** Runs one named step; its activity carries its own summary for the UI. */
+  async step<T>(id: string, action: () => Promise<T>, options: StepOptions<T> = {}): Promise<T> {
+    const step = this.stepStatus(id);
+    if (step.irreversible) this.passPointOfNoReturn(step);
+    step.state = 'running';
+    step.startedAt = this.now();
+    this.setPhase(id);
+    if (options.undoIfInterrupted) this.compensations.push({ stepId: id, undo: options.undoIfInterrupted });
+    const budget = this.watchStepBudget(step);
+    try {
+      const result = await action();
+      step.state = 'done';
+      step.endedAt = this.now();
+      this.compensations = this.compensations.filter((c) => c.stepId !== id);
+      const undo = options.compensate?.(result);
+      if (undo) this.compensations.push({ stepId: id, undo });
+      return result;
+    } catch (err) {
+      step.state = 'failed';
+      step.endedAt = this.now();
+      step.note = isCancellation(err) ? 'cancelled' : describe(err);
+      this.record('step-failed', `step ${id} failed: ${step.note}`, { step: id });
+      throw wrapStepFailure(id, err);
+    } finally {
+      budget.cancel();
+      this.publish();
+    }
+  }
+
+  /** Marks a done step as skipped, with the reason (e.g. the old primary was unreachable). */
+  skipped(id: string, reason: string): void {
+    const step = this.stepStatus(id);
+    step.state = 'skipped';
+    step.note = reason;
+    this.publish();
+  }
+
+  /**
+   * Waits for an authorised approver. Escalates after `escalateAfterSeconds`, rejects
+   * as timed out after `timeoutSeconds`; a rejection throws GateRejected.
+   */
+  async gate(id: string): Promise<GateStatus> {
+    const gate = this.gateStatus(id);
+    const policy = this.options.gates[id];
+    if (!policy) throw ApplicationFailure.nonRetryable(`no policy configured for gate '${id}'`, 'RunbookDefinitionError');
+    gate.state = 'waiting';
+    gate.nonce = uuid4();
+    gate.openedAt = this.now();
+    gate.decidedBy = gate.decidedAt = gate.comment = gate.escalatedAt = undefined;
+    this.status.state = 'waiting-approval';
+    this.setPhase(`gate ${id}`);
+    this.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}`, { gate: id });
+    this.publish();
+
+    const decided = () => gate.state !== 'waiting';
+    const escalateAfterMs = Math.min(policy.escalateAfterSeconds, policy.timeoutSeconds) * 1000;
+    let done = await condition(decided, escalateAfterMs, { summary: `gate ${id} escalation` });
+    if (!done) {
+      gate.escalatedAt = this.now();
+      this.escalate('escalation', 'warning', `gate ${id} still waiting`, `Gate ${id} has waited ${policy.escalateAfterSeconds}s for an approver (${gate.approvers.join(', ')}).`, { gate: id });
+      const rest = (policy.timeoutSeconds * 1000) - escalateAfterMs;
+      done = rest > 0 ? await condition(decided, rest, { summary: `gate ${id} timeout` }) : false;
+    }
+    if (!done) {
+      gate.state = 'timed-out';
+      gate.decidedAt = this.now();
+      this.record('gate-timed-out', `gate ${id} timed out after ${policy.timeoutSeconds}s without a decision`, { gate: id });
+    }
+    this.status.state = 'running';
+    this.publish();
+    const outcome = this.gateStatus(id).state; // set by the handlers while we waited
+    if (outcome !== 'approved') {
+      const why = gate.state === 'timed-out' ? 'timed out' : `rejected by ${gate.decidedBy ?? '?'}: ${gate.comment ?? ''}`;
+      throw ApplicationFailure.create({
+        type: FailureType.GateRejected,
+        message: `gate ${id} ${why}`,
+        nonRetryable: true,
+        details: [{ gate: id, state: gate.state, decidedBy: gate.decidedBy, comment: gate.comment }],
+      });
+    }
+    return { ...gate };
+  }
+
+  recordRpo(rpo: Omit<RpoStatus, 'targetSeconds' | 'met'>): RpoStatus {
+    const target = this.options.rpoTargetSeconds;
+    const met = rpo.measuredSeconds !== undefined ? rpo.measuredSeconds <= target : rpo.measuredBytes === 0 ? true : undefined;
+    this.status.rpo = { targetSeconds: target, ...rpo, met };
+    this.publish();
+    return this.status.rpo;
+  }
+
+  /** Measured RTO: from detection to now (call when the service is verified). */
+  recordRecovery(): { budgetSeconds: number; measuredSeconds: number; met: boolean } {
+    const measuredSeconds = (Date.now() - Date.parse(this.options.context.detectedAt)) / 1000;
+    this.status.rto.measuredSeconds = measuredSeconds;
+    this.publish();
+    return { budgetSeconds: this.options.rto.budgetSeconds, measuredSeconds, met: measuredSeconds <= this.options.rto.budgetSeconds };
+  }
+
+  /** Sends a notification (awaited): used for the final report of a run. */
+  async notify(n: Pick<Notification, 'severity' | 'kind' | 'subject' | 'body'>): Promise<void> {
+    await notifications.notify.executeWithOptions(
+      { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 }, summary: `notify: ${n.subject}` },
+      [this.notification(n)],
+    );
+  }
+
+  // ---- recovery -----------------------------------------------------------
+
+  private async recover(err: TemporalFailure): Promise<TemporalFailure> {
+    for (const gate of this.status.gates) if (gate.state === 'waiting') gate.state = 'cancelled';
+    this.status.error = { type: failureType(err), message: describe(err) };
+    if (this.status.pointOfNoReturnPassed) {
+      this.record('finished', `failed past the point of no return: no rollback offered (${describe(err)})`);
+      this.escalate('needs-attention', 'critical', 'failed past the point of no return', `The run failed after an irreversible step; finish the procedure by hand. Cause: ${describe(err)}`);
+      this.finish('failed', 'failed');
+      return err;
+    }
+    await this.compensate();
+    this.finish('rolled-back', 'rolled back');
+    if (this.rollbackForRtoBreach) {
+      return ApplicationFailure.create({
+        type: FailureType.RtoBudgetExceeded,
+        message: `RTO budget of ${this.options.rto.budgetSeconds}s exceeded; policy rollback: the run was rolled back`,
+        nonRetryable: true,
+      });
+    }
+    return err;
+  }
+
+  /** Runs the undos in reverse; a failed undo waits for a person instead of ending the run silently. */
+  private async compensate(): Promise<void> {
+    this.status.state = 'compensating';
+    this.setPhase('compensating');
+    this.publish();
+    await CancellationScope.nonCancellable(async () => {
+      for (const compensation of [...this.compensations].reverse()) {
+        const step = this.stepStatus(compensation.stepId);
+        for (;;) {
+          try {
+            await compensation.undo();
+            step.state = 'compensated';
+            step.endedAt = this.now();
+            break;
+          } catch (err) {
+            this.status.state = 'needs-attention';
+            this.setPhase(`needs-attention: undo ${step.id}`);
+            this.record('compensation-failed', `undo of step ${step.id} failed: ${describe(err)}; waiting for a 'resolve' signal`, { step: step.id });
+            this.escalate('needs-attention', 'critical', `undo of ${step.id} failed`, `The undo of step ${step.id} failed (${describe(err)}). Fix it, then send 'resolve' with action retry or done-by-hand.`, { step: step.id });
+            this.publish();
+            this.pendingResolution = undefined;
+            await condition(() => this.pendingResolution !== undefined);
+            const resolution = this.pendingResolution as ResolveRequest | undefined;
+            this.status.state = 'compensating';
+            this.setPhase('compensating');
+            if (resolution?.action === 'done-by-hand') {
+              step.state = 'compensated';
+              step.note = `undone by hand by ${resolution.by}: ${resolution.comment}`;
+              break;
+            }
+          }
+        }
+        this.publish();
+      }
+      this.compensations = [];
+    });
+  }
+
+  private passPointOfNoReturn(step: StepStatus): void {
+    const guard = this.options.plan.gates.find((g) => g.before === step.id);
+    const gate = guard && this.gateStatus(guard.id);
+    if (!gate || gate.state !== 'approved') {
+      throw ApplicationFailure.nonRetryable(`irreversible step ${step.id} is not preceded by an approved gate`, 'RunbookDefinitionError');
+    }
+    const sealed = this.compensations.map((c) => c.stepId);
+    this.compensations = [];
+    this.status.pointOfNoReturnPassed = true;
+    this.status.rollbackAvailable = false;
+    for (const s of this.status.steps) if (s.state === 'done' || s.state === 'skipped') s.pastPointOfNoReturn = true;
+    step.pastPointOfNoReturn = true;
+    this.record('point-of-no-return', `step ${step.id} is irreversible; undos no longer offered: ${sealed.join(', ') || 'none'}`, { step: step.id });
+  }
+
+  // ---- budgets ------------------------------------------------------------
+
+  private startRtoBudget(): void {
+    const deadline = Date.parse(this.options.context.detectedAt) + this.options.rto.budgetSeconds * 1000;
+    void this.watchers
+      .run(async () => {
+        const remaining = deadline - Date.now();
+        if (remaining > 0) await sleep(remaining, { summary: 'RTO budget' });
+        this.onRtoBreach();
+      })
+      .catch(ignoreCancellation);
+  }
+
+  private onRtoBreach(): void {
+    const rto = this.status.rto;
+    rto.breached = true;
+    rto.breachedAt = this.now();
+    upsertSearchAttributes([{ key: searchAttributes.rtoBreached, value: true }]);
+    const rollback = rto.onBreach === 'rollback' && !this.status.pointOfNoReturnPassed;
+    const action = rollback ? 'policy rollback: rolling back' : rto.onBreach === 'rollback' ? 'policy rollback, but past the point of no return: continuing' : 'policy continue';
+    this.record('rto-breach', `RTO budget of ${rto.budgetSeconds}s exceeded; ${action}`);
+    this.escalate('rto-breach', 'critical', `RTO budget exceeded (${rto.budgetSeconds}s)`, `The recovery-time budget of ${rto.budgetSeconds}s from detection is spent; ${action}.`);
+    this.publish();
+    if (rollback) {
+      this.rollbackForRtoBreach = true;
+      this.mainScope.cancel();
+    }
+  }
+
+  private watchStepBudget(step: StepStatus): CancellationScope {
+    const scope = new CancellationScope();
+    const seconds = step.budgetSeconds;
+    if (seconds !== undefined) {
+      void scope
+        .run(async () => {
+          await sleep(seconds * 1000, { summary: `step ${step.id} budget` });
+          step.budgetBreached = true;
+          this.record('step-budget-breach', `step ${step.id} exceeded its budget of ${seconds}s`, { step: step.id });
+          this.escalate('rto-breach', 'warning', `step ${step.id} over budget`, `Step ${step.id} has run longer than its ${seconds}s budget.`, { step: step.id });
+          this.publish();
+        })
+        .catch(ignoreCancellation);
+    }
+    return scope;
+  }
+
+  // ---- messages -----------------------------------------------------------
+
+  private registerHandlers(): void {
+    setHandler(statusQuery, () => this.snapshot());
+    const onSignal = (decision: 'approve' | 'reject') => (payload: GateDecision) => {
+      const request = { ...(isObject(payload) ? payload : {}), decision } as DecideRequest;
+      const refusal = refuseDecision(payload === undefined ? undefined : request, this.status.gates, this.options.context);
+      if (refusal) {
+        this.record('decision-refused', `${decision} refused: ${refusal}`, { by: str(request.approver), gate: str(request.gate) });
+        log.warn('gate decision refused', { decision, refusal });
+        this.publish();
+        return;
+      }
+      this.applyDecision(request);
+    };
+    setHandler(approveSignal, onSignal('approve'));
+    setHandler(rejectSignal, onSignal('reject'));
+    setHandler(decideUpdate, (request) => this.applyDecision(request), {
+      validator: (request) => {
+        const refusal = refuseDecision(request, this.status.gates, this.options.context);
+        if (refusal) throw new Error(refusal);
+        if (request.decision !== 'approve' && request.decision !== 'reject') throw new Error('decision must be "approve" or "reject"');
+      },
+    });
+    setHandler(requestCancelUpdate, (request) => {
+      this.record('cancel-requested', `cancel requested: ${request.reason}`, { by: request.by });
+      this.publish();
+      return { accepted: true as const };
+    }, {
+      validator: (request) => {
+        const refusal = refuseOperator(isObject(request) ? request.by : undefined, this.options.context, 'cancel a run');
+        if (refusal) throw new Error(refusal);
+        if (!isObject(request) || typeof request.reason !== 'string' || request.reason.trim() === '') throw new Error('a cancel needs a reason');
+        if (isFinal(this.status.state)) throw new Error(`the run has already ended (${this.status.state})`);
+        if (this.status.pointOfNoReturnPassed) {
+          throw new Error('the run is past its point of no return: cancelling would not roll it back; let it finish or resolve by hand');
+        }
+      },
+    });
+    setHandler(resolveSignal, (request) => {
+      const refusal = refuseResolve(request, this.options.context, this.status.state === 'needs-attention' && this.pendingResolution === undefined);
+      if (refusal) {
+        this.record('decision-refused', `resolve refused: ${refusal}`, { by: isObject(request) ? str(request.by) : undefined });
+        this.publish();
+        return;
+      }
+      this.record('resolved', `${request.action}: ${request.comment}`, { by: request.by });
+      this.pendingResolution = request;
+    });
+  }
+
+  private applyDecision(request: DecideRequest): DecideResult {
+    const refusal = refuseDecision(request, this.status.gates, this.options.context);
+    if (refusal) throw ApplicationFailure.nonRetryable(refusal, 'DecisionRefused');
+    const gate = this.gateStatus(request.gate);
+    gate.state = request.decision === 'approve' ? 'approved' : 'rejected';
+    gate.decidedBy = request.approver;
+    gate.decidedAt = this.now();
+    gate.comment = request.comment;
+    this.record(request.decision === 'approve' ? 'gate-approved' : 'gate-rejected', `gate ${gate.id} ${gate.state} by ${request.approver}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
+    this.publish();
+    return { gate: gate.id, state: gate.state, decidedBy: request.approver, decidedAt: gate.decidedAt };
+  }
+
+  // ---- status -------------------------------------------------------------
+
+  private snapshot(): RunbookStatus {
+    const rto = this.status.rto;
+    if (!isFinal(this.status.state)) {
+      rto.elapsedSeconds = Math.max(0, (Date.now() - Date.parse(this.status.detectedAt)) / 1000);
+      rto.remainingSeconds = rto.budgetSeconds - rto.elapsedSeconds;
+    }
+    return structuredCloneStatus(this.status);
+  }
+
+  private finish(state: RunState, phase: string): void {
+    this.snapshot();
+    this.status.state = state;
+    this.setPhase(phase);
+    this.record('finished', `run ${state}`);
+  }
+
+  private setPhase(phase: string): void {
+    this.status.phase = phase;
+  }
+
+  /** Mirrors the status in the Temporal UI and keeps the phase search attribute current. */
+  private publish(): void {
+    setCurrentDetails(renderStatusMarkdown(this.snapshot()));
+    if (this.status.phase !== this.lastPublishedPhase) {
+      this.lastPublishedPhase = this.status.phase;
+      upsertSearchAttributes([{ key: searchAttributes.phase, value: this.status.phase }]);
+    }
+  }
+
+  private upsertStartAttributes(): void {
+    const pairs: SearchAttributeUpdatePair[] = [
+      { key: searchAttributes.runbook, value: this.options.runbook },
+      { key: searchAttributes.drill, value: this.options.context.drill },
+      { key: searchAttributes.rtoBreached, value: false },
+    ];
+    if (this.options.context.incident) pairs.push({ key: searchAttributes.incident, value: this.options.context.incident });
+    upsertSearchAttributes(pairs);
+  }
+
+  private record(kind: RunEvent['kind'], detail: string, extra: Partial<Pick<RunEvent, 'by' | 'gate' | 'step'>> = {}): void {
+    this.status.events.push({ at: this.now(), kind, detail, ...extra });
+    log.info(detail, { kind, ...extra });
+  }
+
+  /** Fire-and-forget escalation that survives cancellation; a delivery failure is recorded, not fatal. */
+  private escalate(kind: Notification['kind'], severity: Notification['severity'], subject: string, body: string, extra: Partial<Pick<RunEvent, 'gate' | 'step'>> = {}): void {
+    this.record('escalation', `${severity}: ${subject}`, extra);
+    void CancellationScope.nonCancellable(() =>
+      notifications.notify.executeWithOptions(
+        { startToCloseTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumAttempts: 5 }, summary: `escalate: ${subject}` },
+        [this.notification({ kind, severity, subject, body })],
+      ),
+    ).catch((err: unknown) => {
+      this.record('notification-failed', `could not deliver "${subject}": ${describe(err)}`);
+      this.publish();
+    });
+  }
+
+  private notification(n: Pick<Notification, 'severity' | 'kind' | 'subject' | 'body'>): Notification {
+    const { workflowId, runId } = workflowInfo();
+    const ui = this.options.context.uiUrl;
+    return {
+      ...n,
+      subject: `[${this.options.runbook}${this.options.context.drill ? ' drill' : ''}] ${n.subject}`,
+      workflowId,
+      runbook: this.options.runbook,
+      incident: this.options.context.incident,
+      link: ui ? `${ui.replace(/\/$/, '')}/namespaces/${workflowInfo().namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}` : undefined,
+    };
+  }
+
+  private stepStatus(id: string): StepStatus {
+    const step = this.status.steps.find((s) => s.id === id);
+    if (!step) throw ApplicationFailure.nonRetryable(`unknown step '${id}' (not in the runbook plan)`, 'RunbookDefinitionError');
+    return step;
+  }
+
+  private gateStatus(id: string): GateStatus {
+    const gate = this.status.gates.find((g) => g.id === id);
+    if (!gate) throw ApplicationFailure.nonRetryable(`unknown gate '${id}' (not in the runbook plan)`, 'RunbookDefinitionError');
+    return gate;
+  }
+
+  private now(): string {
+    return new Date().toISOString();
+  }
+}
+
+function isFinal(state: RunState): boolean {
+  return state === 'completed' || state === 'failed' || state === 'rolled-back';
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value.slice(0, 200) : undefined;
+}
+
+function ignoreCancellation(err: unknown): void {
+  if (!isCancellation(err)) throw err;
+}
+
+function structuredCloneStatus(status: RunbookStatus): RunbookStatus {
+  return JSON.parse(JSON.stringify(status)) as RunbookStatus;
+}
+
+/** The innermost message: an activity failure's cause says what went wrong; a timeout keeps the last attempt's error. */
+export function describe(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return describe(err.cause);
+  if (err instanceof ApplicationFailure && err.type === FailureType.StepFailed && err.cause) return describe(err.cause);
+  if (err instanceof TimeoutFailure) return err.cause ? `${err.message}: ${describe(err.cause)}` : err.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function failureType(err: unknown): string {
+  let current: unknown = err;
+  while (current instanceof TemporalFailure) {
+    if (current instanceof ApplicationFailure && current.type && current.type !== FailureType.StepFailed) return current.type;
+    current = current.cause;
+  }
+  return err instanceof Error ? err.name : 'Error';
+}
+
+function wrapStepFailure(id: string, err: unknown): unknown {
+  if (isCancellation(err) || !(err instanceof TemporalFailure)) return err;
+  if (err instanceof ApplicationFailure) return err;
+  return ApplicationFailure.create({
+    type: FailureType.StepFailed,
+    message: `step ${id} failed: ${describe(err)}`,
+    nonRetryable: true,
+    cause: err,
+  });
+}

@@ -1,0 +1,45 @@
+/** Renders a run's status as Markdown for the Temporal UI's "current details". */
+import type { RunbookStatus, StepState, GateState } from '../../contract/runbook';
+
+const STEP_MARK: Record<StepState, string> = {
+  pending: '·',
+  running: '▶',
+  done: '✔',
+  failed: '✖',
+  compensated: '↺',
+  skipped: '–',
+};
+
+const GATE_MARK: Record<GateState, string> = {
+  pending: '·',
+  waiting: '⏸',
+  approved: '✔',
+  rejected: '✖',
+  'timed-out': '⌛',
+  cancelled: '–',
+};
+
+export function renderStatusMarkdown(status: RunbookStatus): string {
+  const rto = status.rto;
+  const lines = [
+    `**${status.runbook}** on \`${status.target}\`${status.drill ? ' (drill)' : ''}: **${status.state}**, phase _${status.phase}_`,
+    `Initiator ${status.initiator}${status.incident ? `, incident ${status.incident}` : ''}, detected ${status.detectedAt}`,
+    `RTO budget ${rto.budgetSeconds}s: ${rto.breached ? `**BREACHED** at ${rto.breachedAt ?? '?'}` : `${Math.round(rto.remainingSeconds)}s left`}` +
+      (rto.measuredSeconds !== undefined ? `, measured ${rto.measuredSeconds.toFixed(1)}s` : ''),
+    `RPO target ${status.rpo.targetSeconds}s` +
+      (status.rpo.measuredSeconds !== undefined ? `, measured ${status.rpo.measuredSeconds.toFixed(1)}s` : '') +
+      (status.rpo.measuredBytes !== undefined ? ` / ${status.rpo.measuredBytes} bytes` : ''),
+    '',
+    '| | step | state |',
+    '|---|---|---|',
+    ...status.steps.map(
+      (s) => `| ${STEP_MARK[s.state]} | ${s.title}${s.irreversible ? ' **(point of no return)**' : ''} | ${s.state}${s.budgetBreached ? ' (over budget)' : ''}${s.note ? `: ${s.note}` : ''} |`,
+    ),
+    '',
+    ...status.gates.map(
+      (g) => `${GATE_MARK[g.state]} gate **${g.id}**: ${g.state}${g.decidedBy ? ` by ${g.decidedBy}` : ''}${g.state === 'waiting' ? ` (approvers: ${g.approvers.join(', ')})` : ''}`,
+    ),
+  ];
+  if (status.error) lines.push('', `Error (${status.error.type}): ${status.error.message}`);
+  return lines.join('\n');
+}
