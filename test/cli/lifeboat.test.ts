@@ -1,0 +1,76 @@
+/** The CLI's answers to bad input: a clear message on stderr and a non-zero exit, nothing changed. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestLab, type TestLab } from '../helpers/lab';
+import { runCli } from '../helpers/cli';
+
+let lab: TestLab;
+
+beforeAll(async () => {
+  lab = await createTestLab('cli');
+});
+
+afterAll(async () => {
+  await lab?.destroy();
+});
+
+const cli = (args: string[], config: string = lab.configFile) => runCli(['--config', config, ...args]);
+
+/** The lab's config with a Temporal address where nothing listens. */
+function configWithTemporal(address: string): string {
+  const config = parse(readFileSync(lab.configFile, 'utf8')) as { temporal: { address: string } };
+  config.temporal.address = address;
+  const file = path.join(lab.dir, 'no-temporal.yaml');
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+describe('lifeboat CLI', () => {
+  it('an unknown workflow id is refused with the id and what to check', async () => {
+    const r = await cli(['status', 'db-promotion:nope']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe("lifeboat: no run with id 'db-promotion:nope' in namespace 'default': check the id ('lifeboat status' prints it at start)\n");
+    const approve = await cli(['approve', 'db-promotion:nope', '--gate', 'promote', '--as', 'bob']);
+    expect(approve.code).toBe(1);
+    expect(approve.err).toContain("no run with id 'db-promotion:nope'");
+  });
+
+  it('an unknown runbook, database or person is refused before anything starts', async () => {
+    expect((await cli(['start', 'evacuate-moon', '--as', 'alice'])).err).toBe("lifeboat: unknown runbook 'evacuate-moon': known runbooks are db-promotion\n");
+    expect((await cli(['start', 'db-promotion', 'database=ledger', '--as', 'alice'])).err).toBe(
+      "lifeboat: unknown database 'ledger': configured databases are orders\n",
+    );
+    const stranger = await cli(['start', 'db-promotion', 'database=orders', '--as', 'mallory']);
+    expect(stranger.code).toBe(1);
+    expect(stranger.err).toBe(`lifeboat: 'mallory' is not a configured person: add them under people: in ${lab.configFile}\n`);
+    const approver = await cli(['start', 'db-promotion', 'database=orders', '--as', 'bob']);
+    expect(approver.err).toBe("lifeboat: 'bob' may not start a runbook: needs the commander role (has approver)\n");
+  });
+
+  it('a bad config names the file, the path in it and what is wrong', async () => {
+    const bad = path.join(lab.dir, 'bad.yaml');
+    writeFileSync(bad, 'people:\n  bob: { roles: [janitor] }\ndatabases: {}\nrunbooks: {}\n');
+    const r = await cli(['lab', 'status'], bad);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`lifeboat: invalid config ${bad}:`);
+    expect(r.err).toContain('people.bob.roles.0:');
+    expect(r.err).toContain('runbooks.db-promotion:');
+  });
+
+  it('missing required options are usage errors (exit 2)', async () => {
+    const r = await cli(['approve', 'some-id', '--as', 'bob']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("required option '--gate <gate>' not specified");
+    const reject = await cli(['reject', 'some-id', '--gate', 'promote', '--as', 'bob']);
+    expect(reject.code).toBe(2);
+    expect(reject.err).toContain("required option '--reason <text>' not specified");
+  });
+
+  it('Temporal not running: says where it looked and how to start it', async () => {
+    const r = await cli(['status', 'x'], configWithTemporal('127.0.0.1:1'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^lifeboat: cannot reach Temporal at 127\.0\.0\.1:1 \(.*\): start the lab with 'lifeboat lab up' or set temporal\.address\n$/s);
+  });
+});
