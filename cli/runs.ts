@@ -25,6 +25,7 @@ import {
 } from '../contract/runbook';
 import { planStart, requirePerson, type StartRequest } from './start';
 import { runUrl, temporalTarget } from '../lib/temporal';
+import { GiveUp, waitFor } from '../lab/processes';
 
 /** A command that Temporal or the run refused; the message is for the person at the keyboard. */
 export class RunRefusedError extends Error {
@@ -121,8 +122,22 @@ export async function resolveRun(client: Client, loaded: LoadedConfig, workflowI
   const handle = await openRun(client, workflowId, 'resolve');
   const before = await handle.query(statusQuery);
   if (before.state !== 'needs-attention') throw new RunRefusedError(`run '${workflowId}' is ${before.state}, not needs-attention: nothing to resolve`);
+  const resolvedBefore = before.events.filter((e) => e.kind === 'resolved').length;
   await handle.signal(resolveSignal, { by, comment: request.comment, action: request.action });
-  return handle.query(statusQuery);
+  // A signal has no answer: wait until the run records it (or refuses it) before reporting.
+  return waitFor(
+    `run '${workflowId}' to record the resolution`,
+    async () => {
+      const status = await handle.query(statusQuery);
+      const refused = status.events.slice(before.events.length).find((e) => e.kind === 'decision-refused' && e.by === by);
+      if (refused) throw new GiveUp(refused.detail);
+      return status.events.filter((e) => e.kind === 'resolved').length > resolvedBefore ? status : undefined;
+    },
+    15_000,
+    200,
+  ).catch((err: unknown) => {
+    throw new RunRefusedError((err as Error).message);
+  });
 }
 
 export async function runStatus(client: Client, workflowId: string): Promise<RunbookStatus> {

@@ -12,6 +12,7 @@ import {
   type DbPromotionInput,
   type PromotionMode,
 } from '../contract/db-promotion';
+import { lookup } from '../contract/records';
 import { searchAttributes, type Role, type RunContext } from '../contract/runbook';
 
 /** Bad input on the command line: the message says what to fix. */
@@ -47,7 +48,7 @@ export interface PlannedStart {
 export function requirePerson(loaded: LoadedConfig, as: string | undefined, roles: readonly Role[], action: string): string {
   const who = as ?? process.env.LIFEBOAT_USER;
   if (!who) throw new UsageError(`say who you are: --as NAME or LIFEBOAT_USER (people in ${loaded.file}: ${Object.keys(loaded.config.people).join(', ')})`);
-  const person = loaded.config.people[who];
+  const person = lookup(loaded.config.people, who);
   if (!person) throw new UsageError(`'${who}' is not a configured person: add them under people: in ${loaded.file}`);
   if (!person.roles.some((r) => roles.includes(r))) {
     throw new UsageError(`'${who}' may not ${action}: needs the ${roles.join(' or ')} role (has ${person.roles.join(', ')})`);
@@ -68,10 +69,15 @@ export function parseParams(params: readonly string[], allowed: readonly string[
   return result;
 }
 
+const ISO_WITH_ZONE = /^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
 function parseDetectedAt(value: string | undefined, now: Date): string {
   if (value === undefined) return now.toISOString();
+  const m = ISO_WITH_ZONE.exec(value);
   const t = Date.parse(value);
-  if (Number.isNaN(t) || !/^\d{4}-\d{2}-\d{2}T/.test(value)) {
+  // Date.parse rolls 02-30 over to March; a real calendar date survives the round trip.
+  const calendarDay = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : undefined;
+  if (!m || Number.isNaN(t) || calendarDay?.getUTCDate() !== Number(m[3]) || calendarDay.getUTCMonth() !== Number(m[2]) - 1) {
     throw new UsageError(`--detected-at must be an ISO 8601 time such as 2026-11-23T03:12:00Z, not '${value}'`);
   }
   if (t > now.getTime() + 60_000) throw new UsageError(`--detected-at ${value} is in the future`);
@@ -83,6 +89,9 @@ function isPromotionMode(mode: string): mode is PromotionMode {
 }
 
 export function planStart(loaded: LoadedConfig, request: StartRequest): PlannedStart {
+  if (request.id !== undefined && !/^[\w.:@-]{1,200}$/.test(request.id)) {
+    throw new UsageError(`--id must be 1-200 letters, digits, ".", ":", "@", "_" or "-", not '${request.id}'`);
+  }
   if (!(RUNBOOKS as readonly string[]).includes(request.runbook)) {
     throw new UsageError(`unknown runbook '${request.runbook}': known runbooks are ${RUNBOOKS.join(', ')}`);
   }
@@ -92,7 +101,7 @@ export function planStart(loaded: LoadedConfig, request: StartRequest): PlannedS
   const params = parseParams(request.params, ['database', 'mode']);
   const database = params.database;
   if (!database) throw new UsageError(`db-promotion needs database=NAME (configured: ${Object.keys(config.databases).join(', ')})`);
-  const db = config.databases[database];
+  const db = lookup(config.databases, database);
   if (!db) throw new UsageError(`unknown database '${database}': configured databases are ${Object.keys(config.databases).join(', ')}`);
   const mode = params.mode ?? 'planned';
   if (!isPromotionMode(mode)) throw new UsageError(`mode must be planned or unplanned, not '${mode}'`);

@@ -40,7 +40,7 @@ export function loadConfig(file: string): LoadedConfig {
 export function parseConfig(text: string, file: string): LoadedConfig {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0] ?? e.message}`));
+    throw new ConfigError(file, doc.errors.map((e) => `YAML: ${(e.message.split('\n')[0] ?? e.message).replace(/:$/, '')}`));
   }
   const parsed = configSchema.safeParse(doc.toJS());
   if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues));
@@ -53,9 +53,16 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   };
 }
 
-function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
-  return issues.map((issue) => {
-    const where = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
-    return `${where}: ${issue.message}`;
+/** One line per problem; a record key or union issue shows the nested reason, not zod's summary. */
+function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = []): string[] {
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'invalid_key' && issue.issues.length > 0) return formatIssues(issue.issues, path);
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      const first = issue.errors[0];
+      if (first && first.length > 0) return formatIssues(first, path);
+    }
+    const where = path.length > 0 ? path.map(String).join('.') : '(top level)';
+    return [`${where}: ${issue.message}`];
   });
 }

@@ -43,7 +43,7 @@ const postgresDatabase = z.strictObject({
   standby: node,
   /** Replication slot the standby streams through (one cluster pair per database). */
   slot: name.default('lifeboat_standby'),
-  rpoTargetSeconds: seconds.or(z.literal(0)),
+  rpoTargetSeconds: z.number().min(0, 'must be 0 or a positive number of seconds'),
   tier: z.number().int().min(1).max(3).default(1),
 });
 

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load';
+import { lookup } from '../contract/records';
 import type { PostgresDatabaseConfig } from '../config/schema';
 import {
   clusterPid,
@@ -201,7 +202,7 @@ export class Lab {
   }
 
   private database(name: string): PostgresDatabaseConfig {
-    const spec = this.loaded.config.databases[name];
+    const spec = lookup(this.loaded.config.databases, name);
     if (!spec) throw new Error(`unknown database '${name}' in ${this.loaded.file}`);
     return spec;
   }

@@ -11,10 +11,11 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { cancelRun, decideGate, startRun } from '../../cli/runs';
+import { cancelRun, decideGate, resolveRun, startRun } from '../../cli/runs';
 import type { LoadedConfig } from '../../config/load';
 import { FailureType } from '../../contract/failures';
-import { approveSignal, decideUpdate, statusQuery, type RunbookStatus } from '../../contract/runbook';
+import { approveSignal, decideUpdate, resolveSignal, statusQuery, type RunbookStatus } from '../../contract/runbook';
+import { startCluster, stopCluster } from '../../lab/postgres';
 import type { dbPromotion } from '../../workflows';
 import { workflowsSourcePath } from '../../workers/worker';
 import { createTestLab, type TestLab } from '../helpers/lab';
@@ -304,6 +305,42 @@ describe('db-promotion', () => {
     expect(status.steps.find((s) => s.id === 'fence-primary')?.state).toBe('compensated');
     expect(await tryWrite(orders().primary, 'orders', 'writable again')).toBeUndefined();
     expect(await inRecovery(orders().standby)).toBe(true);
+  });
+
+  it('an undo that keeps failing leaves the run in needs-attention until a person resolves it', async () => {
+    const db = orders();
+    const patient = await createTestLabConfigVariant({ compensationAttempts: 2 });
+    const started = await startRun(temporal.client, patient, {
+      runbook: 'db-promotion', params: ['database=orders'], as: 'alice', id: `db-promotion:orders:test-${process.pid}-${++counter}`, drill: true,
+    });
+    const handle = temporal.client.workflow.getHandle(started.workflowId);
+    await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
+    // The fenced old primary goes away: its unfence cannot succeed.
+    const { primary } = lab.lab.clusters('orders');
+    await stopCluster(primary);
+    await decideGate(temporal.client, patient, { workflowId: handle.workflowId, gate: 'promote', as: 'bob', comment: 'abort', decision: 'reject' });
+
+    const stuck = await waitForStatus(handle, (s) => s.state === 'needs-attention', 'needs-attention', 60_000);
+    expect(stuck.phase).toBe('needs-attention: undo fence-primary');
+    expect(stuck.events.find((e) => e.kind === 'compensation-failed')?.detail).toMatch(/^undo of step fence-primary failed: .*ECONNREFUSED/);
+    expect(journal().some((n) => n.workflowId === handle.workflowId && n.kind === 'needs-attention' && n.severity === 'critical')).toBe(true);
+
+    // Refused: a resolution by someone who may not, and one with no comment; the run stays put.
+    await handle.signal(resolveSignal, { by: 'bob', comment: 'x', action: 'retry' });
+    await handle.signal(resolveSignal, { by: 'alice', comment: ' ', action: 'retry' });
+    const refused = await waitForStatus(handle, (s) => s.events.filter((e) => e.kind === 'decision-refused').length === 2, 'two refusals');
+    expect(refused.state).toBe('needs-attention');
+
+    // The primary is back; a commander asks for a retry and the undo goes through.
+    await startCluster(primary);
+    const after = await resolveRun(temporal.client, patient, handle.workflowId, { as: 'alice', action: 'retry', comment: 'east primary restarted' });
+    expect(after.events.some((e) => e.kind === 'resolved' && e.by === 'alice')).toBe(true);
+    const failure = await failureOf(handle);
+    expect((failure.cause as ApplicationFailure).type).toBe(FailureType.GateRejected);
+    const final = await handle.query(statusQuery);
+    expect(final.state).toBe('rolled-back');
+    expect(final.steps.find((s) => s.id === 'fence-primary')?.state).toBe('compensated');
+    expect(await tryWrite(db.primary, 'orders', 'writable again')).toBeUndefined();
   });
 
   it('replays the recorded histories of this file and the committed ones deterministically', async () => {

@@ -3,6 +3,7 @@
  * Update's validator and the `approve`/`reject`/`resolve` signal handlers, so a
  * raw signal cannot bypass a rule the CLI path enforces.
  */
+import { lookup } from '../../contract/records';
 import type { DecideRequest, GateStatus, ResolveRequest, Role, RunContext } from '../../contract/runbook';
 
 const MAX_TEXT = 2000;
@@ -32,7 +33,7 @@ export function refuseDecision(
   if (r.nonce !== undefined && r.nonce !== gate.nonce) {
     return `the decision is for an earlier opening of gate '${gate.id}' (nonce ${r.nonce}; the current one is ${gate.nonce ?? 'none'})`;
   }
-  const roles = context.people[r.approver];
+  const roles = lookup(context.people, r.approver);
   if (!roles) return `'${r.approver}' is not a configured person: add them under people: in the config`;
   if (!roles.includes('approver')) {
     return `'${r.approver}' does not have the approver role (roles: ${roles.join(', ') || 'none'})`;
@@ -51,7 +52,7 @@ export const OPERATOR_ROLES: readonly Role[] = ['commander', 'admin'];
 
 export function refuseOperator(by: unknown, context: RunContext, what: string): string | undefined {
   if (typeof by !== 'string' || by.length === 0) return `${what} must name who does it`;
-  const roles = context.people[by];
+  const roles = lookup(context.people, by);
   if (!roles) return `'${by}' is not a configured person: add them under people: in the config`;
   if (!roles.some((role) => OPERATOR_ROLES.includes(role))) {
     return `'${by}' may not ${what} (needs the commander or admin role; has ${roles.join(', ') || 'none'})`;

@@ -46,6 +46,7 @@ import {
   type RunState,
   type StepStatus,
 } from '../../contract/runbook';
+import { lookup } from '../../contract/records';
 import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
 import { renderStatusMarkdown } from './status-markdown';
 
@@ -130,7 +131,7 @@ export class RunbookRun {
         title: s.title,
         state: 'pending',
         irreversible: s.irreversible === true,
-        budgetSeconds: options.stepBudgets[s.id],
+        budgetSeconds: lookup(options.stepBudgets, s.id),
         budgetBreached: false,
         pastPointOfNoReturn: false,
       })),
@@ -217,7 +218,7 @@ export class RunbookRun {
    */
   async gate(id: string): Promise<GateStatus> {
     const gate = this.gateStatus(id);
-    const policy = this.options.gates[id];
+    const policy = lookup(this.options.gates, id);
     if (!policy) throw ApplicationFailure.nonRetryable(`no policy configured for gate '${id}'`, 'RunbookDefinitionError');
     gate.state = 'waiting';
     gate.nonce = uuid4();
@@ -469,17 +470,18 @@ export class RunbookRun {
 
   // ---- status -------------------------------------------------------------
 
+  /** A copy with the RTO clock as of now (workflow time); read-only, so the query handler may call it. */
   private snapshot(): RunbookStatus {
-    const rto = this.status.rto;
-    if (!isFinal(this.status.state)) {
-      rto.elapsedSeconds = Math.max(0, (Date.now() - Date.parse(this.status.detectedAt)) / 1000);
-      rto.remainingSeconds = rto.budgetSeconds - rto.elapsedSeconds;
+    const copy = structuredCloneStatus(this.status);
+    if (!isFinal(copy.state)) {
+      copy.rto.elapsedSeconds = Math.max(0, (Date.now() - Date.parse(copy.detectedAt)) / 1000);
+      copy.rto.remainingSeconds = copy.rto.budgetSeconds - copy.rto.elapsedSeconds;
     }
-    return structuredCloneStatus(this.status);
+    return copy;
   }
 
   private finish(state: RunState, phase: string): void {
-    this.snapshot();
+    this.status.rto = this.snapshot().rto; // freeze the clock at the end
     this.status.state = state;
     this.setPhase(phase);
     this.record('finished', `run ${state}`);

@@ -1,0 +1,243 @@
+/**
+ * The config loader: lab.yaml loads with paths resolved against the file, and a
+ * bad config is refused with the file, the path inside it and what is wrong.
+ * Each bad config is lab.yaml with exactly one thing changed.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { ConfigError, loadConfig, parseConfig } from '../../config/load';
+
+const LAB_FILE = path.join(__dirname, '../../runbooks/lab.yaml');
+const LAB_TEXT = readFileSync(LAB_FILE, 'utf8');
+const FILE = '/some/file.yaml';
+
+/** lab.yaml as a plain object (yaml's `parse` is untyped), edited by `change`. */
+type LabDoc = ReturnType<typeof parse>;
+function labWith(change: (doc: LabDoc) => void): string {
+  const doc: LabDoc = parse(LAB_TEXT);
+  change(doc);
+  return stringify(doc);
+}
+
+/** lab.yaml's text with one literal edit, for errors only raw YAML can carry. */
+function labTextWith(search: string, replacement: string): string {
+  expect(LAB_TEXT).toContain(search);
+  return LAB_TEXT.replace(search, replacement);
+}
+
+/** 1-based line of the first occurrence of `needle` in `text`. */
+function lineOf(text: string, needle: string): number {
+  const index = text.indexOf(needle);
+  expect(index).toBeGreaterThanOrEqual(0);
+  return text.slice(0, index).split('\n').length;
+}
+
+function refusal(text: string): ConfigError {
+  try {
+    parseConfig(text, FILE);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected the config to be refused');
+}
+
+/** Asserts the exact problems, and that the message names the file and lists each of them. */
+function expectRefused(text: string, problems: string[]): void {
+  const err = refusal(text);
+  expect(err.name).toBe('ConfigError');
+  expect(err.file).toBe(FILE);
+  expect(err.problems).toEqual(problems);
+  expect(err.message).toBe(`invalid config ${FILE}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+}
+
+describe('loadConfig', () => {
+  it('loads runbooks/lab.yaml and resolves stateDir and the journal against the file', () => {
+    const loaded = loadConfig(LAB_FILE);
+    const repo = path.resolve(__dirname, '../..');
+    expect(loaded.file).toBe(path.join(repo, 'runbooks/lab.yaml'));
+    expect(loaded.stateDir).toBe(path.join(repo, '.lifeboat/lab'));
+    expect(loaded.journalPath).toBe(path.join(repo, '.lifeboat/lab/notifications.jsonl'));
+  });
+
+  it('returns the validated config with its defaults filled in', () => {
+    const { config } = loadConfig(LAB_FILE);
+    expect(Object.keys(config.people)).toEqual(['alice', 'bob', 'carol', 'dave', 'erin']);
+    expect(config.people.carol?.roles).toEqual(['commander', 'approver']);
+    const orders = config.databases.orders;
+    expect(orders?.primary).toEqual({ region: 'east', host: '127.0.0.1', port: 55432 });
+    expect(orders?.standby).toEqual({ region: 'west', host: '127.0.0.1', port: 55433 });
+    expect(orders?.slot).toBe('lifeboat_standby'); // not in lab.yaml: the default
+    expect(config.runbooks['db-promotion'].gates.promote).toEqual({ escalateAfterSeconds: 300, timeoutSeconds: 1800 });
+    expect(config.lab.temporal).toEqual({ port: 7233, uiPort: 8233 });
+  });
+
+  it('resolves relative paths against whichever file the text came from', () => {
+    const loaded = parseConfig(LAB_TEXT, '/etc/lifeboat/prod.yaml');
+    expect(loaded.file).toBe('/etc/lifeboat/prod.yaml');
+    expect(loaded.stateDir).toBe('/etc/.lifeboat/lab');
+    expect(loaded.journalPath).toBe('/etc/.lifeboat/lab/notifications.jsonl');
+  });
+
+  it('keeps an absolute stateDir as it is', () => {
+    const loaded = parseConfig(labWith((doc) => { doc.lab.stateDir = '/var/lib/lifeboat'; }), FILE);
+    expect(loaded.stateDir).toBe('/var/lib/lifeboat');
+  });
+
+  it('refuses a file it cannot read, naming it', () => {
+    const missing = path.join(__dirname, 'no-such-config.yaml');
+    let err: unknown;
+    try {
+      loadConfig(missing);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).file).toBe(missing);
+    expect((err as ConfigError).problems).toEqual([expect.stringMatching(/^cannot read the file: ENOENT/)]);
+    expect((err as ConfigError).message).toContain(`invalid config ${missing}:`);
+  });
+});
+
+describe('parseConfig refuses a bad config', () => {
+  it('accepts lab.yaml round-tripped through the yaml package (the base of every case below)', () => {
+    expect(parseConfig(labWith(() => undefined), FILE).config.databases.orders?.rpoTargetSeconds).toBe(5);
+  });
+
+  it('a YAML syntax error, with its line', () => {
+    const text = labTextWith('rto: { budgetSeconds: 900, onBreach: continue }', 'rto: { budgetSeconds: 900, onBreach: continue');
+    const err = refusal(text);
+    expect(err.file).toBe(FILE);
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^YAML: .*Flow map.* at line \d+, column \d+/);
+    expect(err.message).toContain(`invalid config ${FILE}:\n  - YAML: `);
+  });
+
+  it('a duplicated key, with the line and column of the duplicate', () => {
+    const text = labTextWith('  dave:  {', '  bob:   { roles: [admin] }\n  dave:  {');
+    const err = refusal(text);
+    expect(err.file).toBe(FILE);
+    expect(err.problems).toEqual([
+      expect.stringMatching(new RegExp(`^YAML: Map keys must be unique at line ${lineOf(text, '  bob:   { roles: [admin] }')}, column 3\\b`)),
+    ]);
+    expect(err.message).toContain(`invalid config ${FILE}:`);
+  });
+
+  it('a negative RTO budget', () => {
+    expectRefused(labWith((doc) => { doc.runbooks['db-promotion'].rto.budgetSeconds = -5; }), [
+      'runbooks.db-promotion.rto.budgetSeconds: must be a positive number of seconds',
+    ]);
+  });
+
+  it('an unknown role', () => {
+    expectRefused(labWith((doc) => { doc.people.bob.roles = ['approver', 'boss']; }), [
+      'people.bob.roles.1: Invalid option: expected one of "commander"|"approver"|"viewer"|"admin"',
+    ]);
+  });
+
+  it('an unknown top-level key', () => {
+    expectRefused(labWith((doc) => { doc.runbook = doc.runbooks; }), ['(top level): Unrecognized key: "runbook"']);
+  });
+
+  it('an unknown key in a nested object', () => {
+    expectRefused(labWith((doc) => { doc.databases.orders.primary.hostname = 'db1'; }), [
+      'databases.orders.primary: Unrecognized key: "hostname"',
+    ]);
+  });
+
+  it('a standby in the same region as its primary', () => {
+    expectRefused(labWith((doc) => { doc.databases.orders.standby.region = 'east'; }), [
+      'databases.orders.standby.region: the standby must be in another region than the primary',
+    ]);
+  });
+
+  it('a standby on the same host and port as its primary', () => {
+    expectRefused(labWith((doc) => { doc.databases.orders.standby.port = 55432; }), [
+      'databases.orders.standby.port: primary and standby must be different servers',
+    ]);
+  });
+
+  it('no person with the approver role', () => {
+    expectRefused(labWith((doc) => {
+      doc.people.bob.roles = ['viewer'];
+      doc.people.carol.roles = ['commander'];
+    }), ['people: no person has the approver role: no gate could ever be approved']);
+  });
+
+  it('escalateAfterSeconds greater than timeoutSeconds', () => {
+    expectRefused(labWith((doc) => { doc.runbooks['db-promotion'].gates.promote.escalateAfterSeconds = 1801; }), [
+      'runbooks.db-promotion.gates.promote: escalateAfterSeconds must not exceed timeoutSeconds',
+    ]);
+  });
+
+  it('accepts escalateAfterSeconds equal to timeoutSeconds', () => {
+    const loaded = parseConfig(labWith((doc) => { doc.runbooks['db-promotion'].gates.promote.escalateAfterSeconds = 1800; }), FILE);
+    expect(loaded.config.runbooks['db-promotion'].gates.promote.escalateAfterSeconds).toBe(1800);
+  });
+
+  it('an unknown step id under runbooks.db-promotion.steps', () => {
+    expectRefused(labWith((doc) => { doc.runbooks['db-promotion'].steps['fence-standby'] = { budgetSeconds: 30 }; }), [
+      'runbooks.db-promotion.steps: Unrecognized key: "fence-standby"',
+    ]);
+  });
+
+  it('missing databases', () => {
+    expectRefused(labWith((doc) => { delete doc.databases; }), ['databases: Invalid input: expected record, received undefined']);
+  });
+
+  it('a port out of range', () => {
+    expectRefused(labWith((doc) => { doc.databases.orders.primary.port = 65536; }), [
+      'databases.orders.primary.port: Too big: expected number to be <=65535',
+    ]);
+  });
+
+  it('a port that is not an integer', () => {
+    expectRefused(labWith((doc) => { doc.lab.temporal.uiPort = 8233.5; }), [
+      'lab.temporal.uiPort: Invalid input: expected int, received number',
+    ]);
+  });
+
+  it('a duration given as a string', () => {
+    expectRefused(labWith((doc) => { doc.runbooks['db-promotion'].rto.budgetSeconds = '900'; }), [
+      'runbooks.db-promotion.rto.budgetSeconds: Invalid input: expected number, received string',
+    ]);
+  });
+
+  it('a negative RPO target (0 is allowed)', () => {
+    expectRefused(labWith((doc) => { doc.databases.orders.rpoTargetSeconds = -1; }), [
+      'databases.orders.rpoTargetSeconds: must be 0 or a positive number of seconds',
+    ]);
+    expect(parseConfig(labWith((doc) => { doc.databases.orders.rpoTargetSeconds = 0; }), FILE).config.databases.orders?.rpoTargetSeconds).toBe(0);
+  });
+
+  // Regression: a union's bare "Invalid input" did not say what was wrong.
+  it('an RPO target given as a string, saying what is wrong', () => {
+    const err = refusal(labWith((doc) => { doc.databases.orders.rpoTargetSeconds = '5'; }));
+    expect(err.problems).toEqual([expect.stringMatching(/^databases\.orders\.rpoTargetSeconds: .*expected number, received string/)]);
+  });
+
+  // Regression: record keys reported zod's "Invalid key in record", hiding the schema's message for names.
+  it('a person name that is not a valid name, saying what is wrong', () => {
+    const err = refusal(labWith((doc) => {
+      doc.people.Bob = doc.people.bob;
+      delete doc.people.bob;
+    }));
+    expect(err.problems).toEqual(['people.Bob: use lower-case letters, digits, "-" or "_", starting with a letter']);
+  });
+
+  it('several problems at once, each with its own path', () => {
+    expectRefused(labWith((doc) => {
+      doc.runbooks['db-promotion'].rto.budgetSeconds = 0;
+      doc.runbooks['db-promotion'].compensationAttempts = 0;
+    }), [
+      'runbooks.db-promotion.rto.budgetSeconds: must be a positive number of seconds',
+      'runbooks.db-promotion.compensationAttempts: Too small: expected number to be >=1',
+    ]);
+  });
+
+  it('an empty file', () => {
+    expectRefused('', ['(top level): Invalid input: expected object, received null']);
+  });
+});
