@@ -1,16 +1,22 @@
 /** All activities a Lifeboat worker registers, built from injected providers and channels. */
 import { createDatabaseActivities, type DatabaseProvider } from './database';
-import { createNotificationActivities, type NotificationChannel } from './notify';
+import { createNotificationActivities, type NotificationRoutes } from './notify';
+import type { Route53Traffic } from './route53';
+import type { ServiceControl } from './service';
+import { createTrafficActivities } from './traffic';
 
 export interface ActivityDependencies {
   databases: ReadonlyMap<string, DatabaseProvider>;
-  channels: readonly NotificationChannel[];
+  notifications: { routes: NotificationRoutes; record: (entry: Record<string, unknown>) => Promise<void> };
+  traffic?: Route53Traffic;
+  services?: ServiceControl;
 }
 
 export function createActivities(deps: ActivityDependencies) {
   return {
     ...createDatabaseActivities({ providers: deps.databases }),
-    ...createNotificationActivities({ channels: deps.channels }),
+    ...createNotificationActivities(deps.notifications),
+    ...createTrafficActivities({ traffic: deps.traffic, services: deps.services }),
   };
 }
 

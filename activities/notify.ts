@@ -1,46 +1,59 @@
 /**
- * Notification activities: one `notify` that tries each configured channel in
- * order (failover) and reports which one delivered. Channels are injected; the
- * journal channel (JSON lines on disk) is always last so nothing is lost.
+ * Notification activities: one `notify` that tries the channels of the
+ * notification's audience in order (failover: email, then SMS, for the incident
+ * channel; SMS, then a voice call, to page the on-call) and reports which one
+ * delivered. Every attempt is appended to the journal (JSON lines), the record
+ * of what was sent and the lab's readable pager.
  */
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Notification, NotificationReceipt } from '../contract/database';
+import type { Notification, NotificationAudience, NotificationReceipt } from '../contract/database';
 
 export interface NotificationChannel {
   readonly name: string;
   send(notification: Notification): Promise<void>;
 }
 
-/** Appends every notification to a JSON-lines file: the lab's pager and the last-resort record. */
-export function journalChannel(file: string): NotificationChannel {
-  return {
-    name: 'journal',
-    async send(notification) {
-      await mkdir(path.dirname(file), { recursive: true });
-      await appendFile(file, `${JSON.stringify({ at: new Date().toISOString(), ...notification })}\n`);
-    },
+export type NotificationRoutes = Readonly<Record<NotificationAudience, readonly NotificationChannel[]>>;
+
+/** Appends every delivery attempt to a JSON-lines file. */
+export function journal(file: string) {
+  return async (entry: Record<string, unknown>): Promise<void> => {
+    await mkdir(path.dirname(file), { recursive: true });
+    await appendFile(file, `${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`);
   };
 }
 
-export function createNotificationActivities(deps: { channels: readonly NotificationChannel[] }) {
+/** The journal as a delivery channel, for configs with no email or SMS (the lab's pager). */
+export function journalChannel(): NotificationChannel {
+  return { name: 'journal', send: async () => undefined };
+}
+
+export function createNotificationActivities(deps: { routes: NotificationRoutes; record: (entry: Record<string, unknown>) => Promise<void> }) {
   return {
     /** Delivers through the first channel that works; fails (and is retried) only when all fail. */
     async notify(notification: Notification): Promise<NotificationReceipt> {
+      const channels = deps.routes[notification.audience];
       const failures: string[] = [];
-      for (const channel of deps.channels) {
+      for (const channel of channels) {
         try {
           await channel.send(notification);
-          log.info('notification delivered', { channel: channel.name, subject: notification.subject, kind: notification.kind });
+          await deps.record({ channel: channel.name, delivered: true, ...notification });
+          log.info('notification delivered', { channel: channel.name, subject: notification.subject, audience: notification.audience });
           return { channel: channel.name, deliveredAt: new Date().toISOString() };
         } catch (err) {
-          failures.push(`${channel.name}: ${(err as Error).message}`);
-          log.warn('notification channel failed', { channel: channel.name, error: (err as Error).message });
+          const message = (err as Error).message;
+          failures.push(`${channel.name}: ${message}`);
+          await deps.record({ channel: channel.name, delivered: false, error: message, ...notification });
+          log.warn('notification channel failed, trying the next', { channel: channel.name, error: message });
         }
       }
-      throw ApplicationFailure.retryable(`no channel delivered "${notification.subject}" (${failures.join('; ') || 'no channels configured'})`, 'NotificationUndelivered');
+      throw ApplicationFailure.retryable(
+        `no channel delivered "${notification.subject}" to ${notification.audience} (${failures.join('; ') || 'no channels configured'})`,
+        'NotificationUndelivered',
+      );
     },
   };
 }

@@ -1,35 +1,37 @@
 /**
- * `npm run demo`: the lab up, a worker, a planned db-promotion started by a
- * commander and approved by a second configured person; prints the measured
- * RTO and RPO and the Temporal UI link, and leaves the lab up for inspection.
+ * `npm run demo`: the two-region lab up, a worker, and a planned evacuation of
+ * east started by a commander, its gates approved by a second configured
+ * person. Prints RTO and RPO per database, the emails and SMS that went out, and
+ * the Temporal UI link; the lab stays up for inspection.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load';
+import type { RegionalEvacuationResult } from '../contract/regional-evacuation';
+import { statusQuery, type RunbookStatus } from '../contract/runbook';
 import { Lab } from '../lab/lab';
+import { GiveUp, isAlive, waitFor } from '../lab/processes';
 import { connectClient, temporalTarget } from '../lib/temporal';
-import type { DbPromotionResult } from '../contract/db-promotion';
-import type { dbPromotion } from '../workflows';
-import { statusQuery } from '../contract/runbook';
+import type { regionalEvacuation } from '../workflows';
 import { formatStatus } from './format';
 import { decideGate, startRun } from './runs';
 import { UsageError } from './start';
-import { GiveUp, isAlive, waitFor } from '../lab/processes';
 
-export async function runDemo(loaded: LoadedConfig, options: { projectRoot: string; log: (line: string) => void }): Promise<DbPromotionResult> {
+export async function runDemo(loaded: LoadedConfig, options: { projectRoot: string; log: (line: string) => void }): Promise<RegionalEvacuationResult> {
   const { log } = options;
   const people = Object.entries(loaded.config.people);
   const commander = people.find(([, p]) => p.roles.includes('commander'))?.[0];
   const approver = people.find(([name, p]) => p.roles.includes('approver') && name !== commander)?.[0];
   if (!commander || !approver) throw new UsageError(`the demo needs a commander and a different approver under people: in ${loaded.file}`);
-  const database = Object.keys(loaded.config.databases)[0];
-  if (!database) throw new UsageError(`the demo needs a database in ${loaded.file}`);
+  const region = Object.values(loaded.config.databases)[0]?.primary.region;
+  if (!region || !loaded.config.runbooks['regional-evacuation']) throw new UsageError(`the demo needs databases and runbooks.regional-evacuation in ${loaded.file}`);
 
   const lab = new Lab(loaded);
   log('== lab up');
   let status = await lab.up({ temporal: true, log });
-  if (Object.values(status.databases).some((db) => !db.standby)) {
-    log('== a standby was promoted by an earlier run: lab reset to east primary, west standby');
+  const promotedBefore = Object.values(status.databases).some((db) => !db.standby) || Object.values(status.dns?.weights ?? {}).length > 0 && status.dns?.weights?.[region] !== 100;
+  if (promotedBefore) {
+    log('== an earlier run changed the topology: lab reset (east primaries, west standbys, traffic on east)');
     status = await lab.reset({ log });
   }
   const cli = path.join(options.projectRoot, 'dist', 'cli', 'lifeboat.js');
@@ -38,44 +40,61 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
   const target = temporalTarget(loaded);
   const client = await connectClient(target);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  log(`== ${commander} (commander) starts a planned db-promotion of ${database}`);
+  log(`== ${commander} (commander) starts a planned evacuation of ${region}`);
   const started = await startRun(client, loaded, {
-    runbook: 'db-promotion',
-    params: [`database=${database}`, 'mode=planned'],
+    runbook: 'regional-evacuation',
+    params: [`region=${region}`, 'mode=planned'],
     as: commander,
-    id: `db-promotion:${database}:demo-${stamp}`,
+    id: `regional-evacuation:${region}:demo-${stamp}`,
     incident: `demo-${stamp}`,
     drill: true,
   });
   log(`   ${started.workflowId}\n   ${started.url}`);
-  const handle = client.workflow.getHandle<typeof dbPromotion>(started.workflowId);
-  const waiting = await waitFor(
-    'the promote gate to open',
-    async () => {
-      if (!isAlive(workerPid)) throw new GiveUp(`the lab worker (pid ${workerPid}) exited: see ${path.join(lab.stateDir, 'logs', 'worker.log')}`);
-      const s = await handle.query(statusQuery);
-      return s.gates.some((g) => g.id === 'promote' && g.state === 'waiting') ? s : undefined;
-    },
-    120_000,
-    500,
-  );
-  console.log(formatStatus(waiting));
-  log(`== ${approver} (approver) approves the promote gate`);
-  const decided = await decideGate(client, loaded, { workflowId: started.workflowId, gate: 'promote', as: approver, comment: 'demo: standby healthy, go', decision: 'approve' });
-  log(`   gate ${decided.gate} ${decided.state} by ${decided.decidedBy}`);
+  const handle = client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
+  const waitForGate = (gate: string) =>
+    waitFor(
+      `gate ${gate} to open`,
+      async (): Promise<RunbookStatus | undefined> => {
+        if (!isAlive(workerPid)) throw new GiveUp(`the lab worker (pid ${workerPid}) exited: see ${path.join(lab.stateDir, 'logs', 'worker.log')}`);
+        const s = await handle.query(statusQuery);
+        if (s.state === 'failed' || s.state === 'rolled-back') throw new GiveUp(`the run ended ${s.state}: ${s.error?.message ?? ''}`);
+        return s.gates.some((g) => g.id === gate && g.state === 'waiting') ? s : undefined;
+      },
+      180_000,
+      500,
+    );
+  for (const gate of ['drain-traffic', 'promote-databases']) {
+    const waiting = await waitForGate(gate);
+    if (gate === 'drain-traffic') console.log(formatStatus(waiting));
+    log(`== ${approver} (approver) approves gate ${gate}`);
+    await decideGate(client, loaded, { workflowId: started.workflowId, gate, as: approver, comment: 'demo: go', decision: 'approve' });
+  }
   const result = await handle.result();
   console.log('');
   console.log(formatStatus(await handle.query(statusQuery)));
   console.log('');
-  console.log(`${database} promoted: new primary ${result.newPrimary.region} ${result.newPrimary.host}:${result.newPrimary.port}, timeline ${result.timeline}`);
+  console.log(`${region} evacuated to ${result.survivingRegion}; DNS weights ${JSON.stringify(result.trafficBefore)} -> ${JSON.stringify(result.trafficAfter)}`);
   console.log(`measured RTO ${result.rto.measuredSeconds.toFixed(1)}s (budget ${result.rto.budgetSeconds}s, ${result.rto.met ? 'met' : 'EXCEEDED'})`);
-  console.log(`measured RPO ${result.rpo.measuredSeconds ?? '?'}s / ${result.rpo.measuredBytes ?? '?'} bytes (target ${result.rpo.targetSeconds}s, ${result.rpo.met ? 'met' : 'MISSED'}): ${result.rpo.method}`);
-  if (existsSync(loaded.journalPath)) {
-    const sent = readFileSync(loaded.journalPath, 'utf8').split('\n').filter((l) => l.includes(started.workflowId)).length;
-    console.log(`notifications for this run in ${loaded.journalPath}: ${sent}`);
+  for (const db of result.databases) {
+    const r = db.result;
+    console.log(r
+      ? `  ${db.database}: promoted in ${r.newPrimary.region} (timeline ${r.timeline}); RPO ${r.rpo.measuredSeconds ?? '?'}s / ${r.rpo.measuredBytes ?? '?'} bytes (target ${r.rpo.targetSeconds}s, ${r.rpo.met ? 'met' : 'MISSED'})`
+      : `  ${db.database}: FAILED ${db.error ?? ''}`);
   }
+  printNotifications(loaded, started.workflowId);
   console.log(`Temporal UI: ${started.url}`);
   console.log("The lab stays up: 'npx lifeboat lab status', 'npx lifeboat lab reset' to repeat, 'npx lifeboat lab down' to stop.");
   await client.connection.close();
   return result;
+}
+
+/** What went out for the run, from the journal of delivery attempts. */
+function printNotifications(loaded: LoadedConfig, workflowId: string): void {
+  if (!existsSync(loaded.journalPath)) return;
+  const entries = readFileSync(loaded.journalPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const mine = entries.filter((e) => typeof e.workflowId === 'string' && (e.workflowId === workflowId || e.workflowId.startsWith('db-promotion:')) && e.delivered === true);
+  console.log(`notifications delivered (journal ${loaded.journalPath}):`);
+  for (const e of mine.filter((x) => x.workflowId === workflowId)) console.log(`  ${String(e.channel).padEnd(6)} ${String(e.audience).padEnd(9)} ${String(e.subject)}`);
+  const inbox = loaded.config.notifications.email ? `http://127.0.0.1:${loaded.config.lab.inbox.port}/api/v1/messages` : undefined;
+  if (inbox) console.log(`  emails are readable in Mailpit: ${inbox}`);
 }

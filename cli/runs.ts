@@ -13,7 +13,8 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LoadedConfig } from '../config/load';
-import type { dbPromotion } from '../workflows';
+import type { dbPromotion, regionalEvacuation } from '../workflows';
+import { DB_PROMOTION_WORKFLOW_TYPE } from '../contract/db-promotion';
 import {
   decideUpdate,
   requestCancelUpdate,
@@ -42,17 +43,20 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
   const target = temporalTarget(loaded);
   const plan = planStart(loaded, { ...request, uiUrl: request.uiUrl ?? target.uiUrl });
   try {
-    const handle = await client.workflow.start<typeof dbPromotion>(plan.workflowType, {
+    const options = {
       taskQueue: target.taskQueue,
       workflowId: plan.workflowId,
-      args: [plan.input],
       typedSearchAttributes: plan.searchAttributes,
       staticSummary: plan.staticSummary,
       staticDetails: plan.staticDetails,
-      // One run per business key: a second promotion of the same database is refused while one runs.
+      // One run per business key: a second run on the same target is refused while one runs.
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    });
+    } as const;
+    const handle =
+      plan.workflowType === DB_PROMOTION_WORKFLOW_TYPE
+        ? await client.workflow.start<typeof dbPromotion>(plan.workflowType, { ...options, args: [plan.input] })
+        : await client.workflow.start<typeof regionalEvacuation>(plan.workflowType, { ...options, args: [plan.input] });
     return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, url: runUrl(target, handle.workflowId, handle.firstExecutionRunId) };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

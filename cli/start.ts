@@ -5,11 +5,19 @@
  */
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { LoadedConfig } from '../config/load';
+import type { LifeboatConfig, PostgresDatabaseConfig } from '../config/schema';
+import {
+  REGIONAL_EVACUATION_RUNBOOK,
+  REGIONAL_EVACUATION_WORKFLOW_TYPE,
+  regionalEvacuationWorkflowId,
+  type RegionalEvacuationInput,
+} from '../contract/regional-evacuation';
 import {
   DB_PROMOTION_RUNBOOK,
   DB_PROMOTION_WORKFLOW_TYPE,
   dbPromotionWorkflowId,
   type DbPromotionInput,
+  type DbPromotionPolicy,
   type PromotionMode,
 } from '../contract/db-promotion';
 import { lookup } from '../contract/records';
@@ -20,7 +28,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export const RUNBOOKS = [DB_PROMOTION_RUNBOOK] as const;
+export const RUNBOOKS = [DB_PROMOTION_RUNBOOK, REGIONAL_EVACUATION_RUNBOOK] as const;
 
 export interface StartRequest {
   runbook: string;
@@ -35,14 +43,16 @@ export interface StartRequest {
   uiUrl?: string;
 }
 
-export interface PlannedStart {
-  workflowType: string;
+interface PlannedStartBase {
   workflowId: string;
-  input: DbPromotionInput;
   searchAttributes: TypedSearchAttributes;
   staticSummary: string;
   staticDetails: string;
 }
+
+export type DbPromotionStart = PlannedStartBase & { workflowType: typeof DB_PROMOTION_WORKFLOW_TYPE; input: DbPromotionInput };
+export type EvacuationStart = PlannedStartBase & { workflowType: typeof REGIONAL_EVACUATION_WORKFLOW_TYPE; input: RegionalEvacuationInput };
+export type PlannedStart = DbPromotionStart | EvacuationStart;
 
 /** Resolves the identity (`--as` or LIFEBOAT_USER) and checks it holds one of `roles`. */
 export function requirePerson(loaded: LoadedConfig, as: string | undefined, roles: readonly Role[], action: string): string {
@@ -88,67 +98,133 @@ function isPromotionMode(mode: string): mode is PromotionMode {
   return mode === 'planned' || mode === 'unplanned';
 }
 
-export function planStart(loaded: LoadedConfig, request: StartRequest): PlannedStart {
+interface Common {
+  initiator: string;
+  context: RunContext;
+  mode: PromotionMode;
+  params: Record<string, string>;
+}
+
+/** Checks shared by every runbook: identity, id, incident, mode, detection time. */
+function common(loaded: LoadedConfig, request: StartRequest, allowedParams: readonly string[]): Common {
   if (request.id !== undefined && !/^[\w.:@-]{1,200}$/.test(request.id)) {
     throw new UsageError(`--id must be 1-200 letters, digits, ".", ":", "@", "_" or "-", not '${request.id}'`);
   }
-  if (!(RUNBOOKS as readonly string[]).includes(request.runbook)) {
-    throw new UsageError(`unknown runbook '${request.runbook}': known runbooks are ${RUNBOOKS.join(', ')}`);
-  }
   const initiator = requirePerson(loaded, request.as, ['commander'], 'start a runbook');
-  const now = request.now ?? new Date();
-  const { config } = loaded;
-  const params = parseParams(request.params, ['database', 'mode']);
-  const database = params.database;
-  if (!database) throw new UsageError(`db-promotion needs database=NAME (configured: ${Object.keys(config.databases).join(', ')})`);
-  const db = lookup(config.databases, database);
-  if (!db) throw new UsageError(`unknown database '${database}': configured databases are ${Object.keys(config.databases).join(', ')}`);
+  const params = parseParams(request.params, allowedParams);
   const mode = params.mode ?? 'planned';
   if (!isPromotionMode(mode)) throw new UsageError(`mode must be planned or unplanned, not '${mode}'`);
   if (request.incident !== undefined && !/^[\w.:-]{1,100}$/.test(request.incident)) {
     throw new UsageError('--incident must be 1-100 letters, digits, ".", ":", "_" or "-"');
   }
-
-  const runbook = config.runbooks['db-promotion'];
   const context: RunContext = {
     initiator,
-    detectedAt: parseDetectedAt(request.detectedAt, now),
+    detectedAt: parseDetectedAt(request.detectedAt, request.now ?? new Date()),
     incident: request.incident,
     drill: request.drill,
-    people: Object.fromEntries(Object.entries(config.people).map(([name, p]) => [name, [...p.roles]])),
+    people: Object.fromEntries(Object.entries(loaded.config.people).map(([name, p]) => [name, [...p.roles]])),
     uiUrl: request.uiUrl,
   };
-  const input: DbPromotionInput = {
-    database,
-    mode,
-    run: context,
-    policy: {
-      rto: runbook.rto,
-      stepBudgets: Object.fromEntries(Object.entries(runbook.steps).flatMap(([id, s]) => (s ? [[id, s.budgetSeconds]] : []))),
-      gates: runbook.gates,
-      rpoTargetSeconds: db.rpoTargetSeconds,
-      catchUpTimeoutSeconds: runbook.catchUpTimeoutSeconds,
-      compensationAttempts: runbook.compensationAttempts,
-    },
-  };
-  const attributes = new TypedSearchAttributes([
-    { key: searchAttributes.runbook, value: DB_PROMOTION_RUNBOOK },
+  return { initiator, context, mode, params };
+}
+
+function startAttributes(runbook: string, request: StartRequest): TypedSearchAttributes {
+  return new TypedSearchAttributes([
+    { key: searchAttributes.runbook, value: runbook },
     { key: searchAttributes.phase, value: 'starting' },
     { key: searchAttributes.drill, value: request.drill },
     { key: searchAttributes.rtoBreached, value: false },
     ...(request.incident ? [{ key: searchAttributes.incident, value: request.incident }] : []),
   ]);
+}
+
+const stepBudgets = (steps: Partial<Record<string, { budgetSeconds: number }>>) =>
+  Object.fromEntries(Object.entries(steps).flatMap(([id, s]) => (s ? [[id, s.budgetSeconds]] : [])));
+
+/** The db-promotion policy of one database, from the config. */
+export function promotionPolicy(config: LifeboatConfig, database: PostgresDatabaseConfig): DbPromotionPolicy {
+  const runbook = config.runbooks['db-promotion'];
+  return {
+    rto: runbook.rto,
+    stepBudgets: stepBudgets(runbook.steps),
+    gates: runbook.gates,
+    rpoTargetSeconds: database.rpoTargetSeconds,
+    catchUpTimeoutSeconds: runbook.catchUpTimeoutSeconds,
+    compensationAttempts: runbook.compensationAttempts,
+  };
+}
+
+export function planStart(loaded: LoadedConfig, request: StartRequest): PlannedStart {
+  if (request.runbook === DB_PROMOTION_RUNBOOK) return planDbPromotion(loaded, request);
+  if (request.runbook === REGIONAL_EVACUATION_RUNBOOK) return planEvacuation(loaded, request);
+  throw new UsageError(`unknown runbook '${request.runbook}': known runbooks are ${RUNBOOKS.join(', ')}`);
+}
+
+export function planDbPromotion(loaded: LoadedConfig, request: StartRequest): DbPromotionStart {
+  const { config } = loaded;
+  const { initiator, context, mode, params } = common(loaded, request, ['database', 'mode']);
+  const database = params.database;
+  if (!database) throw new UsageError(`db-promotion needs database=NAME (configured: ${Object.keys(config.databases).join(', ')})`);
+  const db = lookup(config.databases, database);
+  if (!db) throw new UsageError(`unknown database '${database}': configured databases are ${Object.keys(config.databases).join(', ')}`);
+  const runbook = config.runbooks['db-promotion'];
   return {
     workflowType: DB_PROMOTION_WORKFLOW_TYPE,
     workflowId: request.id ?? dbPromotionWorkflowId(database),
-    input,
-    searchAttributes: attributes,
+    input: { database, mode, run: context, policy: promotionPolicy(config, db) },
+    searchAttributes: startAttributes(DB_PROMOTION_RUNBOOK, request),
     staticSummary: `${request.drill ? 'DRILL: ' : ''}promote ${database} standby (${db.standby.region}) in ${mode} mode`,
     staticDetails: [
       `**Runbook** db-promotion, **database** ${database}, **mode** ${mode}`,
       `**Initiator** ${initiator}${request.incident ? `, **incident** ${request.incident}` : ''}`,
       `**Detected** ${context.detectedAt}, **RTO budget** ${runbook.rto.budgetSeconds}s (${runbook.rto.onBreach} on breach), **RPO target** ${db.rpoTargetSeconds}s`,
       `**Primary** ${db.primary.region} ${db.primary.host}:${db.primary.port} → **standby** ${db.standby.region} ${db.standby.host}:${db.standby.port}`,
+    ].join('\n'),
+  };
+}
+
+export function planEvacuation(loaded: LoadedConfig, request: StartRequest): EvacuationStart {
+  const { config } = loaded;
+  const { initiator, context, mode, params } = common(loaded, request, ['region', 'mode']);
+  const runbook = config.runbooks['regional-evacuation'];
+  if (!runbook) throw new UsageError(`regional-evacuation is not configured: add runbooks.regional-evacuation to ${loaded.file}`);
+  const regions = [...new Set(Object.values(config.databases).map((d) => d.primary.region))];
+  const region = params.region;
+  if (!region) throw new UsageError(`regional-evacuation needs region=NAME (regions with primaries: ${regions.join(', ')})`);
+  const evacuated = Object.entries(config.databases).filter(([, d]) => d.primary.region === region);
+  if (evacuated.length === 0) throw new UsageError(`no database has its primary in region '${region}': regions with primaries are ${regions.join(', ')}`);
+  const survivors = [...new Set(evacuated.map(([, d]) => d.standby.region))];
+  const survivingRegion = survivors[0];
+  if (survivors.length !== 1 || !survivingRegion) {
+    throw new UsageError(`the databases of ${region} have standbys in several regions (${survivors.join(', ')}): evacuate them with db-promotion one by one`);
+  }
+  const statusEverySeconds = config.notifications.statusEveryMinutes * 60;
+  return {
+    workflowType: REGIONAL_EVACUATION_WORKFLOW_TYPE,
+    workflowId: request.id ?? regionalEvacuationWorkflowId(region),
+    input: {
+      region,
+      survivingRegion,
+      mode,
+      run: context,
+      databases: evacuated.map(([name, d]) => ({ name, standby: { region: d.standby.region, host: d.standby.host, port: d.standby.port }, promotion: { ...promotionPolicy(config, d), rto: runbook.rto } })),
+      policy: {
+        rto: runbook.rto,
+        stepBudgets: stepBudgets(runbook.steps),
+        gates: runbook.gates,
+        onPromotionFailure: runbook.onPromotionFailure,
+        canary: runbook.canary,
+        compensationAttempts: runbook.compensationAttempts,
+        statusEverySeconds,
+      },
+    },
+    searchAttributes: startAttributes(REGIONAL_EVACUATION_RUNBOOK, request),
+    staticSummary: `${request.drill ? 'DRILL: ' : ''}evacuate ${region} to ${survivingRegion} (${mode}): ${evacuated.map(([n]) => n).join(', ')}`,
+    staticDetails: [
+      `**Runbook** regional-evacuation, **region** ${region} → **${survivingRegion}**, **mode** ${mode}`,
+      `**Databases** ${evacuated.map(([n]) => n).join(', ')}`,
+      `**Initiator** ${initiator}${request.incident ? `, **incident** ${request.incident}` : ''}`,
+      `**Detected** ${context.detectedAt}, **RTO budget** ${runbook.rto.budgetSeconds}s (${runbook.rto.onBreach} on breach)`,
     ].join('\n'),
   };
 }

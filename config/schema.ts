@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ROLES } from '../contract/runbook';
 import { dbPromotionPlan } from '../contract/db-promotion';
+import { regionalEvacuationPlan } from '../contract/regional-evacuation';
 
 /** A runbook's step ids as a non-empty tuple, for z.enum. */
 function planStepIds<const Id extends string>(plan: { readonly steps: readonly { readonly id: Id }[] }): [Id, ...Id[]] {
@@ -23,7 +24,7 @@ const person = z.strictObject({
   name: z.string().optional(),
   roles: z.array(z.enum(ROLES)).min(1, 'give at least one role'),
   email: z.string().optional(),
-  phone: z.string().optional(),
+  phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 phone number such as +15550100001').optional(),
 });
 
 const node = z.strictObject({
@@ -69,6 +70,24 @@ const dbPromotionRunbook = z.strictObject({
   compensationAttempts: z.number().int().min(1).max(100).default(5),
 });
 
+const evacuationRunbook = z.strictObject({
+  rto,
+  steps: z.partialRecord(z.enum(planStepIds(regionalEvacuationPlan)), z.strictObject({ budgetSeconds: seconds })).default({}),
+  gates: z.strictObject({ 'drain-traffic': gate, 'promote-databases': gate }),
+  /** A failed database promotion: stop (abort) or carry on with the others (continue-degraded). */
+  onPromotionFailure: z.enum(['abort', 'continue-degraded']).default('abort'),
+  canary: z
+    .strictObject({
+      /** Percent of traffic on the surviving region at each stage; ends at 100. */
+      weights: z.array(z.number().int().min(1).max(100)).min(1).refine((w) => w.at(-1) === 100, 'the last canary weight must be 100'),
+      holdSeconds: z.number().min(0).default(60),
+      /** Seconds between synthetic checks while holding. */
+      checkEverySeconds: seconds.default(10),
+    })
+    .prefault({ weights: [10, 50, 100] }),
+  compensationAttempts: z.number().int().min(1).max(100).default(5),
+});
+
 export const configSchema = z
   .strictObject({
     temporal: z
@@ -84,18 +103,62 @@ export const configSchema = z
         /** Relative to the config file. */
         stateDir: z.string().default('../.lifeboat/lab'),
         temporal: z.strictObject({ port, uiPort: port }).prefault({ port: 7233, uiPort: 8233 }),
+        /** Mailpit's HTTP API (the readable inbox of the lab's SMTP server). */
+        inbox: z.strictObject({ port }).prefault({ port: 55526 }),
       })
       .prefault({}),
     notifications: z
       .strictObject({
-        /** JSON-lines journal every notification is appended to, relative to the config file. */
+        /** JSON-lines record of every delivery attempt, relative to the config file. */
         journal: z.string().default('../.lifeboat/lab/notifications.jsonl'),
+        /** The incident channel: email first, SMS when SMTP is down. */
+        email: z
+          .strictObject({
+            smtp: z.strictObject({ host: z.string().min(1), port, secure: z.boolean().default(false), userEnv: z.string().optional(), passwordEnv: z.string().optional() }),
+            from: z.string().min(3),
+            incidentChannel: z.array(z.string().min(3)).min(1, 'give at least one address'),
+          })
+          .optional(),
+        twilio: z
+          .strictObject({
+            accountSid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'a Twilio account SID: AC followed by 32 hex digits'),
+            /** Environment variable holding the auth token (never the token itself). */
+            authTokenEnv: z.string().min(1),
+            from: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 phone number such as +15550100000'),
+            /** A Twilio-compatible API base URL (the lab's stand-in); unset in production. */
+            apiBaseUrl: z.string().url().optional(),
+          })
+          .optional(),
+        /** People paged by SMS (then voice): their `phone` in people. */
+        onCall: z.array(name).default([]),
+        /** Minutes between status updates to the incident channel while a run is open (0: none). */
+        statusEveryMinutes: z.number().min(0).default(15),
       })
       .prefault({}),
+    /** Route 53: weighted records for the app, failover pairs for the databases. */
+    dns: z
+      .strictObject({
+        /** A Route 53-compatible endpoint (the lab's moto); unset in production. */
+        endpoint: z.string().url().optional(),
+        region: z.string().default('us-east-1'),
+        zone: z.string().min(1),
+        app: z.strictObject({
+          record: z.string().min(1),
+          ttl: z.number().int().min(1).default(30),
+          /** CNAME target per weighted set: each region, and `maintenance`. */
+          targets: z.record(name, z.string().min(1)),
+        }),
+        syncPollMs: z.number().int().min(10).default(30_000),
+        syncTimeoutSeconds: seconds.default(600),
+      })
+      .optional(),
+    /** The application's control plane per region (freeze, re-point, synthetic checks). */
+    services: z.record(name, z.strictObject({ url: z.string().url() })).default({}),
     people: z.record(name, person).refine((p) => Object.keys(p).length > 0, 'configure at least one person'),
     databases: z.record(name, postgresDatabase),
     runbooks: z.strictObject({
       'db-promotion': dbPromotionRunbook,
+      'regional-evacuation': evacuationRunbook.optional(),
     }),
   })
   .superRefine((config, ctx) => {
@@ -107,6 +170,27 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['databases', db, 'standby', 'port'], message: 'primary and standby must be different servers' });
       }
     }
+    for (const who of config.notifications.onCall) {
+      const person = Object.hasOwn(config.people, who) ? config.people[who] : undefined;
+      if (!person) ctx.addIssue({ code: 'custom', path: ['notifications', 'onCall'], message: `'${who}' is not under people:` });
+      else if (!person.phone) ctx.addIssue({ code: 'custom', path: ['people', who, 'phone'], message: 'on-call people need a phone number to be paged' });
+    }
+    if (config.runbooks['regional-evacuation']) {
+      const regions = new Set(Object.values(config.databases).flatMap((d) => [d.primary.region, d.standby.region]));
+      for (const region of regions) {
+        if (!Object.hasOwn(config.services, region)) {
+          ctx.addIssue({ code: 'custom', path: ['services'], message: `regional-evacuation needs the service of region '${region}' (services.${region}.url)` });
+        }
+      }
+      if (!config.dns) ctx.addIssue({ code: 'custom', path: ['dns'], message: 'regional-evacuation needs dns: to move traffic' });
+      else {
+        for (const target of [...regions, 'maintenance']) {
+          if (!Object.hasOwn(config.dns.app.targets, target)) {
+            ctx.addIssue({ code: 'custom', path: ['dns', 'app', 'targets'], message: `give a CNAME target for '${target}'` });
+          }
+        }
+      }
+    }
     const approvers = Object.entries(config.people).filter(([, p]) => p.roles.includes('approver'));
     if (approvers.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['people'], message: 'no person has the approver role: no gate could ever be approved' });
@@ -116,3 +200,4 @@ export const configSchema = z
 export type LifeboatConfig = z.infer<typeof configSchema>;
 export type PostgresDatabaseConfig = LifeboatConfig['databases'][string];
 export type DbPromotionRunbookConfig = LifeboatConfig['runbooks']['db-promotion'];
+export type EvacuationRunbookConfig = NonNullable<LifeboatConfig['runbooks']['regional-evacuation']>;

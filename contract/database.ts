@@ -60,9 +60,13 @@ export interface WriteCheck {
   node: NodeEndpoint;
 }
 
+/** Who a notification is for: the incident channel (email first) or the on-call (paged: SMS, then voice). */
+export type NotificationAudience = 'incident' | 'oncall';
+
 export interface Notification {
+  audience: NotificationAudience;
   severity: 'info' | 'warning' | 'critical';
-  kind: 'escalation' | 'rto-breach' | 'needs-attention' | 'status';
+  kind: 'declare' | 'status' | 'escalation' | 'rto-breach' | 'needs-attention' | 'final';
   subject: string;
   body: string;
   workflowId: string;

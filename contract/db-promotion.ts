@@ -6,7 +6,7 @@
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
 
 export const DB_PROMOTION_RUNBOOK = 'db-promotion';
-export const DB_PROMOTION_WORKFLOW_TYPE = 'dbPromotion';
+export const DB_PROMOTION_WORKFLOW_TYPE = 'dbPromotion' as const;
 
 export type PromotionMode = 'planned' | 'unplanned';
 
@@ -44,6 +44,8 @@ export interface DbPromotionInput {
   mode: PromotionMode;
   run: RunContext;
   policy: DbPromotionPolicy;
+  /** Set by a parent run (an evacuation) whose own gate already approved the promotion. */
+  preApproved?: { by: string; at: string; comment: string };
 }
 
 export interface DbPromotionResult {

@@ -18,6 +18,12 @@ export const FailureType = {
   GateRejected: 'GateRejected',
   /** The overall RTO budget ran out and the policy is rollback. */
   RtoBudgetExceeded: 'RtoBudgetExceeded',
+  /** A provider the runbook needs is not in the config (DNS, a region's service). */
+  NotConfigured: 'NotConfigured',
+  /** A synthetic check (health, write, read) against a region failed. */
+  SyntheticCheckFailed: 'SyntheticCheckFailed',
+  /** A child promotion failed and the policy is abort. */
+  PromotionFailed: 'PromotionFailed',
   /** A runbook step failed; the cause is attached. */
   StepFailed: 'StepFailed',
 } as const;

@@ -127,7 +127,19 @@ export interface RunbookStatus {
   /** Whether a failure, rejection or cancel would still run the undos. */
   rollbackAvailable: boolean;
   events: RunEvent[];
+  /** Child runs (an evacuation's database promotions). */
+  children: ChildStatus[];
+  /** Delivery counters; `lastError` tells why channels are failing while retries go on. */
+  notifications: { delivered: number; pending: number; failedRounds: number; lastError?: string };
   error?: { type: string; message: string };
+}
+
+export interface ChildStatus {
+  workflowId: string;
+  runbook: string;
+  target: string;
+  state: 'running' | 'completed' | 'failed';
+  detail?: string;
 }
 
 /** Who the run is, fixed at start from the validated config (roles are a snapshot). */

@@ -22,12 +22,20 @@ import {
   type ClusterSpec,
   type NodeLiveState,
 } from './postgres';
+import { createRoute53Traffic } from '../activities/route53';
+import { labRoute53, seedLabDns, startMailpit, startMoto, startRegionalService, startTwilioStandIn } from './emulators';
 import { isAlive, isListening, startDaemon, stopPid } from './processes';
 import { startDevServer, stopDevServer, waitUntilReady } from './temporal-server';
+
+/** The lab's Twilio stand-in accepts any token; the lab worker gets this one. */
+export const LAB_TWILIO_TOKEN_ENV = 'LIFEBOAT_TWILIO_AUTH_TOKEN';
+export const LAB_ENVIRONMENT: Readonly<Record<string, string>> = { [LAB_TWILIO_TOKEN_ENV]: 'lifeboat-lab-token' };
 
 interface LabState {
   temporal?: { pid?: number; address: string; uiUrl: string };
   worker?: { pid: number; logFile: string };
+  /** The shared parts: dns, smtp, twilio, service-<region>. */
+  daemons?: Record<string, { pid: number; logFile: string }>;
 }
 
 export interface LabNodeStatus extends NodeLiveState {
@@ -41,6 +49,12 @@ export interface LabNodeStatus extends NodeLiveState {
 export interface LabStatus {
   stateDir: string;
   temporal: { address: string; uiUrl: string; running: boolean; pid?: number };
+  /** Route 53 weights of the app record, read live. */
+  dns?: { endpoint: string; weights?: Record<string, number>; error?: string };
+  /** Mailpit's inbox API; the Twilio stand-in. */
+  inbox?: { url: string };
+  twilio?: { url: string };
+  services: Record<string, { url: string; healthy: boolean; frozen?: boolean; error?: string }>;
   /** Roles read live: `primary` is the writable node, `standby` the node in recovery. */
   databases: Record<string, { primary?: LabNodeStatus; standby?: LabNodeStatus; others: LabNodeStatus[] }>;
 }
@@ -48,6 +62,8 @@ export interface LabStatus {
 export interface LabUpOptions {
   /** Start the Temporal dev server too (the tests bring their own). */
   temporal: boolean;
+  /** Start DNS, SMTP, the Twilio stand-in and the regional services when the config points at loopback (default true). */
+  shared?: boolean;
   /** Rows seeded into each new primary. */
   seedRows?: number;
   log?: (line: string) => void;
@@ -80,6 +96,7 @@ export class Lab {
     mkdirSync(path.join(this.stateDir, 'pg'), { recursive: true });
     if (options.temporal) await this.upTemporal(say);
     for (const name of Object.keys(this.loaded.config.databases)) await this.upDatabase(name, options.seedRows ?? 100, say);
+    if (options.shared !== false) await this.upShared(say);
     return this.status();
   }
 
@@ -100,6 +117,12 @@ export class Lab {
       log(`stopping the lab worker (pid ${state.worker.pid})`);
       await stopPid(state.worker.pid, 'SIGTERM', 30_000);
     }
+    for (const [name, daemon] of Object.entries(state.daemons ?? {})) {
+      if (isAlive(daemon.pid)) {
+        log(`stopping ${name} (pid ${daemon.pid})`);
+        await stopPid(daemon.pid, 'SIGTERM', 15_000);
+      }
+    }
     if (state.temporal?.pid && isAlive(state.temporal.pid)) {
       log(`stopping the Temporal dev server (pid ${state.temporal.pid})`);
       await stopDevServer(state.temporal.pid);
@@ -119,6 +142,7 @@ export class Lab {
       say(`reset ${name}: data removed`);
     }
     for (const name of Object.keys(this.loaded.config.databases)) await this.upDatabase(name, options.seedRows ?? 100, say);
+    if (options.shared !== false) await this.resetShared(say);
     return this.status();
   }
 
@@ -130,7 +154,7 @@ export class Lab {
       return state.worker.pid;
     }
     const logFile = path.join(this.stateDir, 'logs', 'worker.log');
-    const pid = startDaemon(command, args, logFile, { ...process.env, NODE_ENV: 'production' });
+    const pid = startDaemon(command, args, logFile, { ...LAB_ENVIRONMENT, ...process.env, NODE_ENV: 'production' });
     this.writeState({ ...state, worker: { pid, logFile } });
     say(`lab worker started (pid ${pid}, log ${logFile})`);
     return pid;
@@ -145,8 +169,28 @@ export class Lab {
     const result: LabStatus = {
       stateDir: this.stateDir,
       temporal: { address, uiUrl, running: await isListening(host, port), pid: state.temporal?.pid },
+      services: {},
       databases: {},
     };
+    const { dns, notifications, services } = this.loaded.config;
+    if (dns?.endpoint) {
+      try {
+        result.dns = { endpoint: dns.endpoint, weights: await this.traffic()?.readWeights() };
+      } catch (err) {
+        result.dns = { endpoint: dns.endpoint, error: (err as Error).message };
+      }
+    }
+    if (notifications.email) result.inbox = { url: `http://${notifications.email.smtp.host}:${this.loaded.config.lab.inbox.port}` };
+    if (notifications.twilio?.apiBaseUrl) result.twilio = { url: notifications.twilio.apiBaseUrl };
+    for (const [region, service] of Object.entries(services)) {
+      try {
+        const response = await fetch(`${service.url.replace(/\/$/, '')}/health`, { signal: AbortSignal.timeout(5000) });
+        const body = (await response.json()) as { frozen?: unknown };
+        result.services[region] = { url: service.url, healthy: response.status === 200, frozen: body.frozen === true };
+      } catch (err) {
+        result.services[region] = { url: service.url, healthy: false, error: (err as Error).message };
+      }
+    }
     for (const [name, spec] of Object.entries(this.loaded.config.databases)) {
       const clusters = this.clusters(name);
       const nodes: LabNodeStatus[] = [];
@@ -159,6 +203,76 @@ export class Lab {
       result.databases[name] = { primary, standby, others: nodes.filter((n) => n !== primary && n !== standby) };
     }
     return result;
+  }
+
+  /** Starts each shared part the config points at on loopback, unless it runs already. */
+  private async upShared(say: (line: string) => void): Promise<void> {
+    const { dns, notifications, services, databases } = this.loaded.config;
+    const logs = path.join(this.stateDir, 'logs');
+    const dnsEndpoint = loopback(dns?.endpoint);
+    if (dns && dnsEndpoint) {
+      const fresh = await this.ensureDaemon('dns', () => startMoto(dnsEndpoint.host, dnsEndpoint.port, path.join(logs, 'moto.log')), say);
+      if (fresh) await this.seedDns();
+    }
+    const smtp = notifications.email?.smtp;
+    if (smtp && isLoopbackHost(smtp.host)) {
+      await this.ensureDaemon('smtp', () => startMailpit(smtp.host, smtp.port, this.loaded.config.lab.inbox.port, path.join(this.stateDir, 'mailpit.db'), path.join(logs, 'mailpit.log')), say);
+    }
+    const twilio = loopback(notifications.twilio?.apiBaseUrl);
+    if (twilio) {
+      await this.ensureDaemon('twilio', () => startTwilioStandIn(twilio.host, twilio.port, path.join(this.stateDir, 'twilio-requests.jsonl'), path.join(logs, 'twilio.log')), say);
+    }
+    for (const [region, service] of Object.entries(services)) {
+      const at = loopback(service.url);
+      if (!at) continue;
+      // Every region's service starts on each database's primary (cross-region for the standby region).
+      const routes = Object.fromEntries(Object.entries(databases).map(([name, db]) => [name, { host: db.primary.host, port: db.primary.port, database: db.database, user: db.user }]));
+      await this.ensureDaemon(`service-${region}`, () => startRegionalService(region, at.host, at.port, routes, path.join(logs, `service-${region}.log`)), say);
+    }
+  }
+
+  /** DNS back to all traffic on the primary region; services restarted on their initial routes, unfrozen. */
+  private async resetShared(say: (line: string) => void): Promise<void> {
+    if (this.loaded.config.dns?.endpoint && this.readState().daemons?.dns) await this.seedDns();
+    const state = this.readState();
+    for (const region of Object.keys(this.loaded.config.services)) {
+      const daemon = state.daemons?.[`service-${region}`];
+      if (daemon && isAlive(daemon.pid)) await stopPid(daemon.pid, 'SIGTERM', 15_000);
+    }
+    await this.upShared(say);
+  }
+
+  private async seedDns(): Promise<void> {
+    const { dns, databases } = this.loaded.config;
+    if (!dns?.endpoint) return;
+    const primaryRegion = Object.values(databases)[0]?.primary.region ?? 'east';
+    await seedLabDns(labRoute53(dns.endpoint, dns.region), {
+      zone: dns.zone,
+      record: dns.app.record,
+      ttl: dns.app.ttl,
+      targets: dns.app.targets,
+      primaryRegion,
+      databases: Object.fromEntries(Object.entries(databases).map(([name, db]) => [name, { primary: db.primary.region, standby: db.standby.region }])),
+    });
+  }
+
+  private traffic() {
+    const dns = this.loaded.config.dns;
+    if (!dns?.endpoint) return undefined;
+    return createRoute53Traffic(labRoute53(dns.endpoint, dns.region), {
+      zone: dns.zone, record: dns.app.record, ttl: dns.app.ttl, targets: dns.app.targets, syncPollMs: 100, syncTimeoutMs: 10_000,
+    });
+  }
+
+  /** Returns true when it had to start the daemon. */
+  private async ensureDaemon(name: string, start: () => Promise<number>, say: (line: string) => void): Promise<boolean> {
+    const running = this.readState().daemons?.[name];
+    if (running && isAlive(running.pid)) return false;
+    say(`starting ${name}`);
+    const pid = await start();
+    const latest = this.readState();
+    this.writeState({ ...latest, daemons: { ...latest.daemons, [name]: { pid, logFile: path.join(this.stateDir, 'logs') } } });
+    return true;
   }
 
   private async upTemporal(say: (line: string) => void): Promise<void> {
@@ -217,6 +331,18 @@ export class Lab {
     mkdirSync(this.stateDir, { recursive: true });
     writeFileSync(path.join(this.stateDir, 'lab.json'), `${JSON.stringify(state, null, 2)}\n`);
   }
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** host and port of a URL on loopback (the lab starts only what lives there). */
+function loopback(url: string | undefined): { host: string; port: number } | undefined {
+  if (!url) return undefined;
+  const u = new URL(url);
+  if (!isLoopbackHost(u.hostname)) return undefined;
+  return { host: u.hostname, port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)) };
 }
 
 function splitAddress(address: string): [string, number] {

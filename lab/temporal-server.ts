@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { msToTs } from '@temporalio/common/lib/time';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../contract/runbook';
 import { GiveUp, isAlive, isListening, startDaemon, stopPid, waitFor } from './processes';
 
@@ -90,6 +92,27 @@ export async function waitUntilReady(address: string, pid: number | undefined, l
     timeoutMs,
     500,
   );
+}
+
+/** Registers `namespace` (if missing) with the Lifeboat search attributes; the dev server only sets up `default`. */
+export async function ensureNamespace(address: string, namespace: string): Promise<void> {
+  if (namespace === 'default') return;
+  const connection = await Connection.connect({ address, connectTimeout: 5000 });
+  try {
+    try {
+      await connection.workflowService.describeNamespace({ namespace });
+    } catch {
+      await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') });
+    }
+    const types = { Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, Bool: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_BOOL } as const;
+    const existing = await waitFor(`namespace ${namespace}`, async () => connection.operatorService.listSearchAttributes({ namespace }), 30_000, 250);
+    const missing = Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).filter(([name]) => !(name in (existing.customAttributes ?? {})));
+    if (missing.length > 0) {
+      await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, types[type]])) });
+    }
+  } finally {
+    await connection.close();
+  }
 }
 
 export async function stopDevServer(pid: number): Promise<void> {

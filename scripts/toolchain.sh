@@ -6,11 +6,15 @@
 #   - the npm dependencies (pinned by package-lock.json)
 #   - the Temporal CLI dev server, built with `go install` and keyed by version
 #   - PostgreSQL 15 server binaries from Debian
+#   - the moto server (Route 53 emulator) from PyPI, in a virtualenv keyed by version
+#   - Mailpit (SMTP server with an inbox API), built from its Go module, keyed by version
 # Progress goes to stderr so that commands printing JSON keep stdout clean.
 
 LIFEBOAT_NODE_VERSION=24.21.0
 LIFEBOAT_TEMPORAL_CLI_VERSION=v1.5.1
 LIFEBOAT_PG_MAJOR=15
+LIFEBOAT_MOTO_VERSION=5.2.5
+LIFEBOAT_MAILPIT_VERSION=v1.27.11
 
 LIFEBOAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LIFEBOAT_CACHE_DIR="${LIFEBOAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lifeboat}"
@@ -92,6 +96,39 @@ ensure_postgres() {
   export LIFEBOAT_PG_BIN
 }
 
+ensure_moto() {
+  local dir="$LIFEBOAT_CACHE_DIR/moto/$LIFEBOAT_MOTO_VERSION"
+  if [ ! -x "$dir/bin/moto_server" ]; then
+    command -v python3 >/dev/null 2>&1 || { lifeboat_say "Python 3 is needed for the moto server: install python3"; return 1; }
+    lifeboat_say "installing moto[server]==$LIFEBOAT_MOTO_VERSION (Route 53 emulator) into $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir" >&2 || return 1
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$LIFEBOAT_MOTO_VERSION" >&2 || return 1
+  fi
+  LIFEBOAT_MOTO_BIN="$dir/bin/moto_server"
+  export LIFEBOAT_MOTO_BIN
+}
+
+ensure_mailpit() {
+  local dir="$LIFEBOAT_CACHE_DIR/mailpit/$LIFEBOAT_MAILPIT_VERSION"
+  if [ ! -x "$dir/mailpit" ]; then
+    command -v go >/dev/null 2>&1 || { lifeboat_say "Go is needed to build Mailpit: install Go >= 1.24"; return 1; }
+    lifeboat_say "building Mailpit $LIFEBOAT_MAILPIT_VERSION from its Go module (first time only, cached in $dir)"
+    # `go install ...@version` needs the proxy's version list for its deprecation
+    # check, which the proxy here refuses for this module; fetching the pinned
+    # module and building it in place gives the same program.
+    local src
+    src="$(go mod download -json "github.com/axllent/mailpit@$LIFEBOAT_MAILPIT_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" || return 1
+    [ -d "$src" ] || { lifeboat_say "could not download github.com/axllent/mailpit@$LIFEBOAT_MAILPIT_VERSION"; return 1; }
+    mkdir -p "$dir"
+    (cd "$src" && GOFLAGS=-mod=mod go build -trimpath \
+      -ldflags "-X github.com/axllent/mailpit/config.Version=$LIFEBOAT_MAILPIT_VERSION" \
+      -o "$dir/mailpit" . >&2) || return 1
+  fi
+  LIFEBOAT_MAILPIT_BIN="$dir/mailpit"
+  export LIFEBOAT_MAILPIT_BIN
+}
+
 # Builds dist/ (tsc output and the pre-built workflow bundle) when a source is newer than it.
 ensure_build() {
   local marker="$LIFEBOAT_ROOT/dist/.build-stamp"
@@ -103,5 +140,5 @@ ensure_build() {
 }
 
 ensure_all() {
-  ensure_node && ensure_npm_deps && ensure_temporal && ensure_postgres && ensure_build
+  ensure_node && ensure_npm_deps && ensure_temporal && ensure_postgres && ensure_moto && ensure_mailpit && ensure_build
 }

@@ -1,19 +1,91 @@
 /** Builds the real provider clients once, from the validated config, for the activities. */
+import { Route53Client } from '@aws-sdk/client-route-53';
+import nodemailer from 'nodemailer';
 import type { LoadedConfig } from '../config/load';
 import type { DatabaseProvider } from '../activities/database';
-import { journalChannel, type NotificationChannel } from '../activities/notify';
+import { emailChannel } from '../activities/email';
+import { journal, journalChannel, type NotificationChannel, type NotificationRoutes } from '../activities/notify';
 import { createPostgresProvider } from '../activities/postgres';
+import { createRoute53Traffic } from '../activities/route53';
+import { createServiceControl } from '../activities/service';
+import { createTwilioClient, smsChannel, voiceChannel } from '../activities/twilio';
 import type { ActivityDependencies } from '../activities';
 
+/** A secret from the environment variable the config names; a clear error when it is missing. */
+function secret(env: NodeJS.ProcessEnv, variable: string, what: string): string {
+  const value = env[variable];
+  if (value === undefined || value === '') throw new Error(`${what} names the environment variable ${variable}, which is not set for the worker`);
+  return value;
+}
+
 export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
+  const { config } = loaded;
   const databases = new Map<string, DatabaseProvider>();
-  for (const [name, spec] of Object.entries(loaded.config.databases)) {
-    const password = spec.passwordEnv ? env[spec.passwordEnv] : undefined;
-    if (spec.passwordEnv && password === undefined) {
-      throw new Error(`databases.${name}.passwordEnv names ${spec.passwordEnv}, which is not set in the worker's environment`);
-    }
+  for (const [name, spec] of Object.entries(config.databases)) {
+    const password = spec.passwordEnv ? secret(env, spec.passwordEnv, `databases.${name}.passwordEnv`) : undefined;
     databases.set(name, createPostgresProvider(name, spec, { user: spec.user, password }));
   }
-  const channels: NotificationChannel[] = [journalChannel(loaded.journalPath)];
-  return { databases, channels };
+  return {
+    databases,
+    notifications: { routes: notificationRoutes(loaded, env), record: journal(loaded.journalPath) },
+    traffic: config.dns ? route53Traffic(config.dns, env) : undefined,
+    services: Object.keys(config.services).length > 0 ? createServiceControl(config.services) : undefined,
+  };
+}
+
+/** Incident channel: email, then SMS to the on-call. Pages: SMS, then a voice call (email when there is no Twilio). */
+function notificationRoutes(loaded: LoadedConfig, env: NodeJS.ProcessEnv): NotificationRoutes {
+  const { notifications, people } = loaded.config;
+  const phones = notifications.onCall.flatMap((who) => {
+    const phone = Object.hasOwn(people, who) ? people[who]?.phone : undefined;
+    return phone ? [phone] : [];
+  });
+  const email = notifications.email
+    ? emailChannel({
+        transport: nodemailer.createTransport({
+          host: notifications.email.smtp.host,
+          port: notifications.email.smtp.port,
+          secure: notifications.email.smtp.secure,
+          auth: notifications.email.smtp.userEnv
+            ? { user: secret(env, notifications.email.smtp.userEnv, 'notifications.email.smtp.userEnv'), pass: secret(env, notifications.email.smtp.passwordEnv ?? '', 'notifications.email.smtp.passwordEnv') }
+            : undefined,
+          connectionTimeout: 5000,
+          greetingTimeout: 5000,
+          socketTimeout: 10000,
+        }),
+        from: notifications.email.from,
+        to: notifications.email.incidentChannel,
+      })
+    : undefined;
+  const twilioConfig = notifications.twilio;
+  const twilio = twilioConfig
+    ? createTwilioClient(twilioConfig.accountSid, secret(env, twilioConfig.authTokenEnv, 'notifications.twilio.authTokenEnv'), twilioConfig.apiBaseUrl)
+    : undefined;
+  const sms = twilio && twilioConfig ? smsChannel(twilio, twilioConfig.from, phones) : undefined;
+  const voice = twilio && twilioConfig ? voiceChannel(twilio, twilioConfig.from, phones) : undefined;
+  const present = (...channels: Array<NotificationChannel | undefined>) => channels.filter((c): c is NotificationChannel => c !== undefined);
+  const incident = present(email, sms);
+  const oncall = present(sms, voice);
+  return {
+    incident: incident.length > 0 ? incident : [journalChannel()],
+    oncall: oncall.length > 0 ? oncall : email ? [email] : [journalChannel()],
+  };
+}
+
+function route53Traffic(dns: NonNullable<LoadedConfig['config']['dns']>, env: NodeJS.ProcessEnv) {
+  // Credentials come from the usual AWS sources; an emulator endpoint (the lab) accepts any.
+  const emulator = dns.endpoint !== undefined && !env.AWS_ACCESS_KEY_ID;
+  const client = new Route53Client({
+    region: dns.region,
+    endpoint: dns.endpoint,
+    credentials: emulator ? { accessKeyId: 'lifeboat-lab', secretAccessKey: 'lifeboat-lab' } : undefined,
+  });
+  return createRoute53Traffic(client, {
+    zone: dns.zone,
+    record: dns.app.record,
+    ttl: dns.app.ttl,
+    targets: dns.app.targets,
+    syncPollMs: dns.syncPollMs,
+    syncTimeoutMs: dns.syncTimeoutSeconds * 1000,
+  });
 }

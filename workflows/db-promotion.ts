@@ -95,7 +95,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
 
     // The gate sits right before the point of no return, after the fence: the approver decides
     // with the measured RPO in front of them, and a rejection or a timeout unfences the old primary.
-    await run.gate('promote');
+    await run.gate('promote', { preApproved: input.preApproved });
 
     const promotion = await run.step(
       'promote',
@@ -120,8 +120,9 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       rpo: { ...rpo, targetSeconds: policy.rpoTargetSeconds, method: rpo.method, met: rpoStatus.met ?? false },
     };
     await run.step('record-evidence', () =>
-      run.notify({
-        kind: 'status',
+      run.announce({
+        audience: 'incident',
+        kind: 'final',
         severity: 'info',
         subject: `${database} promoted in ${mode} mode`,
         body: `New primary ${promotion.newPrimary.region} ${promotion.newPrimary.host}:${promotion.newPrimary.port} (timeline ${promotion.timeline}). ` +

@@ -1,2 +1,3 @@
 /** Workflow bundle entry: every runbook workflow, by its workflow type name. */
 export { dbPromotion } from './db-promotion';
+export { regionalEvacuation } from './regional-evacuation';

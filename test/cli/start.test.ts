@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { planStart, UsageError, type StartRequest } from '../../cli/start';
+import { planDbPromotion, planStart, UsageError, type StartRequest } from '../../cli/start';
 import { loadConfig } from '../../config/load';
 import { searchAttributes } from '../../contract/runbook';
 
@@ -16,7 +16,7 @@ function request(changes: Partial<StartRequest> = {}): StartRequest {
 }
 
 function plan(changes: Partial<StartRequest> = {}) {
-  return planStart(loaded, request(changes));
+  return planDbPromotion(loaded, request(changes));
 }
 
 /** Asserts that planStart refuses the request with a UsageError carrying exactly `message`. */
@@ -167,16 +167,16 @@ describe('planStart: --detected-at', () => {
 
 describe('planStart: refuses bad input', () => {
   it('an unknown runbook, listing the known ones', () => {
-    expectUsageError({ runbook: 'evacuation' }, "unknown runbook 'evacuation': known runbooks are db-promotion");
+    expect(() => planStart(loaded, request({ runbook: 'evacuation' }))).toThrow(new UsageError("unknown runbook 'evacuation': known runbooks are db-promotion, regional-evacuation"));
   });
 
   it('a missing or empty database', () => {
-    expectUsageError({ params: ['mode=planned'] }, 'db-promotion needs database=NAME (configured: orders)');
-    expectUsageError({ params: ['database='] }, 'db-promotion needs database=NAME (configured: orders)');
+    expectUsageError({ params: ['mode=planned'] }, 'db-promotion needs database=NAME (configured: orders, users, billing)');
+    expectUsageError({ params: ['database='] }, 'db-promotion needs database=NAME (configured: orders, users, billing)');
   });
 
   it('an unknown database, listing the configured ones', () => {
-    expectUsageError({ params: ['database=payments'] }, "unknown database 'payments': configured databases are orders");
+    expectUsageError({ params: ['database=payments'] }, "unknown database 'payments': configured databases are orders, users, billing");
   });
 
   it('an unknown parameter, listing the accepted ones', () => {
@@ -227,6 +227,6 @@ describe('planStart: refuses bad input', () => {
   });
 
   it('a database named like an Object.prototype member', () => {
-    expectUsageError({ params: ['database=toString'] }, "unknown database 'toString': configured databases are orders");
+    expectUsageError({ params: ['database=toString'] }, "unknown database 'toString': configured databases are orders, users, billing");
   });
 });

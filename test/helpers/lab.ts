@@ -9,7 +9,8 @@ import path from 'node:path';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { loadConfig, type LoadedConfig } from '../../config/load';
-import { Lab } from '../../lab/lab';
+import { Lab, LAB_ENVIRONMENT, LAB_TWILIO_TOKEN_ENV } from '../../lab/lab';
+import { ensureNamespace } from '../../lab/temporal-server';
 import { freePort } from '../../lab/processes';
 
 export interface TestLab {
@@ -26,12 +27,16 @@ export interface TestLabOptions {
   databases?: string[];
   /** Replaces parts of runbooks.db-promotion (shallow merge). */
   dbPromotion?: Record<string, unknown>;
+  /** The two-region lab's shared parts too: Route 53 (moto), SMTP (Mailpit), the Twilio stand-in, regional services, and the evacuation runbook. */
+  regions?: boolean;
+  /** Replaces parts of runbooks.regional-evacuation (shallow merge). */
+  evacuation?: Record<string, unknown>;
 }
 
 export const TEST_PEOPLE = {
   alice: { roles: ['commander'] },
   bob: { roles: ['approver'] },
-  carol: { roles: ['commander', 'approver'] },
+  carol: { roles: ['commander', 'approver'], phone: '+15550100003' },
   dave: { roles: ['viewer'] },
   erin: { roles: ['admin'] },
 };
@@ -48,14 +53,15 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       rpoTargetSeconds: 5,
     };
   }
-  return {
+  const config: Record<string, unknown> = {
     temporal: {
       address: inject('temporalAddress'),
-      namespace: 'default',
+      // A namespace per test file: business-key workflow ids (db-promotion:orders) never collide across files.
+      namespace: `lifeboat-test-${name}`,
       taskQueue: `lifeboat-test-${name}-${process.pid}-${Date.now().toString(36)}`,
       uiUrl: inject('temporalUiUrl') || 'http://127.0.0.1:8233',
     },
-    lab: { stateDir: './state', temporal: { port: 7233, uiPort: 8233 } },
+    lab: { stateDir: './state', temporal: { port: 7233, uiPort: 8233 }, inbox: { port: await freePort() } },
     notifications: { journal: './state/notifications.jsonl' },
     people: TEST_PEOPLE,
     databases,
@@ -69,6 +75,32 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       },
     },
   };
+  if (options.regions) {
+    config.notifications = {
+      journal: './state/notifications.jsonl',
+      email: { smtp: { host: '127.0.0.1', port: await freePort() }, from: 'lifeboat@lab.local', incidentChannel: ['incidents@lab.local'] },
+      twilio: { accountSid: 'AC00000000000000000000000000000001', authTokenEnv: LAB_TWILIO_TOKEN_ENV, from: '+15550100000', apiBaseUrl: `http://127.0.0.1:${await freePort()}` },
+      onCall: ['carol'],
+      statusEveryMinutes: 0,
+    };
+    config.dns = {
+      endpoint: `http://127.0.0.1:${await freePort()}`,
+      zone: 'lifeboat.lab',
+      app: { record: 'app.lifeboat.lab', ttl: 30, targets: { east: 'east.app.lifeboat.lab', west: 'west.app.lifeboat.lab', maintenance: 'maintenance.lifeboat.lab' } },
+      syncPollMs: 100,
+      syncTimeoutSeconds: 30,
+    };
+    config.services = { east: { url: `http://127.0.0.1:${await freePort()}` }, west: { url: `http://127.0.0.1:${await freePort()}` } };
+    (config.runbooks as Record<string, unknown>)['regional-evacuation'] = {
+      rto: { budgetSeconds: 900, onBreach: 'continue' },
+      gates: { 'drain-traffic': { escalateAfterSeconds: 120, timeoutSeconds: 300 }, 'promote-databases': { escalateAfterSeconds: 120, timeoutSeconds: 300 } },
+      onPromotionFailure: 'abort',
+      canary: { weights: [10, 50, 100], holdSeconds: 1, checkEverySeconds: 1 },
+      compensationAttempts: 3,
+      ...options.evacuation,
+    };
+  }
+  return config;
 }
 
 export async function createTestLab(name: string, options: TestLabOptions = {}): Promise<TestLab> {
@@ -78,6 +110,8 @@ export async function createTestLab(name: string, options: TestLabOptions = {}):
   const configFile = path.join(dir, 'lab.yaml');
   writeFileSync(configFile, stringify(await testConfig(name, dir, options)));
   const loaded = loadConfig(configFile);
+  Object.assign(process.env, LAB_ENVIRONMENT);
+  await ensureNamespace(loaded.config.temporal.address, loaded.config.temporal.namespace);
   const lab = new Lab(loaded);
   await lab.up({ temporal: false, seedRows: 50 });
   return {

@@ -38,10 +38,6 @@ afterAll(async () => {
   await lab?.destroy();
 });
 
-beforeEach(async () => {
-  await lab.lab.reset({ seedRows: 50 });
-});
-
 function orders(loaded: LoadedConfig = lab.loaded) {
   const db = loaded.config.databases.orders;
   if (!db) throw new Error('test lab has no orders database');
@@ -82,6 +78,10 @@ function journal(): Array<Record<string, unknown>> {
 const recorded: HistoryAndWorkflowId[] = [];
 
 describe('db-promotion', () => {
+  beforeEach(async () => {
+    await lab.lab.reset({ seedRows: 50 });
+  });
+
   it('promotes the standby after a second person approves: standby writable, old primary fenced, RPO 0', async () => {
     const db = orders();
     const before = await countRows(db.primary, 'orders');
@@ -342,7 +342,9 @@ describe('db-promotion', () => {
     expect(final.steps.find((s) => s.id === 'fence-primary')?.state).toBe('compensated');
     expect(await tryWrite(db.primary, 'orders', 'writable again')).toBeUndefined();
   });
+});
 
+describe('replay', () => {
   it('replays the recorded histories of this file and the committed ones deterministically', async () => {
     const { historyFromJSON } = await import('@temporalio/common/lib/proto-utils');
     const committed = ['db-promotion-planned-approved.json', 'db-promotion-rejected.json']

@@ -45,6 +45,7 @@ import {
   type RunEvent,
   type RunState,
   type StepStatus,
+  type ChildStatus,
 } from '../../contract/runbook';
 import { lookup } from '../../contract/records';
 import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
@@ -67,6 +68,13 @@ export interface GateDefinition {
 export interface RunbookPlan {
   readonly steps: readonly StepDefinition[];
   readonly gates: readonly GateDefinition[];
+}
+
+/** A gate decided in a parent run, passed to a child run. */
+export interface PreApproval {
+  by: string;
+  at: string;
+  comment: string;
 }
 
 export interface RunbookRunOptions {
@@ -97,6 +105,12 @@ interface Compensation {
 }
 
 /** Escalations must be delivered even while the run is being cancelled. */
+const NOTIFY_BACKOFF_MS = 5_000;
+const NOTIFY_BACKOFF_MAX_MS = 5 * 60_000;
+
+/** A notification as a runbook writes it; the kernel adds the run's identity and link. */
+export type Outgoing = Pick<Notification, 'audience' | 'severity' | 'kind' | 'subject' | 'body'>;
+
 const notifications = proxyActivities<NotificationActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
@@ -148,6 +162,8 @@ export class RunbookRun {
       pointOfNoReturnPassed: false,
       rollbackAvailable: true,
       events: [],
+      children: [],
+      notifications: { delivered: 0, pending: 0, failedRounds: 0 },
     };
     this.registerHandlers();
   }
@@ -216,14 +232,22 @@ export class RunbookRun {
    * Waits for an authorised approver. Escalates after `escalateAfterSeconds`, rejects
    * as timed out after `timeoutSeconds`; a rejection throws GateRejected.
    */
-  async gate(id: string): Promise<GateStatus> {
+  async gate(id: string, options: { preApproved?: PreApproval } = {}): Promise<GateStatus> {
     const gate = this.gateStatus(id);
     const policy = lookup(this.options.gates, id);
     if (!policy) throw ApplicationFailure.nonRetryable(`no policy configured for gate '${id}'`, 'RunbookDefinitionError');
-    gate.state = 'waiting';
     gate.nonce = uuid4();
     gate.openedAt = this.now();
     gate.decidedBy = gate.decidedAt = gate.comment = gate.escalatedAt = undefined;
+    if (options.preApproved) {
+      // Decided at the parent run's gate (e.g. an evacuation's promote-databases): recorded, not asked again.
+      const { by, at, comment } = options.preApproved;
+      Object.assign(gate, { state: 'approved', decidedBy: by, decidedAt: at, comment });
+      this.record('gate-approved', `gate ${id} approved by ${by} at the parent run's gate: ${comment}`, { by, gate: id });
+      this.publish();
+      return { ...gate };
+    }
+    gate.state = 'waiting';
     this.status.state = 'waiting-approval';
     this.setPhase(`gate ${id}`);
     this.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}`, { gate: id });
@@ -274,12 +298,45 @@ export class RunbookRun {
     return { budgetSeconds: this.options.rto.budgetSeconds, measuredSeconds, met: measuredSeconds <= this.options.rto.budgetSeconds };
   }
 
-  /** Sends a notification (awaited): used for the final report of a run. */
-  async notify(n: Pick<Notification, 'severity' | 'kind' | 'subject' | 'body'>): Promise<void> {
-    await notifications.notify.executeWithOptions(
-      { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 }, summary: `notify: ${n.subject}` },
-      [this.notification(n)],
-    );
+  /**
+   * Sends a notification and waits for one delivery attempt round (channel failover
+   * inside). If every channel fails, delivery goes on in the background with backoff
+   * (shown in the status) and the run carries on: a DR run never waits on email.
+   */
+  async announce(n: Outgoing): Promise<'delivered' | 'retrying'> {
+    const notification = this.notification(n);
+    this.status.notifications.pending++;
+    try {
+      await notifications.notify.executeWithOptions(this.notifyOptions(notification), [notification]);
+      this.delivered();
+      return 'delivered';
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      this.undelivered(notification, err, 1);
+      this.retryDelivery(notification);
+      return 'retrying';
+    }
+  }
+
+  /** Sends a status update to the incident channel every `seconds` until the run ends. */
+  startStatusUpdates(seconds: number, render: (status: RunbookStatus) => Pick<Outgoing, 'subject' | 'body'>): void {
+    if (seconds <= 0) return;
+    void this.watchers
+      .run(async () => {
+        for (;;) {
+          await sleep(seconds * 1000, { summary: `status update every ${seconds}s` });
+          this.deliver({ audience: 'incident', kind: 'status', severity: 'info', ...render(this.snapshot()) });
+        }
+      })
+      .catch(ignoreCancellation);
+  }
+
+  /** Records a child run (e.g. a database promotion of an evacuation) in the status. */
+  trackChild(child: ChildStatus): void {
+    const existing = this.status.children.findIndex((c) => c.workflowId === child.workflowId);
+    if (existing >= 0) this.status.children[existing] = child;
+    else this.status.children.push(child);
+    this.publish();
   }
 
   // ---- recovery -----------------------------------------------------------
@@ -515,21 +572,69 @@ export class RunbookRun {
     log.info(detail, { kind, ...extra });
   }
 
-  /** Fire-and-forget escalation that survives cancellation; a delivery failure is recorded, not fatal. */
+  /** Pages the on-call (SMS, then voice) without waiting; the page survives cancellation. */
   private escalate(kind: Notification['kind'], severity: Notification['severity'], subject: string, body: string, extra: Partial<Pick<RunEvent, 'gate' | 'step'>> = {}): void {
     this.record('escalation', `${severity}: ${subject}`, extra);
-    void CancellationScope.nonCancellable(() =>
-      notifications.notify.executeWithOptions(
-        { startToCloseTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumAttempts: 5 }, summary: `escalate: ${subject}` },
-        [this.notification({ kind, severity, subject, body })],
-      ),
-    ).catch((err: unknown) => {
-      this.record('notification-failed', `could not deliver "${subject}": ${describe(err)}`);
-      this.publish();
-    });
+    this.deliver({ audience: 'oncall', kind, severity, subject, body });
   }
 
-  private notification(n: Pick<Notification, 'severity' | 'kind' | 'subject' | 'body'>): Notification {
+  /** Delivers in the background, retrying with backoff until delivered or the run ends. */
+  private deliver(n: Outgoing): void {
+    const notification = this.notification(n);
+    this.status.notifications.pending++;
+    void CancellationScope.nonCancellable(async () => {
+      try {
+        await notifications.notify.executeWithOptions(this.notifyOptions(notification), [notification]);
+        this.delivered();
+      } catch (err) {
+        this.undelivered(notification, err, 1);
+        await this.retryDeliveryLoop(notification);
+      }
+    }).catch(ignoreCancellation);
+  }
+
+  private retryDelivery(notification: Notification): void {
+    void CancellationScope.nonCancellable(() => this.retryDeliveryLoop(notification)).catch(ignoreCancellation);
+  }
+
+  private async retryDeliveryLoop(notification: Notification): Promise<void> {
+    for (let attempt = 2; ; attempt++) {
+      const backoff = Math.min(2 ** (attempt - 2) * NOTIFY_BACKOFF_MS, NOTIFY_BACKOFF_MAX_MS);
+      await sleep(backoff, { summary: `retry notification "${notification.subject}"` });
+      try {
+        await notifications.notify.executeWithOptions(this.notifyOptions(notification), [notification]);
+        this.delivered();
+        this.record('escalation', `delivered "${notification.subject}" after ${attempt} rounds`);
+        this.publish();
+        return;
+      } catch (err) {
+        this.undelivered(notification, err, attempt);
+      }
+    }
+  }
+
+  private notifyOptions(n: Notification) {
+    return {
+      startToCloseTimeout: '60 seconds',
+      retry: { initialInterval: '1 second', maximumAttempts: 2 },
+      summary: `notify ${n.audience}: ${n.subject}`,
+    } as const;
+  }
+
+  private delivered(): void {
+    this.status.notifications.pending--;
+    this.status.notifications.delivered++;
+  }
+
+  private undelivered(notification: Notification, err: unknown, round: number): void {
+    const counters = this.status.notifications;
+    counters.failedRounds++;
+    counters.lastError = describe(err);
+    this.record('notification-failed', `round ${round}: could not deliver "${notification.subject}" to ${notification.audience}: ${describe(err)}; retrying`);
+    this.publish();
+  }
+
+  private notification(n: Outgoing): Notification {
     const { workflowId, runId } = workflowInfo();
     const ui = this.options.context.uiUrl;
     return {

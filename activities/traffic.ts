@@ -1,0 +1,36 @@
+/** Traffic and application activities used by the evacuation and failback runbooks. */
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../contract/failures';
+import type { NodeEndpoint } from '../contract/database';
+import type { Route53Traffic, TrafficWeights } from './route53';
+import type { ServiceControl } from './service';
+
+function required<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw ApplicationFailure.nonRetryable(`${what} is not configured for this worker`, FailureType.NotConfigured);
+  return value;
+}
+
+export function createTrafficActivities(deps: { traffic?: Route53Traffic; services?: ServiceControl }) {
+  return {
+    async readTrafficWeights(): Promise<TrafficWeights> {
+      return required(deps.traffic, 'DNS (dns:)').readWeights();
+    },
+    async shiftTraffic(weights: TrafficWeights, comment: string): Promise<{ changeId: string }> {
+      return required(deps.traffic, 'DNS (dns:)').setWeights(weights, comment);
+    },
+    async pointDatabaseRecord(database: string, region: string, standbyRegion: string): Promise<{ changeId: string }> {
+      return required(deps.traffic, 'DNS (dns:)').pointDatabase(database, region, standbyRegion, `lifeboat: ${database} primary in ${region}`);
+    },
+    async setWriteFreeze(region: string, frozen: boolean, reason: string, optional: boolean) {
+      return required(deps.services, 'services:').setWriteFreeze(region, frozen, reason, optional);
+    },
+    async repointDatabases(region: string, routes: Record<string, NodeEndpoint>): Promise<void> {
+      return required(deps.services, 'services:').repointDatabases(region, routes);
+    },
+    async syntheticCheck(region: string, databases: string[], runId: string) {
+      return required(deps.services, 'services:').syntheticCheck(region, databases, runId);
+    },
+  };
+}
+
+export type TrafficActivities = ReturnType<typeof createTrafficActivities>;

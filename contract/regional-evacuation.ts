@@ -1,0 +1,84 @@
+/**
+ * Contract of the `regional-evacuation` runbook: a region is lost (or must be
+ * left); its databases are promoted in the surviving region, traffic moves
+ * there, and the service is verified. One run per region at a time.
+ */
+import type { DbPromotionPolicy, DbPromotionResult, PromotionMode } from './db-promotion';
+import type { NodeEndpoint } from './database';
+import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
+
+export const REGIONAL_EVACUATION_RUNBOOK = 'regional-evacuation';
+export const REGIONAL_EVACUATION_WORKFLOW_TYPE = 'regionalEvacuation' as const;
+
+export const regionalEvacuationPlan = {
+  steps: [
+    { id: 'declare', title: 'Declare: notify the incident channel, page the on-call, start status updates' },
+    { id: 'freeze-writes', title: 'Freeze risky writes in the evacuated region' },
+    { id: 'drain-traffic', title: 'Shift DNS weights away from the region (to the maintenance page)' },
+    { id: 'promote-databases', title: 'Promote every database of the region in parallel (child db-promotion runs)', irreversible: true },
+    { id: 'repoint-service', title: 'Re-point the surviving region at the promoted databases (service and DNS)' },
+    { id: 'verify-service', title: 'Synthetic checks against the surviving region: health, a write, a read' },
+    { id: 'resume-traffic', title: 'Resume traffic gradually on the surviving region (canary weights)' },
+    { id: 'record-evidence', title: 'Record measured RTO and RPO per database; final notification' },
+  ],
+  gates: [
+    { id: 'drain-traffic', title: 'Approve draining traffic from the region', before: 'drain-traffic' },
+    { id: 'promote-databases', title: 'Approve promoting the databases (point of no return)', before: 'promote-databases' },
+  ],
+} as const;
+
+export type EvacuationStepId = (typeof regionalEvacuationPlan.steps)[number]['id'];
+export type EvacuationGateId = (typeof regionalEvacuationPlan.gates)[number]['id'];
+
+export interface EvacuatedDatabase {
+  name: string;
+  /** Where the promoted primary will be (the standby), for re-pointing the service. */
+  standby: NodeEndpoint;
+  promotion: DbPromotionPolicy;
+}
+
+export interface RegionalEvacuationPolicy {
+  rto: RtoPolicy;
+  stepBudgets: Partial<Record<EvacuationStepId, number>>;
+  gates: Record<EvacuationGateId, GatePolicy>;
+  onPromotionFailure: 'abort' | 'continue-degraded';
+  canary: { weights: number[]; holdSeconds: number; checkEverySeconds: number };
+  compensationAttempts: number;
+  /** Seconds between status updates to the incident channel (0: none). */
+  statusEverySeconds: number;
+}
+
+export interface RegionalEvacuationInput {
+  region: string;
+  survivingRegion: string;
+  mode: PromotionMode;
+  run: RunContext;
+  databases: EvacuatedDatabase[];
+  policy: RegionalEvacuationPolicy;
+}
+
+export interface DatabaseEvacuationOutcome {
+  database: string;
+  childWorkflowId: string;
+  state: 'promoted' | 'failed';
+  result?: DbPromotionResult;
+  error?: string;
+}
+
+export interface RegionalEvacuationResult {
+  workflowId: string;
+  region: string;
+  survivingRegion: string;
+  mode: PromotionMode;
+  databases: DatabaseEvacuationOutcome[];
+  trafficBefore: Record<string, number>;
+  trafficAfter: Record<string, number>;
+  rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
+  /** Worst RPO across the databases. */
+  rpo: { targetSeconds: number; measuredSeconds?: number; measuredBytes?: number; met: boolean };
+  degraded: boolean;
+}
+
+export function regionalEvacuationWorkflowId(region: string): string {
+  return `${REGIONAL_EVACUATION_RUNBOOK}:${region}`;
+}

@@ -1,0 +1,309 @@
+/**
+ * regional-evacuation in the two-region lab: real Temporal, three real
+ * PostgreSQL primary/standby pairs, Route 53 on the moto server, Mailpit for
+ * SMTP, the Twilio stand-in, and a real service process per region.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { HistoryAndWorkflowId } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decideGate, startRun } from '../../cli/runs';
+import { FailureType } from '../../contract/failures';
+import { statusQuery } from '../../contract/runbook';
+import { stopCluster } from '../../lab/postgres';
+import { stopPid } from '../../lab/processes';
+import { workflowsSourcePath } from '../../workers/worker';
+import type { regionalEvacuation } from '../../workflows';
+import { createTestLab, type TestLab } from '../helpers/lab';
+import { countRows, inRecovery, sql, timeline } from '../helpers/postgres';
+import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
+
+const DATABASES = ['orders', 'users', 'billing'];
+const HISTORIES = path.join(__dirname, '..', 'histories');
+
+let lab: TestLab;
+let temporal: TestTemporal;
+let counter = 0;
+const recorded: HistoryAndWorkflowId[] = [];
+
+beforeAll(async () => {
+  lab = await createTestLab('evacuation', { databases: DATABASES, regions: true });
+  temporal = await startTestTemporal(lab.loaded);
+});
+
+afterAll(async () => {
+  await temporal?.close();
+  await lab?.destroy();
+});
+
+const config = () => lab.loaded.config;
+const db = (name: string) => {
+  const spec = config().databases[name];
+  if (!spec) throw new Error(`no ${name}`);
+  return spec;
+};
+const serviceUrl = (region: string) => config().services[region]?.url ?? '';
+
+async function service(region: string, method: string, route: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`${serviceUrl(region)}${route}`, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : undefined,
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+async function weights(): Promise<Record<string, number> | undefined> {
+  return (await lab.lab.status()).dns?.weights;
+}
+
+async function inbox(): Promise<Array<{ Subject: string; To: Array<{ Address: string }> }>> {
+  const response = await fetch(`http://127.0.0.1:${config().lab.inbox.port}/api/v1/messages`);
+  return ((await response.json()) as { messages: Array<{ Subject: string; To: Array<{ Address: string }> }> }).messages;
+}
+
+async function texts(): Promise<Array<{ kind: string; form: Record<string, string>; outage: boolean }>> {
+  const response = await fetch(`${config().notifications.twilio?.apiBaseUrl ?? ''}/__recorded`);
+  return (await response.json()) as Array<{ kind: string; form: Record<string, string>; outage: boolean }>;
+}
+
+async function start(mode: 'planned' | 'unplanned' = 'planned'): Promise<WorkflowHandle<typeof regionalEvacuation>> {
+  const started = await startRun(temporal.client, lab.loaded, {
+    runbook: 'regional-evacuation',
+    params: ['region=east', `mode=${mode}`],
+    as: 'alice',
+    id: `regional-evacuation:east:test-${process.pid}-${++counter}`,
+    incident: `INC-${counter}`,
+    drill: true,
+  });
+  return temporal.client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
+}
+
+async function approve(handle: WorkflowHandle, gate: string): Promise<void> {
+  await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 120_000);
+  await decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate, as: 'bob', comment: 'go', decision: 'approve' });
+}
+
+async function reject(handle: WorkflowHandle, gate: string): Promise<WorkflowFailedError> {
+  await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 120_000);
+  await decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate, as: 'bob', comment: 'east is recovering', decision: 'reject' });
+  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return err as WorkflowFailedError;
+}
+
+describe('regional-evacuation', () => {
+  beforeEach(async () => {
+    await lab.lab.reset({ seedRows: 20 });
+  });
+
+  it('planned: every database promoted in west, traffic moved, the survivor serves writes, no row lost', async () => {
+    // Rows written through the east service before the run: all must be in west afterwards.
+    const written: string[] = [];
+    for (const name of DATABASES) {
+      for (let i = 0; i < 5; i++) {
+        const r = await service('east', 'POST', `/records/${name}`, { payload: `before evacuation ${i}` });
+        expect(r.status).toBe(201);
+        written.push(`${name}:${String(r.json.id)}`);
+      }
+    }
+    const before = Object.fromEntries(await Promise.all(DATABASES.map(async (n) => [n, await fingerprint(db(n).primary, n)] as const)));
+    expect(await weights()).toEqual({ east: 100, west: 0, maintenance: 0 });
+
+    const handle = await start('planned');
+    await approve(handle, 'drain-traffic');
+    // The freeze holds while the gate waits: east refuses writes.
+    expect((await service('east', 'POST', '/records/orders', { payload: 'during freeze' })).status).toBe(503);
+    await approve(handle, 'promote-databases');
+    const result = await handle.result();
+
+    expect(result.databases.map((d) => [d.database, d.state])).toEqual(DATABASES.map((n) => [n, 'promoted']));
+    for (const name of DATABASES) {
+      expect(await inRecovery(db(name).standby)).toBe(false);
+      expect(await timeline(db(name).standby)).toBe(2);
+    }
+    expect(result.trafficBefore).toEqual({ east: 100, west: 0, maintenance: 0 });
+    expect(await weights()).toEqual({ east: 0, west: 100, maintenance: 0 });
+    expect(result.rpo).toMatchObject({ measuredBytes: 0, measuredSeconds: 0, met: true });
+    expect(result.rto.met).toBe(true);
+
+    // The surviving region serves a write and a read; every row from before the freeze is there.
+    const write = await service('west', 'POST', '/records/orders', { payload: 'after evacuation' });
+    expect(write.status).toBe(201);
+    expect((await service('west', 'GET', `/records/orders/${String(write.json.id)}`)).status).toBe(200);
+    for (const entry of written) {
+      const [name, id] = entry.split(':');
+      const rows = await sql<{ id: string }>(db(name ?? '').standby, name ?? '', 'SELECT id::text FROM lab_records WHERE id = $1', [id]);
+      expect(rows, `${entry} in west`).toHaveLength(1);
+    }
+    for (const name of DATABASES) {
+      const was = before[name];
+      expect(await fingerprint(db(name).standby, name, was?.maxId)).toEqual(was);
+    }
+
+    // The incident channel got email; the on-call got an SMS page.
+    const subjects = (await inbox()).map((m) => m.Subject);
+    expect(subjects).toContain('[regional-evacuation drill] evacuating east (planned)');
+    expect(subjects).toContain('[regional-evacuation drill] east evacuated to west');
+    const pages = (await texts()).filter((t) => t.kind === 'Messages' && t.form.To === '+15550100003');
+    expect(pages.some((p) => p.form.Body?.startsWith('[regional-evacuation drill] DR: evacuating east'))).toBe(true);
+
+    const status = await handle.query(statusQuery);
+    expect(status.children.map((c) => [c.target, c.state]).sort()).toEqual(DATABASES.map((n) => [n, 'completed']).sort());
+    const history = await handle.fetchHistory();
+    recorded.push({ workflowId: handle.workflowId, history });
+    if (process.env.LIFEBOAT_RECORD_HISTORIES === '1') writeFileSync(path.join(HISTORIES, 'regional-evacuation-planned.json'), historyToJSON(history));
+  });
+
+  it('rejection at drain-traffic unfreezes east and leaves DNS alone', async () => {
+    const handle = await start();
+    const failure = await reject(handle, 'drain-traffic');
+    expect((failure.cause as ApplicationFailure).type).toBe(FailureType.GateRejected);
+    expect(await weights()).toEqual({ east: 100, west: 0, maintenance: 0 });
+    expect((await service('east', 'POST', '/records/orders', { payload: 'writable again' })).status).toBe(201);
+    const status = await handle.query(statusQuery);
+    expect(status.steps.find((s) => s.id === 'freeze-writes')?.state).toBe('compensated');
+    expect(status.state).toBe('rolled-back');
+  });
+
+  it('rejection at promote-databases restores the DNS weights read before the drain, then unfreezes', async () => {
+    const handle = await start();
+    await approve(handle, 'drain-traffic');
+    await waitForStatus(handle, gateWaiting('promote-databases'), 'gate promote-databases');
+    expect(await weights()).toEqual({ east: 0, west: 0, maintenance: 100 });
+    const failure = await reject(handle, 'promote-databases');
+    expect((failure.cause as ApplicationFailure).type).toBe(FailureType.GateRejected);
+    expect(await weights()).toEqual({ east: 100, west: 0, maintenance: 0 });
+    expect((await service('east', 'POST', '/records/orders', { payload: 'writable again' })).status).toBe(201);
+    const status = await handle.query(statusQuery);
+    expect(status.steps.filter((s) => s.state === 'compensated').map((s) => s.id)).toEqual(['freeze-writes', 'drain-traffic']);
+    for (const name of DATABASES) expect(await inRecovery(db(name).standby)).toBe(true);
+  });
+
+  it('a failed child promotion with policy abort stops the run past the point of no return and pages', async () => {
+    // billing's standby is gone: its promotion cannot pass preflight.
+    await stopCluster(lab.lab.clusters('billing').standby, 'kill');
+    const handle = await start();
+    await approve(handle, 'drain-traffic');
+    await approve(handle, 'promote-databases');
+    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe(FailureType.PromotionFailed);
+    expect(cause.message).toMatch(/^promotion failed for billing \(.*\); policy abort$/);
+    const status = await handle.query(statusQuery);
+    expect(status.state).toBe('failed');
+    expect(status.children.find((c) => c.target === 'billing')?.state).toBe('failed');
+    expect(status.children.filter((c) => c.state === 'completed').map((c) => c.target).sort()).toEqual(['orders', 'users']);
+    expect(status.events.some((e) => e.kind === 'escalation' && e.detail.includes('failed past the point of no return'))).toBe(true);
+  });
+
+  it('the canary ramp stops on a red check and escalates', async () => {
+    const slow = await variant({ canary: { weights: [10, 100], holdSeconds: 30, checkEverySeconds: 1 } });
+    const started = await startRun(temporal.client, slow, {
+      runbook: 'regional-evacuation', params: ['region=east'], as: 'alice', id: `regional-evacuation:east:test-${process.pid}-${++counter}`, drill: true,
+    });
+    const handle = temporal.client.workflow.getHandle(started.workflowId);
+    await approve(handle, 'drain-traffic');
+    await approve(handle, 'promote-databases');
+    await waitForStatus(handle, (s) => s.phase === 'resume-traffic', 'the canary ramp', 120_000);
+    await expect.poll(weights, { timeout: 30_000 }).toEqual({ east: 0, west: 10, maintenance: 90 });
+    // A database of the surviving region dies while 10% of traffic is on it.
+    await stopCluster(lab.lab.clusters('users').standby, 'kill');
+    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/step resume-traffic failed: synthetic check in west red: health 503/);
+    expect(await weights()).toEqual({ east: 0, west: 10, maintenance: 90 });
+    const status = await handle.query(statusQuery);
+    expect(status.steps.find((s) => s.id === 'resume-traffic')?.state).toBe('failed');
+    expect(status.events.some((e) => e.kind === 'escalation')).toBe(true);
+  });
+
+  it('SMTP down: the declaration still reaches people by SMS', async () => {
+    const state = JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> };
+    const smtp = state.daemons.smtp;
+    if (!smtp) throw new Error('no smtp daemon in the lab');
+    await stopPid(smtp.pid, 'SIGKILL');
+    try {
+      const handle = await start();
+      await waitForStatus(handle, gateWaiting('drain-traffic'), 'gate drain-traffic', 120_000);
+      const sms = (await texts()).filter((t) => t.kind === 'Messages' && t.form.Body?.includes('evacuating east (planned)'));
+      expect(sms.length).toBeGreaterThanOrEqual(1);
+      const journal = readFileSync(lab.loaded.journalPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const declare = journal.filter((j) => j.workflowId === handle.workflowId && j.kind === 'declare' && j.audience === 'incident');
+      expect(declare.map((j) => [j.channel, j.delivered])).toEqual([['email', false], ['sms', true]]);
+      await handle.cancel();
+    } finally {
+      await lab.lab.up({ temporal: false });
+    }
+  });
+
+  it('unplanned after SIGKILL of the east region: completes in west and records RPO per database', async () => {
+    for (const name of DATABASES) await sql(db(name).primary, name, "INSERT INTO lab_records (payload) SELECT 'late ' || g FROM generate_series(1, 50) g");
+    const state = JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> };
+    for (const name of DATABASES) await stopCluster(lab.lab.clusters(name).primary, 'kill');
+    const east = state.daemons['service-east'];
+    if (east) await stopPid(east.pid, 'SIGKILL');
+    const detectedAt = new Date().toISOString();
+
+    const started = await startRun(temporal.client, lab.loaded, {
+      runbook: 'regional-evacuation', params: ['region=east', 'mode=unplanned'], as: 'alice', id: `regional-evacuation:east:test-${process.pid}-${++counter}`, drill: true, detectedAt,
+    });
+    const handle = temporal.client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
+    await approve(handle, 'drain-traffic');
+    await approve(handle, 'promote-databases');
+    const result = await handle.result();
+    expect(result.databases.every((d) => d.state === 'promoted')).toBe(true);
+    for (const d of result.databases) {
+      expect(d.result?.rpo.method).toMatch(/^old primary unreachable/);
+      expect(d.result?.rpo.measuredSeconds).toBeGreaterThanOrEqual(0);
+    }
+    const status = await handle.query(statusQuery);
+    expect(status.steps.find((s) => s.id === 'freeze-writes')).toMatchObject({ state: 'skipped' });
+    expect(status.steps.find((s) => s.id === 'freeze-writes')?.note).toMatch(/^service in east unreachable/);
+    expect(await weights()).toEqual({ east: 0, west: 100, maintenance: 0 });
+    for (const name of DATABASES) expect(await countRows(db(name).standby, name)).toBeGreaterThanOrEqual(20);
+  });
+});
+
+describe('replay', () => {
+  it('replays the recorded evacuation histories deterministically', async () => {
+    const committed = ['regional-evacuation-planned.json']
+      .map((file) => path.join(HISTORIES, file))
+      .filter((file) => existsSync(file))
+      .map((file) => ({ workflowId: path.basename(file, '.json'), history: historyFromJSON(JSON.parse(readFileSync(file, 'utf8'))) }));
+    expect(committed).toHaveLength(1);
+    const results = [];
+    for await (const result of Worker.runReplayHistories({ workflowsPath: workflowsSourcePath(), replayName: 'evacuation-replay' }, [...committed, ...recorded])) {
+      results.push(result);
+    }
+    expect(results.length).toBe(committed.length + recorded.length);
+    expect(results.filter((r) => r.error).map((r) => `${r.workflowId}: ${r.error?.message}`)).toEqual([]);
+  });
+});
+
+/** Count and checksum of lab_records up to `maxId` (every row, when absent): equal fingerprints mean no row lost. */
+async function fingerprint(node: { host: string; port: number; region: string }, database: string, maxId?: string) {
+  const [row] = await sql<{ max_id: string; n: string; checksum: string }>(
+    node, database,
+    `SELECT max(id)::text AS max_id, count(*)::text AS n, md5(string_agg(id || ':' || payload, ',' ORDER BY id)) AS checksum
+       FROM lab_records WHERE $1::bigint IS NULL OR id <= $1::bigint`,
+    [maxId ?? null],
+  );
+  return { maxId: row?.max_id, count: Number(row?.n), checksum: row?.checksum };
+}
+
+/** The same lab with a changed evacuation policy (a config file of its own). */
+async function variant(evacuation: Record<string, unknown>) {
+  const { parse, stringify } = await import('yaml');
+  const { loadConfig } = await import('../../config/load');
+  const base = parse(readFileSync(lab.configFile, 'utf8')) as { runbooks: Record<string, Record<string, unknown>> };
+  base.runbooks['regional-evacuation'] = { ...base.runbooks['regional-evacuation'], ...evacuation };
+  const file = path.join(lab.dir, `variant-${++counter}.yaml`);
+  writeFileSync(file, stringify(base));
+  return loadConfig(file);
+}

@@ -1,0 +1,201 @@
+/**
+ * Runbook `regional-evacuation`: leave a region. Declare, freeze risky writes,
+ * drain its traffic, promote its databases in the surviving region in parallel
+ * (child db-promotion runs), re-point and verify the service there, then bring
+ * traffic back gradually. See runbooks/regional-evacuation.md.
+ */
+import {
+  ParentClosePolicy,
+  proxyActivities,
+  sleep,
+  startChild,
+  workflowInfo,
+  ApplicationFailure,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { TrafficActivities } from '../activities/traffic';
+import { dbPromotionWorkflowId, DB_PROMOTION_RUNBOOK } from '../contract/db-promotion';
+import { FailureType } from '../contract/failures';
+import {
+  REGIONAL_EVACUATION_RUNBOOK,
+  regionalEvacuationPlan,
+  type DatabaseEvacuationOutcome,
+  type RegionalEvacuationInput,
+  type RegionalEvacuationResult,
+} from '../contract/regional-evacuation';
+import { dbPromotion } from './db-promotion';
+import { describe, RunbookRun } from './kernel/runbook-run';
+
+const controlOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured] },
+} as const satisfies ActivityOptions;
+
+/** A DNS change includes waiting for INSYNC. */
+const dnsOptions = {
+  startToCloseTimeout: '11 minutes',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured] },
+} as const satisfies ActivityOptions;
+
+/** After re-pointing, poll the checks at a steady pace until the surviving region answers. */
+const verifyOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 30, nonRetryableErrorTypes: [FailureType.NotConfigured] },
+} as const satisfies ActivityOptions;
+
+/** While traffic ramps up, one red check stops the ramp: no retry hides it. */
+const canaryCheckOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 1 },
+} as const satisfies ActivityOptions;
+
+const app = proxyActivities<TrafficActivities>(controlOptions);
+
+/** Evacuates `input.region`; the databases whose primary is there are promoted in `input.survivingRegion`. */
+export async function regionalEvacuation(input: RegionalEvacuationInput): Promise<RegionalEvacuationResult> {
+  const { region, survivingRegion, mode, policy } = input;
+  const rpoTarget = Math.min(...input.databases.map((d) => d.promotion.rpoTargetSeconds));
+  const run = new RunbookRun({
+    runbook: REGIONAL_EVACUATION_RUNBOOK,
+    target: region,
+    plan: regionalEvacuationPlan,
+    context: input.run,
+    rto: policy.rto,
+    rpoTargetSeconds: rpoTarget,
+    stepBudgets: policy.stepBudgets,
+    gates: policy.gates,
+  });
+  const undoOptions = {
+    startToCloseTimeout: '11 minutes',
+    retry: { initialInterval: '1 second', maximumAttempts: policy.compensationAttempts },
+  } as const satisfies ActivityOptions;
+  const { workflowId } = workflowInfo();
+  const names = input.databases.map((d) => d.name);
+
+  return run.execute(async () => {
+    await run.step('declare', async () => {
+      const body = `Evacuating region ${region} (${mode}) to ${survivingRegion}; databases: ${names.join(', ')}. Commander: ${input.run.initiator}.`;
+      await run.announce({ audience: 'incident', kind: 'declare', severity: 'critical', subject: `evacuating ${region} (${mode})`, body });
+      await run.announce({ audience: 'oncall', kind: 'declare', severity: 'critical', subject: `DR: evacuating ${region}`, body });
+    });
+    run.startStatusUpdates(policy.statusEverySeconds, (s) => ({
+      subject: `status: ${s.phase} (${s.state})`,
+      body: `RTO ${Math.round(s.rto.elapsedSeconds)}s of ${s.rto.budgetSeconds}s${s.rto.breached ? ' BREACHED' : ''}; steps done: ${s.steps.filter((x) => x.state === 'done').map((x) => x.id).join(', ') || 'none'}.`,
+    }));
+
+    const unfreeze = () => app.setWriteFreeze.executeWithOptions({ ...undoOptions, summary: `undo: unfreeze writes in ${region}` }, [region, false, 'evacuation rolled back', true]);
+    const freeze = await run.step(
+      'freeze-writes',
+      // Unplanned: the region is gone; an unreachable service is skipped with the reason.
+      () => app.setWriteFreeze.executeWithOptions({ ...controlOptions, summary: `freeze risky writes in ${region}` }, [region, true, `evacuation ${workflowId}`, mode === 'unplanned']),
+      { undoIfInterrupted: unfreeze, compensate: (r) => (r.frozen ? unfreeze : undefined) },
+    );
+    if (freeze.skipped) run.skipped('freeze-writes', freeze.skipped);
+
+    await run.gate('drain-traffic');
+    // The undo restores exactly what Route 53 said before the change.
+    const trafficBefore = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights before draining' }, []);
+    const restore = () => app.shiftTraffic.executeWithOptions({ ...undoOptions, summary: 'undo: restore DNS weights' }, [trafficBefore, `lifeboat ${workflowId}: restore weights`]);
+    await run.step(
+      'drain-traffic',
+      () => app.shiftTraffic.executeWithOptions({ ...dnsOptions, summary: `drain ${region}: traffic to the maintenance page` }, [
+        { ...trafficBefore, [region]: 0, maintenance: 100 },
+        `lifeboat ${workflowId}: drain ${region}`,
+      ]),
+      { undoIfInterrupted: restore, compensate: () => restore },
+    );
+
+    const approval = await run.gate('promote-databases');
+    const outcomes = await run.step('promote-databases', async () => {
+      const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate promote-databases of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
+      // In parallel: the step takes as long as the slowest promotion, not the sum.
+      const results = await Promise.all(
+        input.databases.map(async (db): Promise<DatabaseEvacuationOutcome> => {
+          const childWorkflowId = dbPromotionWorkflowId(db.name);
+          const track = (state: 'running' | 'completed' | 'failed', detail?: string) =>
+            run.trackChild({ workflowId: childWorkflowId, runbook: DB_PROMOTION_RUNBOOK, target: db.name, state, detail });
+          try {
+            const child = await startChild(dbPromotion, {
+              workflowId: childWorkflowId,
+              args: [{ database: db.name, mode, run: input.run, policy: db.promotion, preApproved }],
+              // A promotion is irreversible: it finishes even if this run is lost.
+              parentClosePolicy: ParentClosePolicy.ABANDON,
+              staticSummary: `promote ${db.name} in ${survivingRegion} (evacuation of ${region})`,
+            });
+            track('running');
+            const result = await child.result();
+            track('completed', `timeline ${result.timeline}, RPO ${result.rpo.measuredSeconds ?? '?'}s`);
+            return { database: db.name, childWorkflowId, state: 'promoted', result };
+          } catch (err) {
+            track('failed', describe(err));
+            return { database: db.name, childWorkflowId, state: 'failed', error: describe(err) };
+          }
+        }),
+      );
+      const failed = results.filter((r) => r.state === 'failed');
+      if (failed.length > 0 && policy.onPromotionFailure === 'abort') {
+        throw ApplicationFailure.create({
+          type: FailureType.PromotionFailed,
+          message: `promotion failed for ${failed.map((f) => `${f.database} (${f.error ?? '?'})`).join(', ')}; policy abort`,
+          nonRetryable: true,
+        });
+      }
+      return results;
+    });
+
+    const promoted = outcomes.filter((o) => o.state === 'promoted' && o.result);
+    const promotedNames = promoted.map((o) => o.database);
+    await run.step('repoint-service', async () => {
+      const routes = Object.fromEntries(promoted.flatMap((o) => (o.result ? [[o.database, o.result.newPrimary]] : [])));
+      await app.repointDatabases.executeWithOptions({ ...controlOptions, summary: `re-point ${survivingRegion} service at ${promotedNames.join(', ')}` }, [survivingRegion, routes]);
+      for (const database of promotedNames) {
+        await app.pointDatabaseRecord.executeWithOptions({ ...dnsOptions, summary: `DNS: ${database} primary in ${survivingRegion}` }, [database, survivingRegion, region]);
+      }
+    });
+
+    await run.step('verify-service', () =>
+      app.syntheticCheck.executeWithOptions({ ...verifyOptions, summary: `synthetic checks in ${survivingRegion}` }, [survivingRegion, promotedNames, workflowId]),
+    );
+    const rto = run.recordRecovery();
+
+    await run.step('resume-traffic', async () => {
+      for (const weight of policy.canary.weights) {
+        await app.shiftTraffic.executeWithOptions({ ...dnsOptions, summary: `canary: ${weight}% to ${survivingRegion}` }, [
+          { [region]: 0, [survivingRegion]: weight, maintenance: 100 - weight },
+          `lifeboat ${workflowId}: canary ${weight}%`,
+        ]);
+        for (let held = 0; ; held += policy.canary.checkEverySeconds) {
+          await app.syntheticCheck.executeWithOptions({ ...canaryCheckOptions, summary: `canary ${weight}%: synthetic check` }, [survivingRegion, promotedNames, workflowId]);
+          if (held >= policy.canary.holdSeconds) break;
+          await sleep(policy.canary.checkEverySeconds * 1000, { summary: `canary ${weight}%: hold` });
+        }
+      }
+    });
+    const trafficAfter = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights after the ramp' }, []);
+
+    const worstSeconds = Math.max(...promoted.map((o) => o.result?.rpo.measuredSeconds ?? 0));
+    const bytes = promoted.map((o) => o.result?.rpo.measuredBytes);
+    const rpo = {
+      targetSeconds: rpoTarget,
+      measuredSeconds: promoted.length > 0 ? worstSeconds : undefined,
+      measuredBytes: bytes.every((b) => b !== undefined) && bytes.length > 0 ? Math.max(...bytes.map((b) => b ?? 0)) : undefined,
+      met: promoted.every((o) => o.result?.rpo.met === true),
+    };
+    run.recordRpo({ measuredSeconds: rpo.measuredSeconds, measuredBytes: rpo.measuredBytes, method: 'worst of the database promotions' });
+    const degraded = outcomes.some((o) => o.state === 'failed');
+
+    await run.step('record-evidence', () =>
+      run.announce({
+        audience: 'incident',
+        kind: 'final',
+        severity: degraded ? 'warning' : 'info',
+        subject: `${region} evacuated to ${survivingRegion}${degraded ? ' (DEGRADED)' : ''}`,
+        body:
+          `RTO ${rto.measuredSeconds.toFixed(1)}s of ${rto.budgetSeconds}s${rto.met ? '' : ' (EXCEEDED)'}. ` +
+          outcomes.map((o) => (o.result ? `${o.database}: RPO ${o.result.rpo.measuredSeconds ?? '?'}s / ${o.result.rpo.measuredBytes ?? '?'} bytes` : `${o.database}: FAILED ${o.error ?? ''}`)).join('; '),
+      }),
+    );
+
+    return { workflowId, region, survivingRegion, mode, databases: outcomes, trafficBefore, trafficAfter, rto, rpo, degraded };
+  });
+}
