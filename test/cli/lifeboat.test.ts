@@ -31,7 +31,7 @@ describe('lifeboat CLI', () => {
   it('an unknown workflow id is refused with the id and what to check', async () => {
     const r = await cli(['status', 'db-promotion:nope']);
     expect(r.code).toBe(1);
-    expect(r.err).toBe("lifeboat: no run with id 'db-promotion:nope' in namespace 'default': check the id ('lifeboat status' prints it at start)\n");
+    expect(r.err).toBe(`lifeboat: no run with id 'db-promotion:nope' in namespace '${lab.loaded.config.temporal.namespace}': check the id ('lifeboat status' prints it at start)\n`);
     const approve = await cli(['approve', 'db-promotion:nope', '--gate', 'promote', '--as', 'bob']);
     expect(approve.code).toBe(1);
     expect(approve.err).toContain("no run with id 'db-promotion:nope'");

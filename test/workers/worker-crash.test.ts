@@ -40,7 +40,7 @@ beforeAll(async () => {
   }
   lab = await createTestLab('crash');
   const connection = await Connection.connect({ address: lab.loaded.config.temporal.address });
-  client = new Client({ connection, namespace: 'default' });
+  client = new Client({ connection, namespace: lab.loaded.config.temporal.namespace });
 });
 
 afterAll(async () => {
