@@ -32,12 +32,27 @@ export interface DatabaseProvider {
   /** Idempotent: an already promoted standby is success. */
   promoteStandby(): Promise<PromotionOutcome>;
   verifyWrite(runId: string): Promise<WriteCheck>;
+  /** The same database with the roles swapped: promote the configured primary (failback). */
+  reversed(): DatabaseProvider;
+  /** Makes the old primary a streaming standby of the promoted one (pg_rewind, else a full copy). Idempotent. */
+  rebuildOldPrimary(): Promise<RebuildOutcome>;
 }
+
+export interface RebuildOutcome {
+  method: 'pg_rewind' | 'pg_basebackup' | 'already-a-standby';
+  node: NodeEndpoint;
+  source: NodeEndpoint;
+  /** Why pg_rewind was not enough, when a full copy was made. */
+  rewindError?: string;
+}
+
+/** Which configured node a promotion makes the primary: the standby (failover) or the primary (failback). */
+export type PromotionTarget = 'standby' | 'primary';
 
 const HEARTBEAT_MS = 1000;
 
 export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, DatabaseProvider> }) {
-  const provider = (database: string): DatabaseProvider => {
+  const provider = (database: string, towards: PromotionTarget = 'standby'): DatabaseProvider => {
     const p = deps.providers.get(database);
     if (!p) {
       throw ApplicationFailure.nonRetryable(
@@ -45,13 +60,13 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
         FailureType.UnknownDatabase,
       );
     }
-    return p;
+    return towards === 'primary' ? p.reversed() : p;
   };
 
   return {
     /** Read-only: the target must be a standby in recovery (streaming, in planned mode). */
-    async preflightPromotion(database: string, mode: PromotionMode): Promise<ReplicationInspection> {
-      const inspection = await provider(database).inspect();
+    async preflightPromotion(database: string, mode: PromotionMode, towards?: PromotionTarget): Promise<ReplicationInspection> {
+      const inspection = await provider(database, towards).inspect();
       const { standby, primary } = inspection;
       if (!standby.reachable) throw ApplicationFailure.retryable(`standby of ${database} unreachable: ${standby.error ?? ''}`, FailureType.StandbyNotHealthy);
       if (standby.inRecovery !== true) {
@@ -69,29 +84,29 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
       return inspection;
     },
 
-    async fencePrimary(database: string, mode: PromotionMode): Promise<FenceResult> {
-      return provider(database).fencePrimary(mode === 'planned');
+    async fencePrimary(database: string, mode: PromotionMode, towards?: PromotionTarget): Promise<FenceResult> {
+      return provider(database, towards).fencePrimary(mode === 'planned');
     },
 
-    async unfencePrimary(database: string): Promise<void> {
-      await provider(database).unfencePrimary();
+    async unfencePrimary(database: string, towards?: PromotionTarget): Promise<void> {
+      await provider(database, towards).unfencePrimary();
     },
 
     /** One check of the poll loop: fails with ReplayBehind (retried by policy) until caught up. */
-    async waitForReplay(database: string, targetLsn: string): Promise<CatchUpResult> {
-      const { caughtUp, replayLsn } = await provider(database).replayedUpTo(targetLsn);
+    async waitForReplay(database: string, targetLsn: string, towards?: PromotionTarget): Promise<CatchUpResult> {
+      const { caughtUp, replayLsn } = await provider(database, towards).replayedUpTo(targetLsn);
       if (!caughtUp) throw ApplicationFailure.retryable(`standby of ${database} replayed to ${replayLsn}, needs ${targetLsn}`, FailureType.ReplayBehind);
       return { targetLsn, replayLsn };
     },
 
-    async measureRpo(database: string, detectedAt: string): Promise<RpoMeasurement> {
-      return provider(database).measureRpo(detectedAt);
+    async measureRpo(database: string, detectedAt: string, towards?: PromotionTarget): Promise<RpoMeasurement> {
+      return provider(database, towards).measureRpo(detectedAt);
     },
 
-    async promoteStandby(database: string): Promise<PromotionOutcome> {
+    async promoteStandby(database: string, towards?: PromotionTarget): Promise<PromotionOutcome> {
       const timer = setInterval(() => heartbeat(), HEARTBEAT_MS);
       try {
-        const outcome = await provider(database).promoteStandby();
+        const outcome = await provider(database, towards).promoteStandby();
         log.info('standby promoted', { database, alreadyPromoted: outcome.alreadyPromoted, timeline: outcome.timeline });
         return outcome;
       } finally {
@@ -99,8 +114,32 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
       }
     },
 
-    async verifyWrite(database: string, runId: string): Promise<WriteCheck> {
-      return provider(database).verifyWrite(runId);
+    async verifyWrite(database: string, runId: string, towards?: PromotionTarget): Promise<WriteCheck> {
+      return provider(database, towards).verifyWrite(runId);
+    },
+
+    /** Rebuilds the old primary as a streaming standby of the promoted node (`towards: 'primary'` swaps the configured roles). */
+    async rebuildAsStandby(database: string, towards?: PromotionTarget): Promise<RebuildOutcome> {
+      const timer = setInterval(() => heartbeat(), HEARTBEAT_MS);
+      try {
+        const outcome = await provider(database, towards).rebuildOldPrimary();
+        log.info('old primary rebuilt as a standby', { database, method: outcome.method, node: outcome.node.region });
+        return outcome;
+      } finally {
+        clearInterval(timer);
+      }
+    },
+
+    /** One check of the poll loop: fails with ReplayBehind until the standby is within `maxLagBytes` of the primary. */
+    async waitForCatchUp(database: string, maxLagBytes: number, towards?: PromotionTarget): Promise<ReplicationInspection> {
+      const inspection = await provider(database, towards).inspect();
+      if (inspection.standby.inRecovery !== true || inspection.lagBytes === undefined) {
+        throw ApplicationFailure.retryable(`standby of ${database} is not replicating yet (${inspection.standby.error ?? inspection.primary.error ?? 'no lag figure'})`, FailureType.ReplayBehind);
+      }
+      if (inspection.lagBytes > maxLagBytes) {
+        throw ApplicationFailure.retryable(`standby of ${database} is ${inspection.lagBytes} bytes behind (allowed ${maxLagBytes})`, FailureType.ReplayBehind);
+      }
+      return inspection;
     },
   };
 }

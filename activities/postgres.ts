@@ -15,7 +15,11 @@ import type {
   WriteCheck,
 } from '../contract/database';
 import { FailureType } from '../contract/failures';
-import type { DatabaseProvider } from './database';
+import type { DatabaseProvider, RebuildOutcome } from './database';
+import { asOwner, clusterOwner, prepareDir, startCluster, stopCluster, type ClusterLocation } from './postgres-host';
+import { waitFor } from '../lib/processes';
+import { appendFileSync, chownSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 /** How a PostgreSQL node is reached; the password comes from the environment, never from history. */
 export interface PostgresCredentials {
@@ -33,7 +37,17 @@ export function lsnToBigInt(lsn: string): bigint {
   return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 }
 
-export function createPostgresProvider(name: string, spec: PostgresDatabaseConfig, credentials: PostgresCredentials): DatabaseProvider {
+/** Where each node's cluster lives, when this worker runs on that host (needed only to rebuild a node). */
+export interface NodeLocations {
+  primary?: ClusterLocation;
+  standby?: ClusterLocation;
+}
+
+/**
+ * A provider for one database in one orientation: `standby` is the node to
+ * promote, `primary` the old primary. `reversed()` swaps them, for failback.
+ */
+export function createPostgresProvider(name: string, spec: PostgresDatabaseConfig, credentials: PostgresCredentials, locations: NodeLocations = {}): DatabaseProvider {
   const endpoint = (node: PostgresDatabaseConfig['primary']): NodeEndpoint => ({ region: node.region, host: node.host, port: node.port });
   const primary = endpoint(spec.primary);
   const standby = endpoint(spec.standby);
@@ -74,6 +88,57 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
     name,
     primary,
     standby,
+
+    reversed(): DatabaseProvider {
+      return createPostgresProvider(name, { ...spec, primary: spec.standby, standby: spec.primary }, credentials, { primary: locations.standby, standby: locations.primary });
+    },
+
+    async rebuildOldPrimary(): Promise<RebuildOutcome> {
+      const location = locations.primary;
+      if (!location) {
+        throw ApplicationFailure.nonRetryable(`rebuilding ${where(primary)} as a standby needs its data directory on this worker's host (databases.${name}.<node>.dataDir)`, FailureType.NotConfigured);
+      }
+      const source = await withNode(standby, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r);
+      if (source !== false) throw ApplicationFailure.nonRetryable(`${where(standby)} is not a primary: it cannot be the source of a rebuild`, FailureType.StandbyNotHealthy);
+      // Idempotent: a retry finds the node already streaming from the source.
+      const current = await tryNode(primary, async (c) => (await c.query<{ r: boolean; status: string | null; sender: number | null }>(
+        'SELECT pg_is_in_recovery() AS r, (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status, (SELECT sender_port FROM pg_stat_wal_receiver LIMIT 1) AS sender',
+      )).rows[0]);
+      if (current.ok && current.value?.r === true && current.value.status === 'streaming' && current.value.sender === standby.port) {
+        return { method: 'already-a-standby', node: primary, source: standby };
+      }
+      await stopCluster(location);
+      await withNode(standby, async (c) => {
+        await c.query('CHECKPOINT'); // pg_rewind reads the source's control file: make the new timeline visible there
+        const slot = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [spec.slot]);
+        if (slot.rowCount === 0) await c.query('SELECT pg_create_physical_replication_slot($1)', [spec.slot]);
+      });
+      const env = credentials.password ? { PGPASSWORD: credentials.password } : undefined;
+      const sourceConn = `host=${standby.host} port=${standby.port} user=${credentials.user} dbname=postgres`;
+      let method: RebuildOutcome['method'] = 'pg_rewind';
+      let rewindError: string | undefined;
+      try {
+        if (!existsSync(path.join(location.dataDir, 'PG_VERSION'))) throw new Error(`no cluster in ${location.dataDir} to rewind`);
+        await asOwner('pg_rewind', ['--target-pgdata', location.dataDir, '--source-server', sourceConn], env);
+      } catch (err) {
+        // Rewind is impossible (no data, or history too far apart): copy the whole cluster instead.
+        method = 'pg_basebackup';
+        rewindError = (err as Error).message.split('\n').slice(-3).join(' ');
+        rmSync(location.dataDir, { recursive: true, force: true });
+        prepareDir(location.dataDir);
+        await asOwner('pg_basebackup', ['-h', standby.host, '-p', String(standby.port), '-U', credentials.user, '-D', location.dataDir, '-X', 'stream', '-S', spec.slot, '--checkpoint=fast'], env);
+      }
+      // pg_rewind and pg_basebackup copy the source's configuration: give the node back its own port and make it follow the source.
+      writeOwned(path.join(location.dataDir, 'postgresql.conf'), `\n# --- Lifeboat: rebuilt as a standby of ${standby.region} ---\nport = ${primary.port}\nlisten_addresses = '${primary.host}'\n`, 'append');
+      writeOwned(path.join(location.dataDir, 'postgresql.auto.conf'), `# Written by Lifeboat when rebuilding this node as a standby.\nprimary_conninfo = 'host=${standby.host} port=${standby.port} user=${credentials.user} application_name=lifeboat'\nprimary_slot_name = '${spec.slot}'\n`, 'replace');
+      writeOwned(path.join(location.dataDir, 'standby.signal'), '', 'replace');
+      await startCluster(location);
+      await waitFor(`${where(primary)} to stream from ${where(standby)}`, async () => {
+        const state = await tryNode(primary, async (c) => (await c.query<{ status: string | null }>('SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status')).rows[0]?.status);
+        return state.ok && state.value === 'streaming' ? true : undefined;
+      }, 60_000, 250);
+      return { method, node: primary, source: standby, rewindError };
+    },
 
     async inspect(): Promise<ReplicationInspection> {
       const s = await tryNode(standby, async (c) => {
@@ -238,6 +303,14 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       });
     },
   };
+}
+
+/** Writes a file in a data directory, owned by the cluster's OS user. */
+function writeOwned(file: string, text: string, how: 'append' | 'replace'): void {
+  if (how === 'append') appendFileSync(file, text);
+  else writeFileSync(file, text);
+  const owner = clusterOwner();
+  if (owner) chownSync(file, owner.uid, owner.gid);
 }
 
 function isConnectionError(err: unknown): boolean {

@@ -4,15 +4,15 @@
  * person. Prints RTO and RPO per database, the emails and SMS that went out, and
  * the Temporal UI link; the lab stays up for inspection.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load';
 import type { RegionalEvacuationResult } from '../contract/regional-evacuation';
 import { statusQuery, type RunbookStatus } from '../contract/runbook';
 import { Lab } from '../lab/lab';
-import { GiveUp, isAlive, waitFor } from '../lab/processes';
+import { GiveUp, isAlive, waitFor } from '../lib/processes';
 import { connectClient, temporalTarget } from '../lib/temporal';
-import type { regionalEvacuation } from '../workflows';
+import type { failback, regionalEvacuation } from '../workflows';
 import { formatStatus } from './format';
 import { decideGate, startRun } from './runs';
 import { UsageError } from './start';
@@ -35,40 +35,40 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
     status = await lab.reset({ log });
   }
   const cli = path.join(options.projectRoot, 'dist', 'cli', 'lifeboat.js');
-  const workerPid = lab.ensureWorker(process.execPath, [cli, '--config', loaded.file, 'worker', '--workflows', 'bundle'], log);
+  // A worker started before the last build would run old workflow code: restart it then.
+  const builtAt = statSync(path.join(options.projectRoot, 'dist', 'workflow-bundle.js')).mtimeMs;
+  const workerPid = await lab.ensureWorker(process.execPath, [cli, '--config', loaded.file, 'worker', '--workflows', 'bundle'], log, builtAt);
 
   const target = temporalTarget(loaded);
   const client = await connectClient(target);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  log(`== ${commander} (commander) starts a planned evacuation of ${region}`);
-  const started = await startRun(client, loaded, {
-    runbook: 'regional-evacuation',
-    params: [`region=${region}`, 'mode=planned'],
-    as: commander,
-    id: `regional-evacuation:${region}:demo-${stamp}`,
-    incident: `demo-${stamp}`,
-    drill: true,
-  });
-  log(`   ${started.workflowId}\n   ${started.url}`);
+  /** Starts a run as the commander, approves each gate as the approver when it opens, returns its handle. */
+  const runWithApprovals = async (runbook: string, params: string[], gates: string[]) => {
+    log(`== ${commander} (commander) starts ${runbook} ${params.join(' ')}`);
+    const started = await startRun(client, loaded, { runbook, params, as: commander, id: `${runbook}:${region}:demo-${stamp}`, incident: `demo-${stamp}`, drill: true });
+    log(`   ${started.workflowId}\n   ${started.url}`);
+    const handle = client.workflow.getHandle(started.workflowId);
+    for (const gate of gates) {
+      const waiting = await waitFor(
+        `gate ${gate} to open`,
+        async (): Promise<RunbookStatus | undefined> => {
+          if (!isAlive(workerPid)) throw new GiveUp(`the lab worker (pid ${workerPid}) exited: see ${path.join(lab.stateDir, 'logs', 'worker.log')}`);
+          const s = await handle.query(statusQuery);
+          if (s.state === 'failed' || s.state === 'rolled-back') throw new GiveUp(`the run ended ${s.state}: ${s.error?.message ?? ''}`);
+          return s.gates.some((g) => g.id === gate && g.state === 'waiting') ? s : undefined;
+        },
+        300_000,
+        500,
+      );
+      if (gate === gates[0]) console.log(formatStatus(waiting));
+      log(`== ${approver} (approver) approves gate ${gate}`);
+      await decideGate(client, loaded, { workflowId: started.workflowId, gate, as: approver, comment: 'demo: go', decision: 'approve' });
+    }
+    return started;
+  };
+
+  const started = await runWithApprovals('regional-evacuation', [`region=${region}`, 'mode=planned'], ['drain-traffic', 'promote-databases']);
   const handle = client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
-  const waitForGate = (gate: string) =>
-    waitFor(
-      `gate ${gate} to open`,
-      async (): Promise<RunbookStatus | undefined> => {
-        if (!isAlive(workerPid)) throw new GiveUp(`the lab worker (pid ${workerPid}) exited: see ${path.join(lab.stateDir, 'logs', 'worker.log')}`);
-        const s = await handle.query(statusQuery);
-        if (s.state === 'failed' || s.state === 'rolled-back') throw new GiveUp(`the run ended ${s.state}: ${s.error?.message ?? ''}`);
-        return s.gates.some((g) => g.id === gate && g.state === 'waiting') ? s : undefined;
-      },
-      180_000,
-      500,
-    );
-  for (const gate of ['drain-traffic', 'promote-databases']) {
-    const waiting = await waitForGate(gate);
-    if (gate === 'drain-traffic') console.log(formatStatus(waiting));
-    log(`== ${approver} (approver) approves gate ${gate}`);
-    await decideGate(client, loaded, { workflowId: started.workflowId, gate, as: approver, comment: 'demo: go', decision: 'approve' });
-  }
   const result = await handle.result();
   console.log('');
   console.log(formatStatus(await handle.query(statusQuery)));
@@ -83,6 +83,16 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
   }
   printNotifications(loaded, started.workflowId);
   console.log(`Temporal UI: ${started.url}`);
+
+  const back = await runWithApprovals('failback', [`region=${region}`], ['switchover']);
+  const failedBack = await client.workflow.getHandle<typeof failback>(back.workflowId).result();
+  console.log('');
+  console.log(`failed back to ${failedBack.region} in ${failedBack.durationSeconds.toFixed(1)}s, ${failedBack.rpo.measuredBytes} bytes lost; DNS weights ${JSON.stringify(failedBack.trafficAfter)}`);
+  for (const d of failedBack.databases) {
+    console.log(`  ${d.database}: ${failedBack.region} rebuilt with ${d.rebuiltWith}, switched over (timeline ${d.result.timeline}), ${failedBack.from} rebuilt with ${d.rebuiltOldPrimaryWith}`);
+  }
+  printNotifications(loaded, back.workflowId);
+  console.log(`Temporal UI: ${back.url}`);
   console.log("The lab stays up: 'npx lifeboat lab status', 'npx lifeboat lab reset' to repeat, 'npx lifeboat lab down' to stop.");
   await client.connection.close();
   return result;
@@ -92,9 +102,10 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
 function printNotifications(loaded: LoadedConfig, workflowId: string): void {
   if (!existsSync(loaded.journalPath)) return;
   const entries = readFileSync(loaded.journalPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
-  const mine = entries.filter((e) => typeof e.workflowId === 'string' && (e.workflowId === workflowId || e.workflowId.startsWith('db-promotion:')) && e.delivered === true);
   console.log(`notifications delivered (journal ${loaded.journalPath}):`);
-  for (const e of mine.filter((x) => x.workflowId === workflowId)) console.log(`  ${String(e.channel).padEnd(6)} ${String(e.audience).padEnd(9)} ${String(e.subject)}`);
+  for (const e of entries.filter((x) => x.workflowId === workflowId && x.delivered === true)) {
+    console.log(`  ${String(e.channel).padEnd(6)} ${String(e.audience).padEnd(9)} ${String(e.subject)}`);
+  }
   const inbox = loaded.config.notifications.email ? `http://127.0.0.1:${loaded.config.lab.inbox.port}/api/v1/messages` : undefined;
   if (inbox) console.log(`  emails are readable in Mailpit: ${inbox}`);
 }

@@ -28,7 +28,7 @@ export function formatStatus(status: RunbookStatus, now = Date.now()): string {
     'steps:',
     ...status.steps.map(
       (s) =>
-        `  ${pad(s.state, 12)} ${pad(s.id, 18)} ${pad(duration(s.startedAt, s.endedAt, now), 8)} ${s.title}${s.irreversible ? '  [point of no return]' : ''}` +
+        `  ${pad(s.state, 12)} ${pad(s.id, 22)} ${pad(duration(s.startedAt, s.endedAt, now), 8)} ${s.title}${s.irreversible ? '  [point of no return]' : ''}` +
         `${s.budgetBreached ? '  [over budget]' : ''}${s.note ? `\n${' '.repeat(16)}${s.note}` : ''}`,
     ),
     'gates:',
@@ -37,7 +37,7 @@ export function formatStatus(status: RunbookStatus, now = Date.now()): string {
       const waiting = g.state === 'waiting'
         ? `\n${' '.repeat(16)}approvers: ${g.approvers.join(', ')}\n${' '.repeat(16)}lifeboat approve ${status.workflowId} --gate ${g.id} --as <approver>`
         : '';
-      return `  ${pad(g.state, 12)} ${pad(g.id, 18)}${decided}${waiting}`;
+      return `  ${pad(g.state, 12)} ${pad(g.id, 22)}${decided}${waiting}`;
     }),
   ];
   if (status.error) lines.push('', `error (${status.error.type}): ${status.error.message}`);

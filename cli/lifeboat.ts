@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig, type LoadedConfig } from '../config/load';
 import { Lab, type LabStatus } from '../lab/lab';
-import { CommandError, GiveUp } from '../lab/processes';
+import { CommandError, GiveUp } from '../lib/processes';
 import { connectClient, connectWorker, temporalTarget, TemporalUnreachableError } from '../lib/temporal';
 import { buildActivityDependencies } from '../workers/dependencies';
 import { createLifeboatWorker, type WorkflowSource } from '../workers/worker';

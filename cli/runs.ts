@@ -13,7 +13,8 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LoadedConfig } from '../config/load';
-import type { dbPromotion, regionalEvacuation } from '../workflows';
+import type { dbPromotion, failback, regionalEvacuation } from '../workflows';
+import { REGIONAL_EVACUATION_WORKFLOW_TYPE } from '../contract/regional-evacuation';
 import { DB_PROMOTION_WORKFLOW_TYPE } from '../contract/db-promotion';
 import {
   decideUpdate,
@@ -26,7 +27,7 @@ import {
 } from '../contract/runbook';
 import { planStart, requirePerson, type StartRequest } from './start';
 import { runUrl, temporalTarget } from '../lib/temporal';
-import { GiveUp, waitFor } from '../lab/processes';
+import { GiveUp, waitFor } from '../lib/processes';
 
 /** A command that Temporal or the run refused; the message is for the person at the keyboard. */
 export class RunRefusedError extends Error {
@@ -56,7 +57,9 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
     const handle =
       plan.workflowType === DB_PROMOTION_WORKFLOW_TYPE
         ? await client.workflow.start<typeof dbPromotion>(plan.workflowType, { ...options, args: [plan.input] })
-        : await client.workflow.start<typeof regionalEvacuation>(plan.workflowType, { ...options, args: [plan.input] });
+        : plan.workflowType === REGIONAL_EVACUATION_WORKFLOW_TYPE
+          ? await client.workflow.start<typeof regionalEvacuation>(plan.workflowType, { ...options, args: [plan.input] })
+          : await client.workflow.start<typeof failback>(plan.workflowType, { ...options, args: [plan.input] });
     return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, url: runUrl(target, handle.workflowId, handle.firstExecutionRunId) };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

@@ -6,6 +6,7 @@
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { LoadedConfig } from '../config/load';
 import type { LifeboatConfig, PostgresDatabaseConfig } from '../config/schema';
+import { FAILBACK_RUNBOOK, FAILBACK_WORKFLOW_TYPE, failbackWorkflowId, type FailbackInput } from '../contract/failback';
 import {
   REGIONAL_EVACUATION_RUNBOOK,
   REGIONAL_EVACUATION_WORKFLOW_TYPE,
@@ -28,7 +29,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export const RUNBOOKS = [DB_PROMOTION_RUNBOOK, REGIONAL_EVACUATION_RUNBOOK] as const;
+export const RUNBOOKS = [DB_PROMOTION_RUNBOOK, REGIONAL_EVACUATION_RUNBOOK, FAILBACK_RUNBOOK] as const;
 
 export interface StartRequest {
   runbook: string;
@@ -52,7 +53,8 @@ interface PlannedStartBase {
 
 export type DbPromotionStart = PlannedStartBase & { workflowType: typeof DB_PROMOTION_WORKFLOW_TYPE; input: DbPromotionInput };
 export type EvacuationStart = PlannedStartBase & { workflowType: typeof REGIONAL_EVACUATION_WORKFLOW_TYPE; input: RegionalEvacuationInput };
-export type PlannedStart = DbPromotionStart | EvacuationStart;
+export type FailbackStart = PlannedStartBase & { workflowType: typeof FAILBACK_WORKFLOW_TYPE; input: FailbackInput };
+export type PlannedStart = DbPromotionStart | EvacuationStart | FailbackStart;
 
 /** Resolves the identity (`--as` or LIFEBOAT_USER) and checks it holds one of `roles`. */
 export function requirePerson(loaded: LoadedConfig, as: string | undefined, roles: readonly Role[], action: string): string {
@@ -154,9 +156,22 @@ export function promotionPolicy(config: LifeboatConfig, database: PostgresDataba
   };
 }
 
+/** The databases whose primary is in `region`, and the one region their standbys are in. */
+function regionDatabases(config: LifeboatConfig, region: string | undefined, runbook: string, meaning: string, otherwise: string) {
+  const regions = [...new Set(Object.values(config.databases).map((d) => d.primary.region))];
+  if (!region) throw new UsageError(`${runbook} needs region=NAME, ${meaning} (regions with primaries: ${regions.join(', ')})`);
+  const databases = Object.entries(config.databases).filter(([, d]) => d.primary.region === region);
+  if (databases.length === 0) throw new UsageError(`no database has its primary in region '${region}': regions with primaries are ${regions.join(', ')}`);
+  const others = [...new Set(databases.map(([, d]) => d.standby.region))];
+  const other = others[0];
+  if (others.length !== 1 || !other) throw new UsageError(`the databases of ${region} have standbys in several regions (${others.join(', ')}): ${otherwise}`);
+  return { region, databases, other };
+}
+
 export function planStart(loaded: LoadedConfig, request: StartRequest): PlannedStart {
   if (request.runbook === DB_PROMOTION_RUNBOOK) return planDbPromotion(loaded, request);
   if (request.runbook === REGIONAL_EVACUATION_RUNBOOK) return planEvacuation(loaded, request);
+  if (request.runbook === FAILBACK_RUNBOOK) return planFailback(loaded, request);
   throw new UsageError(`unknown runbook '${request.runbook}': known runbooks are ${RUNBOOKS.join(', ')}`);
 }
 
@@ -188,16 +203,7 @@ export function planEvacuation(loaded: LoadedConfig, request: StartRequest): Eva
   const { initiator, context, mode, params } = common(loaded, request, ['region', 'mode']);
   const runbook = config.runbooks['regional-evacuation'];
   if (!runbook) throw new UsageError(`regional-evacuation is not configured: add runbooks.regional-evacuation to ${loaded.file}`);
-  const regions = [...new Set(Object.values(config.databases).map((d) => d.primary.region))];
-  const region = params.region;
-  if (!region) throw new UsageError(`regional-evacuation needs region=NAME (regions with primaries: ${regions.join(', ')})`);
-  const evacuated = Object.entries(config.databases).filter(([, d]) => d.primary.region === region);
-  if (evacuated.length === 0) throw new UsageError(`no database has its primary in region '${region}': regions with primaries are ${regions.join(', ')}`);
-  const survivors = [...new Set(evacuated.map(([, d]) => d.standby.region))];
-  const survivingRegion = survivors[0];
-  if (survivors.length !== 1 || !survivingRegion) {
-    throw new UsageError(`the databases of ${region} have standbys in several regions (${survivors.join(', ')}): evacuate them with db-promotion one by one`);
-  }
+  const { region, databases: evacuated, other: survivingRegion } = regionDatabases(config, params.region, 'regional-evacuation', 'the region to leave', 'evacuate them with db-promotion one by one');
   const statusEverySeconds = config.notifications.statusEveryMinutes * 60;
   return {
     workflowType: REGIONAL_EVACUATION_WORKFLOW_TYPE,
@@ -225,6 +231,41 @@ export function planEvacuation(loaded: LoadedConfig, request: StartRequest): Eva
       `**Databases** ${evacuated.map(([n]) => n).join(', ')}`,
       `**Initiator** ${initiator}${request.incident ? `, **incident** ${request.incident}` : ''}`,
       `**Detected** ${context.detectedAt}, **RTO budget** ${runbook.rto.budgetSeconds}s (${runbook.rto.onBreach} on breach)`,
+    ].join('\n'),
+  };
+}
+
+export function planFailback(loaded: LoadedConfig, request: StartRequest): FailbackStart {
+  const { config } = loaded;
+  const { initiator, context, params } = common(loaded, request, ['region']);
+  const runbook = config.runbooks.failback;
+  if (!runbook) throw new UsageError(`failback is not configured: add runbooks.failback to ${loaded.file}`);
+  const { region, databases: returning, other: from } = regionDatabases(config, params.region, 'failback', 'the region to return to', 'fail them back one by one');
+  return {
+    workflowType: FAILBACK_WORKFLOW_TYPE,
+    workflowId: request.id ?? failbackWorkflowId(region),
+    input: {
+      region,
+      from,
+      run: context,
+      databases: returning.map(([name, d]) => ({ name, home: { region: d.primary.region, host: d.primary.host, port: d.primary.port }, promotion: { ...promotionPolicy(config, d), rto: runbook.rto } })),
+      policy: {
+        rto: runbook.rto,
+        stepBudgets: stepBudgets(runbook.steps),
+        gates: runbook.gates,
+        canary: runbook.canary,
+        catchUpMaxLagBytes: runbook.catchUpMaxLagBytes,
+        catchUpTimeoutSeconds: runbook.catchUpTimeoutSeconds,
+        compensationAttempts: runbook.compensationAttempts,
+        statusEverySeconds: config.notifications.statusEveryMinutes * 60,
+      },
+    },
+    searchAttributes: startAttributes(FAILBACK_RUNBOOK, request),
+    staticSummary: `${request.drill ? 'DRILL: ' : ''}fail back ${returning.map(([n]) => n).join(', ')} from ${from} to ${region}`,
+    staticDetails: [
+      `**Runbook** failback, **from** ${from} → **${region}**`,
+      `**Databases** ${returning.map(([n]) => n).join(', ')}`,
+      `**Initiator** ${initiator}${request.incident ? `, **incident** ${request.incident}` : ''}`,
     ].join('\n'),
   };
 }

@@ -54,6 +54,17 @@ export function parseConfig(text: string, file: string): LoadedConfig {
 }
 
 /** One line per problem; a record key or union issue shows the nested reason, not zod's summary. */
+/** Where a database node's cluster lives on this host: its configured dataDir, else the lab's layout. */
+export function clusterLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby'): { dataDir: string; logFile: string } {
+  const spec = Object.hasOwn(loaded.config.databases, database) ? loaded.config.databases[database] : undefined;
+  if (!spec) throw new Error(`unknown database '${database}' in ${loaded.file}`);
+  const n = spec[node];
+  return {
+    dataDir: n.dataDir ? path.resolve(path.dirname(loaded.file), n.dataDir) : path.join(loaded.stateDir, 'pg', `${database}-${n.region}`),
+    logFile: path.join(loaded.stateDir, 'logs', `${database}-${n.region}.log`),
+  };
+}
+
 function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = []): string[] {
   return issues.flatMap((issue) => {
     const path = [...prefix, ...issue.path];

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ROLES } from '../contract/runbook';
 import { dbPromotionPlan } from '../contract/db-promotion';
 import { regionalEvacuationPlan } from '../contract/regional-evacuation';
+import { failbackPlan } from '../contract/failback';
 
 /** A runbook's step ids as a non-empty tuple, for z.enum. */
 function planStepIds<const Id extends string>(plan: { readonly steps: readonly { readonly id: Id }[] }): [Id, ...Id[]] {
@@ -31,6 +32,8 @@ const node = z.strictObject({
   region: name,
   host: z.string().min(1),
   port,
+  /** This node's data directory when the worker runs on its host (needed to rebuild it as a standby: failback). Relative to the config file; the lab's default is <stateDir>/pg/<db>-<region>. */
+  dataDir: z.string().optional(),
 });
 
 const postgresDatabase = z.strictObject({
@@ -70,21 +73,34 @@ const dbPromotionRunbook = z.strictObject({
   compensationAttempts: z.number().int().min(1).max(100).default(5),
 });
 
+/** A traffic ramp: percent on the target region at each stage, held with synthetic checks. */
+const canary = z
+  .strictObject({
+    weights: z.array(z.number().int().min(1).max(100)).min(1).refine((w) => w.at(-1) === 100, 'the last canary weight must be 100'),
+    holdSeconds: z.number().min(0).default(60),
+    /** Seconds between synthetic checks while holding. */
+    checkEverySeconds: seconds.default(10),
+  })
+  .prefault({ weights: [10, 50, 100] });
+
 const evacuationRunbook = z.strictObject({
   rto,
   steps: z.partialRecord(z.enum(planStepIds(regionalEvacuationPlan)), z.strictObject({ budgetSeconds: seconds })).default({}),
   gates: z.strictObject({ 'drain-traffic': gate, 'promote-databases': gate }),
   /** A failed database promotion: stop (abort) or carry on with the others (continue-degraded). */
   onPromotionFailure: z.enum(['abort', 'continue-degraded']).default('abort'),
-  canary: z
-    .strictObject({
-      /** Percent of traffic on the surviving region at each stage; ends at 100. */
-      weights: z.array(z.number().int().min(1).max(100)).min(1).refine((w) => w.at(-1) === 100, 'the last canary weight must be 100'),
-      holdSeconds: z.number().min(0).default(60),
-      /** Seconds between synthetic checks while holding. */
-      checkEverySeconds: seconds.default(10),
-    })
-    .prefault({ weights: [10, 50, 100] }),
+  canary,
+  compensationAttempts: z.number().int().min(1).max(100).default(5),
+});
+
+const failbackRunbook = z.strictObject({
+  rto,
+  steps: z.partialRecord(z.enum(planStepIds(failbackPlan)), z.strictObject({ budgetSeconds: seconds })).default({}),
+  gates: z.strictObject({ switchover: gate }),
+  canary,
+  /** A rebuilt standby counts as caught up within this many bytes of WAL. */
+  catchUpMaxLagBytes: z.number().int().min(0).default(1024 * 1024),
+  catchUpTimeoutSeconds: seconds.default(600),
   compensationAttempts: z.number().int().min(1).max(100).default(5),
 });
 
@@ -159,6 +175,7 @@ export const configSchema = z
     runbooks: z.strictObject({
       'db-promotion': dbPromotionRunbook,
       'regional-evacuation': evacuationRunbook.optional(),
+      failback: failbackRunbook.optional(),
     }),
   })
   .superRefine((config, ctx) => {
@@ -175,7 +192,7 @@ export const configSchema = z
       if (!person) ctx.addIssue({ code: 'custom', path: ['notifications', 'onCall'], message: `'${who}' is not under people:` });
       else if (!person.phone) ctx.addIssue({ code: 'custom', path: ['people', who, 'phone'], message: 'on-call people need a phone number to be paged' });
     }
-    if (config.runbooks['regional-evacuation']) {
+    if (config.runbooks['regional-evacuation'] || config.runbooks.failback) {
       const regions = new Set(Object.values(config.databases).flatMap((d) => [d.primary.region, d.standby.region]));
       for (const region of regions) {
         if (!Object.hasOwn(config.services, region)) {

@@ -44,6 +44,8 @@ export interface DbPromotionInput {
   mode: PromotionMode;
   run: RunContext;
   policy: DbPromotionPolicy;
+  /** Which configured node becomes the primary: `standby` (failover, the default) or `primary` (failback). */
+  towards?: 'standby' | 'primary';
   /** Set by a parent run (an evacuation) whose own gate already approved the promotion. */
   preApproved?: { by: string; at: string; comment: string };
 }

@@ -15,7 +15,7 @@ import {
   type Change,
 } from '@aws-sdk/client-route-53';
 import { databaseNodeName, databaseRecordName } from '../activities/route53';
-import { isListening, startDaemon, waitFor, GiveUp, isAlive } from './processes';
+import { isListening, startDaemon, waitFor, GiveUp, isAlive } from '../lib/processes';
 
 export const MOTO_VERSION = '5.2.5';
 export const MAILPIT_VERSION = 'v1.27.11';

@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { LoadedConfig } from '../config/load';
+import { clusterLocation, type LoadedConfig } from '../config/load';
 import { lookup } from '../contract/records';
 import type { PostgresDatabaseConfig } from '../config/schema';
 import {
@@ -24,7 +24,7 @@ import {
 } from './postgres';
 import { createRoute53Traffic } from '../activities/route53';
 import { labRoute53, seedLabDns, startMailpit, startMoto, startRegionalService, startTwilioStandIn } from './emulators';
-import { isAlive, isListening, startDaemon, stopPid } from './processes';
+import { isAlive, isListening, startDaemon, stopPid } from '../lib/processes';
 import { startDevServer, stopDevServer, waitUntilReady } from './temporal-server';
 
 /** The lab's Twilio stand-in accepts any token; the lab worker gets this one. */
@@ -33,7 +33,7 @@ export const LAB_ENVIRONMENT: Readonly<Record<string, string>> = { [LAB_TWILIO_T
 
 interface LabState {
   temporal?: { pid?: number; address: string; uiUrl: string };
-  worker?: { pid: number; logFile: string };
+  worker?: { pid: number; logFile: string; startedAt?: number };
   /** The shared parts: dns, smtp, twilio, service-<region>. */
   daemons?: Record<string, { pid: number; logFile: string }>;
 }
@@ -79,14 +79,13 @@ export class Lab {
   /** Both nodes of a database as cluster specs (data directory and log under the state dir). */
   clusters(database: string): { primary: ClusterSpec; standby: ClusterSpec; slot: string } {
     const spec = this.database(database);
-    const cluster = (node: PostgresDatabaseConfig['primary']): ClusterSpec => ({
+    const cluster = (which: 'primary' | 'standby'): ClusterSpec => ({
       database: spec.database,
-      host: node.host,
-      port: node.port,
-      dataDir: path.join(this.stateDir, 'pg', `${database}-${node.region}`),
-      logFile: path.join(this.stateDir, 'logs', `${database}-${node.region}.log`),
+      host: spec[which].host,
+      port: spec[which].port,
+      ...clusterLocation(this.loaded, database, which),
     });
-    return { primary: cluster(spec.primary), standby: cluster(spec.standby), slot: spec.slot };
+    return { primary: cluster('primary'), standby: cluster('standby'), slot: spec.slot };
   }
 
   /** Idempotent: starts what is stopped, creates what is missing, leaves running parts alone. */
@@ -146,16 +145,20 @@ export class Lab {
     return this.status();
   }
 
-  /** Starts `command` as the lab's worker unless one is running; `lab down` stops it. */
-  ensureWorker(command: string, args: readonly string[], say: (line: string) => void = () => undefined): number {
+  /** Starts `command` as the lab's worker unless one started after `notBefore` (ms) runs; `lab down` stops it. */
+  async ensureWorker(command: string, args: readonly string[], say: (line: string) => void = () => undefined, notBefore = 0): Promise<number> {
     const state = this.readState();
     if (state.worker && isAlive(state.worker.pid)) {
-      say(`lab worker already running (pid ${state.worker.pid}, log ${state.worker.logFile})`);
-      return state.worker.pid;
+      if ((state.worker.startedAt ?? 0) >= notBefore) {
+        say(`lab worker already running (pid ${state.worker.pid}, log ${state.worker.logFile})`);
+        return state.worker.pid;
+      }
+      say(`restarting the lab worker (pid ${state.worker.pid}): the code was rebuilt since it started`);
+      await stopPid(state.worker.pid, 'SIGTERM', 30_000);
     }
     const logFile = path.join(this.stateDir, 'logs', 'worker.log');
     const pid = startDaemon(command, args, logFile, { ...LAB_ENVIRONMENT, ...process.env, NODE_ENV: 'production' });
-    this.writeState({ ...state, worker: { pid, logFile } });
+    this.writeState({ ...this.readState(), worker: { pid, logFile, startedAt: Date.now() } });
     say(`lab worker started (pid ${pid}, log ${logFile})`);
     return pid;
   }

@@ -4,13 +4,12 @@
  * wal_log_hints (so failback can pg_rewind). initdb and pg_ctl refuse root, so
  * as root they run as the `postgres` user.
  */
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
+import { appendFileSync, rmSync } from 'node:fs';
 import { Client } from 'pg';
-import { isAlive, run, stopPid, waitFor } from './processes';
+import { waitFor } from '../lib/processes';
+import { asOwner, prepareDir } from '../activities/postgres-host';
 
-export const PG_MAJOR = 15;
+export { PG_MAJOR, clusterPid, prepareDir, startCluster, stopCluster } from '../activities/postgres-host';
 
 export interface ClusterSpec {
   /** Database name inside the cluster, created on the primary. */
@@ -19,46 +18,6 @@ export interface ClusterSpec {
   port: number;
   dataDir: string;
   logFile: string;
-}
-
-function pgBin(tool: string): string {
-  const dir = process.env.LIFEBOAT_PG_BIN ?? `/usr/lib/postgresql/${PG_MAJOR}/bin`;
-  const bin = path.join(dir, tool);
-  if (!existsSync(bin)) {
-    throw new Error(`${bin} not found: PostgreSQL ${PG_MAJOR} is not installed (npm test / npm run demo install it; or apt-get install postgresql-${PG_MAJOR})`);
-  }
-  return bin;
-}
-
-interface PgUser {
-  uid: number;
-  gid: number;
-}
-
-/** The OS user that owns the clusters: `postgres` when we are root, else ourselves. */
-function clusterOwner(): PgUser | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-    return { uid, gid };
-  } catch {
-    throw new Error('running as root but there is no postgres user: install postgresql-15 from Debian, which creates it');
-  }
-}
-
-function asOwner(tool: string, args: readonly string[]): Promise<string> {
-  const owner = clusterOwner();
-  const bin = pgBin(tool);
-  return owner ? run('runuser', ['-u', 'postgres', '--', bin, ...args]) : run(bin, args);
-}
-
-/** Creates a data directory (mode 0700, as PostgreSQL demands) owned by the cluster owner; its parents must be traversable. */
-export function prepareDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
-  const owner = clusterOwner();
-  if (owner) chownSync(dir, owner.uid, owner.gid);
 }
 
 const LAB_SETTINGS = (spec: ClusterSpec) => `
@@ -97,50 +56,6 @@ export async function initStandby(primary: ClusterSpec, standby: ClusterSpec, sl
   ]);
   // pg_basebackup copied the primary's settings; the standby listens on its own port.
   appendFileSync(standby.dataDir + '/postgresql.conf', `\n# --- Lifeboat lab: standby ---\nport = ${standby.port}\nlisten_addresses = '${standby.host}'\n`);
-}
-
-export async function startCluster(spec: ClusterSpec): Promise<number> {
-  const running = clusterPid(spec);
-  if (running) return running;
-  chmodSync(spec.dataDir, 0o700);
-  const owner = clusterOwner();
-  if (owner && !existsSync(spec.logFile)) {
-    appendFileSync(spec.logFile, '');
-    chownSync(spec.logFile, owner.uid, owner.gid);
-  }
-  await asOwner('pg_ctl', ['-D', spec.dataDir, '-l', spec.logFile, '-w', '-t', '60', 'start']);
-  const pid = clusterPid(spec);
-  if (!pid) throw new Error(`PostgreSQL in ${spec.dataDir} did not start; see ${spec.logFile}`);
-  return pid;
-}
-
-/** The postmaster's pid from postmaster.pid, when it is running. */
-export function clusterPid(spec: Pick<ClusterSpec, 'dataDir'>): number | undefined {
-  const file = path.join(spec.dataDir, 'postmaster.pid');
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
-  return isAlive(pid) ? pid : undefined;
-}
-
-/** Fast shutdown (SIGINT) by pid; `kill` is a crash (SIGKILL), for unplanned drills and tests. */
-export async function stopCluster(spec: Pick<ClusterSpec, 'dataDir'>, how: 'fast' | 'kill' = 'fast'): Promise<void> {
-  const pid = clusterPid(spec);
-  if (!pid) return;
-  if (how === 'kill') {
-    // Kill the whole process group of the postmaster's children too, as a lost machine would.
-    const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)]).toString().split('\n').map((s) => Number(s.trim())).filter(Boolean);
-    process.kill(pid, 'SIGKILL');
-    for (const child of children) {
-      try {
-        process.kill(child, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-    await waitFor(`postgres ${pid} to die`, async () => (isAlive(pid) ? undefined : true), 10_000, 50);
-    return;
-  }
-  await stopPid(pid, 'SIGINT', 60_000);
 }
 
 export async function withClient<T>(spec: Pick<ClusterSpec, 'host' | 'port'>, database: string, work: (c: Client) => Promise<T>): Promise<T> {

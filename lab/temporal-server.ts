@@ -9,7 +9,7 @@ import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { msToTs } from '@temporalio/common/lib/time';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../contract/runbook';
-import { GiveUp, isAlive, isListening, startDaemon, stopPid, waitFor } from './processes';
+import { GiveUp, isAlive, isListening, startDaemon, stopPid, waitFor } from '../lib/processes';
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { freePort } from '../lab/processes';
+import { freePort } from '../lib/processes';
 import { startDevServer, stopDevServer } from '../lab/temporal-server';
 
 declare module 'vitest' {

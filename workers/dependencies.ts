@@ -1,7 +1,9 @@
 /** Builds the real provider clients once, from the validated config, for the activities. */
 import { Route53Client } from '@aws-sdk/client-route-53';
 import nodemailer from 'nodemailer';
-import type { LoadedConfig } from '../config/load';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { clusterLocation, type LoadedConfig } from '../config/load';
 import type { DatabaseProvider } from '../activities/database';
 import { emailChannel } from '../activities/email';
 import { journal, journalChannel, type NotificationChannel, type NotificationRoutes } from '../activities/notify';
@@ -10,6 +12,13 @@ import { createRoute53Traffic } from '../activities/route53';
 import { createServiceControl } from '../activities/service';
 import { createTwilioClient, smsChannel, voiceChannel } from '../activities/twilio';
 import type { ActivityDependencies } from '../activities';
+
+/** A node's data directory, only when this worker can manage it: configured, or the lab's cluster exists here. */
+function hostLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby') {
+  const location = clusterLocation(loaded, database, node);
+  const configured = loaded.config.databases[database]?.[node].dataDir !== undefined;
+  return configured || existsSync(path.join(location.dataDir, 'PG_VERSION')) ? location : undefined;
+}
 
 /** A secret from the environment variable the config names; a clear error when it is missing. */
 function secret(env: NodeJS.ProcessEnv, variable: string, what: string): string {
@@ -23,7 +32,7 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
   const databases = new Map<string, DatabaseProvider>();
   for (const [name, spec] of Object.entries(config.databases)) {
     const password = spec.passwordEnv ? secret(env, spec.passwordEnv, `databases.${name}.passwordEnv`) : undefined;
-    databases.set(name, createPostgresProvider(name, spec, { user: spec.user, password }));
+    databases.set(name, createPostgresProvider(name, spec, { user: spec.user, password }, { primary: hostLocation(loaded, name, 'primary'), standby: hostLocation(loaded, name, 'standby') }));
   }
   return {
     databases,

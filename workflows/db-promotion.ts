@@ -42,6 +42,7 @@ const db = proxyActivities<DatabaseActivities>(readOptions);
 /** Promotes `input.database`'s standby; see runbooks/db-promotion.md for the procedure. */
 export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionResult> {
   const { database, mode, policy } = input;
+  const towards = input.towards ?? 'standby';
   const run = new RunbookRun({
     runbook: DB_PROMOTION_RUNBOOK,
     target: database,
@@ -60,13 +61,13 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
 
   return run.execute(async () => {
     await run.step('preflight', () =>
-      db.preflightPromotion.executeWithOptions({ ...readOptions, summary: `preflight ${database}: healthy standby, replication lag` }, [database, mode]),
+      db.preflightPromotion.executeWithOptions({ ...readOptions, summary: `preflight ${database}: healthy standby, replication lag` }, [database, mode, towards]),
     );
 
-    const unfence = () => db.unfencePrimary.executeWithOptions({ ...undoOptions, summary: `undo: unfence ${database} old primary` }, [database]);
+    const unfence = () => db.unfencePrimary.executeWithOptions({ ...undoOptions, summary: `undo: unfence ${database} old primary` }, [database, towards]);
     const fence = await run.step(
       'fence-primary',
-      () => db.fencePrimary.executeWithOptions({ ...fenceOptions, summary: `fence ${database} old primary (read-only)` }, [database, mode]),
+      () => db.fencePrimary.executeWithOptions({ ...fenceOptions, summary: `fence ${database} old primary (read-only)` }, [database, mode, towards]),
       // The fence can half-apply (ALTER SYSTEM done, answer lost): its undo is registered first.
       { undoIfInterrupted: unfence, compensate: (result) => (result.fenced ? unfence : undefined) },
     );
@@ -81,7 +82,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
             retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
             summary: `wait for ${database} standby to replay ${fence.finalLsn}`,
           },
-          [database, fence.finalLsn],
+          [database, fence.finalLsn, towards],
         );
         return {
           measuredBytes: 0,
@@ -89,7 +90,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
           method: `planned: the standby replayed to ${caughtUp.replayLsn}, at or past the fenced primary's final LSN ${fence.finalLsn}`,
         };
       }
-      return db.measureRpo.executeWithOptions({ ...readOptions, summary: `measure ${database} replication lag as RPO` }, [database, input.run.detectedAt]);
+      return db.measureRpo.executeWithOptions({ ...readOptions, summary: `measure ${database} replication lag as RPO` }, [database, input.run.detectedAt, towards]);
     });
     const rpoStatus = run.recordRpo(rpo);
 
@@ -99,12 +100,12 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
 
     const promotion = await run.step(
       'promote',
-      () => db.promoteStandby.executeWithOptions({ ...promoteOptions, summary: `promote ${database} standby (pg_promote)` }, [database]),
+      () => db.promoteStandby.executeWithOptions({ ...promoteOptions, summary: `promote ${database} ${towards === 'primary' ? 'original primary (failback)' : 'standby'} (pg_promote)` }, [database, towards]),
     );
 
     const { workflowId } = workflowInfo();
     await run.step('verify-write', () =>
-      db.verifyWrite.executeWithOptions({ ...verifyOptions, summary: `verify a write on ${database} new primary` }, [database, workflowId]),
+      db.verifyWrite.executeWithOptions({ ...verifyOptions, summary: `verify a write on ${database} new primary` }, [database, workflowId, towards]),
     );
     const rto = run.recordRecovery();
 

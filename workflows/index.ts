@@ -1,3 +1,4 @@
 /** Workflow bundle entry: every runbook workflow, by its workflow type name. */
 export { dbPromotion } from './db-promotion';
 export { regionalEvacuation } from './regional-evacuation';
+export { failback } from './failback';

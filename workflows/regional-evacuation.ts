@@ -4,50 +4,17 @@
  * (child db-promotion runs), re-point and verify the service there, then bring
  * traffic back gradually. See runbooks/regional-evacuation.md.
  */
-import {
-  ParentClosePolicy,
-  proxyActivities,
-  sleep,
-  startChild,
-  workflowInfo,
-  ApplicationFailure,
-  type ActivityOptions,
-} from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { TrafficActivities } from '../activities/traffic';
-import { dbPromotionWorkflowId, DB_PROMOTION_RUNBOOK } from '../contract/db-promotion';
 import { FailureType } from '../contract/failures';
 import {
   REGIONAL_EVACUATION_RUNBOOK,
   regionalEvacuationPlan,
-  type DatabaseEvacuationOutcome,
   type RegionalEvacuationInput,
   type RegionalEvacuationResult,
 } from '../contract/regional-evacuation';
-import { dbPromotion } from './db-promotion';
-import { describe, RunbookRun } from './kernel/runbook-run';
-
-const controlOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured] },
-} as const satisfies ActivityOptions;
-
-/** A DNS change includes waiting for INSYNC. */
-const dnsOptions = {
-  startToCloseTimeout: '11 minutes',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured] },
-} as const satisfies ActivityOptions;
-
-/** After re-pointing, poll the checks at a steady pace until the surviving region answers. */
-const verifyOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 30, nonRetryableErrorTypes: [FailureType.NotConfigured] },
-} as const satisfies ActivityOptions;
-
-/** While traffic ramps up, one red check stops the ramp: no retry hides it. */
-const canaryCheckOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 1 },
-} as const satisfies ActivityOptions;
+import { RunbookRun } from './kernel/runbook-run';
+import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 const app = proxyActivities<TrafficActivities>(controlOptions);
 
@@ -108,29 +75,11 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
     const approval = await run.gate('promote-databases');
     const outcomes = await run.step('promote-databases', async () => {
       const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate promote-databases of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
-      // In parallel: the step takes as long as the slowest promotion, not the sum.
-      const results = await Promise.all(
-        input.databases.map(async (db): Promise<DatabaseEvacuationOutcome> => {
-          const childWorkflowId = dbPromotionWorkflowId(db.name);
-          const track = (state: 'running' | 'completed' | 'failed', detail?: string) =>
-            run.trackChild({ workflowId: childWorkflowId, runbook: DB_PROMOTION_RUNBOOK, target: db.name, state, detail });
-          try {
-            const child = await startChild(dbPromotion, {
-              workflowId: childWorkflowId,
-              args: [{ database: db.name, mode, run: input.run, policy: db.promotion, preApproved }],
-              // A promotion is irreversible: it finishes even if this run is lost.
-              parentClosePolicy: ParentClosePolicy.ABANDON,
-              staticSummary: `promote ${db.name} in ${survivingRegion} (evacuation of ${region})`,
-            });
-            track('running');
-            const result = await child.result();
-            track('completed', `timeline ${result.timeline}, RPO ${result.rpo.measuredSeconds ?? '?'}s`);
-            return { database: db.name, childWorkflowId, state: 'promoted', result };
-          } catch (err) {
-            track('failed', describe(err));
-            return { database: db.name, childWorkflowId, state: 'failed', error: describe(err) };
-          }
-        }),
+      const results = await promoteInParallel(
+        run,
+        input.run,
+        preApproved,
+        input.databases.map((db) => ({ database: db.name, input: { mode, policy: db.promotion }, summary: `promote ${db.name} in ${survivingRegion} (evacuation of ${region})` })),
       );
       const failed = results.filter((r) => r.state === 'failed');
       if (failed.length > 0 && policy.onPromotionFailure === 'abort') {
@@ -158,19 +107,9 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
     );
     const rto = run.recordRecovery();
 
-    await run.step('resume-traffic', async () => {
-      for (const weight of policy.canary.weights) {
-        await app.shiftTraffic.executeWithOptions({ ...dnsOptions, summary: `canary: ${weight}% to ${survivingRegion}` }, [
-          { [region]: 0, [survivingRegion]: weight, maintenance: 100 - weight },
-          `lifeboat ${workflowId}: canary ${weight}%`,
-        ]);
-        for (let held = 0; ; held += policy.canary.checkEverySeconds) {
-          await app.syntheticCheck.executeWithOptions({ ...canaryCheckOptions, summary: `canary ${weight}%: synthetic check` }, [survivingRegion, promotedNames, workflowId]);
-          if (held >= policy.canary.holdSeconds) break;
-          await sleep(policy.canary.checkEverySeconds * 1000, { summary: `canary ${weight}%: hold` });
-        }
-      }
-    });
+    await run.step('resume-traffic', () =>
+      rampTraffic({ to: survivingRegion, from: region, rest: 'maintenance', ...policy.canary, databases: promotedNames, runId: workflowId }),
+    );
     const trafficAfter = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights after the ramp' }, []);
 
     const worstSeconds = Math.max(...promoted.map((o) => o.result?.rpo.measuredSeconds ?? 0));

@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { loadConfig, type LoadedConfig } from '../../config/load';
 import { Lab, LAB_ENVIRONMENT, LAB_TWILIO_TOKEN_ENV } from '../../lab/lab';
 import { ensureNamespace } from '../../lab/temporal-server';
-import { freePort } from '../../lab/processes';
+import { freePort } from '../../lib/processes';
 
 export interface TestLab {
   dir: string;
@@ -98,6 +98,13 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       canary: { weights: [10, 50, 100], holdSeconds: 1, checkEverySeconds: 1 },
       compensationAttempts: 3,
       ...options.evacuation,
+    };
+    (config.runbooks as Record<string, unknown>).failback = {
+      rto: { budgetSeconds: 900, onBreach: 'continue' },
+      gates: { switchover: { escalateAfterSeconds: 120, timeoutSeconds: 300 } },
+      canary: { weights: [50, 100], holdSeconds: 1, checkEverySeconds: 1 },
+      catchUpTimeoutSeconds: 120,
+      compensationAttempts: 3,
     };
   }
   return config;

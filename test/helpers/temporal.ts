@@ -3,7 +3,7 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
 import type { LoadedConfig } from '../../config/load';
 import { statusQuery, type RunbookStatus } from '../../contract/runbook';
-import { waitFor } from '../../lab/processes';
+import { waitFor } from '../../lib/processes';
 import { buildActivityDependencies } from '../../workers/dependencies';
 import { createLifeboatWorker } from '../../workers/worker';
 

@@ -1,7 +1,7 @@
 /** The lab's lifecycle against real PostgreSQL processes: up is idempotent, status is live, reset and down do what they say. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli';
-import { isAlive } from '../../lab/processes';
+import { isAlive } from '../../lib/processes';
 import { clusterPid } from '../../lab/postgres';
 import type { LabStatus } from '../../lab/lab';
 import { createTestLab, type TestLab } from '../helpers/lab';

@@ -2,7 +2,7 @@
 import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { PostgresDatabaseConfig } from '../../config/schema';
-import { freePort } from '../../lab/processes';
+import { freePort } from '../../lib/processes';
 import {
   createLabService,
   parseServiceArgs,

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRun } from '../../cli/runs';
 import { approveSignal, statusQuery } from '../../contract/runbook';
 import { createPostgresProvider } from '../../activities/postgres';
-import { waitFor } from '../../lab/processes';
+import { waitFor } from '../../lib/processes';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';

@@ -15,9 +15,9 @@ import { decideGate, startRun } from '../../cli/runs';
 import { FailureType } from '../../contract/failures';
 import { statusQuery } from '../../contract/runbook';
 import { stopCluster } from '../../lab/postgres';
-import { stopPid } from '../../lab/processes';
+import { stopPid } from '../../lib/processes';
 import { workflowsSourcePath } from '../../workers/worker';
-import type { regionalEvacuation } from '../../workflows';
+import type { failback, regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { countRows, inRecovery, sql, timeline } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
@@ -159,6 +159,45 @@ describe('regional-evacuation', () => {
     if (process.env.LIFEBOAT_RECORD_HISTORIES === '1') writeFileSync(path.join(HISTORIES, 'regional-evacuation-planned.json'), historyToJSON(history));
   });
 
+  it('failback after a planned evacuation: back to east with zero rows lost, west a standby again', async () => {
+    const evacuation = await start('planned');
+    await approve(evacuation, 'drain-traffic');
+    await approve(evacuation, 'promote-databases');
+    await evacuation.result();
+    // Life goes on in west: rows written there must come back to east.
+    for (const name of DATABASES) {
+      for (let i = 0; i < 5; i++) expect((await service('west', 'POST', `/records/${name}`, { payload: `written in west ${i}` })).status).toBe(201);
+    }
+    const before = Object.fromEntries(await Promise.all(DATABASES.map(async (n) => [n, await fingerprint(db(n).standby, n)] as const)));
+
+    const started = await startRun(temporal.client, lab.loaded, {
+      runbook: 'failback', params: ['region=east'], as: 'alice', id: `failback:east:test-${process.pid}-${++counter}`, drill: true,
+    });
+    const handle = temporal.client.workflow.getHandle<typeof failback>(started.workflowId);
+    await approve(handle, 'switchover');
+    const result = await handle.result();
+
+    expect(result.databases.map((d) => [d.database, d.result.newPrimary.region])).toEqual(DATABASES.map((n) => [n, 'east']));
+    expect(result.databases.every((d) => d.rebuiltWith === 'pg_rewind')).toBe(true);
+    expect(result.rpo).toEqual({ measuredBytes: 0, met: true });
+    for (const name of DATABASES) {
+      expect(await inRecovery(db(name).primary)).toBe(false);
+      expect(await inRecovery(db(name).standby)).toBe(true);
+      expect(await fingerprint(db(name).primary, name, before[name]?.maxId)).toEqual(before[name]);
+    }
+    expect(await weights()).toEqual({ east: 100, west: 0, maintenance: 0 });
+    const write = await service('east', 'POST', '/records/orders', { payload: 'home again' });
+    expect(write.status).toBe(201);
+    // West streams from east again: the east write shows up there.
+    await expect.poll(async () => (await sql(db('orders').standby, 'orders', 'SELECT 1 FROM lab_records WHERE id = $1', [String(write.json.id)])).length, { timeout: 15_000 }).toBe(1);
+    const status = await handle.query(statusQuery);
+    expect(status.state).toBe('completed');
+    expect(status.children.map((c) => c.state)).toEqual(DATABASES.map(() => 'completed'));
+    const history = await handle.fetchHistory();
+    recorded.push({ workflowId: handle.workflowId, history });
+    if (process.env.LIFEBOAT_RECORD_HISTORIES === '1') writeFileSync(path.join(HISTORIES, 'failback.json'), historyToJSON(history));
+  });
+
   it('rejection at drain-traffic unfreezes east and leaves DNS alone', async () => {
     const handle = await start();
     const failure = await reject(handle, 'drain-traffic');
@@ -271,12 +310,12 @@ describe('regional-evacuation', () => {
 });
 
 describe('replay', () => {
-  it('replays the recorded evacuation histories deterministically', async () => {
-    const committed = ['regional-evacuation-planned.json']
+  it('replays the recorded evacuation and failback histories deterministically', async () => {
+    const committed = ['regional-evacuation-planned.json', 'failback.json']
       .map((file) => path.join(HISTORIES, file))
       .filter((file) => existsSync(file))
       .map((file) => ({ workflowId: path.basename(file, '.json'), history: historyFromJSON(JSON.parse(readFileSync(file, 'utf8'))) }));
-    expect(committed).toHaveLength(1);
+    expect(committed).toHaveLength(2);
     const results = [];
     for await (const result of Worker.runReplayHistories({ workflowsPath: workflowsSourcePath(), replayName: 'evacuation-replay' }, [...committed, ...recorded])) {
       results.push(result);

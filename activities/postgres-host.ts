@@ -1,0 +1,104 @@
+/**
+ * Host-level operations on a self-managed PostgreSQL 15 cluster: start, stop
+ * by pid, run its tools (as the `postgres` user when we are root: initdb,
+ * pg_ctl and pg_rewind refuse root). Used by the lab and by the provider
+ * activities that rebuild a standby on the database host.
+ */
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { isAlive, run, stopPid, waitFor } from '../lib/processes';
+
+/** Where a cluster lives on this host. */
+export interface ClusterLocation {
+  dataDir: string;
+  logFile: string;
+}
+
+export const PG_MAJOR = 15;
+
+export function pgBin(tool: string): string {
+  const dir = process.env.LIFEBOAT_PG_BIN ?? `/usr/lib/postgresql/${PG_MAJOR}/bin`;
+  const bin = path.join(dir, tool);
+  if (!existsSync(bin)) {
+    throw new Error(`${bin} not found: PostgreSQL ${PG_MAJOR} is not installed (npm test / npm run demo install it; or apt-get install postgresql-${PG_MAJOR})`);
+  }
+  return bin;
+}
+
+interface PgUser {
+  uid: number;
+  gid: number;
+}
+
+/** The OS user that owns the clusters: `postgres` when we are root, else ourselves. */
+export function clusterOwner(): PgUser | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+    return { uid, gid };
+  } catch {
+    throw new Error('running as root but there is no postgres user: install postgresql-15 from Debian, which creates it');
+  }
+}
+
+export function asOwner(tool: string, args: readonly string[], env?: Record<string, string>): Promise<string> {
+  const owner = clusterOwner();
+  const bin = pgBin(tool);
+  const options = env ? { env: { ...process.env, ...env } } : {};
+  return owner ? run('runuser', ['-u', 'postgres', '--', bin, ...args], options) : run(bin, args, options);
+}
+
+/** Creates a data directory (mode 0700, as PostgreSQL demands) owned by the cluster owner; its parents must be traversable. */
+export function prepareDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const owner = clusterOwner();
+  if (owner) chownSync(dir, owner.uid, owner.gid);
+}
+
+export async function startCluster(spec: ClusterLocation): Promise<number> {
+  const running = clusterPid(spec);
+  if (running) return running;
+  chmodSync(spec.dataDir, 0o700);
+  const owner = clusterOwner();
+  if (owner && !existsSync(spec.logFile)) {
+    appendFileSync(spec.logFile, '');
+    chownSync(spec.logFile, owner.uid, owner.gid);
+  }
+  await asOwner('pg_ctl', ['-D', spec.dataDir, '-l', spec.logFile, '-w', '-t', '60', 'start']);
+  const pid = clusterPid(spec);
+  if (!pid) throw new Error(`PostgreSQL in ${spec.dataDir} did not start; see ${spec.logFile}`);
+  return pid;
+}
+
+/** The postmaster's pid from postmaster.pid, when it is running. */
+export function clusterPid(spec: Pick<ClusterLocation, 'dataDir'>): number | undefined {
+  const file = path.join(spec.dataDir, 'postmaster.pid');
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+  return isAlive(pid) ? pid : undefined;
+}
+
+/** Fast shutdown (SIGINT) by pid; `kill` is a crash (SIGKILL), for unplanned drills and tests. */
+export async function stopCluster(spec: Pick<ClusterLocation, 'dataDir'>, how: 'fast' | 'kill' = 'fast'): Promise<void> {
+  const pid = clusterPid(spec);
+  if (!pid) return;
+  if (how === 'kill') {
+    // Kill the whole process group of the postmaster's children too, as a lost machine would.
+    const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)]).toString().split('\n').map((s) => Number(s.trim())).filter(Boolean);
+    process.kill(pid, 'SIGKILL');
+    for (const child of children) {
+      try {
+        process.kill(child, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    await waitFor(`postgres ${pid} to die`, async () => (isAlive(pid) ? undefined : true), 10_000, 50);
+    return;
+  }
+  await stopPid(pid, 'SIGINT', 60_000);
+}
+
