@@ -31,6 +31,8 @@ export interface TestLabOptions {
   regions?: boolean;
   /** Replaces parts of runbooks.regional-evacuation (shallow merge). */
   evacuation?: Record<string, unknown>;
+  /** A Temporal server of the file's own (e.g. one the test restarts), instead of the run's shared one. */
+  temporalAddress?: string;
 }
 
 export const TEST_PEOPLE = {
@@ -55,7 +57,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
   }
   const config: Record<string, unknown> = {
     temporal: {
-      address: inject('temporalAddress'),
+      address: options.temporalAddress ?? inject('temporalAddress'),
       // A namespace per test file: business-key workflow ids (db-promotion:orders) never collide across files.
       namespace: `lifeboat-test-${name}`,
       taskQueue: `lifeboat-test-${name}-${process.pid}-${Date.now().toString(36)}`,

@@ -1,0 +1,137 @@
+/**
+ * An evacuation survives what kills processes: a worker SIGKILLed while the
+ * promotions run, and a restart of the Temporal server itself (its SQLite file
+ * persists). Each database is promoted exactly once either way. This file runs
+ * its own dev server, since it restarts it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decideGate, startRun } from '../../cli/runs';
+import { statusQuery } from '../../contract/runbook';
+import { freePort, waitFor } from '../../lib/processes';
+import { startDevServer, stopDevServer, type DevServer } from '../../lab/temporal-server';
+import type { regionalEvacuation } from '../../workflows';
+import { createTestLab, type TestLab } from '../helpers/lab';
+import { inRecovery, timeline } from '../helpers/postgres';
+import { gateWaiting, waitForStatus } from '../helpers/temporal';
+
+const DATABASES = ['orders', 'users', 'billing'];
+const ROOT = path.join(__dirname, '..', '..');
+const CLI = path.join(ROOT, 'dist', 'cli', 'lifeboat.js');
+
+let lab: TestLab;
+let server: DevServer;
+let serverDir: string;
+let ports: { port: number; uiPort: number };
+let client: Client;
+let counter = 0;
+const workers: ChildProcess[] = [];
+
+function startWorker(name: string): ChildProcess {
+  const log = openSync(path.join(lab.dir, `${name}.log`), 'a');
+  const child = spawn(process.execPath, [CLI, '--config', lab.configFile, 'worker', '--workflows', 'bundle'], {
+    env: { ...process.env, NODE_ENV: 'production' },
+    stdio: ['ignore', log, log],
+  });
+  workers.push(child);
+  return child;
+}
+
+async function startServer(): Promise<DevServer> {
+  return startDevServer({ ...ports, dbFile: path.join(serverDir, 'temporal.db'), logFile: path.join(serverDir, 'temporal.log') });
+}
+
+beforeAll(async () => {
+  serverDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-durability-'));
+  ports = { port: await freePort(), uiPort: await freePort() };
+  server = await startServer();
+  lab = await createTestLab('durability', { databases: DATABASES, regions: true, temporalAddress: server.address });
+  const connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection, namespace: lab.loaded.config.temporal.namespace });
+});
+
+afterAll(async () => {
+  for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+  await client?.connection.close();
+  await lab?.destroy();
+  if (server) await stopDevServer(server.pid);
+  rmSync(serverDir, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+  await lab.lab.reset({ seedRows: 10 });
+});
+
+async function startEvacuation(): Promise<WorkflowHandle<typeof regionalEvacuation>> {
+  const started = await startRun(client, lab.loaded, {
+    runbook: 'regional-evacuation', params: ['region=east'], as: 'alice', id: `regional-evacuation:east:durability-${process.pid}-${++counter}`, drill: true,
+  });
+  return client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
+}
+
+async function approveWhenWaiting(handle: WorkflowHandle, gate: string): Promise<void> {
+  await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 120_000);
+  await decideGate(client, lab.loaded, { workflowId: handle.workflowId, gate, as: 'bob', decision: 'approve' });
+}
+
+/** Each database promoted once: timeline 2 on the server, one completed pg_promote activity in its child's history. */
+async function expectPromotedExactlyOnce(): Promise<void> {
+  for (const name of DATABASES) {
+    const node = lab.loaded.config.databases[name]?.standby;
+    if (!node) throw new Error(`no ${name}`);
+    expect(await inRecovery(node)).toBe(false);
+    expect(await timeline(node)).toBe(2);
+    const history = await client.workflow.getHandle(`db-promotion:${name}`).fetchHistory();
+    const events = history.events ?? [];
+    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'promoteStandby');
+    expect(scheduled, `${name}: promoteStandby scheduled`).toHaveLength(1);
+    const completed = events.filter((e) => e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(scheduled[0]?.eventId));
+    expect(completed, `${name}: promoteStandby completed`).toHaveLength(1);
+  }
+}
+
+describe('evacuation durability', () => {
+  it('a worker SIGKILLed while the promotions run: a new worker finishes, each database promoted once', async () => {
+    const first = startWorker('worker-a');
+    const handle = await startEvacuation();
+    await approveWhenWaiting(handle, 'drain-traffic');
+    await approveWhenWaiting(handle, 'promote-databases');
+    await waitForStatus(handle, (s) => s.children.length > 0, 'the child promotions to start', 60_000);
+    first.kill('SIGKILL');
+    await waitFor('worker A to die', async () => (first.signalCode === 'SIGKILL' ? true : undefined), 10_000, 20);
+
+    startWorker('worker-b');
+    const result = await handle.result();
+    expect(result.databases.map((d) => d.state)).toEqual(['promoted', 'promoted', 'promoted']);
+    await expectPromotedExactlyOnce();
+    expect((await handle.query(statusQuery)).state).toBe('completed');
+  });
+
+  it('a restart of the Temporal server mid-evacuation: the run resumes from its persisted history, each database promoted once', async () => {
+    startWorker('worker-c');
+    const handle = await startEvacuation();
+    await approveWhenWaiting(handle, 'drain-traffic');
+    await approveWhenWaiting(handle, 'promote-databases');
+    await waitForStatus(handle, (s) => s.children.length > 0, 'the child promotions to start', 60_000);
+
+    await stopDevServer(server.pid);
+    server = await startServer();
+
+    const result = await waitFor('the evacuation to finish after the restart', async () => {
+      try {
+        return await handle.result();
+      } catch (err) {
+        // The client's connection may still be re-establishing: ask again.
+        if ((err as Error).name === 'WorkflowFailedError') throw err;
+        return undefined;
+      }
+    }, 180_000, 500);
+    expect(result.databases.map((d) => d.state)).toEqual(['promoted', 'promoted', 'promoted']);
+    await expectPromotedExactlyOnce();
+  });
+});
