@@ -10,9 +10,10 @@ export interface EmailChannelOptions {
 }
 
 export function renderNotificationText(n: Notification): string {
-  return [n.body, '', `Runbook: ${n.runbook}`, `Run: ${n.workflowId}`, n.incident ? `Incident: ${n.incident}` : '', n.link ? `Temporal UI: ${n.link}` : '']
-    .filter((line, i) => line !== '' || i === 1)
-    .join('\n');
+  const lines = [n.body, '', `Runbook: ${n.runbook}`, `Run: ${n.workflowId}`];
+  if (n.incident) lines.push(`Incident: ${n.incident}`);
+  if (n.link) lines.push(`Temporal UI: ${n.link}`);
+  return lines.join('\n');
 }
 
 export function emailChannel(options: EmailChannelOptions): NotificationChannel {

@@ -32,6 +32,9 @@ export function journalChannel(): NotificationChannel {
 }
 
 export function createNotificationActivities(deps: { routes: NotificationRoutes; record: (entry: Record<string, unknown>) => Promise<void> }) {
+  // The journal is a record, not a channel: a full disk must neither fail a delivery nor page twice.
+  const record = (entry: Record<string, unknown>) =>
+    deps.record(entry).catch((err: unknown) => log.error('could not write the notification journal', { error: (err as Error).message }));
   return {
     /** Delivers through the first channel that works; fails (and is retried) only when all fail. */
     async notify(notification: Notification): Promise<NotificationReceipt> {
@@ -40,13 +43,13 @@ export function createNotificationActivities(deps: { routes: NotificationRoutes;
       for (const channel of channels) {
         try {
           await channel.send(notification);
-          await deps.record({ channel: channel.name, delivered: true, ...notification });
+          await record({ channel: channel.name, delivered: true, ...notification });
           log.info('notification delivered', { channel: channel.name, subject: notification.subject, audience: notification.audience });
           return { channel: channel.name, deliveredAt: new Date().toISOString() };
         } catch (err) {
           const message = (err as Error).message;
           failures.push(`${channel.name}: ${message}`);
-          await deps.record({ channel: channel.name, delivered: false, error: message, ...notification });
+          await record({ channel: channel.name, delivered: false, error: message, ...notification });
           log.warn('notification channel failed, trying the next', { channel: channel.name, error: message });
         }
       }

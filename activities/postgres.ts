@@ -18,7 +18,7 @@ import { FailureType } from '../contract/failures';
 import type { DatabaseProvider, RebuildOutcome } from './database';
 import { asOwner, clusterOwner, prepareDir, startCluster, stopCluster, type ClusterLocation } from './postgres-host';
 import { waitFor } from '../lib/processes';
-import { appendFileSync, chownSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** How a PostgreSQL node is reached; the password comes from the environment, never from history. */
@@ -124,7 +124,8 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         // Rewind is impossible (no data, or history too far apart): copy the whole cluster instead.
         method = 'pg_basebackup';
         rewindError = (err as Error).message.split('\n').slice(-3).join(' ');
-        rmSync(location.dataDir, { recursive: true, force: true });
+        // Never destroy a cluster that may hold the only copy of unreplicated writes: set it aside.
+        if (existsSync(location.dataDir)) renameSync(location.dataDir, `${location.dataDir}.lifeboat-${new Date().toISOString().replace(/[:.]/g, '-')}`);
         prepareDir(location.dataDir);
         await asOwner('pg_basebackup', ['-h', standby.host, '-p', String(standby.port), '-U', credentials.user, '-D', location.dataDir, '-X', 'stream', '-S', spec.slot, '--checkpoint=fast'], env);
       }
@@ -194,25 +195,30 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
     },
 
     async fencePrimary(required: boolean): Promise<FenceResult> {
+      let reached = false;
       try {
-        return await withNode(primary, async (c) => {
+        await withNode(primary, async (c) => {
+          reached = true;
           await c.query('SET default_transaction_read_only = off');
           await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
           await c.query('SELECT pg_reload_conf()');
-          // Sessions opened before the fence keep writing until they see the reload; end them.
+        });
+        // A fresh session proves the fence holds (the reload is asynchronous) before anything is measured.
+        const readOnly = await withNode(primary, async (c) => (await c.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v")).rows[0]?.v);
+        if (readOnly !== 'on') throw new Error(`fence did not take: new sessions on ${where(primary)} are not read-only yet`);
+        return await withNode(primary, async (c) => {
+          // Sessions opened before the fence may still be committing: end them and wait (5 s each) until they are gone.
           const terminated = await c.query<{ n: string }>(
-            `SELECT count(pg_terminate_backend(pid))::text AS n FROM pg_stat_activity
+            `SELECT count(pg_terminate_backend(pid, 5000))::text AS n FROM pg_stat_activity
               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
           );
+          // CHECKPOINT flushes every WAL record written so far, asynchronous commits included.
+          await c.query('SET default_transaction_read_only = off');
+          await c.query('CHECKPOINT');
           const lsn = await c.query<{ lsn: string }>('SELECT pg_current_wal_flush_lsn()::text AS lsn');
           const finalLsn = lsn.rows[0]?.lsn;
           if (!finalLsn) throw new Error('pg_current_wal_flush_lsn() returned nothing');
           return { fenced: true as const, finalLsn, terminatedSessions: Number(terminated.rows[0]?.n ?? 0) };
-        }).then(async (fence) => {
-          // Check from a fresh session that the fence holds (the reload is asynchronous).
-          const readOnly = await withNode(primary, async (c) => (await c.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v")).rows[0]?.v);
-          if (readOnly !== 'on') throw new Error(`fence did not take: new sessions on ${where(primary)} are not read-only yet`);
-          return fence;
         });
       } catch (err) {
         const message = (err as Error).message;
@@ -223,7 +229,8 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
             message: `planned promotion needs the old primary ${where(primary)}, which is unreachable (${message}); use mode=unplanned if it is lost`,
           });
         }
-        return { fenced: false, reason: `old primary ${where(primary)} unreachable: ${message}` };
+        // `attempted`: the fence may have half-applied before the connection broke, so it must be undone on rollback.
+        return { fenced: false, attempted: reached, reason: `old primary ${where(primary)} unreachable: ${message}` };
       }
     },
 
@@ -317,10 +324,8 @@ function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   const message = (err as Error).message ?? '';
   return (
-    code === 'ECONNREFUSED' ||
-    code === 'ETIMEDOUT' ||
-    code === 'EHOSTUNREACH' ||
-    code === 'ECONNRESET' ||
+    (typeof code === 'string' && /^E[A-Z]+$/.test(code)) || // ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, ENOTFOUND, EAI_AGAIN...
+    code === 'EAI_AGAIN' ||
     code === '57P01' || // admin shutdown
     code === '57P03' || // cannot connect now
     message.includes('timeout expired') ||

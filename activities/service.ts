@@ -92,7 +92,9 @@ export function createServiceControl(services: Readonly<Record<string, { url: st
 
 export type ServiceControl = ReturnType<typeof createServiceControl>;
 
+/** Network and name-resolution failures (a lost region), as opposed to an answer from the service. */
 function isUnreachable(err: unknown): boolean {
-  const cause = (err as { cause?: { code?: string } }).cause;
-  return cause?.code === 'ECONNREFUSED' || cause?.code === 'ECONNRESET' || (err as Error).name === 'TimeoutError';
+  if ((err as Error).name === 'TimeoutError') return true;
+  const code = (err as { cause?: { code?: unknown } }).cause?.code;
+  return typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_SOCKET');
 }

@@ -34,7 +34,7 @@ export interface ReplicationInspection {
 
 export type FenceResult =
   | { fenced: true; finalLsn: string; terminatedSessions: number }
-  | { fenced: false; reason: string };
+  | { fenced: false; reason: string; attempted?: boolean };
 
 export interface CatchUpResult {
   targetLsn: string;

@@ -69,7 +69,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       'fence-primary',
       () => db.fencePrimary.executeWithOptions({ ...fenceOptions, summary: `fence ${database} old primary (read-only)` }, [database, mode, towards]),
       // The fence can half-apply (ALTER SYSTEM done, answer lost): its undo is registered first.
-      { undoIfInterrupted: unfence, compensate: (result) => (result.fenced ? unfence : undefined) },
+      { undoIfInterrupted: unfence, compensate: (result) => (result.fenced || result.attempted ? unfence : undefined) },
     );
     if (!fence.fenced) run.skipped('fence-primary', fence.reason);
 

@@ -2,7 +2,7 @@
  * Procedures shared by the regional runbooks (evacuation, failback): parallel
  * database promotions as child runs, and a canary traffic ramp with checks.
  */
-import { ParentClosePolicy, proxyActivities, sleep, startChild, type ActivityOptions } from '@temporalio/workflow';
+import { ChildWorkflowCancellationType, ParentClosePolicy, proxyActivities, sleep, startChild, type ActivityOptions } from '@temporalio/workflow';
 import type { TrafficActivities } from '../activities/traffic';
 import { DB_PROMOTION_RUNBOOK, dbPromotionWorkflowId, type DbPromotionInput } from '../contract/db-promotion';
 import type { DatabaseEvacuationOutcome } from '../contract/regional-evacuation';
@@ -56,8 +56,9 @@ export async function promoteInParallel(run: RunbookRun, context: RunContext, pr
         const child = await startChild(dbPromotion, {
           workflowId: childWorkflowId,
           args: [{ ...request.input, database: request.database, run: context, preApproved }],
-          // A promotion is irreversible: it finishes even if the parent run is lost.
+          // A promotion is irreversible: it finishes even if the parent run is lost or cancelled.
           parentClosePolicy: ParentClosePolicy.ABANDON,
+          cancellationType: ChildWorkflowCancellationType.ABANDON,
           staticSummary: request.summary,
         });
         track('running');

@@ -50,7 +50,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       body: `RTO ${Math.round(s.rto.elapsedSeconds)}s of ${s.rto.budgetSeconds}s${s.rto.breached ? ' BREACHED' : ''}; steps done: ${s.steps.filter((x) => x.state === 'done').map((x) => x.id).join(', ') || 'none'}.`,
     }));
 
-    const unfreeze = () => app.setWriteFreeze.executeWithOptions({ ...undoOptions, summary: `undo: unfreeze writes in ${region}` }, [region, false, 'evacuation rolled back', true]);
+    const unfreeze = () => app.setWriteFreeze.executeWithOptions({ ...undoOptions, summary: `undo: unfreeze writes in ${region}` }, [region, false, 'evacuation rolled back', false]);
     const freeze = await run.step(
       'freeze-writes',
       // Unplanned: the region is gone; an unreachable service is skipped with the reason.

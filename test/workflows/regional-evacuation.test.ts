@@ -61,9 +61,22 @@ async function weights(): Promise<Record<string, number> | undefined> {
   return (await lab.lab.status()).dns?.weights;
 }
 
-async function inbox(): Promise<Array<{ Subject: string; To: Array<{ Address: string }> }>> {
+async function inbox(): Promise<Array<{ ID: string; Subject: string; To: Array<{ Address: string }> }>> {
   const response = await fetch(`http://127.0.0.1:${config().lab.inbox.port}/api/v1/messages`);
-  return ((await response.json()) as { messages: Array<{ Subject: string; To: Array<{ Address: string }> }> }).messages;
+  return ((await response.json()) as { messages: Array<{ ID: string; Subject: string; To: Array<{ Address: string }> }> }).messages;
+}
+
+async function emailText(id: string): Promise<string> {
+  const response = await fetch(`http://127.0.0.1:${config().lab.inbox.port}/api/v1/message/${id}`);
+  return ((await response.json()) as { Text: string }).Text;
+}
+
+async function twilioOutage(down: boolean): Promise<void> {
+  await fetch(`${config().notifications.twilio?.apiBaseUrl ?? ''}/__outage`, { method: 'POST', body: JSON.stringify({ down }) });
+}
+
+function labDaemons(): Record<string, { pid: number }> {
+  return (JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> }).daemons;
 }
 
 async function texts(): Promise<Array<{ kind: string; form: Record<string, string>; outage: boolean }>> {
@@ -146,8 +159,16 @@ describe('regional-evacuation', () => {
     }
 
     // The incident channel got email; the on-call got an SMS page.
-    const subjects = (await inbox()).map((m) => m.Subject);
+    const messages = await inbox();
+    const subjects = messages.map((m) => m.Subject);
     expect(subjects).toContain('[regional-evacuation drill] evacuating east (planned)');
+    const declare = messages.find((m) => m.Subject === '[regional-evacuation drill] evacuating east (planned)');
+    expect(declare?.To.map((t) => t.Address)).toEqual(['incidents@lab.local']);
+    const text = await emailText(declare?.ID ?? '');
+    expect(text).toContain(`Run: ${handle.workflowId}`);
+    expect(text).toContain(`Incident: INC-${counter}`);
+    expect(text).toMatch(/Phase: declare \(running\)\. RTO \d+s elapsed, \d+s left of 900s\./);
+    expect(text).toContain(`Temporal UI: ${config().temporal.uiUrl}/namespaces/${config().temporal.namespace}/workflows/${encodeURIComponent(handle.workflowId)}/`);
     expect(subjects).toContain('[regional-evacuation drill] east evacuated to west');
     const pages = (await texts()).filter((t) => t.kind === 'Messages' && t.form.To === '+15550100003');
     expect(pages.some((p) => p.form.Body?.startsWith('[regional-evacuation drill] DR: evacuating east'))).toBe(true);
@@ -233,12 +254,15 @@ describe('regional-evacuation', () => {
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
     expect(cause.type).toBe(FailureType.PromotionFailed);
-    expect(cause.message).toMatch(/^promotion failed for billing \(.*\); policy abort$/);
+    expect(cause.message).toMatch(/^promotion failed for billing \(standby of billing unreachable: connect ECONNREFUSED [\d.:]+\); policy abort$/);
     const status = await handle.query(statusQuery);
     expect(status.state).toBe('failed');
     expect(status.children.find((c) => c.target === 'billing')?.state).toBe('failed');
     expect(status.children.filter((c) => c.state === 'completed').map((c) => c.target).sort()).toEqual(['orders', 'users']);
     expect(status.events.some((e) => e.kind === 'escalation' && e.detail.includes('failed past the point of no return'))).toBe(true);
+    // The last page goes out although the run ends right after it.
+    const pages = readFileSync(lab.loaded.journalPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(pages.some((p) => p.workflowId === handle.workflowId && p.kind === 'needs-attention' && p.audience === 'oncall' && p.delivered === true)).toBe(true);
   });
 
   it('the canary ramp stops on a red check and escalates', async () => {
@@ -262,9 +286,27 @@ describe('regional-evacuation', () => {
     expect(status.events.some((e) => e.kind === 'escalation')).toBe(true);
   });
 
+  it('a cancel past the point of no return is ignored and recorded: the run finishes consistently', async () => {
+    const slow = await variant({ canary: { weights: [10, 100], holdSeconds: 4, checkEverySeconds: 1 } });
+    const started = await startRun(temporal.client, slow, {
+      runbook: 'regional-evacuation', params: ['region=east'], as: 'alice', id: `regional-evacuation:east:test-${process.pid}-${++counter}`, drill: true,
+    });
+    const handle = temporal.client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
+    await approve(handle, 'drain-traffic');
+    await approve(handle, 'promote-databases');
+    await waitForStatus(handle, (s) => s.pointOfNoReturnPassed && s.children.length === DATABASES.length, 'the promotions to start', 60_000);
+    // The Temporal UI's cancel button or `temporal workflow cancel`: no validator stands in the way.
+    await handle.cancel();
+    const result = await handle.result();
+    expect(result.databases.map((d) => d.state)).toEqual(['promoted', 'promoted', 'promoted']);
+    expect(await weights()).toEqual({ east: 0, west: 100, maintenance: 0 });
+    const status = await handle.query(statusQuery);
+    expect(status.state).toBe('completed');
+    expect(status.events.some((e) => e.kind === 'cancel-requested' && e.detail.startsWith('cancel ignored: the run is past its point of no return'))).toBe(true);
+  });
+
   it('SMTP down: the declaration still reaches people by SMS', async () => {
-    const state = JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> };
-    const smtp = state.daemons.smtp;
+    const smtp = labDaemons().smtp;
     if (!smtp) throw new Error('no smtp daemon in the lab');
     await stopPid(smtp.pid, 'SIGKILL');
     try {
@@ -281,11 +323,30 @@ describe('regional-evacuation', () => {
     }
   });
 
+  it('every channel down: the run carries on, shows the failures, and delivers once a channel is back', async () => {
+    const smtp = labDaemons().smtp;
+    if (!smtp) throw new Error('no smtp daemon in the lab');
+    await stopPid(smtp.pid, 'SIGKILL');
+    await twilioOutage(true);
+    try {
+      const handle = await start();
+      const failing = await waitForStatus(handle, (s) => s.notifications.failedRounds >= 2 && gateWaiting('drain-traffic')(s), 'failed deliveries while the gate waits', 60_000);
+      expect(failing.notifications.lastError).toMatch(/^no channel delivered ".*" to (incident \(email: .*; sms: Service Unavailable\)|oncall \(sms: Service Unavailable; voice: Service Unavailable\))$/);
+      expect(failing.events.some((e) => e.kind === 'notification-failed')).toBe(true);
+      await twilioOutage(false);
+      const delivered = await waitForStatus(handle, (s) => s.notifications.pending === 0, 'the retries to deliver', 60_000);
+      expect(delivered.notifications.delivered).toBeGreaterThanOrEqual(2);
+      await handle.cancel();
+    } finally {
+      await twilioOutage(false);
+      await lab.lab.up({ temporal: false });
+    }
+  });
+
   it('unplanned after SIGKILL of the east region: completes in west and records RPO per database', async () => {
     for (const name of DATABASES) await sql(db(name).primary, name, "INSERT INTO lab_records (payload) SELECT 'late ' || g FROM generate_series(1, 50) g");
-    const state = JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> };
     for (const name of DATABASES) await stopCluster(lab.lab.clusters(name).primary, 'kill');
-    const east = state.daemons['service-east'];
+    const east = labDaemons()['service-east'];
     if (east) await stopPid(east.pid, 'SIGKILL');
     const detectedAt = new Date().toISOString();
 

@@ -6,6 +6,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  ChildWorkflowFailure,
   CancellationScope,
   condition,
   isCancellation,
@@ -106,6 +107,7 @@ interface Compensation {
 
 /** Escalations must be delivered even while the run is being cancelled. */
 const NOTIFY_BACKOFF_MS = 5_000;
+const DELIVERY_FLUSH_MS = 60_000;
 const NOTIFY_BACKOFF_MAX_MS = 5 * 60_000;
 
 /** A notification as a runbook writes it; the kernel adds the run's identity and link. */
@@ -120,8 +122,17 @@ export class RunbookRun {
   private readonly status: RunbookStatus;
   private readonly options: RunbookRunOptions;
   private compensations: Compensation[] = [];
-  private readonly mainScope = new CancellationScope();
-  private readonly watchers = new CancellationScope();
+  /**
+   * The procedure and the watchers run under a shield, not under the root scope:
+   * a cancel of the workflow is forwarded to the procedure only while rollback is
+   * still possible (see onCancelRequested), and never stops the RTO clock.
+   */
+  private readonly shield = new CancellationScope({ cancellable: false });
+  private readonly mainScope = new CancellationScope({ cancellable: true, parent: this.shield });
+  private readonly watchers = new CancellationScope({ cancellable: true, parent: this.shield });
+  /** Deliveries in flight; the run waits a little for them before it ends, or they would never be sent. */
+  private readonly deliveries = new Set<Promise<unknown>>();
+  private recovering = false;
   private pendingResolution: ResolveRequest | undefined;
   private rollbackForRtoBreach = false;
   private lastPublishedPhase: string | undefined;
@@ -178,6 +189,7 @@ export class RunbookRun {
     this.upsertStartAttributes();
     this.startRtoBudget();
     this.publish();
+    CancellationScope.current().cancelRequested.catch(() => this.onCancelRequested());
     try {
       const result = await this.mainScope.run(procedure);
       this.finish('completed', 'completed');
@@ -188,7 +200,25 @@ export class RunbookRun {
     } finally {
       this.watchers.cancel();
       this.publish();
+      await this.flushDeliveries();
     }
+  }
+
+  /** A cancel (CLI, UI, `temporal workflow cancel`) rolls back only before the point of no return. */
+  private onCancelRequested(): void {
+    if (this.status.pointOfNoReturnPassed || this.recovering) {
+      this.record('cancel-requested', 'cancel ignored: the run is past its point of no return (or already rolling back); it carries on');
+      this.escalate('escalation', 'warning', 'cancel ignored past the point of no return', 'Someone cancelled the run after its irreversible step; the run carries on to leave a consistent state.');
+      this.publish();
+      return;
+    }
+    this.mainScope.cancel();
+  }
+
+  /** Gives deliveries started near the end (the last page) up to a minute to go out. */
+  private async flushDeliveries(): Promise<void> {
+    if (this.deliveries.size === 0) return;
+    await CancellationScope.nonCancellable(() => Promise.race([Promise.allSettled([...this.deliveries]), sleep(DELIVERY_FLUSH_MS, { summary: 'last notifications' })]));
   }
 
   /** Runs one named step; its activity carries its own summary for the UI. */
@@ -342,6 +372,7 @@ export class RunbookRun {
   // ---- recovery -----------------------------------------------------------
 
   private async recover(err: TemporalFailure): Promise<TemporalFailure> {
+    this.recovering = true;
     for (const gate of this.status.gates) if (gate.state === 'waiting') gate.state = 'cancelled';
     this.status.error = { type: failureType(err), message: describe(err) };
     if (this.status.pointOfNoReturnPassed) {
@@ -433,7 +464,8 @@ export class RunbookRun {
     rto.breached = true;
     rto.breachedAt = this.now();
     upsertSearchAttributes([{ key: searchAttributes.rtoBreached, value: true }]);
-    const rollback = rto.onBreach === 'rollback' && !this.status.pointOfNoReturnPassed;
+    // Once the run is rolling back, a breach is recorded but changes nothing (the real failure stays the cause).
+    const rollback = rto.onBreach === 'rollback' && !this.status.pointOfNoReturnPassed && !this.recovering;
     const action = rollback ? 'policy rollback: rolling back' : rto.onBreach === 'rollback' ? 'policy rollback, but past the point of no return: continuing' : 'policy continue';
     this.record('rto-breach', `RTO budget of ${rto.budgetSeconds}s exceeded; ${action}`);
     this.escalate('rto-breach', 'critical', `RTO budget exceeded (${rto.budgetSeconds}s)`, `The recovery-time budget of ${rto.budgetSeconds}s from detection is spent; ${action}.`);
@@ -582,19 +614,32 @@ export class RunbookRun {
   private deliver(n: Outgoing): void {
     const notification = this.notification(n);
     this.status.notifications.pending++;
-    void CancellationScope.nonCancellable(async () => {
-      try {
-        await notifications.notify.executeWithOptions(this.notifyOptions(notification), [notification]);
-        this.delivered();
-      } catch (err) {
-        this.undelivered(notification, err, 1);
-        await this.retryDeliveryLoop(notification);
-      }
-    }).catch(ignoreCancellation);
+    this.track(
+      CancellationScope.nonCancellable(async () => {
+        try {
+          await notifications.notify.executeWithOptions(this.notifyOptions(notification), [notification]);
+          this.delivered();
+        } catch (err) {
+          this.undelivered(notification, err, 1);
+          // A status update is stale by the next one: only pages and declarations keep retrying.
+          if (notification.kind === 'status') return this.abandoned();
+          await this.retryDeliveryLoop(notification);
+        }
+      }),
+    );
   }
 
   private retryDelivery(notification: Notification): void {
-    void CancellationScope.nonCancellable(() => this.retryDeliveryLoop(notification)).catch(ignoreCancellation);
+    this.track(CancellationScope.nonCancellable(() => this.retryDeliveryLoop(notification)));
+  }
+
+  private track(delivery: Promise<unknown>): void {
+    const tracked = delivery.catch(ignoreCancellation).finally(() => this.deliveries.delete(tracked));
+    this.deliveries.add(tracked);
+  }
+
+  private abandoned(): void {
+    this.status.notifications.pending--;
   }
 
   private async retryDeliveryLoop(notification: Notification): Promise<void> {
@@ -635,15 +680,21 @@ export class RunbookRun {
   }
 
   private notification(n: Outgoing): Notification {
-    const { workflowId, runId } = workflowInfo();
+    const { workflowId, runId, namespace } = workflowInfo();
     const ui = this.options.context.uiUrl;
+    const { rto } = this.snapshot();
+    const clock = rto.breached
+      ? `RTO budget of ${rto.budgetSeconds}s BREACHED (${Math.round(rto.elapsedSeconds)}s elapsed)`
+      : `RTO ${Math.round(rto.elapsedSeconds)}s elapsed, ${Math.round(rto.remainingSeconds)}s left of ${rto.budgetSeconds}s`;
     return {
       ...n,
       subject: `[${this.options.runbook}${this.options.context.drill ? ' drill' : ''}] ${n.subject}`,
+      // Every message says where the run stands, so a reader needs nothing else at 3 a.m.
+      body: `${n.body}\n\nPhase: ${this.status.phase} (${this.status.state}). ${clock}.`,
       workflowId,
       runbook: this.options.runbook,
       incident: this.options.context.incident,
-      link: ui ? `${ui.replace(/\/$/, '')}/namespaces/${workflowInfo().namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}` : undefined,
+      link: ui ? `${ui.replace(/\/$/, '')}/namespaces/${namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}` : undefined,
     };
   }
 
@@ -686,7 +737,7 @@ function structuredCloneStatus(status: RunbookStatus): RunbookStatus {
 
 /** The innermost message: an activity failure's cause says what went wrong; a timeout keeps the last attempt's error. */
 export function describe(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return describe(err.cause);
+  if ((err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && err.cause) return describe(err.cause);
   if (err instanceof ApplicationFailure && err.type === FailureType.StepFailed && err.cause) return describe(err.cause);
   if (err instanceof TimeoutFailure) return err.cause ? `${err.message}: ${describe(err.cause)}` : err.message;
   return err instanceof Error ? err.message : String(err);
