@@ -8,13 +8,15 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig, type LoadedConfig } from '../config/load';
 import { Lab, type LabStatus } from '../lab/lab';
 import { CommandError, GiveUp } from '../lib/processes';
-import { connectClient, connectWorker, temporalTarget, TemporalUnreachableError } from '../lib/temporal';
+import { connectClient, connectWorker, dataConverter, temporalTarget, TemporalUnreachableError } from '../lib/temporal';
 import { buildActivityDependencies } from '../workers/dependencies';
 import { createLifeboatWorker, type WorkflowSource } from '../workers/worker';
 import { formatStatus } from './format';
 import { cancelRun, decideGate, resolveRun, RunRefusedError, runStatus, startRun } from './runs';
 import { UsageError } from './start';
 import { runDemo } from './demo';
+import { AesGcmCodec, loadKeyRing } from '../lib/codec';
+import { createCodecServer } from '../lib/codec-server';
 
 const PROJECT_ROOT = findProjectRoot();
 
@@ -86,6 +88,7 @@ export function buildProgram(): Command {
         taskQueue: target.taskQueue,
         dependencies: buildActivityDependencies(loaded),
         workflows: o.workflows,
+        dataConverter: dataConverter(target),
       });
       say(`worker polling task queue '${target.taskQueue}' at ${target.address} (namespace ${target.namespace})`);
       await worker.run();
@@ -171,6 +174,25 @@ export function buildProgram(): Command {
       const loaded = config(cmd);
       const status = await resolveRun(await connectClient(temporalTarget(loaded)), loaded, workflowId, o);
       console.log(formatStatus(status));
+    });
+
+  program
+    .command('codec-server')
+    .description('decode encrypted payloads for the Temporal UI (--ui-codec-endpoint) and CLI; the server keeps only ciphertext')
+    .option('--port <port>', 'port on 127.0.0.1', '8888')
+    .option('--ui-origin <url...>', 'origins allowed by CORS (the Temporal UI)', ['http://127.0.0.1:8233', 'http://localhost:8233'])
+    .option('--token-env <var>', 'environment variable holding the access token requests must carry', 'LIFEBOAT_CODEC_TOKEN')
+    .action(async (o: { port: string; uiOrigin: string[]; tokenEnv: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      const target = temporalTarget(loaded);
+      if (!target.encryption) throw new UsageError(`payload encryption is not configured: set temporal.encryption in ${loaded.file}`);
+      const token = process.env[o.tokenEnv];
+      if (!token) throw new UsageError(`set ${o.tokenEnv} to the access token callers must send (Authorization: Bearer <token>)`);
+      const server = createCodecServer({ codec: new AesGcmCodec(loadKeyRing(target.encryption)), allowedOrigins: o.uiOrigin, token, namespaces: [target.namespace], log: say });
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(Number(o.port), '127.0.0.1', resolve));
+      say(`codec server on http://127.0.0.1:${o.port} for namespace ${target.namespace}, origins ${o.uiOrigin.join(', ')}`);
+      await new Promise<void>((resolve) => process.once('SIGTERM', resolve).once('SIGINT', resolve));
+      server.close();
     });
 
   program

@@ -112,6 +112,11 @@ export const configSchema = z
         namespace: z.string().default('default'),
         taskQueue: z.string().default('lifeboat'),
         uiUrl: z.string().url().optional(),
+        /** Encrypt every payload (AES-256-GCM): a key ring from a file (relative to the config file) or an environment variable. */
+        encryption: z
+          .strictObject({ keyFile: z.string().optional(), keysEnv: z.string().optional() })
+          .refine((e) => (e.keyFile === undefined) !== (e.keysEnv === undefined), 'give exactly one of keyFile and keysEnv')
+          .optional(),
       })
       .prefault({}),
     lab: z

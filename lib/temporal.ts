@@ -4,13 +4,18 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import path from 'node:path';
+import type { DataConverter } from '@temporalio/common';
 import type { LoadedConfig } from '../config/load';
+import { getDataConverter, loadKeyRing } from './codec';
 
 export interface TemporalTarget {
   address: string;
   namespace: string;
   taskQueue: string;
   uiUrl: string;
+  /** Where the payload key ring comes from, when payloads are encrypted. */
+  encryption?: { keyFile?: string; keysEnv?: string };
 }
 
 export function temporalTarget(loaded: LoadedConfig): TemporalTarget {
@@ -20,7 +25,16 @@ export function temporalTarget(loaded: LoadedConfig): TemporalTarget {
     namespace: process.env.TEMPORAL_NAMESPACE ?? t.namespace,
     taskQueue: t.taskQueue,
     uiUrl: (t.uiUrl ?? `http://127.0.0.1:${loaded.config.lab.temporal.uiPort}`).replace(/\/$/, ''),
+    encryption: t.encryption && {
+      keyFile: t.encryption.keyFile ? path.resolve(path.dirname(loaded.file), t.encryption.keyFile) : undefined,
+      keysEnv: t.encryption.keysEnv,
+    },
   };
+}
+
+/** The data converter every client and worker of this target uses (encrypting when configured). */
+export function dataConverter(target: TemporalTarget): DataConverter | undefined {
+  return target.encryption ? getDataConverter(loadKeyRing(target.encryption)) : undefined;
 }
 
 /** Names the address and what to do when Temporal cannot be reached. */
@@ -34,7 +48,7 @@ export class TemporalUnreachableError extends Error {
 export async function connectClient(target: TemporalTarget): Promise<Client> {
   try {
     const connection = await Connection.connect({ address: target.address, connectTimeout: 5000 });
-    return new Client({ connection, namespace: target.namespace });
+    return new Client({ connection, namespace: target.namespace, dataConverter: dataConverter(target) });
   } catch (err) {
     throw new TemporalUnreachableError(target.address, err);
   }

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import { createActivities, type ActivityDependencies } from '../activities';
 
 export type WorkflowSource = 'bundle' | 'source';
@@ -27,6 +28,8 @@ export interface LifeboatWorkerOptions {
   /** Default: the bundle in production (NODE_ENV=production), the sources otherwise. */
   workflows?: WorkflowSource;
   identity?: string;
+  /** Encrypting converter (lib/codec.ts) when payloads are encrypted; the same one the clients use. */
+  dataConverter?: DataConverter;
   overrides?: Partial<WorkerOptions>;
 }
 
@@ -46,6 +49,7 @@ export async function createLifeboatWorker(options: LifeboatWorkerOptions): Prom
     taskQueue: options.taskQueue,
     activities: createActivities(options.dependencies),
     ...(options.identity ? { identity: options.identity } : {}),
+    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
     ...workflows,
     ...options.overrides,
   });

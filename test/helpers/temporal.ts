@@ -6,6 +6,7 @@ import { statusQuery, type RunbookStatus } from '../../contract/runbook';
 import { waitFor } from '../../lib/processes';
 import { buildActivityDependencies } from '../../workers/dependencies';
 import { createLifeboatWorker } from '../../workers/worker';
+import { dataConverter, temporalTarget } from '../../lib/temporal';
 
 let runtimeInstalled = false;
 
@@ -34,10 +35,11 @@ export async function startTestTemporal(loaded: LoadedConfig): Promise<TestTempo
     taskQueue,
     dependencies: buildActivityDependencies(loaded),
     workflows: 'source',
+    dataConverter: dataConverter(temporalTarget(loaded)),
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection, namespace });
+  const client = new Client({ connection, namespace, dataConverter: dataConverter(temporalTarget(loaded)) });
   return {
     client,
     worker,
