@@ -124,7 +124,11 @@ export function buildProgram(): Command {
     .action(async (workflowId: string, o: { gate: string; as?: string; comment?: string }, cmd: Command) => {
       const loaded = config(cmd);
       const result = await decideGate(await connectClient(temporalTarget(loaded)), loaded, { workflowId, gate: o.gate, as: o.as, comment: o.comment, decision: 'approve' });
-      console.log(`gate ${result.gate} ${result.state} by ${result.decidedBy} at ${result.decidedAt}`);
+      console.log(
+        result.state === 'waiting'
+          ? `gate ${result.gate}: your approval is recorded; it needs a second, different approver`
+          : `gate ${result.gate} ${result.state} by ${result.decidedBy} at ${result.decidedAt}`,
+      );
     });
 
   program

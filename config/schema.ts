@@ -55,6 +55,8 @@ const gate = z
   .strictObject({
     escalateAfterSeconds: seconds,
     timeoutSeconds: seconds,
+    /** Two distinct approvers (neither the initiator) must approve: for production's riskiest gates. */
+    twoPerson: z.boolean().default(false),
   })
   .refine((g) => g.escalateAfterSeconds <= g.timeoutSeconds, {
     message: 'escalateAfterSeconds must not exceed timeoutSeconds',

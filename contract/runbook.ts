@@ -56,6 +56,10 @@ export interface GateStatus {
   comment?: string;
   /** People allowed to decide (approver role, never the initiator). */
   approvers: string[];
+  /** Distinct approvals needed: 2 for a two-person gate. */
+  required: number;
+  /** Approvals of the current opening so far. */
+  approvals: Array<{ by: string; at: string; comment?: string }>;
 }
 
 export interface RtoStatus {
@@ -160,6 +164,8 @@ export interface GatePolicy {
   escalateAfterSeconds: number;
   /** Seconds after opening before the gate is rejected as timed out. */
   timeoutSeconds: number;
+  /** Two distinct approvers must approve (the second approval opens the gate). */
+  twoPerson?: boolean;
 }
 
 export interface RtoPolicy {

@@ -235,6 +235,25 @@ describe('db-promotion', () => {
     );
   });
 
+  it('a two-person gate needs two distinct approvers; the second approval opens it', async () => {
+    const strict = await createTestLabConfigVariant({ gates: { promote: { escalateAfterSeconds: 120, timeoutSeconds: 300, twoPerson: true } } });
+    const started = await startRun(temporal.client, strict, {
+      runbook: 'db-promotion', params: ['database=orders'], as: 'alice', id: `db-promotion:orders:test-${process.pid}-${++counter}`, drill: true,
+    });
+    const handle = temporal.client.workflow.getHandle<typeof dbPromotion>(started.workflowId);
+    await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
+    const first = await decideGate(temporal.client, strict, { workflowId: handle.workflowId, gate: 'promote', as: 'bob', comment: 'lag 0', decision: 'approve' });
+    expect(first.state).toBe('waiting');
+    const half = await handle.query(statusQuery);
+    expect(half.gates[0]).toMatchObject({ state: 'waiting', required: 2, approvals: [{ by: 'bob', comment: 'lag 0' }] });
+    await expect(decideGate(temporal.client, strict, { workflowId: handle.workflowId, gate: 'promote', as: 'bob', decision: 'approve' })).rejects.toThrow(
+      "refused: 'bob' already approved gate 'promote': a two-person gate needs a second, different approver",
+    );
+    const second = await decideGate(temporal.client, strict, { workflowId: handle.workflowId, gate: 'promote', as: 'carol', decision: 'approve' });
+    expect(second).toMatchObject({ state: 'approved', decidedBy: 'bob + carol' });
+    expect((await handle.result()).timeline).toBe(2);
+  });
+
   it('a gate left waiting escalates, then times out and rolls back', async () => {
     const quick = await createTestLabConfigVariant({ gates: { promote: { escalateAfterSeconds: 1, timeoutSeconds: 3 } } });
     const started = await startRun(temporal.client, quick, {
@@ -269,7 +288,7 @@ describe('db-promotion', () => {
     const query = `WorkflowId = '${handle.workflowId}' AND LifeboatRtoBreached = true`;
     const found = await waitForVisibility(query);
     expect(found).toEqual([handle.workflowId]);
-    expect(journal().some((n) => n.workflowId === handle.workflowId && n.kind === 'rto-breach')).toBe(true);
+    await expect.poll(() => journal().some((n) => n.workflowId === handle.workflowId && n.kind === 'rto-breach'), { timeout: 15_000 }).toBe(true);
 
     await decideGate(temporal.client, tight, { workflowId: handle.workflowId, gate: 'promote', as: 'bob', decision: 'approve' });
     const result = await handle.result();
@@ -323,7 +342,8 @@ describe('db-promotion', () => {
     const stuck = await waitForStatus(handle, (s) => s.state === 'needs-attention', 'needs-attention', 60_000);
     expect(stuck.phase).toBe('needs-attention: undo fence-primary');
     expect(stuck.events.find((e) => e.kind === 'compensation-failed')?.detail).toMatch(/^undo of step fence-primary failed: .*ECONNREFUSED/);
-    expect(journal().some((n) => n.workflowId === handle.workflowId && n.kind === 'needs-attention' && n.severity === 'critical')).toBe(true);
+    // The page is delivered in the background: wait for it to land in the journal.
+    await expect.poll(() => journal().some((n) => n.workflowId === handle.workflowId && n.kind === 'needs-attention' && n.severity === 'critical'), { timeout: 15_000 }).toBe(true);
 
     // Refused: a resolution by someone who may not, and one with no comment; the run stays put.
     await handle.signal(resolveSignal, { by: 'bob', comment: 'x', action: 'retry' });

@@ -41,6 +41,9 @@ export function refuseDecision(
   if (r.approver === context.initiator) {
     return `'${r.approver}' started this run and may not decide its gates (separation of duties)`;
   }
+  if (r.decision !== 'reject' && gate.approvals?.some((a) => a.by === r.approver)) {
+    return `'${r.approver}' already approved gate '${gate.id}': a two-person gate needs a second, different approver`;
+  }
   if (r.decision === 'reject' && (typeof r.comment !== 'string' || r.comment.trim() === '')) {
     return 'a rejection needs a reason (comment)';
   }

@@ -167,6 +167,8 @@ export class RunbookRun {
         approvers: Object.entries(context.people)
           .filter(([name, roles]) => roles.includes('approver') && name !== context.initiator)
           .map(([name]) => name),
+        required: lookup(options.gates, g.id)?.twoPerson ? 2 : 1,
+        approvals: [],
       })),
       rto: { budgetSeconds: budget, elapsedSeconds: 0, remainingSeconds: budget, breached: false, onBreach: options.rto.onBreach },
       rpo: { targetSeconds: options.rpoTargetSeconds },
@@ -269,6 +271,7 @@ export class RunbookRun {
     gate.nonce = uuid4();
     gate.openedAt = this.now();
     gate.decidedBy = gate.decidedAt = gate.comment = gate.escalatedAt = undefined;
+    gate.approvals = [];
     if (options.preApproved) {
       // Decided at the parent run's gate (e.g. an evacuation's promote-databases): recorded, not asked again.
       const { by, at, comment } = options.preApproved;
@@ -548,13 +551,23 @@ export class RunbookRun {
     const refusal = refuseDecision(request, this.status.gates, this.options.context);
     if (refusal) throw ApplicationFailure.nonRetryable(refusal, 'DecisionRefused');
     const gate = this.gateStatus(request.gate);
+    const at = this.now();
+    if (request.decision === 'approve') {
+      gate.approvals.push({ by: request.approver, at, comment: request.comment });
+      if (gate.approvals.length < gate.required) {
+        // A two-person gate: the first approval is recorded, the gate keeps waiting for a different person.
+        this.record('gate-approved', `gate ${gate.id}: approval ${gate.approvals.length} of ${gate.required} by ${request.approver}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
+        this.publish();
+        return { gate: gate.id, state: gate.state, decidedBy: request.approver, decidedAt: at };
+      }
+    }
     gate.state = request.decision === 'approve' ? 'approved' : 'rejected';
-    gate.decidedBy = request.approver;
-    gate.decidedAt = this.now();
+    gate.decidedBy = request.decision === 'approve' ? gate.approvals.map((a) => a.by).join(' + ') : request.approver;
+    gate.decidedAt = at;
     gate.comment = request.comment;
-    this.record(request.decision === 'approve' ? 'gate-approved' : 'gate-rejected', `gate ${gate.id} ${gate.state} by ${request.approver}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
+    this.record(request.decision === 'approve' ? 'gate-approved' : 'gate-rejected', `gate ${gate.id} ${gate.state} by ${gate.decidedBy}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
     this.publish();
-    return { gate: gate.id, state: gate.state, decidedBy: request.approver, decidedAt: gate.decidedAt };
+    return { gate: gate.id, state: gate.state, decidedBy: gate.decidedBy, decidedAt: at };
   }
 
   // ---- status -------------------------------------------------------------

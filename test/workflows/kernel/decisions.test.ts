@@ -28,6 +28,8 @@ function gate(overrides: Partial<GateStatus> = {}): GateStatus {
     nonce: 'n-2',
     openedAt: '2026-11-23T03:02:00.000Z',
     approvers: ['bob', 'carol'],
+    required: 1,
+    approvals: [],
     ...overrides,
   };
 }
@@ -224,5 +226,17 @@ describe('refuseResolve', () => {
   it('refuses a payload that is not an object', () => {
     expect(refuseResolve('retry', context, true)).toBe('a resolution must be an object {by, comment, action}');
     expect(refuseResolve(null, context, true)).toBe('a resolution must be an object {by, comment, action}');
+  });
+});
+
+describe('two-person gates', () => {
+  it('refuses a second approval by the same person, accepts a different approver', () => {
+    const twoPerson = [gate({ required: 2, approvals: [{ by: 'bob', at: '2026-11-23T03:03:00.000Z' }] })];
+    expect(refuseDecision({ gate: 'promote', approver: 'bob', decision: 'approve' }, twoPerson, context)).toBe(
+      "'bob' already approved gate 'promote': a two-person gate needs a second, different approver",
+    );
+    expect(refuseDecision({ gate: 'promote', approver: 'carol', decision: 'approve' }, twoPerson, { ...context, initiator: 'alice' })).toBeUndefined();
+    // The first approver may still reject (with a reason).
+    expect(refuseDecision({ gate: 'promote', approver: 'bob', decision: 'reject', comment: 'changed my mind' }, twoPerson, context)).toBeUndefined();
   });
 });
