@@ -15,6 +15,7 @@ import { formatStatus } from './format';
 import { cancelRun, decideGate, resolveRun, RunRefusedError, runStatus, startRun } from './runs';
 import { UsageError } from './start';
 import { runDemo } from './demo';
+import { syncRunbookDocs } from './docs';
 import { AesGcmCodec, loadKeyRing } from '../lib/codec';
 import { createCodecServer } from '../lib/codec-server';
 
@@ -197,6 +198,17 @@ export function buildProgram(): Command {
       say(`codec server on http://127.0.0.1:${o.port} for namespace ${target.namespace}, origins ${o.uiOrigin.join(', ')}`);
       await new Promise<void>((resolve) => process.once('SIGTERM', resolve).once('SIGINT', resolve));
       server.close();
+    });
+
+  program
+    .command('docs')
+    .description('regenerate the plan tables of runbooks/*.md from the workflow plans and the config')
+    .option('--check', 'only check: exit 1 when a doc differs from what the code generates')
+    .action((o: { check?: boolean }, cmd: Command) => {
+      const loaded = config(cmd);
+      const changed = syncRunbookDocs(loaded, path.join(PROJECT_ROOT, 'runbooks'), !o.check);
+      if (o.check && changed.length > 0) throw new UsageError(`runbook docs are out of date: ${changed.join(', ')}; run 'npm run docs'`);
+      console.log(changed.length > 0 ? `updated ${changed.join(', ')}` : 'runbook docs are up to date');
     });
 
   program

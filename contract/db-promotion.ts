@@ -14,7 +14,7 @@ export type PromotionMode = 'planned' | 'unplanned';
 export const dbPromotionPlan = {
   steps: [
     { id: 'preflight', title: 'Preflight: the target is a healthy standby; measure replication lag' },
-    { id: 'fence-primary', title: 'Fence the old primary (read-only) if reachable' },
+    { id: 'fence-primary', title: 'Fence the old primary (read-only) if reachable', undo: 'unfence the old primary (registered before the fence runs)' },
     { id: 'catch-up', title: 'Planned: wait for the standby to replay the primary’s last LSN; unplanned: record the lag as RPO' },
     { id: 'promote', title: 'Promote the standby (pg_promote)', irreversible: true },
     { id: 'verify-write', title: 'Verify a write on the new primary' },

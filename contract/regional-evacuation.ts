@@ -13,8 +13,8 @@ export const REGIONAL_EVACUATION_WORKFLOW_TYPE = 'regionalEvacuation' as const;
 export const regionalEvacuationPlan = {
   steps: [
     { id: 'declare', title: 'Declare: notify the incident channel, page the on-call, start status updates' },
-    { id: 'freeze-writes', title: 'Freeze risky writes in the evacuated region' },
-    { id: 'drain-traffic', title: 'Shift DNS weights away from the region (to the maintenance page)' },
+    { id: 'freeze-writes', title: 'Freeze risky writes in the evacuated region', undo: 'unfreeze writes' },
+    { id: 'drain-traffic', title: 'Shift DNS weights away from the region (to the maintenance page)', undo: 'restore the DNS weights read before the change' },
     { id: 'promote-databases', title: 'Promote every database of the region in parallel (child db-promotion runs)', irreversible: true },
     { id: 'repoint-service', title: 'Re-point the surviving region at the promoted databases (service and DNS)' },
     { id: 'verify-service', title: 'Synthetic checks against the surviving region: health, a write, a read' },
