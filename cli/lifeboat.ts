@@ -16,6 +16,7 @@ import { cancelRun, decideGate, resolveRun, RunRefusedError, runStatus, startRun
 import { UsageError } from './start';
 import { runDemo } from './demo';
 import { syncRunbookDocs } from './docs';
+import { formatRuns, listRuns } from './runs-list';
 import { AesGcmCodec, loadKeyRing } from '../lib/codec';
 import { createCodecServer } from '../lib/codec-server';
 
@@ -106,10 +107,11 @@ export function buildProgram(): Command {
     .option('--detected-at <iso>', 'when the incident was detected; the RTO clock starts here (default: now)')
     .option('--incident <id>', 'incident id, searchable as LifeboatIncident')
     .option('--drill', 'mark the run as a drill (LifeboatDrill)', false)
-    .action(async (runbook: string, params: string[], o: { as?: string; id?: string; detectedAt?: string; incident?: string; drill: boolean }, cmd: Command) => {
+    .option('--force', 'start within the runbook\'s cooldown (admins only)', false)
+    .action(async (runbook: string, params: string[], o: { as?: string; id?: string; detectedAt?: string; incident?: string; drill: boolean; force: boolean }, cmd: Command) => {
       const loaded = config(cmd);
       const client = await connectClient(temporalTarget(loaded));
-      const started = await startRun(client, loaded, { runbook, params, as: o.as, id: o.id, detectedAt: o.detectedAt, incident: o.incident, drill: o.drill });
+      const started = await startRun(client, loaded, { runbook, params, as: o.as, id: o.id, detectedAt: o.detectedAt, incident: o.incident, drill: o.drill, force: o.force });
       console.log(`started ${started.workflowId} (run ${started.runId})`);
       console.log(`status:  lifeboat status ${started.workflowId}`);
       console.log(`web UI:  ${started.url}`);
@@ -154,6 +156,20 @@ export function buildProgram(): Command {
       const loaded = config(cmd);
       const status = await runStatus(await connectClient(temporalTarget(loaded)), workflowId);
       console.log(o.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+    });
+
+  program
+    .command('runs')
+    .description('recent runs from Temporal visibility (search attributes), newest first')
+    .option('--runbook <name>', 'only this runbook')
+    .option('--state <state>', 'running, completed, failed, canceled, terminated or timed-out')
+    .option('--drill', 'only drills')
+    .option('--since <age>', 'started within, e.g. 7d, 12h, 30m')
+    .option('--json', 'print JSON')
+    .action(async (o: { runbook?: string; state?: string; drill?: boolean; since?: string; json?: boolean }, cmd: Command) => {
+      const loaded = config(cmd);
+      const rows = await listRuns(await connectClient(temporalTarget(loaded)), { runbook: o.runbook, state: o.state, drill: o.drill, since: o.since });
+      console.log(o.json ? JSON.stringify(rows, null, 2) : formatRuns(rows));
     });
 
   program

@@ -43,6 +43,7 @@ export interface StartedRun {
 export async function startRun(client: Client, loaded: LoadedConfig, request: StartRequest): Promise<StartedRun> {
   const target = temporalTarget(loaded);
   const plan = planStart(loaded, { ...request, uiUrl: request.uiUrl ?? target.uiUrl });
+  await enforceCooldown(client, loaded, request, plan.workflowId);
   try {
     const options = {
       taskQueue: target.taskQueue,
@@ -66,6 +67,26 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
       throw new RunRefusedError(`a run with id '${plan.workflowId}' is already running: see 'lifeboat status ${plan.workflowId}', or give another --id`);
     }
     throw err;
+  }
+}
+
+/**
+ * A run on the same target that ended less than `cooldownMinutes` ago blocks a new one, unless an
+ * admin passes --force: two evacuations of one region in a row are more often a mistake than a need.
+ */
+async function enforceCooldown(client: Client, loaded: LoadedConfig, request: StartRequest, workflowId: string): Promise<void> {
+  const runbooks: Record<string, { cooldownMinutes: number } | undefined> = loaded.config.runbooks;
+  const minutes = (Object.hasOwn(runbooks, request.runbook) ? runbooks[request.runbook] : undefined)?.cooldownMinutes ?? 0;
+  if (minutes <= 0) return;
+  if (request.force) {
+    requirePerson(loaded, request.as, ['admin'], 'override a cooldown (--force)');
+    return;
+  }
+  const since = new Date(Date.now() - minutes * 60_000).toISOString();
+  for await (const recent of client.workflow.list({ query: `WorkflowId = '${workflowId.replace(/'/g, '')}' AND CloseTime > '${since}'`, pageSize: 1 })) {
+    throw new RunRefusedError(
+      `${workflowId} last ran until ${recent.closeTime?.toISOString() ?? '?'} (${recent.status.name.toLowerCase()}), within the ${minutes}-minute cooldown: an admin may start it anyway with --force`,
+    );
   }
 }
 

@@ -39,6 +39,8 @@ export interface StartRequest {
   incident?: string;
   drill: boolean;
   params: readonly string[];
+  /** Start although the same target ran within its cooldown (admins only). */
+  force?: boolean;
   /** Clock, for tests. */
   now?: Date;
   uiUrl?: string;
@@ -112,7 +114,8 @@ function common(loaded: LoadedConfig, request: StartRequest, allowedParams: read
   if (request.id !== undefined && !/^[\w.:@-]{1,200}$/.test(request.id)) {
     throw new UsageError(`--id must be 1-200 letters, digits, ".", ":", "@", "_" or "-", not '${request.id}'`);
   }
-  const initiator = requirePerson(loaded, request.as, ['commander'], 'start a runbook');
+  // An admin may start a run only to override a cooldown (--force); commanders start runs.
+  const initiator = requirePerson(loaded, request.as, request.force ? ['commander', 'admin'] : ['commander'], 'start a runbook');
   const params = parseParams(request.params, allowedParams);
   const mode = params.mode ?? 'planned';
   if (!isPromotionMode(mode)) throw new UsageError(`mode must be planned or unplanned, not '${mode}'`);

@@ -67,8 +67,12 @@ const rto = z.strictObject({
   onBreach: z.enum(['continue', 'rollback']).default('continue'),
 });
 
+/** Minutes after a run on a target ends before another may start without --force by an admin. */
+const cooldownMinutes = z.number().min(0).default(0);
+
 const dbPromotionRunbook = z.strictObject({
   rto,
+  cooldownMinutes,
   steps: z.partialRecord(z.enum(planStepIds(dbPromotionPlan)), z.strictObject({ budgetSeconds: seconds })).default({}),
   gates: z.strictObject({ promote: gate }),
   catchUpTimeoutSeconds: seconds.default(120),
@@ -87,6 +91,7 @@ const canary = z
 
 const evacuationRunbook = z.strictObject({
   rto,
+  cooldownMinutes,
   steps: z.partialRecord(z.enum(planStepIds(regionalEvacuationPlan)), z.strictObject({ budgetSeconds: seconds })).default({}),
   gates: z.strictObject({ 'drain-traffic': gate, 'promote-databases': gate }),
   /** A failed database promotion: stop (abort) or carry on with the others (continue-degraded). */
@@ -97,6 +102,7 @@ const evacuationRunbook = z.strictObject({
 
 const failbackRunbook = z.strictObject({
   rto,
+  cooldownMinutes,
   steps: z.partialRecord(z.enum(planStepIds(failbackPlan)), z.strictObject({ budgetSeconds: seconds })).default({}),
   gates: z.strictObject({ switchover: gate }),
   canary,

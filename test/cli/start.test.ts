@@ -72,7 +72,7 @@ describe('planStart: a valid start', () => {
     expect(plan().input.policy).toEqual({
       rto: { budgetSeconds: 900, onBreach: 'continue' },
       stepBudgets: { preflight: 30, 'fence-primary': 30, 'catch-up': 120, promote: 60, 'verify-write': 30 },
-      gates: { promote: { escalateAfterSeconds: 300, timeoutSeconds: 1800 } },
+      gates: { promote: { escalateAfterSeconds: 300, timeoutSeconds: 1800, twoPerson: false } },
       rpoTargetSeconds: 5,
       catchUpTimeoutSeconds: 120,
       compensationAttempts: 5,

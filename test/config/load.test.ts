@@ -70,7 +70,7 @@ describe('loadConfig', () => {
     expect(orders?.primary).toEqual({ region: 'east', host: '127.0.0.1', port: 55432 });
     expect(orders?.standby).toEqual({ region: 'west', host: '127.0.0.1', port: 55433 });
     expect(orders?.slot).toBe('lifeboat_standby'); // not in lab.yaml: the default
-    expect(config.runbooks['db-promotion'].gates.promote).toEqual({ escalateAfterSeconds: 300, timeoutSeconds: 1800 });
+    expect(config.runbooks['db-promotion'].gates.promote).toEqual({ escalateAfterSeconds: 300, timeoutSeconds: 1800, twoPerson: false });
     expect(config.lab.temporal).toEqual({ port: 7233, uiPort: 8233 });
   });
 

@@ -364,6 +364,21 @@ describe('db-promotion', () => {
   });
 });
 
+describe('lifeboat runs', () => {
+  it('lists this file\'s runs from visibility, filtered by runbook, state and drill', async () => {
+    const { listRuns, runsQuery } = await import('../../cli/runs-list');
+    await expect.poll(async () => (await listRuns(temporal.client, { runbook: 'db-promotion', drill: true, since: '1h' })).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(8);
+    const failed = await listRuns(temporal.client, { runbook: 'db-promotion', state: 'failed' });
+    expect(failed.length).toBeGreaterThanOrEqual(3);
+    expect(failed.every((r) => r.status === 'failed' && r.runbook === 'db-promotion' && r.drill)).toBe(true);
+    const completed = await listRuns(temporal.client, { state: 'completed' });
+    expect(completed.some((r) => r.phase === 'completed')).toBe(true);
+    expect(() => runsQuery({ state: 'exploded' })).toThrow('--state must be one of running, completed, failed, canceled, cancelled, terminated, timed-out, not \'exploded\'');
+    expect(() => runsQuery({ runbook: "x' OR 1=1" })).toThrow(/^--runbook must be a runbook name/);
+    expect(() => runsQuery({ since: 'last week' })).toThrow("--since must look like 7d, 12h or 30m, not 'last week'");
+  });
+});
+
 describe('replay', () => {
   it('replays the recorded histories of this file and the committed ones deterministically', async () => {
     const { historyFromJSON } = await import('@temporalio/common/lib/proto-utils');

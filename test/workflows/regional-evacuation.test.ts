@@ -305,6 +305,26 @@ describe('regional-evacuation', () => {
     expect(status.events.some((e) => e.kind === 'cancel-requested' && e.detail.startsWith('cancel ignored: the run is past its point of no return'))).toBe(true);
   });
 
+  it('one evacuation per region at a time, and a cooldown after one that only an admin may override', async () => {
+    const guarded = await variant({ cooldownMinutes: 60 });
+    const request = { runbook: 'regional-evacuation', params: ['region=east'], as: 'alice', drill: true } as const;
+    const first = await startRun(temporal.client, guarded, request);
+    expect(first.workflowId).toBe('regional-evacuation:east');
+    await expect(startRun(temporal.client, guarded, request)).rejects.toThrow(
+      "a run with id 'regional-evacuation:east' is already running: see 'lifeboat status regional-evacuation:east', or give another --id",
+    );
+    await reject(temporal.client.workflow.getHandle(first.workflowId), 'drain-traffic');
+
+    await expect(startRun(temporal.client, guarded, request)).rejects.toThrow(/^regional-evacuation:east last ran until .* \(failed\), within the 60-minute cooldown: an admin may start it anyway with --force$/);
+    await expect(startRun(temporal.client, guarded, { ...request, force: true })).rejects.toThrow("'alice' may not override a cooldown (--force): needs the admin role (has commander)");
+    const forced = await startRun(temporal.client, guarded, { ...request, as: 'erin', force: true });
+    const handle = temporal.client.workflow.getHandle(forced.workflowId);
+    await waitForStatus(handle, gateWaiting('drain-traffic'), 'gate drain-traffic');
+    expect((await handle.query(statusQuery)).initiator).toBe('erin');
+    await handle.cancel();
+    await handle.result().catch(() => undefined);
+  });
+
   it('SMTP down: the declaration still reaches people by SMS', async () => {
     const smtp = labDaemons().smtp;
     if (!smtp) throw new Error('no smtp daemon in the lab');
