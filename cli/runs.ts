@@ -82,10 +82,18 @@ async function enforceCooldown(client: Client, loaded: LoadedConfig, request: St
     requirePerson(loaded, request.as, ['admin'], 'override a cooldown (--force)');
     return;
   }
-  const since = new Date(Date.now() - minutes * 60_000).toISOString();
-  for await (const recent of client.workflow.list({ query: `WorkflowId = '${workflowId.replace(/'/g, '')}' AND CloseTime > '${since}'`, pageSize: 1 })) {
+  // describe() reads the latest run of the id from the history store: unlike visibility, never stale.
+  let last;
+  try {
+    last = await client.workflow.getHandle(workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return;
+    throw err;
+  }
+  if (last.status.name === 'RUNNING' || !last.closeTime) return; // the conflict policy refuses it with its own message
+  if (Date.now() - last.closeTime.getTime() < minutes * 60_000) {
     throw new RunRefusedError(
-      `${workflowId} last ran until ${recent.closeTime?.toISOString() ?? '?'} (${recent.status.name.toLowerCase()}), within the ${minutes}-minute cooldown: an admin may start it anyway with --force`,
+      `${workflowId} last ran until ${last.closeTime.toISOString()} (${last.status.name.toLowerCase()}), within the ${minutes}-minute cooldown: an admin may start it anyway with --force`,
     );
   }
 }
