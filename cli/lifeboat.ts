@@ -13,7 +13,8 @@ import { buildActivityDependencies } from '../workers/dependencies';
 import { createLifeboatWorker, type WorkflowSource } from '../workers/worker';
 import { formatStatus } from './format';
 import { cancelRun, decideGate, resolveRun, RunRefusedError, runStatus, startRun } from './runs';
-import { UsageError } from './start';
+import { requirePerson, UsageError } from './start';
+import { ROLES } from '../contract/runbook';
 import { runDemo } from './demo';
 import { syncRunbookDocs } from './docs';
 import { formatRuns, listRuns } from './runs-list';
@@ -152,8 +153,10 @@ export function buildProgram(): Command {
     .description("a run's steps, gates, RTO and RPO")
     .argument('<workflowId>')
     .option('--json', 'print the status query result as JSON')
-    .action(async (workflowId: string, o: { json?: boolean }, cmd: Command) => {
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
+    .action(async (workflowId: string, o: { json?: boolean; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
+      requirePerson(loaded, o.as, ROLES, 'read run status');
       const status = await runStatus(await connectClient(temporalTarget(loaded)), workflowId);
       console.log(o.json ? JSON.stringify(status, null, 2) : formatStatus(status));
     });
@@ -166,8 +169,10 @@ export function buildProgram(): Command {
     .option('--drill', 'only drills')
     .option('--since <age>', 'started within, e.g. 7d, 12h, 30m')
     .option('--json', 'print JSON')
-    .action(async (o: { runbook?: string; state?: string; drill?: boolean; since?: string; json?: boolean }, cmd: Command) => {
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
+    .action(async (o: { runbook?: string; state?: string; drill?: boolean; since?: string; json?: boolean; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
+      requirePerson(loaded, o.as, ROLES, 'list runs');
       const rows = await listRuns(await connectClient(temporalTarget(loaded)), { runbook: o.runbook, state: o.state, drill: o.drill, since: o.since });
       console.log(o.json ? JSON.stringify(rows, null, 2) : formatRuns(rows));
     });

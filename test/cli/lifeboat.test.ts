@@ -29,7 +29,7 @@ function configWithTemporal(address: string): string {
 
 describe('lifeboat CLI', () => {
   it('an unknown workflow id is refused with the id and what to check', async () => {
-    const r = await cli(['status', 'db-promotion:nope']);
+    const r = await cli(['status', 'db-promotion:nope', '--as', 'dave']);
     expect(r.code).toBe(1);
     expect(r.err).toBe(`lifeboat: no run with id 'db-promotion:nope' in namespace '${lab.loaded.config.temporal.namespace}': check the id ('lifeboat status' prints it at start)\n`);
     const approve = await cli(['approve', 'db-promotion:nope', '--gate', 'promote', '--as', 'bob']);
@@ -59,6 +59,23 @@ describe('lifeboat CLI', () => {
     expect(r.err).toContain('runbooks.db-promotion:');
   });
 
+  it('reading a run needs a configured person (any role), like every other command', async () => {
+    const saved = process.env.LIFEBOAT_USER;
+    delete process.env.LIFEBOAT_USER;
+    try {
+      const anonymous = await cli(['status', 'db-promotion:orders']);
+      expect(anonymous.code).toBe(1);
+      expect(anonymous.err).toMatch(/^lifeboat: say who you are: --as NAME or LIFEBOAT_USER \(people in .*: alice, bob, carol, dave, erin\)\n$/);
+      const stranger = await cli(['runs', '--as', 'mallory']);
+      expect(stranger.err).toBe(`lifeboat: 'mallory' is not a configured person: add them under people: in ${lab.configFile}\n`);
+      const viewer = await cli(['runs', '--as', 'dave', '--json']);
+      expect(viewer.code).toBe(0);
+      expect(JSON.parse(viewer.out)).toEqual([]);
+    } finally {
+      if (saved !== undefined) process.env.LIFEBOAT_USER = saved;
+    }
+  });
+
   it('missing required options are usage errors (exit 2)', async () => {
     const r = await cli(['approve', 'some-id', '--as', 'bob']);
     expect(r.code).toBe(2);
@@ -69,7 +86,7 @@ describe('lifeboat CLI', () => {
   });
 
   it('Temporal not running: says where it looked and how to start it', async () => {
-    const r = await cli(['status', 'x'], configWithTemporal('127.0.0.1:1'));
+    const r = await cli(['status', 'x', '--as', 'dave'], configWithTemporal('127.0.0.1:1'));
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^lifeboat: cannot reach Temporal at 127\.0\.0\.1:1 \(.*\): start the lab with 'lifeboat lab up' or set temporal\.address\n$/s);
   });
