@@ -1,9 +1,13 @@
 /**
- * Connections to Temporal for clients and workers, from the config with the
- * standard environment variables (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE) on top.
+ * Connections to Temporal for clients and workers. The config file gives the
+ * defaults; @temporalio/envconfig lays the standard Temporal settings on top
+ * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*,
+ * TEMPORAL_PROFILE and temporal.toml profiles), so one build runs against the
+ * lab, a self-hosted cluster or Temporal Cloud.
  */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+import { loadClientConfigProfile, toClientOptions, type ClientConfigProfile } from '@temporalio/envconfig';
 import path from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import type { LoadedConfig } from '../config/load';
@@ -12,17 +16,23 @@ import { getDataConverter, loadKeyRing } from './codec';
 export interface TemporalTarget {
   address: string;
   namespace: string;
+  /** TLS, API key and gRPC metadata from envconfig (absent: plain connection, as in the lab). */
+  connection: Omit<NativeConnectionOptions, 'address'>;
   taskQueue: string;
   uiUrl: string;
   /** Where the payload key ring comes from, when payloads are encrypted. */
   encryption?: { keyFile?: string; keysEnv?: string };
 }
 
-export function temporalTarget(loaded: LoadedConfig): TemporalTarget {
+export function temporalTarget(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): TemporalTarget {
   const t = loaded.config.temporal;
+  const profile = temporalProfile(env);
+  const { connectionOptions } = toClientOptions({ ...profile, address: profile.address ?? t.address, namespace: profile.namespace ?? t.namespace });
+  const { address, ...connection } = connectionOptions;
   return {
-    address: process.env.TEMPORAL_ADDRESS ?? t.address,
-    namespace: process.env.TEMPORAL_NAMESPACE ?? t.namespace,
+    address: address ?? t.address,
+    namespace: profile.namespace ?? t.namespace,
+    connection,
     taskQueue: t.taskQueue,
     uiUrl: (t.uiUrl ?? `http://127.0.0.1:${loaded.config.lab.temporal.uiPort}`).replace(/\/$/, ''),
     encryption: t.encryption && {
@@ -30,6 +40,16 @@ export function temporalTarget(loaded: LoadedConfig): TemporalTarget {
       keysEnv: t.encryption.keysEnv,
     },
   };
+}
+
+/** The envconfig profile (TEMPORAL_PROFILE, default `default`) from temporal.toml and TEMPORAL_* variables. */
+function temporalProfile(env: NodeJS.ProcessEnv): ClientConfigProfile {
+  const overrideEnvVars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith('TEMPORAL_') && e[1] !== undefined));
+  try {
+    return loadClientConfigProfile({ profile: env.TEMPORAL_PROFILE, overrideEnvVars });
+  } catch (err) {
+    throw new Error(`Temporal connection settings (temporal.toml / TEMPORAL_*): ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** The data converter every client and worker of this target uses (encrypting when configured). */
@@ -47,7 +67,7 @@ export class TemporalUnreachableError extends Error {
 
 export async function connectClient(target: TemporalTarget): Promise<Client> {
   try {
-    const connection = await Connection.connect({ address: target.address, connectTimeout: 5000 });
+    const connection = await Connection.connect({ ...target.connection, address: target.address, connectTimeout: 5000 });
     return new Client({ connection, namespace: target.namespace, dataConverter: dataConverter(target) });
   } catch (err) {
     throw new TemporalUnreachableError(target.address, err);
@@ -56,7 +76,7 @@ export async function connectClient(target: TemporalTarget): Promise<Client> {
 
 export async function connectWorker(target: TemporalTarget): Promise<NativeConnection> {
   try {
-    return await NativeConnection.connect({ address: target.address });
+    return await NativeConnection.connect({ ...target.connection, address: target.address });
   } catch (err) {
     throw new TemporalUnreachableError(target.address, err);
   }
