@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { loadConfig, type LoadedConfig } from '../../config/load';
 import { Lab, LAB_ENVIRONMENT, LAB_TWILIO_TOKEN_ENV } from '../../lab/lab';
 import { ensureNamespace } from '../../lab/temporal-server';
+import { newKeyRing } from '../../lib/codec';
 import { freePort } from '../../lib/processes';
 
 export interface TestLab {
@@ -33,6 +34,10 @@ export interface TestLabOptions {
   evacuation?: Record<string, unknown>;
   /** A Temporal server of the file's own (e.g. one the test restarts), instead of the run's shared one. */
   temporalAddress?: string;
+  /** Encrypt payloads with a fresh key ring written to the lab dir. */
+  encryption?: boolean;
+  /** Databases name this environment variable as their password source (passwordEnv). */
+  passwordEnv?: string;
 }
 
 export const TEST_PEOPLE = {
@@ -53,6 +58,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       primary: { region: 'east', host: '127.0.0.1', port: await freePort() },
       standby: { region: 'west', host: '127.0.0.1', port: await freePort() },
       rpoTargetSeconds: 5,
+      ...(options.passwordEnv ? { passwordEnv: options.passwordEnv } : {}),
     };
   }
   const config: Record<string, unknown> = {
@@ -77,6 +83,10 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       },
     },
   };
+  if (options.encryption) {
+    writeFileSync(path.join(dir, 'keys.json'), JSON.stringify(newKeyRing('test-k1')));
+    (config.temporal as Record<string, unknown>).encryption = { keyFile: './keys.json' };
+  }
   if (options.regions) {
     config.notifications = {
       journal: './state/notifications.jsonl',
