@@ -42,7 +42,14 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (doc.errors.length > 0) {
     throw new ConfigError(file, doc.errors.map((e) => `YAML: ${(e.message.split('\n')[0] ?? e.message).replace(/:$/, '')}`));
   }
-  const parsed = configSchema.safeParse(doc.toJS());
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // e.g. an alias to an anchor that does not exist, or an alias bomb.
+    throw new ConfigError(file, [`YAML: ${(err as Error).message}`]);
+  }
+  const parsed = configSchema.safeParse(data);
   if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues));
   const dir = path.dirname(file);
   return {
@@ -51,6 +58,17 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     stateDir: path.resolve(dir, parsed.data.lab.stateDir),
     journalPath: path.resolve(dir, parsed.data.notifications.journal),
   };
+}
+
+/** `a.b.0`, quoting keys that are not plain names: `people[" "]`. */
+function formatPath(segments: readonly PropertyKey[]): string {
+  return segments
+    .map((segment, i) => {
+      const text = String(segment);
+      if (/^[\w-]+$/.test(text)) return i === 0 ? text : `.${text}`;
+      return `[${JSON.stringify(text)}]`;
+    })
+    .join('');
 }
 
 /** One line per problem; a record key or union issue shows the nested reason, not zod's summary. */
@@ -73,7 +91,7 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Prop
       const first = issue.errors[0];
       if (first && first.length > 0) return formatIssues(first, path);
     }
-    const where = path.length > 0 ? path.map(String).join('.') : '(top level)';
+    const where = path.length > 0 ? formatPath(path) : '(top level)';
     return [`${where}: ${issue.message}`];
   });
 }
