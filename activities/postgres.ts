@@ -3,7 +3,8 @@
  * DatabaseProvider interface: fencing with a read-only default, replay checks by
  * LSN, `pg_promote()`, and a write check. Only this file speaks to PostgreSQL.
  */
-import { Client, type ClientConfig } from 'pg';
+import type { Client, ClientConfig } from 'pg';
+import { withPgSession } from '../lib/pg';
 import { ApplicationFailure } from '@temporalio/common';
 import type { PostgresDatabaseConfig } from '../config/schema';
 import type {
@@ -63,15 +64,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       statement_timeout: STATEMENT_TIMEOUT_MS,
       application_name: 'lifeboat',
     };
-    const client = new Client(config);
-    // A dropped connection must reject the pending query, not crash the worker.
-    client.on('error', () => undefined);
-    await client.connect();
-    try {
-      return await work(client);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+    return withPgSession(config, work);
   }
 
   async function tryNode<T>(node: NodeEndpoint, work: (client: Client) => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: string }> {

@@ -5,7 +5,8 @@
  * as root they run as the `postgres` user.
  */
 import { appendFileSync, rmSync } from 'node:fs';
-import { Client } from 'pg';
+import type { Client } from 'pg';
+import { withPgSession } from '../lib/pg';
 import { waitFor } from '../lib/processes';
 import { asOwner, prepareDir } from '../activities/postgres-host';
 
@@ -58,15 +59,8 @@ export async function initStandby(primary: ClusterSpec, standby: ClusterSpec, sl
   appendFileSync(standby.dataDir + '/postgresql.conf', `\n# --- Lifeboat lab: standby ---\nport = ${standby.port}\nlisten_addresses = '${standby.host}'\n`);
 }
 
-export async function withClient<T>(spec: Pick<ClusterSpec, 'host' | 'port'>, database: string, work: (c: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ host: spec.host, port: spec.port, user: 'postgres', database, connectionTimeoutMillis: 3000 });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+export function withClient<T>(spec: Pick<ClusterSpec, 'host' | 'port'>, database: string, work: (c: Client) => Promise<T>): Promise<T> {
+  return withPgSession({ host: spec.host, port: spec.port, user: 'postgres', database, connectionTimeoutMillis: 3000 }, work);
 }
 
 /** Creates the lab's database and a table of sample rows the drills can count. */

@@ -10,7 +10,8 @@
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { Client } from 'pg';
+import type { Client } from 'pg';
+import { withPgSession } from '../lib/pg';
 import { z } from 'zod';
 
 /** Where a database's traffic goes right now. */
@@ -327,26 +328,21 @@ export function createLabService(options: LabServiceOptions): LabService {
   };
 }
 
-async function withConnection<T>(target: DatabaseRoute, connectMs: number, statementMs: number, work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({
-    host: target.host,
-    port: target.port,
-    user: target.user,
-    database: target.database,
-    connectionTimeoutMillis: connectMs,
-    statement_timeout: statementMs,
-    // Client-side too: a node that stops answering mid-query must not hang the request.
-    query_timeout: statementMs + 1000,
-    application_name: 'lifeboat-lab-service',
-  });
-  // A dropped connection must reject the pending query, not crash the service.
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+function withConnection<T>(target: DatabaseRoute, connectMs: number, statementMs: number, work: (client: Client) => Promise<T>): Promise<T> {
+  return withPgSession(
+    {
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      database: target.database,
+      connectionTimeoutMillis: connectMs,
+      statement_timeout: statementMs,
+      // Client-side too: a node that stops answering mid-query must not hang the request.
+      query_timeout: statementMs + 1000,
+      application_name: 'lifeboat-lab-service',
+    },
+    work,
+  );
 }
 
 function toRecord(row: { id: string; payload: string; written_at: Date }, region: string): LabRecord {

@@ -1,4 +1,7 @@
 /** Clients and workers against the test run's real Temporal dev server. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
 import type { LoadedConfig } from '../../config/load';
@@ -61,3 +64,13 @@ export async function waitForStatus(handle: WorkflowHandle, predicate: (s: Runbo
 }
 
 export const gateWaiting = (gate: string) => (s: RunbookStatus) => s.gates.some((g) => g.id === gate && g.state === 'waiting');
+
+/** A real `lifeboat worker` process on the lab's config (pre-built bundle), output in <lab dir>/<name>.log. */
+export function startWorkerProcess(configFile: string, logDir: string, name: string): ChildProcess {
+  const cli = path.join(__dirname, '..', '..', 'dist', 'cli', 'lifeboat.js');
+  const log = openSync(path.join(logDir, `${name}.log`), 'a');
+  return spawn(process.execPath, [cli, '--config', configFile, 'worker', '--workflows', 'bundle'], {
+    env: { ...process.env, NODE_ENV: 'production' },
+    stdio: ['ignore', log, log],
+  });
+}

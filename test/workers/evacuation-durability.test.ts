@@ -4,8 +4,8 @@
  * persists). Each database is promoted exactly once either way. This file runs
  * its own dev server, since it restarts it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -17,11 +17,9 @@ import { startDevServer, stopDevServer, type DevServer } from '../../lab/tempora
 import type { regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
-import { gateWaiting, waitForStatus } from '../helpers/temporal';
+import { gateWaiting, startWorkerProcess, waitForStatus } from '../helpers/temporal';
 
 const DATABASES = ['orders', 'users', 'billing'];
-const ROOT = path.join(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'cli', 'lifeboat.js');
 
 let lab: TestLab;
 let server: DevServer;
@@ -32,11 +30,7 @@ let counter = 0;
 const workers: ChildProcess[] = [];
 
 function startWorker(name: string): ChildProcess {
-  const log = openSync(path.join(lab.dir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, [CLI, '--config', lab.configFile, 'worker', '--workflows', 'bundle'], {
-    env: { ...process.env, NODE_ENV: 'production' },
-    stdio: ['ignore', log, log],
-  });
+  const child = startWorkerProcess(lab.configFile, lab.dir, name);
   workers.push(child);
   return child;
 }

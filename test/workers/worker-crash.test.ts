@@ -3,8 +3,8 @@
  * process (the real `lifeboat worker`, pre-built bundle) finishes the run, and
  * the standby is promoted exactly once.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { waitFor } from '../../lib/processes';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
-import { gateWaiting, waitForStatus } from '../helpers/temporal';
+import { gateWaiting, startWorkerProcess, waitForStatus } from '../helpers/temporal';
 
 const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'lifeboat.js');
@@ -24,12 +24,8 @@ let lab: TestLab;
 let client: Client;
 const workers: ChildProcess[] = [];
 
-function startWorkerProcess(name: string): ChildProcess {
-  const log = openSync(path.join(lab.dir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, [CLI, '--config', lab.configFile, 'worker', '--workflows', 'bundle'], {
-    env: { ...process.env, NODE_ENV: 'production' },
-    stdio: ['ignore', log, log],
-  });
+function startWorker(name: string): ChildProcess {
+  const child = startWorkerProcess(lab.configFile, lab.dir, name);
   workers.push(child);
   return child;
 }
@@ -53,7 +49,7 @@ describe('worker crash', () => {
   it('a SIGKILLed worker mid-promotion is replaced and the standby is promoted exactly once', async () => {
     const db = lab.loaded.config.databases.orders;
     if (!db) throw new Error('no orders database');
-    const first = startWorkerProcess('worker-a');
+    const first = startWorker('worker-a');
     const started = await startRun(client, lab.loaded, { runbook: 'db-promotion', params: ['database=orders'], as: 'alice', drill: true });
     const handle = client.workflow.getHandle<typeof dbPromotion>(started.workflowId);
     await waitForStatus(handle, gateWaiting('promote'), 'the promote gate (worker A running)', 90_000);
@@ -77,7 +73,7 @@ describe('worker crash', () => {
     // Still pending after A died: only a retry on worker B can complete it.
     const pendingAfterKill = inFlight && ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'promoteStandby');
 
-    startWorkerProcess('worker-b');
+    startWorker('worker-b');
     const result = await handle.result();
     expect(result.timeline).toBe(2);
     expect(await inRecovery(db.standby)).toBe(false);
