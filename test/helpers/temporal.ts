@@ -57,10 +57,20 @@ export async function startTestTemporal(loaded: LoadedConfig): Promise<TestTempo
 
 /** Polls the status query until `predicate` holds. */
 export async function waitForStatus(handle: WorkflowHandle, predicate: (s: RunbookStatus) => boolean, what: string, timeoutMs = 60_000): Promise<RunbookStatus> {
-  return waitFor(what, async () => {
-    const status = await handle.query(statusQuery);
-    return predicate(status) ? status : undefined;
-  }, timeoutMs, 200);
+  let last: RunbookStatus | undefined;
+  try {
+    return await waitFor(what, async () => {
+      last = await handle.query(statusQuery);
+      return predicate(last) ? last : undefined;
+    }, timeoutMs, 200);
+  } catch (err) {
+    // Say where the run was, so a timeout in CI can be diagnosed from its log alone.
+    if (!last) throw err;
+    const steps = last.steps.map((s) => `${s.id}=${s.state}`).join(' ');
+    const events = last.events.slice(-5).map((e) => `${e.at} ${e.kind} ${e.detail}`).join(' | ');
+    const notifications = last.notifications.lastError ? `; notifications: ${last.notifications.lastError}` : '';
+    throw new Error(`${(err as Error).message}; the run was ${last.state} in phase "${last.phase}", steps: ${steps}; last events: ${events}${notifications}`, { cause: err });
+  }
 }
 
 export const gateWaiting = (gate: string) => (s: RunbookStatus) => s.gates.some((g) => g.id === gate && g.state === 'waiting');

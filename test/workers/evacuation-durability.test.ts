@@ -5,7 +5,7 @@
  * its own dev server, since it restarts it.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -28,11 +28,22 @@ let ports: { port: number; uiPort: number };
 let client: Client;
 let counter = 0;
 const workers: ChildProcess[] = [];
+const workerNames: string[] = [];
 
 function startWorker(name: string): ChildProcess {
   const child = startWorkerProcess(lab.configFile, lab.dir, name);
   workers.push(child);
+  workerNames.push(name);
   return child;
+}
+
+/** The last lines of every worker process's log, for a failure message. */
+function workerLogTails(): string {
+  return workerNames.map((name) => {
+    const file = path.join(lab.dir, `${name}.log`);
+    const lines = existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').slice(-15) : ['(no log)'];
+    return `--- ${name}.log ---\n${lines.join('\n')}`;
+  }).join('\n');
 }
 
 async function startServer(): Promise<DevServer> {
@@ -69,7 +80,11 @@ async function startEvacuation(): Promise<WorkflowHandle<typeof regionalEvacuati
 }
 
 async function approveWhenWaiting(handle: WorkflowHandle, gate: string): Promise<void> {
-  await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 120_000);
+  try {
+    await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 120_000);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${workerLogTails()}`, { cause: err });
+  }
   await decideGate(client, lab.loaded, { workflowId: handle.workflowId, gate, as: 'bob', decision: 'approve' });
 }
 
