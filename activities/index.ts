@@ -1,4 +1,5 @@
 /** All activities a Lifeboat worker registers, built from injected providers and channels. */
+import { createBackupActivities, type BackupProvider } from './backup';
 import { createDatabaseActivities, type DatabaseProvider } from './database';
 import { createNotificationActivities, type NotificationRoutes } from './notify';
 import type { Route53Traffic } from './route53';
@@ -7,6 +8,8 @@ import { createTrafficActivities } from './traffic';
 
 export interface ActivityDependencies {
   databases: ReadonlyMap<string, DatabaseProvider>;
+  /** Databases with `backup:` in the config. */
+  backups: ReadonlyMap<string, BackupProvider>;
   notifications: { routes: NotificationRoutes; record: (entry: Record<string, unknown>) => Promise<void> };
   traffic?: Route53Traffic;
   services?: ServiceControl;
@@ -15,6 +18,7 @@ export interface ActivityDependencies {
 export function createActivities(deps: ActivityDependencies) {
   return {
     ...createDatabaseActivities({ providers: deps.databases }),
+    ...createBackupActivities({ providers: deps.backups }),
     ...createNotificationActivities(deps.notifications),
     ...createTrafficActivities({ traffic: deps.traffic, services: deps.services }),
   };

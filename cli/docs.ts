@@ -12,6 +12,7 @@ import { DB_PROMOTION_RUNBOOK, dbPromotionPlan } from '../contract/db-promotion'
 import { FAILBACK_RUNBOOK, failbackPlan } from '../contract/failback';
 import { REGIONAL_EVACUATION_RUNBOOK, regionalEvacuationPlan } from '../contract/regional-evacuation';
 import type { GatePolicy, RtoPolicy } from '../contract/runbook';
+import { BACKUP_RESTORE_TEST_RUNBOOK, backupRestoreTestPlan, DATABASE_BACKUP_RUNBOOK, databaseBackupPlan } from '../contract/backup';
 
 const START = '<!-- generated from the workflow plan and the config: edit the code or runbooks/lab.yaml, then run `npm run docs` -->';
 const END = '<!-- end of generated section -->';
@@ -31,6 +32,8 @@ export const DOCUMENTED_RUNBOOKS: ReadonlyArray<{ runbook: string; plan: Plan; p
   { runbook: DB_PROMOTION_RUNBOOK, plan: dbPromotionPlan, policy: (l) => l.config.runbooks['db-promotion'] },
   { runbook: REGIONAL_EVACUATION_RUNBOOK, plan: regionalEvacuationPlan, policy: (l) => l.config.runbooks['regional-evacuation'] },
   { runbook: FAILBACK_RUNBOOK, plan: failbackPlan, policy: (l) => l.config.runbooks.failback },
+  { runbook: DATABASE_BACKUP_RUNBOOK, plan: databaseBackupPlan, policy: (l) => ({ ...l.config.runbooks['database-backup'], gates: {} }) },
+  { runbook: BACKUP_RESTORE_TEST_RUNBOOK, plan: backupRestoreTestPlan, policy: (l) => ({ ...l.config.runbooks['backup-restore-test'], gates: {} }) },
 ];
 
 /** The generated section of one runbook's doc. */
@@ -56,7 +59,9 @@ export function renderRunbookSection(loaded: LoadedConfig, plan: Plan, policy: R
   lines.push('');
   if (policy) lines.push(`RTO budget ${policy.rto.budgetSeconds}s from detection; on breach: ${policy.rto.onBreach}.`);
   else lines.push('Not configured in this config file.');
-  lines.push(`May approve its gates: ${approvers.join(', ') || 'nobody'} (the \`approver\` role), never the person who started the run.`, '', END);
+  if (plan.gates.length > 0) lines.push(`May approve its gates: ${approvers.join(', ') || 'nobody'} (the \`approver\` role), never the person who started the run.`);
+  else lines.push('No gates: the runbook changes nothing in production that needs a person\'s approval.');
+  lines.push('', END);
   return lines.join('\n');
 }
 

@@ -13,9 +13,6 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LoadedConfig } from '../config/load';
-import type { dbPromotion, failback, regionalEvacuation } from '../workflows';
-import { REGIONAL_EVACUATION_WORKFLOW_TYPE } from '../contract/regional-evacuation';
-import { DB_PROMOTION_WORKFLOW_TYPE } from '../contract/db-promotion';
 import {
   decideUpdate,
   requestCancelUpdate,
@@ -55,12 +52,8 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     } as const;
-    const handle =
-      plan.workflowType === DB_PROMOTION_WORKFLOW_TYPE
-        ? await client.workflow.start<typeof dbPromotion>(plan.workflowType, { ...options, args: [plan.input] })
-        : plan.workflowType === REGIONAL_EVACUATION_WORKFLOW_TYPE
-          ? await client.workflow.start<typeof regionalEvacuation>(plan.workflowType, { ...options, args: [plan.input] })
-          : await client.workflow.start<typeof failback>(plan.workflowType, { ...options, args: [plan.input] });
+    // PlannedStart pairs each workflow type with its input type, so the string form is safe here.
+    const handle = await client.workflow.start(plan.workflowType, { ...options, args: [plan.input] });
     return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, url: runUrl(target, handle.workflowId, handle.firstExecutionRunId) };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

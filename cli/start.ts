@@ -4,8 +4,8 @@
  * without Temporal.
  */
 import { TypedSearchAttributes } from '@temporalio/common';
-import type { LoadedConfig } from '../config/load';
-import type { LifeboatConfig, PostgresDatabaseConfig } from '../config/schema';
+import { postgresDatabases, standbyRegion, type LoadedConfig } from '../config/load';
+import type { DatabaseConfig, LifeboatConfig } from '../config/schema';
 import { FAILBACK_RUNBOOK, FAILBACK_WORKFLOW_TYPE, failbackWorkflowId, type FailbackInput } from '../contract/failback';
 import {
   REGIONAL_EVACUATION_RUNBOOK,
@@ -21,6 +21,16 @@ import {
   type DbPromotionPolicy,
   type PromotionMode,
 } from '../contract/db-promotion';
+import {
+  BACKUP_RESTORE_TEST_RUNBOOK,
+  BACKUP_RESTORE_TEST_WORKFLOW_TYPE,
+  backupRestoreTestWorkflowId,
+  DATABASE_BACKUP_RUNBOOK,
+  DATABASE_BACKUP_WORKFLOW_TYPE,
+  databaseBackupWorkflowId,
+  type BackupRestoreTestInput,
+  type DatabaseBackupInput,
+} from '../contract/backup';
 import { lookup } from '../contract/records';
 import { searchAttributes, type Role, type RunContext } from '../contract/runbook';
 
@@ -29,7 +39,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export const RUNBOOKS = [DB_PROMOTION_RUNBOOK, REGIONAL_EVACUATION_RUNBOOK, FAILBACK_RUNBOOK] as const;
+export const RUNBOOKS = [DB_PROMOTION_RUNBOOK, REGIONAL_EVACUATION_RUNBOOK, FAILBACK_RUNBOOK, DATABASE_BACKUP_RUNBOOK, BACKUP_RESTORE_TEST_RUNBOOK] as const;
 
 export interface StartRequest {
   runbook: string;
@@ -43,6 +53,8 @@ export interface StartRequest {
   force?: boolean;
   /** Clock, for tests. */
   now?: Date;
+  /** Started by a Temporal Schedule: the run's clock starts when each run starts. */
+  scheduled?: boolean;
   uiUrl?: string;
 }
 
@@ -56,7 +68,9 @@ interface PlannedStartBase {
 export type DbPromotionStart = PlannedStartBase & { workflowType: typeof DB_PROMOTION_WORKFLOW_TYPE; input: DbPromotionInput };
 export type EvacuationStart = PlannedStartBase & { workflowType: typeof REGIONAL_EVACUATION_WORKFLOW_TYPE; input: RegionalEvacuationInput };
 export type FailbackStart = PlannedStartBase & { workflowType: typeof FAILBACK_WORKFLOW_TYPE; input: FailbackInput };
-export type PlannedStart = DbPromotionStart | EvacuationStart | FailbackStart;
+export type DatabaseBackupStart = PlannedStartBase & { workflowType: typeof DATABASE_BACKUP_WORKFLOW_TYPE; input: DatabaseBackupInput };
+export type RestoreTestStart = PlannedStartBase & { workflowType: typeof BACKUP_RESTORE_TEST_WORKFLOW_TYPE; input: BackupRestoreTestInput };
+export type PlannedStart = DbPromotionStart | EvacuationStart | FailbackStart | DatabaseBackupStart | RestoreTestStart;
 
 /** Resolves the identity (`--as` or LIFEBOAT_USER) and checks it holds one of `roles`. */
 export function requirePerson(loaded: LoadedConfig, as: string | undefined, roles: readonly Role[], action: string): string {
@@ -125,6 +139,7 @@ function common(loaded: LoadedConfig, request: StartRequest, allowedParams: read
   const context: RunContext = {
     initiator,
     detectedAt: parseDetectedAt(request.detectedAt, request.now ?? new Date()),
+    ...(request.scheduled ? { scheduled: true } : {}),
     incident: request.incident,
     drill: request.drill,
     people: Object.fromEntries(Object.entries(loaded.config.people).map(([name, p]) => [name, [...p.roles]])),
@@ -147,7 +162,7 @@ const stepBudgets = (steps: Partial<Record<string, { budgetSeconds: number }>>) 
   Object.fromEntries(Object.entries(steps).flatMap(([id, s]) => (s ? [[id, s.budgetSeconds]] : [])));
 
 /** The db-promotion policy of one database, from the config. */
-export function promotionPolicy(config: LifeboatConfig, database: PostgresDatabaseConfig): DbPromotionPolicy {
+export function promotionPolicy(config: LifeboatConfig, database: DatabaseConfig): DbPromotionPolicy {
   const runbook = config.runbooks['db-promotion'];
   return {
     rto: runbook.rto,
@@ -161,9 +176,11 @@ export function promotionPolicy(config: LifeboatConfig, database: PostgresDataba
 
 /** The databases whose primary is in `region`, and the one region their standbys are in. */
 function regionDatabases(config: LifeboatConfig, region: string | undefined, runbook: string, meaning: string, otherwise: string) {
-  const regions = [...new Set(Object.values(config.databases).map((d) => d.primary.region))];
+  // The lab's regional runbooks re-point services at host:port endpoints: self-managed PostgreSQL pairs.
+  const pairs = postgresDatabases(config);
+  const regions = [...new Set(pairs.map(([, d]) => d.primary.region))];
   if (!region) throw new UsageError(`${runbook} needs region=NAME, ${meaning} (regions with primaries: ${regions.join(', ')})`);
-  const databases = Object.entries(config.databases).filter(([, d]) => d.primary.region === region);
+  const databases = pairs.filter(([, d]) => d.primary.region === region);
   if (databases.length === 0) throw new UsageError(`no database has its primary in region '${region}': regions with primaries are ${regions.join(', ')}`);
   const others = [...new Set(databases.map(([, d]) => d.standby.region))];
   const other = others[0];
@@ -175,6 +192,8 @@ export function planStart(loaded: LoadedConfig, request: StartRequest): PlannedS
   if (request.runbook === DB_PROMOTION_RUNBOOK) return planDbPromotion(loaded, request);
   if (request.runbook === REGIONAL_EVACUATION_RUNBOOK) return planEvacuation(loaded, request);
   if (request.runbook === FAILBACK_RUNBOOK) return planFailback(loaded, request);
+  if (request.runbook === DATABASE_BACKUP_RUNBOOK) return planDatabaseBackup(loaded, request);
+  if (request.runbook === BACKUP_RESTORE_TEST_RUNBOOK) return planRestoreTest(loaded, request);
   throw new UsageError(`unknown runbook '${request.runbook}': known runbooks are ${RUNBOOKS.join(', ')}`);
 }
 
@@ -191,12 +210,14 @@ export function planDbPromotion(loaded: LoadedConfig, request: StartRequest): Db
     workflowId: request.id ?? dbPromotionWorkflowId(database),
     input: { database, mode, run: context, policy: promotionPolicy(config, db) },
     searchAttributes: startAttributes(DB_PROMOTION_RUNBOOK, request),
-    staticSummary: `${request.drill ? 'DRILL: ' : ''}promote ${database} standby (${db.standby.region}) in ${mode} mode`,
+    staticSummary: `${request.drill ? 'DRILL: ' : ''}promote ${database} standby (${standbyRegion(db)}) in ${mode} mode`,
     staticDetails: [
       `**Runbook** db-promotion, **database** ${database}, **mode** ${mode}`,
       `**Initiator** ${initiator}${request.incident ? `, **incident** ${request.incident}` : ''}`,
       `**Detected** ${context.detectedAt}, **RTO budget** ${runbook.rto.budgetSeconds}s (${runbook.rto.onBreach} on breach), **RPO target** ${db.rpoTargetSeconds}s`,
-      `**Primary** ${db.primary.region} ${db.primary.host}:${db.primary.port} → **standby** ${db.standby.region} ${db.standby.host}:${db.standby.port}`,
+      db.provider === 'postgres'
+        ? `**Primary** ${db.primary.region} ${db.primary.host}:${db.primary.port} → **standby** ${db.standby.region} ${db.standby.host}:${db.standby.port}`
+        : `**Cloud SQL** ${db.project}: **primary** ${db.primary.instance} (${db.primary.region}) → **replica** ${db.replica.instance} (${db.replica.region}), ${db.promotion}`,
     ].join('\n'),
   };
 }
@@ -269,6 +290,73 @@ export function planFailback(loaded: LoadedConfig, request: StartRequest): Failb
       `**Runbook** failback, **from** ${from} → **${region}**`,
       `**Databases** ${returning.map(([n]) => n).join(', ')}`,
       `**Initiator** ${initiator}${request.incident ? `, **incident** ${request.incident}` : ''}`,
+    ].join('\n'),
+  };
+}
+
+/** A database configured with `backup:`, and its data category. */
+function backedUpDatabase(loaded: LoadedConfig, runbook: string, database: string | undefined) {
+  const { config } = loaded;
+  const candidates = Object.entries(config.databases).filter(([, d]) => d.backup).map(([n]) => n);
+  if (!database) throw new UsageError(`${runbook} needs database=NAME (databases with backup: ${candidates.join(', ') || 'none'})`);
+  const db = lookup(config.databases, database);
+  if (!db) throw new UsageError(`unknown database '${database}': configured databases are ${Object.keys(config.databases).join(', ')}`);
+  const category = db.backup ? lookup(config.backups?.categories ?? {}, db.backup.category) : undefined;
+  if (!db.backup || !category) throw new UsageError(`database '${database}' has no backup: in ${loaded.file} (databases with backup: ${candidates.join(', ') || 'none'})`);
+  return { db, backup: db.backup, category };
+}
+
+export function planDatabaseBackup(loaded: LoadedConfig, request: StartRequest): DatabaseBackupStart {
+  const { config } = loaded;
+  const { initiator, context, params } = common(loaded, request, ['database']);
+  const { backup } = backedUpDatabase(loaded, DATABASE_BACKUP_RUNBOOK, params.database);
+  const database = params.database ?? '';
+  const runbook = config.runbooks['database-backup'];
+  return {
+    workflowType: DATABASE_BACKUP_WORKFLOW_TYPE,
+    workflowId: request.id ?? databaseBackupWorkflowId(database, context.detectedAt),
+    input: {
+      database,
+      run: context,
+      policy: { rto: runbook.rto, keepVerified: config.backups?.keepVerified ?? 1, stepBudgets: stepBudgets(runbook.steps), compensationAttempts: runbook.compensationAttempts },
+    },
+    searchAttributes: startAttributes(DATABASE_BACKUP_RUNBOOK, request),
+    staticSummary: `${request.drill ? 'DRILL: ' : ''}back up ${database} (category ${backup.category}) to ${Object.values(config.backups?.storage.buckets ?? {}).join(' + ')}`,
+    staticDetails: [
+      `**Runbook** database-backup, **database** ${database}, **category** ${backup.category}`,
+      `**Initiator** ${initiator}, **retention** newest ${config.backups?.keepVerified ?? 1} verified backups`,
+    ].join('\n'),
+  };
+}
+
+export function planRestoreTest(loaded: LoadedConfig, request: StartRequest): RestoreTestStart {
+  const { config } = loaded;
+  const { initiator, context, params } = common(loaded, request, ['database', 'backup']);
+  const { backup, category } = backedUpDatabase(loaded, BACKUP_RESTORE_TEST_RUNBOOK, params.database);
+  const database = params.database ?? '';
+  if (params.backup !== undefined && !/^[\w.:-]{1,200}$/.test(params.backup)) throw new UsageError(`backup must be a backup id such as ${database}-20261123T030000Z-1a2b3c4d, not '${params.backup}'`);
+  const runbook = config.runbooks['backup-restore-test'];
+  return {
+    workflowType: BACKUP_RESTORE_TEST_WORKFLOW_TYPE,
+    workflowId: request.id ?? backupRestoreTestWorkflowId(database, context.detectedAt),
+    input: {
+      database,
+      backupId: params.backup,
+      run: context,
+      policy: {
+        rto: runbook.rto,
+        restoreTargetSeconds: category.restoreTargetSeconds,
+        sampleQueries: backup.sampleQueries,
+        stepBudgets: stepBudgets(runbook.steps),
+        compensationAttempts: runbook.compensationAttempts,
+      },
+    },
+    searchAttributes: startAttributes(BACKUP_RESTORE_TEST_RUNBOOK, request),
+    staticSummary: `${request.drill ? 'DRILL: ' : ''}restore test of ${database}: ${params.backup ?? 'newest verified backup'}`,
+    staticDetails: [
+      `**Runbook** backup-restore-test, **database** ${database}, **backup** ${params.backup ?? 'newest verified'}`,
+      `**Restore target** ${category.restoreTargetSeconds}s (category ${backup.category}), **sample queries** ${backup.sampleQueries.length}`,
+      `**Initiator** ${initiator}`,
     ].join('\n'),
   };
 }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type LifeboatConfig } from './schema';
+import { configSchema, type LifeboatConfig, type PostgresDatabaseConfig } from './schema';
 
 /** A config that does not validate: names the file, the path in it and what is wrong. */
 export class ConfigError extends Error {
@@ -72,11 +72,27 @@ function formatPath(segments: readonly PropertyKey[]): string {
 }
 
 /** One line per problem; a record key or union issue shows the nested reason, not zod's summary. */
+/** A self-managed PostgreSQL database of the config; an error names what it is instead. */
+export function postgresDatabase(config: LifeboatConfig, database: string): PostgresDatabaseConfig {
+  const spec = Object.hasOwn(config.databases, database) ? config.databases[database] : undefined;
+  if (!spec) throw new Error(`unknown database '${database}': configured databases are ${Object.keys(config.databases).join(', ') || 'none'}`);
+  if (spec.provider !== 'postgres') throw new Error(`database '${database}' is a ${spec.provider} database, not a self-managed PostgreSQL pair`);
+  return spec;
+}
+
+/** The self-managed PostgreSQL databases of the config (the lab runs these). */
+export function postgresDatabases(config: LifeboatConfig): Array<[string, PostgresDatabaseConfig]> {
+  return Object.entries(config.databases).flatMap(([name, spec]) => (spec.provider === 'postgres' ? [[name, spec] as [string, PostgresDatabaseConfig]] : []));
+}
+
+/** The region a database fails over to: its standby's or its replica's. */
+export function standbyRegion(spec: LifeboatConfig['databases'][string]): string {
+  return spec.provider === 'postgres' ? spec.standby.region : spec.replica.region;
+}
+
 /** Where a database node's cluster lives on this host: its configured dataDir, else the lab's layout. */
 export function clusterLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby'): { dataDir: string; logFile: string } {
-  const spec = Object.hasOwn(loaded.config.databases, database) ? loaded.config.databases[database] : undefined;
-  if (!spec) throw new Error(`unknown database '${database}' in ${loaded.file}`);
-  const n = spec[node];
+  const n = postgresDatabase(loaded.config, database)[node];
   return {
     dataDir: n.dataDir ? path.resolve(path.dirname(loaded.file), n.dataDir) : path.join(loaded.stateDir, 'pg', `${database}-${n.region}`),
     logFile: path.join(loaded.stateDir, 'logs', `${database}-${n.region}.log`),

@@ -7,6 +7,7 @@ import { ROLES } from '../contract/runbook';
 import { dbPromotionPlan } from '../contract/db-promotion';
 import { regionalEvacuationPlan } from '../contract/regional-evacuation';
 import { failbackPlan } from '../contract/failback';
+import { backupRestoreTestPlan, databaseBackupPlan } from '../contract/backup';
 
 /** A runbook's step ids as a non-empty tuple, for z.enum. */
 function planStepIds<const Id extends string>(plan: { readonly steps: readonly { readonly id: Id }[] }): [Id, ...Id[]] {
@@ -36,6 +37,21 @@ const node = z.strictObject({
   dataDir: z.string().optional(),
 });
 
+/** A read-only query a restore test runs against the restored data. */
+const sampleQuery = z.strictObject({
+  name: z.string().min(1),
+  sql: z.string().min(1).refine((q) => /^\s*(select|with)\b/i.test(q), 'a sample query must be a read-only SELECT (or WITH ... SELECT)'),
+  /** The query must return at least this many rows. */
+  minRows: z.number().int().min(0).default(1),
+});
+
+/** How a database is backed up and restore-tested (absent: it is not backed up by Lifeboat; the audit says so). */
+const databaseBackup = z.strictObject({
+  /** A key of backups.categories: its RPO bounds the newest backup's age, its restore target bounds a restore. */
+  category: name,
+  sampleQueries: z.array(sampleQuery).default([]),
+});
+
 const postgresDatabase = z.strictObject({
   provider: z.literal('postgres'),
   /** Name of the database inside the cluster, used by the write check. */
@@ -49,8 +65,27 @@ const postgresDatabase = z.strictObject({
   slot: name.default('lifeboat_standby'),
   rpoTargetSeconds: z.number().min(0, 'must be 0 or a positive number of seconds'),
   tier: z.number().int().min(1).max(3).default(1),
+  backup: databaseBackup.optional(),
 });
 
+/** A Cloud SQL for PostgreSQL primary with a cross-region read replica, through the Cloud SQL Admin API. */
+const cloudSqlDatabase = z.strictObject({
+  provider: z.literal('cloudsql'),
+  project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'a Google Cloud project id such as acme-prod-db'),
+  primary: z.strictObject({ instance: z.string().min(1), region: name }),
+  replica: z.strictObject({ instance: z.string().min(1), region: name }),
+  /** Restore tests restore into this instance (started for the test, stopped after). */
+  stagingInstance: z.string().min(1).optional(),
+  /** planned promotions: `switchover` (zero data loss, Enterprise Plus) or `promote-replica`. */
+  promotion: z.enum(['switchover', 'promote-replica']).default('promote-replica'),
+  /** A Cloud SQL Admin-compatible endpoint (a test stand-in); unset in production. */
+  apiEndpoint: z.string().url().optional(),
+  operationPollMs: z.number().int().min(10).default(2000),
+  operationTimeoutSeconds: seconds.default(1800),
+  rpoTargetSeconds: z.number().min(0, 'must be 0 or a positive number of seconds'),
+  tier: z.number().int().min(1).max(3).default(1),
+  backup: databaseBackup.optional(),
+});
 const gate = z
   .strictObject({
     escalateAfterSeconds: seconds,
@@ -110,6 +145,44 @@ const failbackRunbook = z.strictObject({
   catchUpMaxLagBytes: z.number().int().min(0).default(1024 * 1024),
   catchUpTimeoutSeconds: seconds.default(600),
   compensationAttempts: z.number().int().min(1).max(100).default(5),
+});
+
+const databaseBackupRunbook = z.strictObject({
+  rto: rto.prefault({ budgetSeconds: 3600 }),
+  cooldownMinutes,
+  steps: z.partialRecord(z.enum(planStepIds(databaseBackupPlan)), z.strictObject({ budgetSeconds: seconds })).default({}),
+  compensationAttempts: z.number().int().min(1).max(100).default(5),
+});
+
+const backupRestoreTestRunbook = z.strictObject({
+  rto: rto.prefault({ budgetSeconds: 3600 }),
+  cooldownMinutes,
+  steps: z.partialRecord(z.enum(planStepIds(backupRestoreTestPlan)), z.strictObject({ budgetSeconds: seconds })).default({}),
+  compensationAttempts: z.number().int().min(1).max(100).default(5),
+});
+
+/** Where backups go and how they are tested. */
+const backups = z.strictObject({
+  /** S3-compatible storage: one bucket per region; a backup is written in its database's primary region and copied to the others. */
+  storage: z.strictObject({
+    /** An S3-compatible endpoint (the lab's versitygw); unset for AWS S3 itself. */
+    endpoint: z.string().url().optional(),
+    region: z.string().default('us-east-1'),
+    /** Environment variables holding the access key (never the keys themselves); unset: the usual AWS sources. */
+    accessKeyIdEnv: z.string().optional(),
+    secretAccessKeyEnv: z.string().optional(),
+    buckets: z.record(name, z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name')).refine((b) => Object.keys(b).length >= 2, 'give a bucket in at least two regions (two locations)'),
+    /** when-required: for a server that rejects the SDK's default aws-chunked uploads with trailing checksums (versitygw accepts them). */
+    checksums: z.enum(['when-supported', 'when-required']).default('when-supported'),
+    /** Parts of a multipart upload, MiB (S3's minimum is 5). */
+    partSizeMiB: z.number().int().min(5).default(8),
+  }),
+  /** The PostgreSQL server restore tests create their scratch databases on (never a production server). */
+  scratch: z.strictObject({ host: z.string().min(1), port, user: z.string().min(1).default('postgres'), passwordEnv: z.string().optional() }).optional(),
+  /** Verified backups kept per database; an older backup is deleted only when this many newer verified ones exist. */
+  keepVerified: z.number().int().min(1).default(7),
+  /** Data categories: the newest backup must be younger than rpoSeconds; a restore must finish within restoreTargetSeconds. */
+  categories: z.record(name, z.strictObject({ rpoSeconds: seconds, restoreTargetSeconds: seconds })),
 });
 
 export const configSchema = z
@@ -184,15 +257,39 @@ export const configSchema = z
     /** The application's control plane per region (freeze, re-point, synthetic checks). */
     services: z.record(name, z.strictObject({ url: z.string().url() })).default({}),
     people: z.record(name, person).refine((p) => Object.keys(p).length > 0, 'configure at least one person'),
-    databases: z.record(name, postgresDatabase),
+    databases: z.record(name, z.discriminatedUnion('provider', [postgresDatabase, cloudSqlDatabase])),
+    backups: backups.optional(),
     runbooks: z.strictObject({
       'db-promotion': dbPromotionRunbook,
       'regional-evacuation': evacuationRunbook.optional(),
       failback: failbackRunbook.optional(),
+      'database-backup': databaseBackupRunbook.prefault({}),
+      'backup-restore-test': backupRestoreTestRunbook.prefault({}),
     }),
   })
   .superRefine((config, ctx) => {
     for (const [db, spec] of Object.entries(config.databases)) {
+      if (spec.backup) {
+        if (!config.backups) ctx.addIssue({ code: 'custom', path: ['databases', db, 'backup'], message: 'a database with backup: needs the top-level backups: (storage, categories)' });
+        else if (!Object.hasOwn(config.backups.categories, spec.backup.category)) {
+          ctx.addIssue({ code: 'custom', path: ['databases', db, 'backup', 'category'], message: `'${spec.backup.category}' is not under backups.categories (${Object.keys(config.backups.categories).join(', ') || 'none'})` });
+        }
+        if (spec.provider === 'postgres' && config.backups && !config.backups.scratch) {
+          ctx.addIssue({ code: 'custom', path: ['backups', 'scratch'], message: `restore tests of ${db} need a scratch PostgreSQL server (backups.scratch)` });
+        }
+        if (spec.provider === 'postgres' && config.backups && !Object.hasOwn(config.backups.storage.buckets, spec.primary.region)) {
+          ctx.addIssue({ code: 'custom', path: ['backups', 'storage', 'buckets'], message: `give a bucket in ${db}'s primary region '${spec.primary.region}'` });
+        }
+        if (spec.provider === 'cloudsql' && !spec.stagingInstance) {
+          ctx.addIssue({ code: 'custom', path: ['databases', db, 'stagingInstance'], message: 'restore tests of a Cloud SQL database need a staging instance to restore into' });
+        }
+      }
+      if (spec.provider === 'cloudsql') {
+        if (spec.primary.region === spec.replica.region) {
+          ctx.addIssue({ code: 'custom', path: ['databases', db, 'replica', 'region'], message: 'the replica must be in another region than the primary' });
+        }
+        continue;
+      }
       if (spec.primary.region === spec.standby.region) {
         ctx.addIssue({ code: 'custom', path: ['databases', db, 'standby', 'region'], message: 'the standby must be in another region than the primary' });
       }
@@ -206,7 +303,7 @@ export const configSchema = z
       else if (!person.phone) ctx.addIssue({ code: 'custom', path: ['people', who, 'phone'], message: 'on-call people need a phone number to be paged' });
     }
     if (config.runbooks['regional-evacuation'] || config.runbooks.failback) {
-      const regions = new Set(Object.values(config.databases).flatMap((d) => [d.primary.region, d.standby.region]));
+      const regions = new Set(Object.values(config.databases).flatMap((d) => [d.primary.region, d.provider === 'postgres' ? d.standby.region : d.replica.region]));
       for (const region of regions) {
         if (!Object.hasOwn(config.services, region)) {
           ctx.addIssue({ code: 'custom', path: ['services'], message: `regional-evacuation needs the service of region '${region}' (services.${region}.url)` });
@@ -228,6 +325,9 @@ export const configSchema = z
   });
 
 export type LifeboatConfig = z.infer<typeof configSchema>;
-export type PostgresDatabaseConfig = LifeboatConfig['databases'][string];
+export type DatabaseConfig = LifeboatConfig['databases'][string];
+export type PostgresDatabaseConfig = Extract<DatabaseConfig, { provider: 'postgres' }>;
+export type CloudSqlDatabaseConfig = Extract<DatabaseConfig, { provider: 'cloudsql' }>;
+export type BackupsConfig = NonNullable<LifeboatConfig['backups']>;
 export type DbPromotionRunbookConfig = LifeboatConfig['runbooks']['db-promotion'];
 export type EvacuationRunbookConfig = NonNullable<LifeboatConfig['runbooks']['regional-evacuation']>;

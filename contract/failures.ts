@@ -24,6 +24,14 @@ export const FailureType = {
   SyntheticCheckFailed: 'SyntheticCheckFailed',
   /** A child promotion failed and the policy is abort. */
   PromotionFailed: 'PromotionFailed',
+  /** A backup's artifact or copy does not match its manifest's checksum. */
+  BackupCorrupt: 'BackupCorrupt',
+  /** No backup to test (none verified, or the named one does not exist). */
+  BackupNotFound: 'BackupNotFound',
+  /** Restored data differs from the manifest (row counts, checksums) or a sample query failed. */
+  RestoreMismatch: 'RestoreMismatch',
+  /** A cloud provider's long-running operation ended in error (its message attached). */
+  ProviderOperationFailed: 'ProviderOperationFailed',
   /** A runbook step failed; the cause is attached. */
   StepFailed: 'StepFailed',
 } as const;

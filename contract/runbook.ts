@@ -151,6 +151,8 @@ export interface RunContext {
   initiator: string;
   /** ISO time of the incident's detection; the RTO clock starts here. */
   detectedAt: string;
+  /** Started by a Temporal Schedule: the input is fixed at schedule time, so the clock starts when the run starts. */
+  scheduled?: boolean;
   incident?: string;
   drill: boolean;
   /** Roles of every configured person, as configured when the run started. */

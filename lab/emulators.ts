@@ -4,7 +4,8 @@
  * stand-in, and one regional application service per region. Set-up
  * (scripts/toolchain.sh) installs moto and Mailpit, pinned, in the cache.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { CreateBucketCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -19,6 +20,7 @@ import { isListening, startDaemon, waitFor, GiveUp, isAlive } from '../lib/proce
 
 export const MOTO_VERSION = '5.2.5';
 export const MAILPIT_VERSION = 'v1.27.11';
+export const VERSITYGW_VERSION = 'v1.8.0';
 
 function cacheRoot(): string {
   return process.env.LIFEBOAT_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'lifeboat');
@@ -33,6 +35,8 @@ function binary(envVar: string, cached: string, what: string): string {
 
 export const motoBinary = () => binary('LIFEBOAT_MOTO_BIN', path.join(cacheRoot(), 'moto', MOTO_VERSION, 'bin', 'moto_server'), `moto ${MOTO_VERSION}`);
 export const mailpitBinary = () => binary('LIFEBOAT_MAILPIT_BIN', path.join(cacheRoot(), 'mailpit', MAILPIT_VERSION, 'mailpit'), `Mailpit ${MAILPIT_VERSION}`);
+
+export const versitygwBinary = () => binary('LIFEBOAT_VERSITYGW_BIN', path.join(cacheRoot(), 'versitygw', VERSITYGW_VERSION, 'versitygw'), `versitygw ${VERSITYGW_VERSION}`);
 
 /** The project root (compiled files live in dist/). */
 function projectRoot(): string {
@@ -66,6 +70,31 @@ export async function startMailpit(host: string, smtpPort: number, apiPort: numb
   );
   await started('Mailpit (SMTP)', pid, host, smtpPort, logFile);
   return started('Mailpit (inbox API)', pid, host, apiPort, logFile);
+}
+
+/** versitygw's POSIX backend: each bucket is a directory under `dataDir`, each object a file; versions under `versioningDir`. */
+export async function startVersityGw(host: string, port: number, credentials: { accessKeyId: string; secretAccessKey: string }, dataDir: string, versioningDir: string, logFile: string): Promise<number> {
+  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(versioningDir, { recursive: true });
+  const pid = startDaemon(
+    versitygwBinary(),
+    ['--port', `${host}:${port}`, '--quiet', 'posix', '--versioning-dir', versioningDir, dataDir],
+    logFile,
+    // The root credentials by environment, so they never show in `ps`.
+    { ...process.env, ROOT_ACCESS_KEY_ID: credentials.accessKeyId, ROOT_SECRET_ACCESS_KEY: credentials.secretAccessKey },
+  );
+  return started('versitygw (S3)', pid, host, port, logFile);
+}
+
+/** Creates the buckets that do not exist yet. */
+export async function ensureBuckets(client: S3Client, buckets: readonly string[]): Promise<void> {
+  for (const bucket of buckets) {
+    try {
+      await client.send(new HeadBucketCommand({ Bucket: bucket }));
+    } catch {
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    }
+  }
 }
 
 export async function startTwilioStandIn(host: string, port: number, recordFile: string, logFile: string): Promise<number> {

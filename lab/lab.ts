@@ -6,8 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { clusterLocation, type LoadedConfig } from '../config/load';
-import { lookup } from '../contract/records';
+import { clusterLocation, postgresDatabase, postgresDatabases, standbyRegion, type LoadedConfig } from '../config/load';
 import type { PostgresDatabaseConfig } from '../config/schema';
 import {
   clusterPid,
@@ -23,13 +22,21 @@ import {
   type NodeLiveState,
 } from './postgres';
 import { createRoute53Traffic } from '../activities/route53';
-import { labRoute53, seedLabDns, startMailpit, startMoto, startRegionalService, startTwilioStandIn } from './emulators';
+import { ensureBuckets, labRoute53, seedLabDns, startMailpit, startMoto, startRegionalService, startTwilioStandIn, startVersityGw } from './emulators';
+import { createS3Client } from '../activities/s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { isAlive, isListening, startDaemon, stopPid } from '../lib/processes';
 import { startDevServer, stopDevServer, waitUntilReady } from './temporal-server';
 
 /** The lab's Twilio stand-in accepts any token; the lab worker gets this one. */
 export const LAB_TWILIO_TOKEN_ENV = 'LIFEBOAT_TWILIO_AUTH_TOKEN';
-export const LAB_ENVIRONMENT: Readonly<Record<string, string>> = { [LAB_TWILIO_TOKEN_ENV]: 'lifeboat-lab-token' };
+/** The lab's S3 server (versitygw) root keys, by the names runbooks/lab.yaml gives. */
+export const LAB_S3_KEY_ENV = { accessKeyId: 'LIFEBOAT_S3_ACCESS_KEY_ID', secretAccessKey: 'LIFEBOAT_S3_SECRET_ACCESS_KEY' } as const;
+export const LAB_ENVIRONMENT: Readonly<Record<string, string>> = {
+  [LAB_TWILIO_TOKEN_ENV]: 'lifeboat-lab-token',
+  [LAB_S3_KEY_ENV.accessKeyId]: 'lifeboat-lab',
+  [LAB_S3_KEY_ENV.secretAccessKey]: 'lifeboat-lab-secret',
+};
 
 interface LabState {
   temporal?: { pid?: number; address: string; uiUrl: string };
@@ -94,14 +101,14 @@ export class Lab {
     mkdirSync(path.join(this.stateDir, 'logs'), { recursive: true });
     mkdirSync(path.join(this.stateDir, 'pg'), { recursive: true });
     if (options.temporal) await this.upTemporal(say);
-    for (const name of Object.keys(this.loaded.config.databases)) await this.upDatabase(name, options.seedRows ?? 100, say);
+    for (const name of this.pgNames()) await this.upDatabase(name, options.seedRows ?? 100, say);
     if (options.shared !== false) await this.upShared(say);
     return this.status();
   }
 
   /** Stops everything the lab started, by pid. Data stays for the next `up`. */
   async down(log: (line: string) => void = () => undefined): Promise<void> {
-    for (const name of Object.keys(this.loaded.config.databases)) {
+    for (const name of this.pgNames()) {
       const { primary, standby } = this.clusters(name);
       for (const spec of [standby, primary]) {
         const pid = clusterPid(spec);
@@ -110,6 +117,11 @@ export class Lab {
           await stopCluster(spec);
         }
       }
+    }
+    const scratch = this.scratchSpec();
+    if (scratch && clusterPid(scratch)) {
+      log(`stopping the restore-test scratch server (pid ${clusterPid(scratch)})`);
+      await stopCluster(scratch);
     }
     const state = this.readState();
     if (state.worker && isAlive(state.worker.pid)) {
@@ -132,7 +144,7 @@ export class Lab {
   /** Back to the initial topology (primary in its region, fresh standby, fresh data) so a drill can be repeated. */
   async reset(options: Omit<LabUpOptions, 'temporal'> = {}): Promise<LabStatus> {
     const say = options.log ?? (() => undefined);
-    for (const name of Object.keys(this.loaded.config.databases)) {
+    for (const name of this.pgNames()) {
       const { primary, standby } = this.clusters(name);
       for (const spec of [standby, primary]) {
         await stopCluster(spec);
@@ -140,7 +152,7 @@ export class Lab {
       }
       say(`reset ${name}: data removed`);
     }
-    for (const name of Object.keys(this.loaded.config.databases)) await this.upDatabase(name, options.seedRows ?? 100, say);
+    for (const name of this.pgNames()) await this.upDatabase(name, options.seedRows ?? 100, say);
     if (options.shared !== false) await this.resetShared(say);
     return this.status();
   }
@@ -194,7 +206,7 @@ export class Lab {
         result.services[region] = { url: service.url, healthy: false, error: (err as Error).message };
       }
     }
-    for (const [name, spec] of Object.entries(this.loaded.config.databases)) {
+    for (const [name, spec] of postgresDatabases(this.loaded.config)) {
       const clusters = this.clusters(name);
       const nodes: LabNodeStatus[] = [];
       for (const [which, node] of [['primary', spec.primary], ['standby', spec.standby]] as const) {
@@ -210,7 +222,7 @@ export class Lab {
 
   /** Starts each shared part the config points at on loopback, unless it runs already. */
   private async upShared(say: (line: string) => void): Promise<void> {
-    const { dns, notifications, services, databases } = this.loaded.config;
+    const { dns, notifications, services } = this.loaded.config;
     const logs = path.join(this.stateDir, 'logs');
     const dnsEndpoint = loopback(dns?.endpoint);
     if (dns && dnsEndpoint) {
@@ -225,11 +237,18 @@ export class Lab {
     if (twilio) {
       await this.ensureDaemon('twilio', () => startTwilioStandIn(twilio.host, twilio.port, path.join(this.stateDir, 'twilio-requests.jsonl'), path.join(logs, 'twilio.log')), say);
     }
+    const storage = this.loaded.config.backups?.storage;
+    const s3 = loopback(storage?.endpoint);
+    if (storage && s3) {
+      await this.ensureDaemon('s3', () => startVersityGw(s3.host, s3.port, this.s3Credentials(), path.join(this.stateDir, 's3', 'data'), path.join(this.stateDir, 's3', 'versions'), path.join(logs, 'versitygw.log')), say);
+      await ensureBuckets(this.s3Client(), Object.values(storage.buckets));
+    }
+    await this.upScratch(say);
     for (const [region, service] of Object.entries(services)) {
       const at = loopback(service.url);
       if (!at) continue;
       // Every region's service starts on each database's primary (cross-region for the standby region).
-      const routes = Object.fromEntries(Object.entries(databases).map(([name, db]) => [name, { host: db.primary.host, port: db.primary.port, database: db.database, user: db.user }]));
+      const routes = Object.fromEntries(postgresDatabases(this.loaded.config).map(([name, db]) => [name, { host: db.primary.host, port: db.primary.port, database: db.database, user: db.user }]));
       await this.ensureDaemon(`service-${region}`, () => startRegionalService(region, at.host, at.port, routes, path.join(logs, `service-${region}.log`)), say);
     }
   }
@@ -245,6 +264,38 @@ export class Lab {
     await this.upShared(say);
   }
 
+  /** The restore tests' scratch server: a plain PostgreSQL cluster, no replication, no data of its own. */
+  private scratchSpec(): ClusterSpec | undefined {
+    const scratch = this.loaded.config.backups?.scratch;
+    if (!scratch || !isLoopbackHost(scratch.host)) return undefined;
+    return { database: 'postgres', host: scratch.host, port: scratch.port, dataDir: path.join(this.stateDir, 'pg', 'restore-scratch'), logFile: path.join(this.stateDir, 'logs', 'restore-scratch.log') };
+  }
+
+  private async upScratch(say: (line: string) => void): Promise<void> {
+    const spec = this.scratchSpec();
+    if (!spec) return;
+    if (!existsSync(path.join(spec.dataDir, 'PG_VERSION'))) {
+      say(`creating the restore-test scratch server on port ${spec.port}`);
+      removeCluster(spec);
+      await initPrimary(spec);
+    }
+    await startCluster(spec);
+  }
+
+  /** Credentials of the lab's S3 server: the config's environment variables, else the lab's own keys. */
+  s3Credentials(): { accessKeyId: string; secretAccessKey: string } {
+    const storage = this.loaded.config.backups?.storage;
+    const pick = (variable: string | undefined, fallback: string) => (variable ? process.env[variable] ?? LAB_ENVIRONMENT[variable] : undefined) ?? LAB_ENVIRONMENT[fallback] ?? '';
+    return { accessKeyId: pick(storage?.accessKeyIdEnv, LAB_S3_KEY_ENV.accessKeyId), secretAccessKey: pick(storage?.secretAccessKeyEnv, LAB_S3_KEY_ENV.secretAccessKey) };
+  }
+
+  /** An S3 client on the lab's server (for set-up and tests; the product builds its own from the config). */
+  s3Client(): S3Client {
+    const storage = this.loaded.config.backups?.storage;
+    if (!storage) throw new Error(`no backups.storage in ${this.loaded.file}`);
+    return createS3Client({ endpoint: storage.endpoint, region: storage.region, credentials: this.s3Credentials(), checksums: storage.checksums, partSizeBytes: storage.partSizeMiB * 1024 * 1024 });
+  }
+
   private async seedDns(): Promise<void> {
     const { dns, databases } = this.loaded.config;
     if (!dns?.endpoint) return;
@@ -255,7 +306,7 @@ export class Lab {
       ttl: dns.app.ttl,
       targets: dns.app.targets,
       primaryRegion,
-      databases: Object.fromEntries(Object.entries(databases).map(([name, db]) => [name, { primary: db.primary.region, standby: db.standby.region }])),
+      databases: Object.fromEntries(Object.entries(databases).map(([name, db]) => [name, { primary: db.primary.region, standby: standbyRegion(db) }])),
     });
   }
 
@@ -319,9 +370,12 @@ export class Lab {
   }
 
   private database(name: string): PostgresDatabaseConfig {
-    const spec = lookup(this.loaded.config.databases, name);
-    if (!spec) throw new Error(`unknown database '${name}' in ${this.loaded.file}`);
-    return spec;
+    return postgresDatabase(this.loaded.config, name);
+  }
+
+  /** The databases the lab runs: the self-managed PostgreSQL pairs (Cloud SQL runs elsewhere). */
+  private pgNames(): string[] {
+    return postgresDatabases(this.loaded.config).map(([name]) => name);
   }
 
   private readState(): LabState {

@@ -8,6 +8,7 @@
 #   - PostgreSQL 15 server binaries from Debian
 #   - the moto server (Route 53 emulator) from PyPI, in a virtualenv keyed by version
 #   - Mailpit (SMTP server with an inbox API), built from its Go module, keyed by version
+#   - versitygw (S3 server, POSIX backend: backups on disk), `go install`ed, keyed by version
 # Progress goes to stderr so that commands printing JSON keep stdout clean.
 
 LIFEBOAT_NODE_VERSION=24.21.0
@@ -15,6 +16,7 @@ LIFEBOAT_TEMPORAL_CLI_VERSION=v1.5.1
 LIFEBOAT_PG_MAJOR=15
 LIFEBOAT_MOTO_VERSION=5.2.5
 LIFEBOAT_MAILPIT_VERSION=v1.27.11
+LIFEBOAT_VERSITYGW_VERSION=v1.8.0
 
 LIFEBOAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LIFEBOAT_CACHE_DIR="${LIFEBOAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lifeboat}"
@@ -129,6 +131,19 @@ ensure_mailpit() {
   export LIFEBOAT_MAILPIT_BIN
 }
 
+ensure_versitygw() {
+  local dir="$LIFEBOAT_CACHE_DIR/versitygw/$LIFEBOAT_VERSITYGW_VERSION"
+  if [ ! -x "$dir/versitygw" ]; then
+    command -v go >/dev/null 2>&1 || { lifeboat_say "Go is needed to build versitygw: install Go >= 1.25"; return 1; }
+    lifeboat_say "building versitygw $LIFEBOAT_VERSITYGW_VERSION (S3 server) with go install (first time only, cached in $dir)"
+    mkdir -p "$dir"
+    GOBIN="$dir" GOFLAGS=-mod=mod go install \
+      "github.com/versity/versitygw/cmd/versitygw@$LIFEBOAT_VERSITYGW_VERSION" >&2 || return 1
+  fi
+  LIFEBOAT_VERSITYGW_BIN="$dir/versitygw"
+  export LIFEBOAT_VERSITYGW_BIN
+}
+
 # Builds dist/ (tsc output and the pre-built workflow bundle) when a source is newer than it.
 ensure_build() {
   local marker="$LIFEBOAT_ROOT/dist/.build-stamp"
@@ -140,5 +155,5 @@ ensure_build() {
 }
 
 ensure_all() {
-  ensure_node && ensure_npm_deps && ensure_temporal && ensure_postgres && ensure_moto && ensure_mailpit && ensure_build
+  ensure_node && ensure_npm_deps && ensure_temporal && ensure_postgres && ensure_moto && ensure_mailpit && ensure_versitygw && ensure_build
 }

@@ -3,8 +3,12 @@ import { Route53Client } from '@aws-sdk/client-route-53';
 import nodemailer from 'nodemailer';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { clusterLocation, type LoadedConfig } from '../config/load';
+import { clusterLocation, postgresDatabase, postgresDatabases, type LoadedConfig } from '../config/load';
+import type { BackupProvider } from '../activities/backup';
 import type { DatabaseProvider } from '../activities/database';
+import { createPostgresBackupProvider } from '../activities/postgres-backup';
+import { createObjectStore, createS3Client, type ObjectStore } from '../activities/s3';
+import type { BackupsConfig } from '../config/schema';
 import { emailChannel } from '../activities/email';
 import { journal, journalChannel, type NotificationChannel, type NotificationRoutes } from '../activities/notify';
 import { createPostgresProvider } from '../activities/postgres';
@@ -16,7 +20,7 @@ import type { ActivityDependencies } from '../activities';
 /** A node's data directory, only when this worker can manage it: configured, or the lab's cluster exists here. */
 function hostLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby') {
   const location = clusterLocation(loaded, database, node);
-  const configured = loaded.config.databases[database]?.[node].dataDir !== undefined;
+  const configured = postgresDatabase(loaded.config, database)[node].dataDir !== undefined;
   return configured || existsSync(path.join(location.dataDir, 'PG_VERSION')) ? location : undefined;
 }
 
@@ -30,12 +34,26 @@ function secret(env: NodeJS.ProcessEnv, variable: string, what: string): string 
 export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
   const { config } = loaded;
   const databases = new Map<string, DatabaseProvider>();
-  for (const [name, spec] of Object.entries(config.databases)) {
+  const backups = new Map<string, BackupProvider>();
+  const stores = config.backups ? objectStores(config.backups, env) : undefined;
+  for (const [name, spec] of postgresDatabases(config)) {
     const password = spec.passwordEnv ? secret(env, spec.passwordEnv, `databases.${name}.passwordEnv`) : undefined;
     databases.set(name, createPostgresProvider(name, spec, { user: spec.user, password }, { primary: hostLocation(loaded, name, 'primary'), standby: hostLocation(loaded, name, 'standby') }));
+    const scratch = config.backups?.scratch;
+    if (spec.backup && stores && scratch) {
+      backups.set(name, createPostgresBackupProvider(name, {
+        database: spec.database,
+        user: spec.user,
+        password,
+        nodes: [spec.primary, spec.standby],
+        stores,
+        scratch: { host: scratch.host, port: scratch.port, user: scratch.user, password: scratch.passwordEnv ? secret(env, scratch.passwordEnv, 'backups.scratch.passwordEnv') : undefined },
+      }));
+    }
   }
   return {
     databases,
+    backups,
     notifications: { routes: notificationRoutes(loaded, env), record: journal(loaded.journalPath) },
     traffic: config.dns ? route53Traffic(config.dns, env) : undefined,
     services: Object.keys(config.services).length > 0 ? createServiceControl(config.services) : undefined,
@@ -79,6 +97,16 @@ function notificationRoutes(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Notif
     incident: incident.length > 0 ? incident : [journalChannel()],
     oncall: oncall.length > 0 ? oncall : email ? [email] : [journalChannel()],
   };
+}
+
+/** One store per region's bucket, sharing one S3 client. */
+function objectStores(backups: BackupsConfig, env: NodeJS.ProcessEnv): ReadonlyMap<string, ObjectStore> {
+  const { storage } = backups;
+  const keys = storage.accessKeyIdEnv
+    ? { accessKeyId: secret(env, storage.accessKeyIdEnv, 'backups.storage.accessKeyIdEnv'), secretAccessKey: secret(env, storage.secretAccessKeyEnv ?? '', 'backups.storage.secretAccessKeyEnv') }
+    : undefined;
+  const client = createS3Client({ endpoint: storage.endpoint, region: storage.region, credentials: keys, checksums: storage.checksums, partSizeBytes: storage.partSizeMiB * 1024 * 1024 });
+  return new Map(Object.entries(storage.buckets).map(([region, bucket]) => [region, createObjectStore(client, bucket, storage.partSizeMiB * 1024 * 1024)]));
 }
 
 function route53Traffic(dns: NonNullable<LoadedConfig['config']['dns']>, env: NodeJS.ProcessEnv) {

@@ -68,7 +68,7 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
       const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate switchover of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(
         run,
-        input.run,
+        run.context,
         preApproved,
         // Planned, towards the configured primary: fence the current primary, wait for replay, promote the original one.
         input.databases.map((d) => ({ database: d.name, input: { mode: 'planned', towards: 'primary', policy: d.promotion }, summary: `failback: promote ${d.name} in ${region}` })),

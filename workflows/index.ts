@@ -2,3 +2,5 @@
 export { dbPromotion } from './db-promotion';
 export { regionalEvacuation } from './regional-evacuation';
 export { failback } from './failback';
+export { databaseBackup } from './database-backup';
+export { backupRestoreTest } from './backup-restore-test';

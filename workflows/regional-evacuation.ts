@@ -77,7 +77,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate promote-databases of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(
         run,
-        input.run,
+        run.context,
         preApproved,
         input.databases.map((db) => ({ database: db.name, input: { mode, policy: db.promotion }, summary: `promote ${db.name} in ${survivingRegion} (evacuation of ${region})` })),
       );

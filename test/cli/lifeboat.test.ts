@@ -38,7 +38,7 @@ describe('lifeboat CLI', () => {
   });
 
   it('an unknown runbook, database or person is refused before anything starts', async () => {
-    expect((await cli(['start', 'evacuate-moon', '--as', 'alice'])).err).toBe("lifeboat: unknown runbook 'evacuate-moon': known runbooks are db-promotion, regional-evacuation, failback\n");
+    expect((await cli(['start', 'evacuate-moon', '--as', 'alice'])).err).toBe("lifeboat: unknown runbook 'evacuate-moon': known runbooks are db-promotion, regional-evacuation, failback, database-backup, backup-restore-test\n");
     expect((await cli(['start', 'db-promotion', 'database=ledger', '--as', 'alice'])).err).toBe(
       "lifeboat: unknown database 'ledger': configured databases are orders\n",
     );

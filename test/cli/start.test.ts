@@ -167,7 +167,7 @@ describe('planStart: --detected-at', () => {
 
 describe('planStart: refuses bad input', () => {
   it('an unknown runbook, listing the known ones', () => {
-    expect(() => planStart(loaded, request({ runbook: 'evacuation' }))).toThrow(new UsageError("unknown runbook 'evacuation': known runbooks are db-promotion, regional-evacuation, failback"));
+    expect(() => planStart(loaded, request({ runbook: 'evacuation' }))).toThrow(new UsageError("unknown runbook 'evacuation': known runbooks are db-promotion, regional-evacuation, failback, database-backup, backup-restore-test"));
   });
 
   it('a missing or empty database', () => {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { ConfigError, loadConfig, parseConfig } from '../../config/load';
+import { ConfigError, loadConfig, parseConfig, postgresDatabase } from '../../config/load';
 
 const LAB_FILE = path.join(__dirname, '../../runbooks/lab.yaml');
 const LAB_TEXT = readFileSync(LAB_FILE, 'utf8');
@@ -66,7 +66,7 @@ describe('loadConfig', () => {
     const { config } = loadConfig(LAB_FILE);
     expect(Object.keys(config.people)).toEqual(['alice', 'bob', 'carol', 'dave', 'erin']);
     expect(config.people.carol?.roles).toEqual(['commander', 'approver']);
-    const orders = config.databases.orders;
+    const orders = postgresDatabase(config, 'orders');
     expect(orders?.primary).toEqual({ region: 'east', host: '127.0.0.1', port: 55432 });
     expect(orders?.standby).toEqual({ region: 'west', host: '127.0.0.1', port: 55433 });
     expect(orders?.slot).toBe('lifeboat_standby'); // not in lab.yaml: the default

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { loadConfig, type LoadedConfig } from '../../config/load';
-import { Lab, LAB_ENVIRONMENT, LAB_TWILIO_TOKEN_ENV } from '../../lab/lab';
+import { Lab, LAB_ENVIRONMENT, LAB_S3_KEY_ENV, LAB_TWILIO_TOKEN_ENV } from '../../lab/lab';
 import { ensureNamespace } from '../../lab/temporal-server';
 import { newKeyRing } from '../../lib/codec';
 import { freePort } from '../../lib/processes';
@@ -38,6 +38,8 @@ export interface TestLabOptions {
   encryption?: boolean;
   /** Databases name this environment variable as their password source (passwordEnv). */
   passwordEnv?: string;
+  /** Backups: an S3 server (versitygw) with two regional buckets, a scratch server, and `backup:` on every database. */
+  backups?: boolean;
 }
 
 export const TEST_PEOPLE = {
@@ -83,6 +85,23 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       },
     },
   };
+  if (options.backups) {
+    for (const db of Object.values(databases) as Array<Record<string, unknown>>) {
+      db.backup = { category: 'transactional', sampleQueries: [{ name: 'seeded rows', sql: "SELECT id FROM lab_records WHERE payload LIKE 'seed %'", minRows: 1 }] };
+    }
+    config.backups = {
+      storage: {
+        endpoint: `http://127.0.0.1:${await freePort()}`,
+        accessKeyIdEnv: LAB_S3_KEY_ENV.accessKeyId,
+        secretAccessKeyEnv: LAB_S3_KEY_ENV.secretAccessKey,
+        buckets: { east: 'backups-east', west: 'backups-west' },
+        partSizeMiB: 5,
+      },
+      scratch: { host: '127.0.0.1', port: await freePort() },
+      keepVerified: 2,
+      categories: { transactional: { rpoSeconds: 86400, restoreTargetSeconds: 300 } },
+    };
+  }
   if (options.encryption) {
     writeFileSync(path.join(dir, 'keys.json'), JSON.stringify(newKeyRing('test-k1')));
     (config.temporal as Record<string, unknown>).encryption = { keyFile: './keys.json' };

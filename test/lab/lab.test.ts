@@ -6,6 +6,7 @@ import { clusterPid } from '../../lab/postgres';
 import type { LabStatus } from '../../lab/lab';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { countRows, inRecovery, sql } from '../helpers/postgres';
+import { postgresDatabase } from '../../config/load';
 
 let lab: TestLab;
 
@@ -25,7 +26,7 @@ describe('lab', () => {
     expect(code).toBe(0);
     const status = JSON.parse(out) as LabStatus;
     for (const name of ['orders', 'users']) {
-      const spec = lab.loaded.config.databases[name];
+      const spec = postgresDatabase(lab.loaded.config, name);
       expect(status.databases[name]?.primary).toMatchObject({ region: 'east', host: '127.0.0.1', port: spec?.primary.port, inRecovery: false, reachable: true });
       expect(status.databases[name]?.standby).toMatchObject({ region: 'west', port: spec?.standby.port, inRecovery: true, reachable: true });
       expect(status.databases[name]?.others).toEqual([]);
@@ -42,7 +43,7 @@ describe('lab', () => {
   });
 
   it('the standby streams: a row written on the primary appears on the standby', async () => {
-    const db = lab.loaded.config.databases.users;
+    const db = postgresDatabase(lab.loaded.config, 'users');
     if (!db) throw new Error('no users database');
     await sql(db.primary, 'users', "INSERT INTO lab_records (payload) VALUES ('streamed')");
     const primaryRows = await countRows(db.primary, 'users');
@@ -50,7 +51,7 @@ describe('lab', () => {
   });
 
   it('reset brings a promoted database back to east primary / west standby with fresh data', async () => {
-    const db = lab.loaded.config.databases.orders;
+    const db = postgresDatabase(lab.loaded.config, 'orders');
     if (!db) throw new Error('no orders database');
     await sql(db.standby, 'postgres', 'SELECT pg_promote(true, 60)');
     expect(await inRecovery(db.standby)).toBe(false);
@@ -78,7 +79,7 @@ describe('lab', () => {
     expect(down.databases.orders?.others.every((n) => !n.reachable)).toBe(true);
 
     await lab.lab.up({ temporal: false });
-    const db = lab.loaded.config.databases.orders;
+    const db = postgresDatabase(lab.loaded.config, 'orders');
     if (!db) throw new Error('no orders database');
     expect(await countRows(db.primary, 'orders')).toBe(7);
     expect(await inRecovery(db.standby)).toBe(true);

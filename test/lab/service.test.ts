@@ -15,6 +15,7 @@ import {
 } from '../../lab/service';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { countRows, sql } from '../helpers/postgres';
+import { postgresDatabase } from '../../config/load';
 
 let lab: TestLab;
 let db: PostgresDatabaseConfig;
@@ -24,7 +25,7 @@ let logLines: string[];
 
 beforeAll(async () => {
   lab = await createTestLab('svc');
-  const orders = lab.loaded.config.databases.orders;
+  const orders = postgresDatabase(lab.loaded.config, 'orders');
   if (!orders) throw new Error('the test lab has no orders database');
   db = orders;
 });

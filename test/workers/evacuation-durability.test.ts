@@ -18,6 +18,7 @@ import type { regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
 import { gateWaiting, startWorkerProcess, waitForStatus } from '../helpers/temporal';
+import { postgresDatabase } from '../../config/load';
 
 const DATABASES = ['orders', 'users', 'billing'];
 
@@ -91,7 +92,7 @@ async function approveWhenWaiting(handle: WorkflowHandle, gate: string): Promise
 /** Each database promoted once: timeline 2 on the server, one completed pg_promote activity in its child's history. */
 async function expectPromotedExactlyOnce(): Promise<void> {
   for (const name of DATABASES) {
-    const node = lab.loaded.config.databases[name]?.standby;
+    const node = postgresDatabase(lab.loaded.config, name).standby;
     if (!node) throw new Error(`no ${name}`);
     expect(await inRecovery(node)).toBe(false);
     expect(await timeline(node)).toBe(2);

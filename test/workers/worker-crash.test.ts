@@ -16,6 +16,7 @@ import type { dbPromotion } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
 import { gateWaiting, startWorkerProcess, waitForStatus } from '../helpers/temporal';
+import { postgresDatabase } from '../../config/load';
 
 const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'lifeboat.js');
@@ -47,7 +48,7 @@ afterAll(async () => {
 
 describe('worker crash', () => {
   it('a SIGKILLed worker mid-promotion is replaced and the standby is promoted exactly once', async () => {
-    const db = lab.loaded.config.databases.orders;
+    const db = postgresDatabase(lab.loaded.config, 'orders');
     if (!db) throw new Error('no orders database');
     const first = startWorker('worker-a');
     const started = await startRun(client, lab.loaded, { runbook: 'db-promotion', params: ['database=orders'], as: 'alice', drill: true });
@@ -97,7 +98,7 @@ describe('worker crash', () => {
   });
 
   it('promoting an already promoted standby is success, never a second promotion', async () => {
-    const db = lab.loaded.config.databases.orders;
+    const db = postgresDatabase(lab.loaded.config, 'orders');
     if (!db) throw new Error('no orders database');
     await lab.lab.reset({ seedRows: 10 });
     const provider = createPostgresProvider('orders', db, { user: 'postgres' });

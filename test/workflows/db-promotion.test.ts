@@ -12,7 +12,7 @@ import type { HistoryAndWorkflowId } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cancelRun, decideGate, resolveRun, startRun } from '../../cli/runs';
-import type { LoadedConfig } from '../../config/load';
+import { postgresDatabase, type LoadedConfig } from '../../config/load';
 import { FailureType } from '../../contract/failures';
 import { approveSignal, decideUpdate, resolveSignal, statusQuery, type RunbookStatus } from '../../contract/runbook';
 import { startCluster, stopCluster } from '../../lab/postgres';
@@ -39,9 +39,7 @@ afterAll(async () => {
 });
 
 function orders(loaded: LoadedConfig = lab.loaded) {
-  const db = loaded.config.databases.orders;
-  if (!db) throw new Error('test lab has no orders database');
-  return db;
+  return postgresDatabase(loaded.config, 'orders');
 }
 
 /** Starts a planned promotion as alice, with a unique workflow id. */

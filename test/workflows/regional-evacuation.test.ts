@@ -21,6 +21,7 @@ import type { failback, regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { countRows, inRecovery, sql, timeline } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
+import { postgresDatabase } from '../../config/load';
 
 const DATABASES = ['orders', 'users', 'billing'];
 const HISTORIES = path.join(__dirname, '..', 'histories');
@@ -41,11 +42,7 @@ afterAll(async () => {
 });
 
 const config = () => lab.loaded.config;
-const db = (name: string) => {
-  const spec = config().databases[name];
-  if (!spec) throw new Error(`no ${name}`);
-  return spec;
-};
+const db = (name: string) => postgresDatabase(config(), name);
 const serviceUrl = (region: string) => config().services[region]?.url ?? '';
 
 async function service(region: string, method: string, route: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {

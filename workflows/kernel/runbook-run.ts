@@ -88,6 +88,8 @@ export interface RunbookRunOptions {
   rpoTargetSeconds: number;
   stepBudgets: Readonly<Record<string, number | undefined>>;
   gates: Readonly<Record<string, GatePolicy>>;
+  /** Tell the incident channel (email first) and page the on-call (SMS first) when the run fails, with the reason. */
+  announceFailure?: boolean;
 }
 
 /** An undo: idempotent, because it may run after a half-applied step. */
@@ -138,8 +140,10 @@ export class RunbookRun {
   private lastPublishedPhase: string | undefined;
 
   constructor(options: RunbookRunOptions) {
-    this.options = options;
-    const { context, plan } = options;
+    // A scheduled run's input was written when the schedule was: its clock starts with the run.
+    const context = options.context.scheduled ? { ...options.context, scheduled: false, detectedAt: workflowInfo().runStartTime.toISOString() } : options.context;
+    this.options = { ...options, context };
+    const { plan } = options;
     const budget = options.rto.budgetSeconds;
     this.status = {
       workflowId: workflowInfo().workflowId,
@@ -204,6 +208,11 @@ export class RunbookRun {
       this.publish();
       await this.flushDeliveries();
     }
+  }
+
+  /** Who the run is, with a scheduled run's clock set to its start: what child runs inherit. */
+  get context(): RunContext {
+    return this.options.context;
   }
 
   /** A cancel (CLI, UI, `temporal workflow cancel`) rolls back only before the point of no return. */
@@ -386,6 +395,12 @@ export class RunbookRun {
     }
     await this.compensate();
     this.finish('rolled-back', 'rolled back');
+    if (this.options.announceFailure) {
+      const subject = `${this.options.runbook} of ${this.options.target} FAILED`;
+      const body = `${describe(err)}. Every undo ran (${this.status.steps.filter((s) => s.state === 'compensated').map((s) => s.id).join(', ') || 'nothing to undo'}).`;
+      this.deliver({ audience: 'incident', kind: 'final', severity: 'critical', subject, body });
+      this.escalate('final', 'critical', subject, body);
+    }
     if (this.rollbackForRtoBreach) {
       return ApplicationFailure.create({
         type: FailureType.RtoBudgetExceeded,
