@@ -10,6 +10,8 @@ export interface ActivityDependencies {
   databases: ReadonlyMap<string, DatabaseProvider>;
   /** Databases with `backup:` in the config. */
   backups: ReadonlyMap<string, BackupProvider>;
+  /** Run once before the worker polls (e.g. resolve cloud credentials), so a misconfigured worker fails at start. */
+  startupChecks?: ReadonlyArray<() => Promise<void>>;
   notifications: { routes: NotificationRoutes; record: (entry: Record<string, unknown>) => Promise<void> };
   traffic?: Route53Traffic;
   services?: ServiceControl;

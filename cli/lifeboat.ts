@@ -18,6 +18,7 @@ import { ROLES } from '../contract/runbook';
 import { runDemo } from './demo';
 import { syncRunbookDocs } from './docs';
 import { formatRuns, listRuns } from './runs-list';
+import { applySchedules, changeSchedule, formatSchedules, listSchedules } from './schedules';
 import { AesGcmCodec, loadKeyRing } from '../lib/codec';
 import { createCodecServer } from '../lib/codec-server';
 
@@ -176,6 +177,42 @@ export function buildProgram(): Command {
       const rows = await listRuns(await connectClient(temporalTarget(loaded)), { runbook: o.runbook, state: o.state, drill: o.drill, since: o.since });
       console.log(o.json ? JSON.stringify(rows, null, 2) : formatRuns(rows));
     });
+
+  const schedules = program.command('schedules').description('drills and backups on Temporal Schedules, from the config (admins change them)');
+  schedules
+    .command('apply')
+    .description('create or update the schedules the config asks for; idempotent')
+    .option('--prune', 'also delete Lifeboat schedules no longer in the config')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER); needs the admin role')
+    .action(async (o: { prune?: boolean; as?: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      const outcome = await applySchedules(await connectClient(temporalTarget(loaded)), loaded, { as: o.as, prune: o.prune === true });
+      for (const [what, ids] of Object.entries(outcome)) for (const id of ids as string[]) console.log(`${what.padEnd(11)} ${id}`);
+      if (outcome.notInConfig.length > 0) console.log('schedules not in the config are kept: `lifeboat schedules apply --prune` deletes them');
+    });
+  schedules
+    .command('list')
+    .description('the Lifeboat schedules: state, next and recent runs')
+    .option('--json', 'print JSON')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
+    .action(async (o: { json?: boolean; as?: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      const rows = await listSchedules(await connectClient(temporalTarget(loaded)), loaded, o.as);
+      console.log(o.json ? JSON.stringify(rows, null, 2) : formatSchedules(rows));
+    });
+  for (const action of ['pause', 'unpause', 'trigger', 'delete'] as const) {
+    schedules
+      .command(action)
+      .description({ pause: 'pause a schedule (say why with --note)', unpause: 'resume a paused schedule', trigger: 'start a run of a schedule now', delete: 'delete a schedule (apply recreates it while it is in the config)' }[action])
+      .argument('<scheduleId>', 'e.g. lifeboat:backup-restore-test:orders')
+      .option('--note <text>', 'why (recorded on the schedule)')
+      .option('--as <user>', 'who you are (default: LIFEBOAT_USER); needs the admin role')
+      .action(async (scheduleId: string, o: { note?: string; as?: string }, cmd: Command) => {
+        const loaded = config(cmd);
+        await changeSchedule(await connectClient(temporalTarget(loaded)), loaded, action, scheduleId, { as: o.as, note: o.note });
+        console.log(`${action}: ${scheduleId}`);
+      });
+  }
 
   program
     .command('cancel')

@@ -22,7 +22,7 @@ import {
   type ResolveRequest,
   type RunbookStatus,
 } from '../contract/runbook';
-import { planStart, requirePerson, type StartRequest } from './start';
+import { planStart, requirePerson, runMemo, type StartRequest } from './start';
 import { runUrl, temporalTarget } from '../lib/temporal';
 import { GiveUp, waitFor } from '../lib/processes';
 
@@ -46,6 +46,7 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
       taskQueue: target.taskQueue,
       workflowId: plan.workflowId,
       typedSearchAttributes: plan.searchAttributes,
+      memo: runMemo(plan, request.runbook),
       staticSummary: plan.staticSummary,
       staticDetails: plan.staticDetails,
       // One run per business key: a second run on the same target is refused while one runs.

@@ -60,6 +60,8 @@ export interface StartRequest {
 
 interface PlannedStartBase {
   workflowId: string;
+  /** What the run acts on (databases, a region), kept in the run's memo so audits find runs by target. */
+  targets: string[];
   searchAttributes: TypedSearchAttributes;
   staticSummary: string;
   staticDetails: string;
@@ -148,6 +150,11 @@ function common(loaded: LoadedConfig, request: StartRequest, allowedParams: read
   return { initiator, context, mode, params };
 }
 
+/** The run's memo: which runbook and targets, so audits find the runs of a database without reading results. */
+export function runMemo(plan: Pick<PlannedStart, 'targets'>, runbook: string): Record<string, unknown> {
+  return { lifeboat: { runbook, targets: plan.targets } };
+}
+
 function startAttributes(runbook: string, request: StartRequest): TypedSearchAttributes {
   return new TypedSearchAttributes([
     { key: searchAttributes.runbook, value: runbook },
@@ -204,12 +211,17 @@ export function planDbPromotion(loaded: LoadedConfig, request: StartRequest): Db
   if (!database) throw new UsageError(`db-promotion needs database=NAME (configured: ${Object.keys(config.databases).join(', ')})`);
   const db = lookup(config.databases, database);
   if (!db) throw new UsageError(`unknown database '${database}': configured databases are ${Object.keys(config.databases).join(', ')}`);
+  if (db.provider === 'cloudsql' && mode === 'planned' && db.promotion !== 'switchover') {
+    // promoteReplica leaves the old primary writable: a planned move could lose the writes it takes meanwhile.
+    throw new UsageError(`a planned promotion of Cloud SQL database '${database}' needs promotion: switchover (zero data loss) in ${loaded.file}; with promote-replica use mode=unplanned`);
+  }
   const runbook = config.runbooks['db-promotion'];
   return {
     workflowType: DB_PROMOTION_WORKFLOW_TYPE,
     workflowId: request.id ?? dbPromotionWorkflowId(database),
     input: { database, mode, run: context, policy: promotionPolicy(config, db) },
     searchAttributes: startAttributes(DB_PROMOTION_RUNBOOK, request),
+    targets: [database],
     staticSummary: `${request.drill ? 'DRILL: ' : ''}promote ${database} standby (${standbyRegion(db)}) in ${mode} mode`,
     staticDetails: [
       `**Runbook** db-promotion, **database** ${database}, **mode** ${mode}`,
@@ -249,6 +261,7 @@ export function planEvacuation(loaded: LoadedConfig, request: StartRequest): Eva
       },
     },
     searchAttributes: startAttributes(REGIONAL_EVACUATION_RUNBOOK, request),
+    targets: [region, ...evacuated.map(([n]) => n)],
     staticSummary: `${request.drill ? 'DRILL: ' : ''}evacuate ${region} to ${survivingRegion} (${mode}): ${evacuated.map(([n]) => n).join(', ')}`,
     staticDetails: [
       `**Runbook** regional-evacuation, **region** ${region} → **${survivingRegion}**, **mode** ${mode}`,
@@ -285,6 +298,7 @@ export function planFailback(loaded: LoadedConfig, request: StartRequest): Failb
       },
     },
     searchAttributes: startAttributes(FAILBACK_RUNBOOK, request),
+    targets: [region, ...returning.map(([n]) => n)],
     staticSummary: `${request.drill ? 'DRILL: ' : ''}fail back ${returning.map(([n]) => n).join(', ')} from ${from} to ${region}`,
     staticDetails: [
       `**Runbook** failback, **from** ${from} → **${region}**`,
@@ -321,6 +335,7 @@ export function planDatabaseBackup(loaded: LoadedConfig, request: StartRequest):
       policy: { rto: runbook.rto, keepVerified: config.backups?.keepVerified ?? 1, stepBudgets: stepBudgets(runbook.steps), compensationAttempts: runbook.compensationAttempts },
     },
     searchAttributes: startAttributes(DATABASE_BACKUP_RUNBOOK, request),
+    targets: [database],
     staticSummary: `${request.drill ? 'DRILL: ' : ''}back up ${database} (category ${backup.category}) to ${Object.values(config.backups?.storage.buckets ?? {}).join(' + ')}`,
     staticDetails: [
       `**Runbook** database-backup, **database** ${database}, **category** ${backup.category}`,
@@ -352,6 +367,7 @@ export function planRestoreTest(loaded: LoadedConfig, request: StartRequest): Re
       },
     },
     searchAttributes: startAttributes(BACKUP_RESTORE_TEST_RUNBOOK, request),
+    targets: [database],
     staticSummary: `${request.drill ? 'DRILL: ' : ''}restore test of ${database}: ${params.backup ?? 'newest verified backup'}`,
     staticDetails: [
       `**Runbook** backup-restore-test, **database** ${database}, **backup** ${params.backup ?? 'newest verified'}`,

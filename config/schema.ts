@@ -80,6 +80,8 @@ const cloudSqlDatabase = z.strictObject({
   promotion: z.enum(['switchover', 'promote-replica']).default('promote-replica'),
   /** A Cloud SQL Admin-compatible endpoint (a test stand-in); unset in production. */
   apiEndpoint: z.string().url().optional(),
+  /** `google`: Application Default Credentials (production). `none`: no credentials, only for a local stand-in. */
+  auth: z.enum(['google', 'none']).default('google'),
   operationPollMs: z.number().int().min(10).default(2000),
   operationTimeoutSeconds: seconds.default(1800),
   rpoTargetSeconds: z.number().min(0, 'must be 0 or a positive number of seconds'),
@@ -185,6 +187,63 @@ const backups = z.strictObject({
   categories: z.record(name, z.strictObject({ rpoSeconds: seconds, restoreTargetSeconds: seconds })),
 });
 
+const DAYS = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'] as const;
+
+/** When a Schedule fires, in schedules.timeZone: every given field must match (e.g. dayOfMonth 1-7 and MONDAY: the first Monday). */
+const calendar = z.strictObject({
+  month: z.array(z.number().int().min(1).max(12)).min(1).optional(),
+  dayOfMonth: z.union([z.number().int().min(1).max(31), z.strictObject({ start: z.number().int().min(1).max(31), end: z.number().int().min(1).max(31) })]).optional(),
+  dayOfWeek: z.enum(DAYS).optional(),
+  hour: z.number().int().min(0).max(23).default(0),
+  minute: z.number().int().min(0).max(59).default(0),
+});
+
+/** Drills and backups on Temporal Schedules (`lifeboat schedules apply`). */
+const schedules = z.strictObject({
+  /** IANA time zone of the calendars. */
+  timeZone: z.string().default('UTC').refine((tz) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'an IANA time zone such as UTC or Europe/Berlin'),
+  /** The configured person (commander role) scheduled runs start as. */
+  initiator: name,
+  /** A run missed while the server was down still starts if the server is back within this window. */
+  catchupWindowMinutes: z.number().min(1).default(60),
+  /** A failed scheduled run pauses its schedule until a person looks. */
+  pauseOnFailure: z.boolean().default(true),
+  /** A backup-restore-test of every database with backup:, e.g. monthly. */
+  restoreTests: z.strictObject({ calendar }).optional(),
+  /** A database-backup of every database with backup:, e.g. daily. */
+  backups: z.strictObject({ calendar }).optional(),
+  /** regional-evacuation drills (drill mode, planned), e.g. quarterly in a staging environment. */
+  evacuationDrills: z.array(z.strictObject({ region: name, calendar })).default([]),
+});
+
+/** `lifeboat audit`: what a finding is measured against. */
+const audit = z.strictObject({
+  /** A failover drill older than this is TEST_OVERDUE. */
+  drillMaxAgeDays: z.number().positive().default(90),
+  /** Recovery-time target per tier (defaults: tier 1 one minute, tier 2 fifteen minutes, tier 3 four hours). */
+  tiers: z
+    .strictObject({ 1: z.strictObject({ rtoSeconds: seconds }), 2: z.strictObject({ rtoSeconds: seconds }), 3: z.strictObject({ rtoSeconds: seconds }) })
+    .default({ 1: { rtoSeconds: 60 }, 2: { rtoSeconds: 900 }, 3: { rtoSeconds: 14400 } }),
+  /** Services audited besides the databases: how each fails over (absent: it does not, NO_FAILOVER). */
+  services: z
+    .record(
+      name,
+      z.strictObject({
+        tier: z.number().int().min(1).max(3),
+        /** `regional-evacuation`: drilled and measured by evacuation runs; any other text describes a failover Lifeboat does not run. */
+        failover: z.string().min(1).optional(),
+      }),
+    )
+    .default({}),
+});
+
 export const configSchema = z
   .strictObject({
     temporal: z
@@ -259,6 +318,8 @@ export const configSchema = z
     people: z.record(name, person).refine((p) => Object.keys(p).length > 0, 'configure at least one person'),
     databases: z.record(name, z.discriminatedUnion('provider', [postgresDatabase, cloudSqlDatabase])),
     backups: backups.optional(),
+    schedules: schedules.optional(),
+    audit: audit.prefault({}),
     runbooks: z.strictObject({
       'db-promotion': dbPromotionRunbook,
       'regional-evacuation': evacuationRunbook.optional(),
@@ -287,6 +348,12 @@ export const configSchema = z
       if (spec.provider === 'cloudsql') {
         if (spec.primary.region === spec.replica.region) {
           ctx.addIssue({ code: 'custom', path: ['databases', db, 'replica', 'region'], message: 'the replica must be in another region than the primary' });
+        }
+        if (spec.auth === 'none' && !spec.apiEndpoint) {
+          ctx.addIssue({ code: 'custom', path: ['databases', db, 'auth'], message: "auth: none is only for a local stand-in: give apiEndpoint, or use auth: google" });
+        }
+        if (spec.stagingInstance === spec.primary.instance || spec.stagingInstance === spec.replica.instance) {
+          ctx.addIssue({ code: 'custom', path: ['databases', db, 'stagingInstance'], message: 'a restore overwrites the staging instance: it must be neither the primary nor the replica' });
         }
         continue;
       }
@@ -318,6 +385,17 @@ export const configSchema = z
         }
       }
     }
+    if (config.schedules) {
+      const who = config.schedules.initiator;
+      const person = Object.hasOwn(config.people, who) ? config.people[who] : undefined;
+      if (!person) ctx.addIssue({ code: 'custom', path: ['schedules', 'initiator'], message: `'${who}' is not under people:` });
+      else if (!person.roles.includes('commander')) ctx.addIssue({ code: 'custom', path: ['schedules', 'initiator'], message: `'${who}' needs the commander role: scheduled runs start as them` });
+      for (const [i, drill] of config.schedules.evacuationDrills.entries()) {
+        if (!Object.values(config.databases).some((d) => d.primary.region === drill.region)) {
+          ctx.addIssue({ code: 'custom', path: ['schedules', 'evacuationDrills', i, 'region'], message: `no database has its primary in '${drill.region}'` });
+        }
+      }
+    }
     const approvers = Object.entries(config.people).filter(([, p]) => p.roles.includes('approver'));
     if (approvers.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['people'], message: 'no person has the approver role: no gate could ever be approved' });
@@ -329,5 +407,8 @@ export type DatabaseConfig = LifeboatConfig['databases'][string];
 export type PostgresDatabaseConfig = Extract<DatabaseConfig, { provider: 'postgres' }>;
 export type CloudSqlDatabaseConfig = Extract<DatabaseConfig, { provider: 'cloudsql' }>;
 export type BackupsConfig = NonNullable<LifeboatConfig['backups']>;
+export type SchedulesConfig = NonNullable<LifeboatConfig['schedules']>;
+export type CalendarConfig = z.infer<typeof calendar>;
+export type AuditConfig = LifeboatConfig['audit'];
 export type DbPromotionRunbookConfig = LifeboatConfig['runbooks']['db-promotion'];
 export type EvacuationRunbookConfig = NonNullable<LifeboatConfig['runbooks']['regional-evacuation']>;

@@ -7,6 +7,8 @@ import { clusterLocation, postgresDatabase, postgresDatabases, type LoadedConfig
 import type { BackupProvider } from '../activities/backup';
 import type { DatabaseProvider } from '../activities/database';
 import { createPostgresBackupProvider } from '../activities/postgres-backup';
+import { createCloudSqlClients, createCloudSqlProvider } from '../activities/cloudsql';
+import { PassThroughClient } from 'google-auth-library';
 import { createObjectStore, createS3Client, type ObjectStore } from '../activities/s3';
 import type { BackupsConfig } from '../config/schema';
 import { emailChannel } from '../activities/email';
@@ -51,9 +53,25 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
       }));
     }
   }
+  const startupChecks: Array<() => Promise<void>> = [];
+  for (const [name, spec] of Object.entries(config.databases)) {
+    if (spec.provider !== 'cloudsql') continue;
+    const clients = createCloudSqlClients({ apiEndpoint: spec.apiEndpoint, authClient: spec.auth === 'none' ? new PassThroughClient() : undefined });
+    startupChecks.push(async () => {
+      try {
+        await clients.checkCredentials();
+      } catch (err) {
+        throw new Error(`databases.${name} (Cloud SQL ${spec.project}): no Google credentials for the worker (${(err as Error).message}); set GOOGLE_APPLICATION_CREDENTIALS or run on a service account`, { cause: err });
+      }
+    });
+    const provider = createCloudSqlProvider(name, spec, clients);
+    databases.set(name, provider);
+    if (spec.backup) backups.set(name, provider);
+  }
   return {
     databases,
     backups,
+    startupChecks,
     notifications: { routes: notificationRoutes(loaded, env), record: journal(loaded.journalPath) },
     traffic: config.dns ? route53Traffic(config.dns, env) : undefined,
     services: Object.keys(config.services).length > 0 ? createServiceControl(config.services) : undefined,

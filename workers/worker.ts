@@ -43,6 +43,7 @@ export async function createLifeboatWorker(options: LifeboatWorkerOptions): Prom
     source === 'bundle'
       ? { workflowBundle: { codePath: requireBundle() } }
       : { workflowsPath: workflowsSourcePath() };
+  for (const check of options.dependencies.startupChecks ?? []) await check();
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,

@@ -63,6 +63,7 @@ describe('planStart: a valid start', () => {
       carol: ['commander', 'approver'],
       dave: ['viewer'],
       erin: ['admin'],
+      scheduler: ['commander'],
     });
     // A snapshot: the run's copy is not the config's array.
     expect(run.people.carol).not.toBe(loaded.config.people.carol?.roles);
@@ -197,7 +198,7 @@ describe('planStart: refuses bad input', () => {
   });
 
   it('no identity: neither --as nor LIFEBOAT_USER, listing the people', () => {
-    expectUsageError({ as: undefined }, `say who you are: --as NAME or LIFEBOAT_USER (people in ${loaded.file}: alice, bob, carol, dave, erin)`);
+    expectUsageError({ as: undefined }, `say who you are: --as NAME or LIFEBOAT_USER (people in ${loaded.file}: alice, bob, carol, dave, erin, scheduler)`);
   });
 
   it('a person not in the config', () => {

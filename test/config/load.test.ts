@@ -64,7 +64,7 @@ describe('loadConfig', () => {
 
   it('returns the validated config with its defaults filled in', () => {
     const { config } = loadConfig(LAB_FILE);
-    expect(Object.keys(config.people)).toEqual(['alice', 'bob', 'carol', 'dave', 'erin']);
+    expect(Object.keys(config.people)).toEqual(['alice', 'bob', 'carol', 'dave', 'erin', 'scheduler']);
     expect(config.people.carol?.roles).toEqual(['commander', 'approver']);
     const orders = postgresDatabase(config, 'orders');
     expect(orders?.primary).toEqual({ region: 'east', host: '127.0.0.1', port: 55432 });
@@ -128,6 +128,24 @@ describe('parseConfig refuses a bad config', () => {
   it('a negative RTO budget', () => {
     expectRefused(labWith((doc) => { doc.runbooks['db-promotion'].rto.budgetSeconds = -5; }), [
       'runbooks.db-promotion.rto.budgetSeconds: must be a positive number of seconds',
+    ]);
+  });
+
+  it('backups, schedules and Cloud SQL: each inconsistency names its path', () => {
+    expectRefused(labWith((doc) => { doc.databases.orders.backup.category = 'archival'; }), [
+      "databases.orders.backup.category: 'archival' is not under backups.categories (transactional, financial)",
+    ]);
+    expectRefused(labWith((doc) => { doc.schedules.initiator = 'erin'; }), ["schedules.initiator: 'erin' needs the commander role: scheduled runs start as them"]);
+    expectRefused(labWith((doc) => { doc.schedules.timeZone = 'Mars/Olympus'; }), ['schedules.timeZone: an IANA time zone such as UTC or Europe/Berlin']);
+    expectRefused(labWith((doc) => { doc.backups.storage.buckets = { east: 'backups-east' }; }), ['backups.storage.buckets: give a bucket in at least two regions (two locations)']);
+    expectRefused(labWith((doc) => { doc.databases.orders.backup.sampleQueries = [{ name: 'wipe', sql: 'DELETE FROM lab_records' }]; }), [
+      'databases.orders.backup.sampleQueries.0.sql: a sample query must be a read-only SELECT (or WITH ... SELECT)',
+    ]);
+    expectRefused(labWith((doc) => {
+      doc.databases.ledger = { provider: 'cloudsql', project: 'acme-prod-db', primary: { instance: 'ledger', region: 'east' }, replica: { instance: 'ledger-dr', region: 'west' }, stagingInstance: 'ledger', auth: 'none', rpoTargetSeconds: 60 };
+    }), [
+      "databases.ledger.auth: auth: none is only for a local stand-in: give apiEndpoint, or use auth: google",
+      'databases.ledger.stagingInstance: a restore overwrites the staging instance: it must be neither the primary nor the replica',
     ]);
   });
 

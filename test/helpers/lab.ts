@@ -40,6 +40,8 @@ export interface TestLabOptions {
   passwordEnv?: string;
   /** Backups: an S3 server (versitygw) with two regional buckets, a scratch server, and `backup:` on every database. */
   backups?: boolean;
+  /** Top-level sections that replace the generated ones (e.g. schedules, audit, people). */
+  extra?: Record<string, unknown>;
 }
 
 export const TEST_PEOPLE = {
@@ -138,6 +140,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       compensationAttempts: 3,
     };
   }
+  Object.assign(config, options.extra);
   return config;
 }
 

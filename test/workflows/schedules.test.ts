@@ -1,0 +1,127 @@
+/**
+ * `lifeboat schedules` against the real Temporal dev server: apply is
+ * idempotent, a triggered schedule starts a run that completes (real backup,
+ * real restore test), drills carry LifeboatDrill, and removal needs --prune.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { loadConfig } from '../../config/load';
+import type { BackupRestoreTestResult, DatabaseBackupResult } from '../../contract/backup';
+import { searchAttributes } from '../../contract/runbook';
+import { UsageError } from '../../cli/start';
+import { applySchedules, changeSchedule, desiredSchedules, listSchedules } from '../../cli/schedules';
+import { createTestLab, TEST_PEOPLE, type TestLab } from '../helpers/lab';
+import { startTestTemporal, type TestTemporal } from '../helpers/temporal';
+import { waitFor } from '../../lib/processes';
+
+const SCHEDULES = {
+  timeZone: 'Europe/Berlin',
+  initiator: 'scheduler',
+  catchupWindowMinutes: 30,
+  backups: { calendar: { hour: 1, minute: 15 } },
+  restoreTests: { calendar: { dayOfMonth: { start: 1, end: 7 }, dayOfWeek: 'MONDAY', hour: 3 } },
+};
+const PEOPLE = { ...TEST_PEOPLE, scheduler: { roles: ['commander'] } };
+
+let lab: TestLab;
+let temporal: TestTemporal;
+
+beforeAll(async () => {
+  lab = await createTestLab('schedules', { databases: ['orders'], backups: true, extra: { people: PEOPLE, schedules: SCHEDULES } });
+  temporal = await startTestTemporal(lab.loaded);
+});
+
+afterAll(async () => {
+  for (const d of desiredSchedules(lab.loaded)) await temporal.client.schedule.getHandle(d.scheduleId).delete().catch(() => undefined);
+  await temporal?.close();
+  await lab?.destroy();
+});
+
+/** The run a schedule started most recently, once it is listed. */
+async function scheduledRun(scheduleId: string): Promise<string> {
+  return waitFor(`a run of ${scheduleId}`, async () => {
+    const d = await temporal.client.schedule.getHandle(scheduleId).describe();
+    return d.info.recentActions.at(-1)?.action.workflow.workflowId;
+  }, 30_000, 200);
+}
+
+describe('schedules', () => {
+  it('apply creates each schedule once from the config, with its calendar, time zone and policies; a second apply changes nothing', async () => {
+    const first = await applySchedules(temporal.client, lab.loaded, { as: 'erin', prune: false });
+    expect(first.created.sort()).toEqual(['lifeboat:backup-restore-test:orders', 'lifeboat:database-backup:orders']);
+    const second = await applySchedules(temporal.client, lab.loaded, { as: 'erin', prune: false });
+    expect(second).toEqual({ created: [], updated: [], unchanged: ['lifeboat:database-backup:orders', 'lifeboat:backup-restore-test:orders'], removed: [], notInConfig: [] });
+
+    const rows = await listSchedules(temporal.client, lab.loaded, 'dave');
+    expect(rows.map((r) => r.scheduleId)).toEqual(['lifeboat:backup-restore-test:orders', 'lifeboat:database-backup:orders']);
+    const restore = await temporal.client.schedule.getHandle('lifeboat:backup-restore-test:orders').describe();
+    expect(restore.spec.timezone).toBe('Europe/Berlin');
+    expect(restore.spec.calendars?.[0]).toMatchObject({ dayOfWeek: [{ start: 'MONDAY', end: 'MONDAY', step: 1 }], dayOfMonth: [{ start: 1, end: 7, step: 1 }], hour: [{ start: 3, end: 3, step: 1 }] });
+    expect(restore.policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 30 * 60_000, pauseOnFailure: true });
+    // The next run is a Monday among the first seven days of a month, at 03:00 in Berlin.
+    const next = restore.info.nextActionTimes[0];
+    if (!next) throw new Error('no next run');
+    const berlin = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', weekday: 'long', day: 'numeric', hour: '2-digit', hourCycle: 'h23' }).formatToParts(next);
+    const part = (type: string) => berlin.find((p) => p.type === type)?.value;
+    expect(part('weekday')).toBe('Monday');
+    expect(Number(part('day'))).toBeLessThanOrEqual(7);
+    expect(part('hour')).toBe('03');
+  });
+
+  it('only an admin changes schedules; anyone configured may list', async () => {
+    await expect(applySchedules(temporal.client, lab.loaded, { as: 'alice', prune: false })).rejects.toThrow(new UsageError("'alice' may not change schedules: needs the admin role (has commander)"));
+    await expect(changeSchedule(temporal.client, lab.loaded, 'trigger', 'lifeboat:database-backup:orders', { as: 'bob' })).rejects.toThrow(/needs the admin role/);
+    await expect(changeSchedule(temporal.client, lab.loaded, 'pause', 'lifeboat:nope', { as: 'erin' })).rejects.toThrow("no schedule 'lifeboat:nope': see 'lifeboat schedules list'");
+    await expect(listSchedules(temporal.client, lab.loaded, 'nobody')).rejects.toThrow(/'nobody' is not a configured person/);
+  });
+
+  it('trigger starts a backup run that completes, then a restore-test drill that completes; drills carry LifeboatDrill', async () => {
+    await changeSchedule(temporal.client, lab.loaded, 'trigger', 'lifeboat:database-backup:orders', { as: 'erin' });
+    const backupId = await scheduledRun('lifeboat:database-backup:orders');
+    expect(backupId).toMatch(/^lifeboat:database-backup:orders-/);
+    const backup: DatabaseBackupResult = await temporal.client.workflow.getHandle(backupId).result();
+    expect(backup.copies.every((c) => c.verified)).toBe(true);
+
+    await changeSchedule(temporal.client, lab.loaded, 'trigger', 'lifeboat:backup-restore-test:orders', { as: 'erin' });
+    const restoreId = await scheduledRun('lifeboat:backup-restore-test:orders');
+    const handle = temporal.client.workflow.getHandle(restoreId);
+    const restored: BackupRestoreTestResult = await handle.result();
+    expect(restored.backupId).toBe(backup.backupId);
+    expect(restored.verification.ok).toBe(true);
+    const described = await handle.describe();
+    expect(described.typedSearchAttributes.get(searchAttributes.drill)).toBe(true);
+    expect(described.memo).toEqual({ lifeboat: { runbook: 'backup-restore-test', targets: ['orders'] } });
+    // The scheduled run's clock started when it started, not when the schedule was written.
+    const status = await handle.query('status');
+    expect(Date.parse((status as { detectedAt: string }).detectedAt)).toBeGreaterThan(Date.now() - 5 * 60_000);
+  });
+
+  it('pause and unpause are recorded with who and why', async () => {
+    await changeSchedule(temporal.client, lab.loaded, 'pause', 'lifeboat:database-backup:orders', { as: 'erin', note: 'storage migration' });
+    let d = await temporal.client.schedule.getHandle('lifeboat:database-backup:orders').describe();
+    expect(d.state).toMatchObject({ paused: true, note: 'pause by erin: storage migration' });
+    await changeSchedule(temporal.client, lab.loaded, 'unpause', 'lifeboat:database-backup:orders', { as: 'erin' });
+    d = await temporal.client.schedule.getHandle('lifeboat:database-backup:orders').describe();
+    expect(d.state.paused).toBe(false);
+  });
+
+  it('a schedule dropped from the config is kept without --prune and deleted with it; a changed calendar updates it', async () => {
+    const config = parse(readFileSync(lab.configFile, 'utf8')) as Record<string, unknown>;
+    const { restoreTests: _dropped, ...rest } = SCHEDULES;
+    const file = path.join(lab.dir, 'changed.yaml');
+    writeFileSync(file, stringify({ ...config, schedules: { ...rest, backups: { calendar: { hour: 2, minute: 0 } } } }));
+    const loaded = loadConfig(file);
+
+    const kept = await applySchedules(temporal.client, loaded, { as: 'erin', prune: false });
+    expect(kept).toMatchObject({ created: [], updated: ['lifeboat:database-backup:orders'], notInConfig: ['lifeboat:backup-restore-test:orders'], removed: [] });
+    expect((await listSchedules(temporal.client, loaded, 'dave')).find((r) => r.scheduleId === 'lifeboat:backup-restore-test:orders')?.inConfig).toBe(false);
+    const d = await temporal.client.schedule.getHandle('lifeboat:database-backup:orders').describe();
+    expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }] });
+
+    const pruned = await applySchedules(temporal.client, loaded, { as: 'erin', prune: true });
+    expect(pruned).toMatchObject({ unchanged: ['lifeboat:database-backup:orders'], removed: ['lifeboat:backup-restore-test:orders'] });
+    expect((await listSchedules(temporal.client, loaded, 'dave')).map((r) => r.scheduleId)).toEqual(['lifeboat:database-backup:orders']);
+  });
+});
