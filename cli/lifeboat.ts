@@ -18,6 +18,7 @@ import { ROLES } from '../contract/runbook';
 import { runDemo } from './demo';
 import { syncRunbookDocs } from './docs';
 import { formatRuns, listRuns } from './runs-list';
+import { auditExitCode, renderAuditTable, runAudit } from './audit';
 import { applySchedules, changeSchedule, formatSchedules, listSchedules } from './schedules';
 import { AesGcmCodec, loadKeyRing } from '../lib/codec';
 import { createCodecServer } from '../lib/codec-server';
@@ -55,7 +56,8 @@ function printLab(status: LabStatus): void {
   console.log(`state: ${status.stateDir}`);
 }
 
-export function buildProgram(): Command {
+/** `exit.code`: a command that succeeded but must report a non-zero exit (the audit with a tier-1 finding). */
+export function buildProgram(exit: { code: number } = { code: 0 }): Command {
   const program = new Command('lifeboat')
     .description('Disaster-recovery runbooks as durable Temporal workflows')
     .option('-c, --config <file>', 'runbook config (default: runbooks/lab.yaml)')
@@ -178,6 +180,23 @@ export function buildProgram(): Command {
       console.log(o.json ? JSON.stringify(rows, null, 2) : formatRuns(rows));
     });
 
+  program
+    .command('audit')
+    .description('redundancy audit from the config and the runs in Temporal: failover, drills, RTO, backups, restore tests')
+    .option('--json', 'print JSON')
+    .option('--as-of <time>', 'audit as of this ISO 8601 time (default: now)')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
+    .addHelpText('after', '\nFindings: NO_FAILOVER, TEST_OVERDUE, RTO_EXCEEDED, BACKUP_OVERDUE, FAILED_TEST.\nExit code 1 when a tier-1 finding exists.\n\nExample:\n  lifeboat audit --as dave\n  lifeboat audit --json --as-of 2026-12-31T23:59:59Z --as dave')
+    .action(async (o: { json?: boolean; asOf?: string; as?: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      requirePerson(loaded, o.as, ROLES, 'run the audit');
+      const asOf = o.asOf === undefined ? undefined : new Date(o.asOf);
+      if (asOf && Number.isNaN(asOf.getTime())) throw new UsageError(`--as-of must be an ISO 8601 time such as 2026-12-31T23:59:59Z, not '${o.asOf}'`);
+      const report = await runAudit(await connectClient(temporalTarget(loaded)), loaded, { asOf });
+      console.log(o.json ? JSON.stringify(report, null, 2) : renderAuditTable(report));
+      exit.code = auditExitCode(report);
+    });
+
   const schedules = program.command('schedules').description('drills and backups on Temporal Schedules, from the config (admins change them)');
   schedules
     .command('apply')
@@ -281,10 +300,11 @@ export function buildProgram(): Command {
 
 /** Runs the CLI; returns the exit code instead of exiting, for tests. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const exit = { code: 0 };
+  const program = buildProgram(exit);
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return 0;
+    return exit.code;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof ConfigError || err instanceof UsageError || err instanceof RunRefusedError || err instanceof TemporalUnreachableError || err instanceof CommandError || err instanceof GiveUp) {

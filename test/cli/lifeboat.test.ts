@@ -76,6 +76,21 @@ describe('lifeboat CLI', () => {
     }
   });
 
+  it('audit: a tier-1 finding exits 1 with the table; --json is machine-readable; a bad --as-of is refused', async () => {
+    // A fresh lab: the database was never drilled and never backed up.
+    const table = await cli(['audit', '--as', 'dave']);
+    expect(table.code).toBe(1);
+    expect(table.out).toMatch(/orders/);
+    expect(table.out).toMatch(/TEST_OVERDUE/);
+    const json = await cli(['audit', '--json', '--as', 'dave']);
+    expect(json.code).toBe(1);
+    const report = JSON.parse(json.out) as { tier1Findings: number; findings: Array<{ code: string; subject: string }> };
+    expect(report.tier1Findings).toBeGreaterThan(0);
+    expect(report.findings).toContainEqual(expect.objectContaining({ code: 'TEST_OVERDUE', subject: 'orders' }));
+    const bad = await cli(['audit', '--as-of', 'yesterday', '--as', 'dave']);
+    expect(bad).toMatchObject({ code: 1, err: "lifeboat: --as-of must be an ISO 8601 time such as 2026-12-31T23:59:59Z, not 'yesterday'\n" });
+  });
+
   it('missing required options are usage errors (exit 2)', async () => {
     const r = await cli(['approve', 'some-id', '--as', 'bob']);
     expect(r.code).toBe(2);
