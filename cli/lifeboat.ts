@@ -18,6 +18,8 @@ import { ROLES } from '../contract/runbook';
 import { runDemo } from './demo';
 import { syncRunbookDocs } from './docs';
 import { formatRuns, listRuns } from './runs-list';
+import { dryRun, formatDryRun } from './dry-run';
+import { watchRun } from './watch';
 import { auditExitCode, renderAuditTable, runAudit } from './audit';
 import { applySchedules, changeSchedule, formatSchedules, listSchedules } from './schedules';
 import { AesGcmCodec, loadKeyRing } from '../lib/codec';
@@ -104,7 +106,7 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
   program
     .command('start')
     .description('start a runbook')
-    .argument('<runbook>', 'db-promotion')
+    .argument('<runbook>', 'db-promotion, regional-evacuation, failback, database-backup or backup-restore-test')
     .argument('[params...]', 'key=value, e.g. database=orders mode=planned')
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER)')
     .option('--id <workflowId>', 'workflow id (default: <runbook>:<target>)')
@@ -112,9 +114,17 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .option('--incident <id>', 'incident id, searchable as LifeboatIncident')
     .option('--drill', 'mark the run as a drill (LifeboatDrill)', false)
     .option('--force', 'start within the runbook\'s cooldown (admins only)', false)
-    .action(async (runbook: string, params: string[], o: { as?: string; id?: string; detectedAt?: string; incident?: string; drill: boolean; force: boolean }, cmd: Command) => {
+    .option('--dry-run', 'only the read-only preflight checks, the plan and the estimated RTO; exit 1 when a check fails or the estimate exceeds the target', false)
+    .addHelpText('after', '\nExamples:\n  lifeboat start db-promotion database=orders mode=planned --as alice --dry-run\n  lifeboat start regional-evacuation region=east mode=unplanned --detected-at 2026-11-23T03:12:00Z --incident INC-7 --as alice\n  lifeboat start backup-restore-test database=orders --as alice --drill')
+    .action(async (runbook: string, params: string[], o: { as?: string; id?: string; detectedAt?: string; incident?: string; drill: boolean; force: boolean; dryRun: boolean }, cmd: Command) => {
       const loaded = config(cmd);
       const client = await connectClient(temporalTarget(loaded));
+      if (o.dryRun) {
+        const report = await dryRun(client, loaded, { runbook, params, as: o.as, id: o.id, detectedAt: o.detectedAt, incident: o.incident, drill: o.drill, force: o.force });
+        console.log(formatDryRun(report));
+        exit.code = report.exitCode;
+        return;
+      }
       const started = await startRun(client, loaded, { runbook, params, as: o.as, id: o.id, detectedAt: o.detectedAt, incident: o.incident, drill: o.drill, force: o.force });
       console.log(`started ${started.workflowId} (run ${started.runId})`);
       console.log(`status:  lifeboat status ${started.workflowId}`);
@@ -156,10 +166,16 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .description("a run's steps, gates, RTO and RPO")
     .argument('<workflowId>')
     .option('--json', 'print the status query result as JSON')
+    .option('--watch', 'follow the run until it ends: redraws on a terminal, one line per change otherwise; exit 0 only if it completed')
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
-    .action(async (workflowId: string, o: { json?: boolean; as?: string }, cmd: Command) => {
+    .addHelpText('after', '\nExamples:\n  lifeboat status regional-evacuation:east --as dave\n  lifeboat status regional-evacuation:east --watch --as dave')
+    .action(async (workflowId: string, o: { json?: boolean; watch?: boolean; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
       requirePerson(loaded, o.as, ROLES, 'read run status');
+      if (o.watch) {
+        exit.code = await watchRun(await connectClient(temporalTarget(loaded)), workflowId, { tty: process.stdout.isTTY === true, write: (t) => process.stdout.write(t) });
+        return;
+      }
       const status = await runStatus(await connectClient(temporalTarget(loaded)), workflowId);
       console.log(o.json ? JSON.stringify(status, null, 2) : formatStatus(status));
     });

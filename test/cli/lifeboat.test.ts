@@ -91,6 +91,32 @@ describe('lifeboat CLI', () => {
     expect(bad).toMatchObject({ code: 1, err: "lifeboat: --as-of must be an ISO 8601 time such as 2026-12-31T23:59:59Z, not 'yesterday'\n" });
   });
 
+  it('start --dry-run: preflight and plan, nothing started; exit 1 when the budgets exceed the RTO target or a check fails', async () => {
+    const dry = await cli(['start', 'db-promotion', 'database=orders', 'mode=planned', '--as', 'alice', '--dry-run']);
+    expect(dry.err).toBe('');
+    expect(dry.code).toBe(0);
+    expect(dry.out).toMatch(/^DRY RUN \(nothing started\): promote orders standby \(west\) in planned mode/);
+    expect(dry.out).toMatch(/gate promote: an approver decides; escalates after 120s, rejected after 300s\n\s+4\. promote {2}\[POINT OF NO RETURN\]/);
+    expect(dry.out).toMatch(/ok {3}orders: replication: target west 127\.0\.0\.1:\d+ in recovery, streaming/);
+    expect((await cli(['status', 'db-promotion:orders', '--as', 'dave'])).err).toMatch(/no run|unknown|not found/i);
+
+    const doc = parse(readFileSync(lab.configFile, 'utf8')) as { runbooks: { 'db-promotion': Record<string, unknown> }; databases: { orders: { standby: { port: number } } } };
+    doc.runbooks['db-promotion'].steps = Object.fromEntries(['preflight', 'fence-primary', 'catch-up', 'promote', 'verify-write', 'record-evidence'].map((id) => [id, { budgetSeconds: 200 }]));
+    const slow = path.join(lab.dir, 'slow.yaml');
+    writeFileSync(slow, stringify(doc));
+    const over = await cli(['start', 'db-promotion', 'database=orders', '--as', 'alice', '--dry-run'], slow);
+    expect(over.code).toBe(1);
+    expect(over.out).toMatch(/RTO target 600s; estimate 1200\.0s \(sum of the per-step budgets/);
+    expect(over.out).toMatch(/ESTIMATE EXCEEDS THE RTO TARGET by 600\.0s/);
+
+    doc.databases.orders.standby.port = 1; // nothing listens there
+    const broken = path.join(lab.dir, 'broken.yaml');
+    writeFileSync(broken, stringify(doc));
+    const failed = await cli(['start', 'db-promotion', 'database=orders', '--as', 'alice', '--dry-run'], broken);
+    expect(failed.code).toBe(1);
+    expect(failed.out).toMatch(/FAIL orders: replication: target west 127\.0\.0\.1:1 unreachable/);
+  });
+
   it('missing required options are usage errors (exit 2)', async () => {
     const r = await cli(['approve', 'some-id', '--as', 'bob']);
     expect(r.code).toBe(2);

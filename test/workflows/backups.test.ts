@@ -15,6 +15,7 @@ import { postgresDatabase } from '../../config/load';
 import type { BackupManifest, BackupRestoreTestResult, DatabaseBackupResult } from '../../contract/backup';
 import { FailureType } from '../../contract/failures';
 import { statusQuery, type RunbookStatus } from '../../contract/runbook';
+import { watchRun } from '../../cli/watch';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { sql } from '../helpers/postgres';
 import { startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
@@ -197,6 +198,27 @@ describe('backup-restore-test', () => {
       await sql(scratch, 'postgres', 'DROP ROLE IF EXISTS lifeboat_test_hold_restore');
       await sql(scratch, 'template1', 'DROP EVENT TRIGGER IF EXISTS hold_restore; DROP FUNCTION IF EXISTS hold_restore()');
     }
+  });
+});
+
+describe('status --watch', () => {
+  it('follows a restore test to its end, one line per change, exit 0; a failing run exits 1 with the reason', async () => {
+    await backup();
+    const handle = await startRestoreTest();
+    let out = '';
+    const code = await watchRun(temporal.client, handle.workflowId, { tty: false, write: (t) => { out += t; }, intervalMs: 100 });
+    expect(code).toBe(0);
+    expect(out).toMatch(/step verify-artifact: done/);
+    expect(out).toMatch(/step restore: done/);
+    expect(out).toMatch(/step cleanup: done/);
+    expect(out).toMatch(new RegExp(`run ${handle.workflowId} completed; RTO \\d+\\.\\d+s of 3600s\\n$`));
+    // Each change once: a step reported done appears once.
+    expect(out.match(/step restore: done/g)).toHaveLength(1);
+
+    const failing = await startRestoreTest(['backup=orders-19700101T000000.000Z-nothing']);
+    let failed = '';
+    expect(await watchRun(temporal.client, failing.workflowId, { tty: false, write: (t) => { failed += t; }, intervalMs: 100 })).toBe(1);
+    expect(failed).toMatch(/ended rolled-back: .*no backup 'orders-19700101T000000.000Z-nothing' of orders/);
   });
 });
 

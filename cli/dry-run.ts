@@ -1,0 +1,185 @@
+/**
+ * `lifeboat start … --dry-run`: validates the start like a real one, runs the
+ * read-only preflight checks directly against the providers (nothing is
+ * started, nothing changes), prints the plan and estimates the RTO from the
+ * per-step budgets and from the measured RTO of past runs on the same targets.
+ */
+import type { Client } from '@temporalio/client';
+import type { LoadedConfig } from '../config/load';
+import { BACKUP_RESTORE_TEST_RUNBOOK, DATABASE_BACKUP_RUNBOOK } from '../contract/backup';
+import { DB_PROMOTION_RUNBOOK } from '../contract/db-promotion';
+import { FAILBACK_RUNBOOK } from '../contract/failback';
+import { REGIONAL_EVACUATION_RUNBOOK } from '../contract/regional-evacuation';
+import { buildActivityDependencies } from '../workers/dependencies';
+import type { ActivityDependencies } from '../activities';
+import { DOCUMENTED_RUNBOOKS } from './docs';
+import { planStart, UsageError, type StartRequest } from './start';
+
+export interface DryRunStep {
+  id: string;
+  title: string;
+  irreversible: boolean;
+  undo?: string;
+  budgetSeconds?: number;
+  /** The gate a person must approve before this step. */
+  gate?: { id: string; escalateAfterSeconds?: number; timeoutSeconds?: number; twoPerson?: boolean };
+}
+
+export interface PreflightCheck {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface DryRunReport {
+  runbook: string;
+  workflowId: string;
+  targets: string[];
+  summary: string;
+  steps: DryRunStep[];
+  preflight: PreflightCheck[];
+  rto: {
+    targetSeconds: number;
+    /** Sum of the per-step budgets, when every step has one (gates are people's time and not included). */
+    fromBudgetsSeconds?: number;
+    budgetedSteps: number;
+    pastRuns: { count: number; medianSeconds?: number; worstSeconds?: number; workflowIds: string[] };
+    /** The worst past run when there are any, else the budgets' sum. */
+    estimateSeconds?: number;
+    exceedsTarget: boolean;
+    method: string;
+  };
+  /** Zero when every preflight check passed and the estimate is within the target. */
+  exitCode: number;
+}
+
+const PAST_RUNS = 5;
+
+async function check(name: string, probe: () => Promise<string>): Promise<PreflightCheck> {
+  try {
+    return { check: name, ok: true, detail: await probe() };
+  } catch (err) {
+    return { check: name, ok: false, detail: (err as Error).message };
+  }
+}
+
+/** The read-only checks a run would start with, made directly against the providers. */
+async function preflight(deps: ActivityDependencies, runbook: string, targets: readonly string[], mode: string | undefined): Promise<PreflightCheck[]> {
+  const checks: Array<Promise<PreflightCheck>> = [];
+  const databases = targets.filter((t) => deps.databases.has(t));
+  if (runbook === DB_PROMOTION_RUNBOOK || runbook === REGIONAL_EVACUATION_RUNBOOK || runbook === FAILBACK_RUNBOOK) {
+    for (const db of databases) {
+      const provider = deps.databases.get(db);
+      if (!provider) continue;
+      const p = runbook === FAILBACK_RUNBOOK ? provider.reversed() : provider;
+      checks.push(check(`${db}: replication`, async () => {
+        const i = await p.inspect();
+        if (!i.standby.reachable) throw new Error(`target ${i.standby.region} ${i.standby.host}:${i.standby.port} unreachable: ${i.standby.error ?? ''}`);
+        if (runbook !== FAILBACK_RUNBOOK && i.standby.inRecovery !== true) throw new Error(`target ${i.standby.region} is not a standby (not in recovery): nothing to promote`);
+        if (mode === 'planned' && !i.primary.reachable) throw new Error(`planned mode needs the primary ${i.primary.region}, which is unreachable: ${i.primary.error ?? ''}`);
+        return `target ${i.standby.region} ${i.standby.host}:${i.standby.port} ${i.standby.inRecovery ? 'in recovery' : 'writable'}${i.standby.streaming ? ', streaming' : ''}; lag ${i.lagBytes ?? '?'} bytes / ${i.lagSeconds ?? '?'} s; primary ${i.primary.reachable ? 'reachable' : 'unreachable'}`;
+      }));
+    }
+  }
+  if (runbook === REGIONAL_EVACUATION_RUNBOOK || runbook === FAILBACK_RUNBOOK) {
+    const traffic = deps.traffic;
+    checks.push(check('DNS weights', async () => {
+      if (!traffic) throw new Error('no dns: in the config');
+      return Object.entries(await traffic.readWeights()).map(([k, v]) => `${k} ${v}`).join(', ');
+    }));
+  }
+  if (runbook === DATABASE_BACKUP_RUNBOOK || runbook === BACKUP_RESTORE_TEST_RUNBOOK) {
+    for (const db of targets) {
+      const provider = deps.backups.get(db);
+      checks.push(check(`${db}: backups`, async () => {
+        if (!provider) throw new Error(`no backups configured for ${db}`);
+        const backups = await provider.listBackups();
+        const verified = backups.filter((b) => b.verified);
+        if (runbook === BACKUP_RESTORE_TEST_RUNBOOK && verified.length === 0) throw new Error(`no verified backup of ${db} to test: run database-backup first`);
+        return `${backups.length} backups, ${verified.length} verified; newest ${backups[0]?.backupId ?? 'none'}`;
+      }));
+    }
+  }
+  return Promise.all(checks);
+}
+
+/** Measured RTO (or duration) of the newest completed runs of the runbook on the same targets. */
+async function pastDurations(client: Client, runbook: string, targets: readonly string[]): Promise<Array<{ workflowId: string; seconds: number }>> {
+  const found: Array<{ workflowId: string; seconds: number }> = [];
+  const want = JSON.stringify([...targets].sort());
+  for await (const wf of client.workflow.list({ query: `LifeboatRunbook = '${runbook}' AND ExecutionStatus = 'Completed'` })) {
+    const memo = wf.memo as { lifeboat?: { targets?: string[] } } | undefined;
+    if (JSON.stringify([...(memo?.lifeboat?.targets ?? [])].sort()) !== want) continue;
+    const result = (await client.workflow.getHandle(wf.workflowId, wf.runId).result()) as { rto?: { measuredSeconds?: number }; durationSeconds?: number; restore?: { durationSeconds?: number } };
+    const seconds = result.rto?.measuredSeconds ?? result.restore?.durationSeconds ?? result.durationSeconds;
+    if (typeof seconds === 'number') found.push({ workflowId: wf.workflowId, seconds });
+    if (found.length >= PAST_RUNS) break;
+  }
+  return found;
+}
+
+export async function dryRun(client: Client, loaded: LoadedConfig, request: StartRequest, deps: ActivityDependencies = buildActivityDependencies(loaded)): Promise<DryRunReport> {
+  const plan = planStart(loaded, request);
+  const documented = DOCUMENTED_RUNBOOKS.find((r) => r.runbook === request.runbook);
+  if (!documented) throw new UsageError(`no plan for runbook '${request.runbook}'`);
+  const policy = documented.policy(loaded);
+  const steps: DryRunStep[] = documented.plan.steps.map((s) => {
+    const gate = documented.plan.gates.find((g) => g.before === s.id);
+    const gatePolicy = gate ? policy?.gates[gate.id] : undefined;
+    return {
+      id: s.id,
+      title: s.title,
+      irreversible: s.irreversible === true,
+      undo: s.undo,
+      budgetSeconds: policy?.steps[s.id]?.budgetSeconds,
+      gate: gate ? { id: gate.id, escalateAfterSeconds: gatePolicy?.escalateAfterSeconds, timeoutSeconds: gatePolicy?.timeoutSeconds, twoPerson: gatePolicy?.twoPerson } : undefined,
+    };
+  });
+  const mode = request.params.find((p) => p.startsWith('mode='))?.slice(5) ?? 'planned';
+  const checks = await preflight(deps, request.runbook, plan.targets, mode);
+  const past = await pastDurations(client, request.runbook, plan.targets);
+  const sorted = past.map((p) => p.seconds).sort((a, b) => a - b);
+  const median = sorted.length > 0 ? sorted[Math.floor((sorted.length - 1) / 2)] : undefined;
+  const worst = sorted.at(-1);
+  const budgeted = steps.filter((s) => s.budgetSeconds !== undefined);
+  const fromBudgets = budgeted.length === steps.length ? budgeted.reduce((sum, s) => sum + (s.budgetSeconds ?? 0), 0) : undefined;
+  const targetSeconds = policy?.rto.budgetSeconds ?? 0;
+  const estimate = worst ?? fromBudgets;
+  const exceeds = estimate !== undefined && estimate > targetSeconds;
+  const method = worst !== undefined
+    ? `worst measured RTO of the last ${past.length} completed runs on ${plan.targets.join(', ')}`
+    : fromBudgets !== undefined
+      ? 'sum of the per-step budgets (no completed run on these targets yet); gate waits not included'
+      : `no estimate: ${steps.length - budgeted.length} of ${steps.length} steps have no budget and no run on these targets has completed`;
+  return {
+    runbook: request.runbook,
+    workflowId: plan.workflowId,
+    targets: plan.targets,
+    summary: plan.staticSummary,
+    steps,
+    preflight: checks,
+    rto: { targetSeconds, fromBudgetsSeconds: fromBudgets, budgetedSteps: budgeted.length, pastRuns: { count: past.length, medianSeconds: median, worstSeconds: worst, workflowIds: past.map((p) => p.workflowId) }, estimateSeconds: estimate, exceedsTarget: exceeds, method },
+    exitCode: checks.some((c) => !c.ok) || exceeds ? 1 : 0,
+  };
+}
+
+export function formatDryRun(r: DryRunReport): string {
+  const lines = [`DRY RUN (nothing started): ${r.summary}`, `workflow id ${r.workflowId}`, '', 'plan:'];
+  r.steps.forEach((s, i) => {
+    if (s.gate) lines.push(`   gate ${s.gate.id}: an approver decides${s.gate.twoPerson ? ' (two people)' : ''}; escalates after ${s.gate.escalateAfterSeconds ?? '?'}s, rejected after ${s.gate.timeoutSeconds ?? '?'}s`);
+    lines.push(`  ${String(i + 1).padStart(2)}. ${s.id}${s.irreversible ? '  [POINT OF NO RETURN]' : ''}${s.budgetSeconds !== undefined ? `  budget ${s.budgetSeconds}s` : ''}${s.undo ? `  undo: ${s.undo}` : ''}`);
+  });
+  lines.push('', 'preflight (read-only):');
+  for (const c of r.preflight) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.check}: ${c.detail}`);
+  if (r.preflight.length === 0) lines.push('  (no read-only checks for this runbook)');
+  const { rto } = r;
+  lines.push(
+    '',
+    `RTO target ${rto.targetSeconds}s; estimate ${rto.estimateSeconds !== undefined ? `${rto.estimateSeconds.toFixed(1)}s` : 'unknown'} (${rto.method})` +
+      (rto.pastRuns.count > 0 ? `; past runs: median ${rto.pastRuns.medianSeconds?.toFixed(1)}s, worst ${rto.pastRuns.worstSeconds?.toFixed(1)}s of ${rto.pastRuns.count}` : '') +
+      (rto.fromBudgetsSeconds !== undefined ? `; budgets sum ${rto.fromBudgetsSeconds}s` : `; ${rto.budgetedSteps}/${r.steps.length} steps budgeted`),
+  );
+  if (rto.exceedsTarget) lines.push(`ESTIMATE EXCEEDS THE RTO TARGET by ${((rto.estimateSeconds ?? 0) - rto.targetSeconds).toFixed(1)}s`);
+  lines.push(r.exitCode === 0 ? 'ready: run the same command without --dry-run' : 'NOT ready: fix the failed checks or the budgets first');
+  return lines.join('\n');
+}
