@@ -20,6 +20,7 @@ import { syncRunbookDocs } from './docs';
 import { formatRuns, listRuns } from './runs-list';
 import { dryRun, formatDryRun } from './dry-run';
 import { watchRun } from './watch';
+import { generateApprovalKey } from '../lib/approval-keys';
 import { auditExitCode, renderAuditTable, runAudit } from './audit';
 import { applySchedules, changeSchedule, formatSchedules, listSchedules } from './schedules';
 import { AesGcmCodec, loadKeyRing } from '../lib/codec';
@@ -138,9 +139,12 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .requiredOption('--gate <gate>', 'gate id, e.g. promote')
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER)')
     .option('--comment <text>')
-    .action(async (workflowId: string, o: { gate: string; as?: string; comment?: string }, cmd: Command) => {
+    .option('--key <file>', 'sign the decision with your Ed25519 private key (LIFEBOAT_APPROVAL_KEY); required when approvals.signatures is required')
+    .addHelpText('after', '\nExamples:\n  lifeboat approve regional-evacuation:east --gate drain-traffic --as bob --comment "east down 6 min"\n  lifeboat approve db-promotion:orders --gate promote --as bob --key ~/.lifeboat/bob.pem')
+    .action(async (workflowId: string, o: { gate: string; as?: string; comment?: string; key?: string }, cmd: Command) => {
       const loaded = config(cmd);
-      const result = await decideGate(await connectClient(temporalTarget(loaded)), loaded, { workflowId, gate: o.gate, as: o.as, comment: o.comment, decision: 'approve' });
+      const keyFile = o.key ?? process.env.LIFEBOAT_APPROVAL_KEY;
+      const result = await decideGate(await connectClient(temporalTarget(loaded)), loaded, { workflowId, gate: o.gate, as: o.as, comment: o.comment, decision: 'approve', keyFile });
       console.log(
         result.state === 'waiting'
           ? `gate ${result.gate}: your approval is recorded; it needs a second, different approver`
@@ -155,9 +159,11 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .requiredOption('--gate <gate>', 'gate id, e.g. promote')
     .requiredOption('--reason <text>', 'why (recorded)')
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER)')
-    .action(async (workflowId: string, o: { gate: string; as?: string; reason: string }, cmd: Command) => {
+    .option('--key <file>', 'sign the decision with your Ed25519 private key (LIFEBOAT_APPROVAL_KEY)')
+    .action(async (workflowId: string, o: { gate: string; as?: string; reason: string; key?: string }, cmd: Command) => {
       const loaded = config(cmd);
-      const result = await decideGate(await connectClient(temporalTarget(loaded)), loaded, { workflowId, gate: o.gate, as: o.as, comment: o.reason, decision: 'reject' });
+      const keyFile = o.key ?? process.env.LIFEBOAT_APPROVAL_KEY;
+      const result = await decideGate(await connectClient(temporalTarget(loaded)), loaded, { workflowId, gate: o.gate, as: o.as, comment: o.reason, decision: 'reject', keyFile });
       console.log(`gate ${result.gate} ${result.state} by ${result.decidedBy} at ${result.decidedAt}`);
     });
 
@@ -194,6 +200,18 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
       requirePerson(loaded, o.as, ROLES, 'list runs');
       const rows = await listRuns(await connectClient(temporalTarget(loaded)), { runbook: o.runbook, state: o.state, drill: o.drill, since: o.since });
       console.log(o.json ? JSON.stringify(rows, null, 2) : formatRuns(rows));
+    });
+
+  program
+    .command('keys')
+    .description("approvers' Ed25519 keys for signed gate decisions")
+    .command('generate')
+    .description('write a new private key to a file (keep it on your machine) and print the public key for people.<you>.publicKey')
+    .requiredOption('--out <file>', 'where to write the private key (PEM, mode 0600; never overwritten)')
+    .action((o: { out: string }) => {
+      const publicKey = generateApprovalKey(o.out);
+      console.log(`private key written to ${o.out} (mode 0600): keep it secret; approve with --key ${o.out}`);
+      console.log(`add to your entry under people: in the config:\n  publicKey: ${publicKey}`);
     });
 
   program

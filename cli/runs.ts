@@ -23,6 +23,7 @@ import {
   type RunbookStatus,
 } from '../contract/runbook';
 import { planStart, requirePerson, runMemo, type StartRequest } from './start';
+import { loadApprovalKey, signApproval } from '../lib/approval-keys';
 import { runUrl, temporalTarget } from '../lib/temporal';
 import { GiveUp, waitFor } from '../lib/processes';
 
@@ -119,15 +120,27 @@ export interface DecideCommand {
   as?: string;
   comment?: string;
   decision: 'approve' | 'reject';
+  /** The approver's Ed25519 private key (PEM): the decision is signed with it. */
+  keyFile?: string;
 }
 
 export async function decideGate(client: Client, loaded: LoadedConfig, command: DecideCommand): Promise<DecideResult> {
   const approver = requirePerson(loaded, command.as, ['approver'], `${command.decision} a gate`);
   if (command.decision === 'reject' && !command.comment?.trim()) throw new RunRefusedError('a rejection needs --reason');
   const handle = await openRun(client, command.workflowId, command.decision);
+  let signature: string | undefined;
+  let nonce: string | undefined;
+  if (command.keyFile) {
+    // Sign what the run will verify: this run, this gate's current opening, this decision.
+    const key = loadApprovalKey(command.keyFile);
+    const gate = (await handle.query(statusQuery)).gates.find((g) => g.id === command.gate);
+    if (!gate?.nonce || gate.state !== 'waiting') throw new RunRefusedError(`gate '${command.gate}' of ${command.workflowId} is not waiting: nothing to sign`);
+    nonce = gate.nonce;
+    signature = signApproval(key, { workflowId: command.workflowId, gate: command.gate, nonce, decision: command.decision, approver, comment: command.comment ?? '' });
+  }
   try {
     return await handle.executeUpdate(decideUpdate, {
-      args: [{ gate: command.gate, approver, comment: command.comment, decision: command.decision }],
+      args: [{ gate: command.gate, approver, comment: command.comment, decision: command.decision, ...(signature ? { signature, nonce } : {}) }],
     });
   } catch (err) {
     throw refusal(err, command.workflowId);

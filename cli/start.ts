@@ -145,6 +145,7 @@ function common(loaded: LoadedConfig, request: StartRequest, allowedParams: read
     incident: request.incident,
     drill: request.drill,
     people: Object.fromEntries(Object.entries(loaded.config.people).map(([name, p]) => [name, [...p.roles]])),
+    ...approvalKeys(loaded),
     uiUrl: request.uiUrl,
   };
   return { initiator, context, mode, params };
@@ -153,6 +154,14 @@ function common(loaded: LoadedConfig, request: StartRequest, allowedParams: read
 /** The run's memo: which runbook and targets, so audits find the runs of a database without reading results. */
 export function runMemo(plan: Pick<PlannedStart, 'targets'>, runbook: string): Record<string, unknown> {
   return { lifeboat: { runbook, targets: plan.targets } };
+}
+
+/** Public keys only (never a secret): the run verifies signed decisions with them. */
+function approvalKeys(loaded: LoadedConfig): Pick<RunContext, 'approvalKeys' | 'signatures'> {
+  const keys = Object.fromEntries(Object.entries(loaded.config.people).flatMap(([name, p]) => (p.publicKey ? [[name, p.publicKey]] : [])));
+  const signatures = loaded.config.approvals.signatures;
+  if (Object.keys(keys).length === 0 && signatures === 'optional') return {};
+  return { approvalKeys: keys, signatures };
 }
 
 function startAttributes(runbook: string, request: StartRequest): TypedSearchAttributes {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ROLES } from '../contract/runbook';
+import { isPublicKey } from '../contract/approvals';
 import { dbPromotionPlan } from '../contract/db-promotion';
 import { regionalEvacuationPlan } from '../contract/regional-evacuation';
 import { failbackPlan } from '../contract/failback';
@@ -27,6 +28,8 @@ const person = z.strictObject({
   roles: z.array(z.enum(ROLES)).min(1, 'give at least one role'),
   email: z.string().optional(),
   phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 phone number such as +15550100001').optional(),
+  /** Ed25519 public key (base64 of the raw 32 bytes, from `lifeboat keys generate`) that verifies this approver's signed decisions. */
+  publicKey: z.string().refine(isPublicKey, 'a base64 Ed25519 public key of 32 bytes, as `lifeboat keys generate` prints it').optional(),
 });
 
 const node = z.strictObject({
@@ -320,6 +323,8 @@ export const configSchema = z
     backups: backups.optional(),
     schedules: schedules.optional(),
     audit: audit.prefault({}),
+    /** Signed gate decisions: `required` in production (identity by key), `optional` in a lab (identity by --as). */
+    approvals: z.strictObject({ signatures: z.enum(['optional', 'required']).default('optional') }).prefault({}),
     runbooks: z.strictObject({
       'db-promotion': dbPromotionRunbook,
       'regional-evacuation': evacuationRunbook.optional(),
@@ -394,6 +399,11 @@ export const configSchema = z
         if (!Object.values(config.databases).some((d) => d.primary.region === drill.region)) {
           ctx.addIssue({ code: 'custom', path: ['schedules', 'evacuationDrills', i, 'region'], message: `no database has its primary in '${drill.region}'` });
         }
+      }
+    }
+    if (config.approvals.signatures === 'required') {
+      for (const [who, p] of Object.entries(config.people)) {
+        if (p.roles.includes('approver') && !p.publicKey) ctx.addIssue({ code: 'custom', path: ['people', who, 'publicKey'], message: 'approvals.signatures is required: every approver needs a publicKey (lifeboat keys generate)' });
       }
     }
     const approvers = Object.entries(config.people).filter(([, p]) => p.roles.includes('approver'));

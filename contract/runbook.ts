@@ -59,7 +59,8 @@ export interface GateStatus {
   /** Distinct approvals needed: 2 for a two-person gate. */
   required: number;
   /** Approvals of the current opening so far. */
-  approvals: Array<{ by: string; at: string; comment?: string }>;
+  /** `signed`: the approval carried a verified Ed25519 signature. */
+  approvals: Array<{ by: string; at: string; comment?: string; signed?: boolean }>;
 }
 
 export interface RtoStatus {
@@ -159,6 +160,10 @@ export interface RunContext {
   people: Record<string, Role[]>;
   /** Temporal Web UI base URL, so notifications can link to the run. */
   uiUrl?: string;
+  /** Approvers' Ed25519 public keys (base64), as configured when the run started. */
+  approvalKeys?: Record<string, string>;
+  /** `required`: every gate decision must carry a valid signature; `optional`: a signature, when given, must be valid. */
+  signatures?: 'optional' | 'required';
 }
 
 export interface GatePolicy {
@@ -182,6 +187,8 @@ export interface GateDecision {
   comment?: string;
   /** The gate opening this decision is for; omitted means the current opening. */
   nonce?: string;
+  /** Ed25519 signature (base64) of the decision by the approver's key: see contract/approvals.ts. */
+  signature?: string;
 }
 
 export interface DecideRequest extends GateDecision {

@@ -3,6 +3,7 @@
  * Update's validator and the `approve`/`reject`/`resolve` signal handlers, so a
  * raw signal cannot bypass a rule the CLI path enforces.
  */
+import { verifyApproval } from '../../contract/approvals';
 import { lookup } from '../../contract/records';
 import type { DecideRequest, GateStatus, ResolveRequest, Role, RunContext } from '../../contract/runbook';
 
@@ -13,6 +14,8 @@ export function refuseDecision(
   request: unknown,
   gates: readonly GateStatus[],
   context: RunContext,
+  /** The run a signature must be bound to. */
+  binding: { workflowId: string } = { workflowId: '' },
 ): string | undefined {
   if (typeof request !== 'object' || request === null) return 'a decision must be an object {gate, approver, comment?, nonce?}';
   const r = request as Partial<Record<keyof DecideRequest, unknown>>;
@@ -21,6 +24,7 @@ export function refuseDecision(
   if (r.comment !== undefined && typeof r.comment !== 'string') return 'the comment must be a string';
   if (typeof r.comment === 'string' && r.comment.length > MAX_TEXT) return `the comment is longer than ${MAX_TEXT} characters`;
   if (r.nonce !== undefined && typeof r.nonce !== 'string') return 'the nonce must be a string';
+  if (r.signature !== undefined && typeof r.signature !== 'string') return 'the signature must be a base64 string';
   if (r.decision !== undefined && r.decision !== 'approve' && r.decision !== 'reject') {
     return `decision must be "approve" or "reject", not ${JSON.stringify(r.decision)}`;
   }
@@ -46,6 +50,28 @@ export function refuseDecision(
   }
   if (r.decision === 'reject' && (typeof r.comment !== 'string' || r.comment.trim() === '')) {
     return 'a rejection needs a reason (comment)';
+  }
+  return refuseSignature(r, gate, context, binding.workflowId);
+}
+
+/** Signed approvals: the signature must verify against the approver's configured key, for this run and this gate opening. */
+function refuseSignature(r: Partial<Record<keyof DecideRequest, unknown>>, gate: GateStatus, context: RunContext, workflowId: string): string | undefined {
+  const approver = String(r.approver);
+  if (r.signature === undefined) {
+    return context.signatures === 'required' ? `gate decisions on this run must be signed (approvals.signatures: required): sign with 'lifeboat approve --key <file>'` : undefined;
+  }
+  const key = lookup(context.approvalKeys ?? {}, approver);
+  if (!key) return `'${approver}' has no publicKey in the config: a signed decision cannot be verified`;
+  const fields = {
+    workflowId,
+    gate: gate.id,
+    nonce: gate.nonce ?? '',
+    decision: r.decision === 'reject' ? ('reject' as const) : ('approve' as const),
+    approver,
+    comment: typeof r.comment === 'string' ? r.comment : '',
+  };
+  if (!verifyApproval(fields, String(r.signature), key)) {
+    return `the signature is not ${approver}'s signature of this decision (run ${workflowId}, gate ${gate.id}, opening ${gate.nonce ?? '?'}): signed with another key, for another run or gate opening, or altered`;
   }
   return undefined;
 }

@@ -517,7 +517,7 @@ export class RunbookRun {
     setHandler(statusQuery, () => this.snapshot());
     const onSignal = (decision: 'approve' | 'reject') => (payload: GateDecision) => {
       const request = { ...(isObject(payload) ? payload : {}), decision } as DecideRequest;
-      const refusal = refuseDecision(payload === undefined ? undefined : request, this.status.gates, this.options.context);
+      const refusal = refuseDecision(payload === undefined ? undefined : request, this.status.gates, this.options.context, { workflowId: workflowInfo().workflowId });
       if (refusal) {
         this.record('decision-refused', `${decision} refused: ${refusal}`, { by: str(request.approver), gate: str(request.gate) });
         log.warn('gate decision refused', { decision, refusal });
@@ -530,7 +530,7 @@ export class RunbookRun {
     setHandler(rejectSignal, onSignal('reject'));
     setHandler(decideUpdate, (request) => this.applyDecision(request), {
       validator: (request) => {
-        const refusal = refuseDecision(request, this.status.gates, this.options.context);
+        const refusal = refuseDecision(request, this.status.gates, this.options.context, { workflowId: workflowInfo().workflowId });
         if (refusal) throw new Error(refusal);
         if (request.decision !== 'approve' && request.decision !== 'reject') throw new Error('decision must be "approve" or "reject"');
       },
@@ -563,15 +563,17 @@ export class RunbookRun {
   }
 
   private applyDecision(request: DecideRequest): DecideResult {
-    const refusal = refuseDecision(request, this.status.gates, this.options.context);
+    const refusal = refuseDecision(request, this.status.gates, this.options.context, { workflowId: workflowInfo().workflowId });
     if (refusal) throw ApplicationFailure.nonRetryable(refusal, 'DecisionRefused');
     const gate = this.gateStatus(request.gate);
     const at = this.now();
+    // Verified by refuseDecision above: a signature here is the approver's, for this opening.
+    const signed = request.signature !== undefined ? ' (signed)' : '';
     if (request.decision === 'approve') {
-      gate.approvals.push({ by: request.approver, at, comment: request.comment });
+      gate.approvals.push({ by: request.approver, at, comment: request.comment, ...(signed ? { signed: true } : {}) });
       if (gate.approvals.length < gate.required) {
         // A two-person gate: the first approval is recorded, the gate keeps waiting for a different person.
-        this.record('gate-approved', `gate ${gate.id}: approval ${gate.approvals.length} of ${gate.required} by ${request.approver}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
+        this.record('gate-approved', `gate ${gate.id}: approval ${gate.approvals.length} of ${gate.required} by ${request.approver}${signed}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
         this.publish();
         return { gate: gate.id, state: gate.state, decidedBy: request.approver, decidedAt: at };
       }
@@ -580,7 +582,7 @@ export class RunbookRun {
     gate.decidedBy = request.decision === 'approve' ? gate.approvals.map((a) => a.by).join(' + ') : request.approver;
     gate.decidedAt = at;
     gate.comment = request.comment;
-    this.record(request.decision === 'approve' ? 'gate-approved' : 'gate-rejected', `gate ${gate.id} ${gate.state} by ${gate.decidedBy}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
+    this.record(request.decision === 'approve' ? 'gate-approved' : 'gate-rejected', `gate ${gate.id} ${gate.state} by ${gate.decidedBy}${signed}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
     this.publish();
     return { gate: gate.id, state: gate.state, decidedBy: gate.decidedBy, decidedAt: at };
   }

@@ -2,7 +2,10 @@
  * Who may decide a gate or resolve a run: the pure checks behind the `decide`
  * Update's validator and the approve/reject/resolve signal handlers.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { verifyApproval } from '../../../contract/approvals';
+import { rawPublicKey, signApproval } from '../../../lib/approval-keys';
 import type { GateStatus, RunContext } from '../../../contract/runbook';
 import { OPERATOR_ROLES, refuseDecision, refuseOperator, refuseResolve } from '../../../workflows/kernel/decisions';
 
@@ -238,5 +241,45 @@ describe('two-person gates', () => {
     expect(refuseDecision({ gate: 'promote', approver: 'carol', decision: 'approve' }, twoPerson, { ...context, initiator: 'alice' })).toBeUndefined();
     // The first approver may still reject (with a reason).
     expect(refuseDecision({ gate: 'promote', approver: 'bob', decision: 'reject', comment: 'changed my mind' }, twoPerson, context)).toBeUndefined();
+  });
+});
+
+describe('signed decisions (Ed25519, verified in the workflow)', () => {
+  const bobKey = generateKeyPairSync('ed25519').privateKey;
+  const malloryKey = generateKeyPairSync('ed25519').privateKey;
+  const signed: RunContext = { ...context, approvalKeys: { bob: rawPublicKey(bobKey) }, signatures: 'required' };
+  const RUN = 'db-promotion:orders';
+  const fields = { workflowId: RUN, gate: 'promote', nonce: 'n-2', decision: 'approve' as const, approver: 'bob', comment: 'lag 0, go' };
+  const check = (changes: Record<string, unknown>, ctx: RunContext = signed, workflowId = RUN) => {
+    const request: Record<string, unknown> = { ...approval, ...changes };
+    return refuseDecision(request, gates, ctx, { workflowId });
+  };
+
+  it("accepts bob's signature of exactly this decision, with or without the nonce field", () => {
+    const signature = signApproval(bobKey, fields);
+    expect(check({ signature })).toBeUndefined();
+    expect(check({ signature, nonce: 'n-2' })).toBeUndefined();
+    expect(verifyApproval(fields, signature, rawPublicKey(bobKey))).toBe(true);
+  });
+
+  it('refuses a missing signature when signatures are required, and accepts it when optional', () => {
+    expect(check({})).toBe("gate decisions on this run must be signed (approvals.signatures: required): sign with 'lifeboat approve --key <file>'");
+    expect(check({}, { ...signed, signatures: 'optional' })).toBeUndefined();
+  });
+
+  it('refuses a signature by another key, for another run, another gate opening, another decision, or an altered comment', () => {
+    const because = "the signature is not bob's signature of this decision (run db-promotion:orders, gate promote, opening n-2): signed with another key, for another run or gate opening, or altered";
+    expect(check({ signature: signApproval(malloryKey, fields) })).toBe(because);
+    expect(check({ signature: signApproval(bobKey, { ...fields, workflowId: 'db-promotion:users' }) })).toBe(because);
+    expect(check({ signature: signApproval(bobKey, { ...fields, nonce: 'n-1' }) })).toBe(because); // a replay of an earlier opening
+    expect(check({ signature: signApproval(bobKey, { ...fields, decision: 'reject' }) })).toBe(because);
+    expect(check({ signature: signApproval(bobKey, fields), comment: 'lag 0, go!' })).toBe(because);
+    expect(check({ signature: 'not base64!' })).toBe(because);
+    expect(check({ signature: 12 })).toBe('the signature must be a base64 string');
+  });
+
+  it("refuses a signed decision by someone with no public key in the config (carol)", () => {
+    const carolKey = generateKeyPairSync('ed25519').privateKey;
+    expect(check({ approver: 'carol', signature: signApproval(carolKey, { ...fields, approver: 'carol' }) })).toBe("'carol' has no publicKey in the config: a signed decision cannot be verified");
   });
 });
