@@ -1,6 +1,7 @@
 /** All activities a Lifeboat worker registers, built from injected providers and channels. */
 import { createBackupActivities, type BackupProvider } from './backup';
 import { createDatabaseActivities, type DatabaseProvider } from './database';
+import { createEvidenceActivities, type EvidenceStore } from './evidence';
 import { createNotificationActivities, type NotificationRoutes } from './notify';
 import type { Route53Traffic } from './route53';
 import type { ServiceControl } from './service';
@@ -10,6 +11,8 @@ export interface ActivityDependencies {
   databases: ReadonlyMap<string, DatabaseProvider>;
   /** Databases with `backup:` in the config. */
   backups: ReadonlyMap<string, BackupProvider>;
+  /** Where runs' evidence chains are stored (bucket, local mirror). */
+  evidence?: readonly EvidenceStore[];
   /** Run once before the worker polls (e.g. resolve cloud credentials), so a misconfigured worker fails at start. */
   startupChecks?: ReadonlyArray<() => Promise<void>>;
   notifications: { routes: NotificationRoutes; record: (entry: Record<string, unknown>) => Promise<void> };
@@ -21,6 +24,7 @@ export function createActivities(deps: ActivityDependencies) {
   return {
     ...createDatabaseActivities({ providers: deps.databases }),
     ...createBackupActivities({ providers: deps.backups }),
+    ...createEvidenceActivities({ stores: deps.evidence ?? [] }),
     ...createNotificationActivities(deps.notifications),
     ...createTrafficActivities({ traffic: deps.traffic, services: deps.services }),
   };

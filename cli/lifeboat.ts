@@ -20,6 +20,7 @@ import { syncRunbookDocs } from './docs';
 import { formatRuns, listRuns } from './runs-list';
 import { dryRun, formatDryRun } from './dry-run';
 import { watchRun } from './watch';
+import { exportRunEvidence, formatEvidenceReport, verifyBundle, verifyRunEvidence } from './evidence';
 import { generateApprovalKey } from '../lib/approval-keys';
 import { auditExitCode, renderAuditTable, runAudit } from './audit';
 import { applySchedules, changeSchedule, formatSchedules, listSchedules } from './schedules';
@@ -212,6 +213,39 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
       const publicKey = generateApprovalKey(o.out);
       console.log(`private key written to ${o.out} (mode 0600): keep it secret; approve with --key ${o.out}`);
       console.log(`add to your entry under people: in the config:\n  publicKey: ${publicKey}`);
+    });
+
+  const evidence = program.command('evidence').description("a run's tamper-evident evidence chain");
+  evidence
+    .command('verify')
+    .description('recompute the chain from its stored log and check it against the run\'s result; exit 1 where it breaks')
+    .argument('[workflowId]')
+    .option('--bundle <file>', 'verify an exported bundle offline instead (no Temporal, no bucket)')
+    .option('--json', 'print JSON')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
+    .action(async (workflowId: string | undefined, o: { bundle?: string; json?: boolean; as?: string }, cmd: Command) => {
+      let report;
+      if (o.bundle) report = verifyBundle(o.bundle);
+      else {
+        if (!workflowId) throw new UsageError('give a workflow id, or --bundle <file>');
+        const loaded = config(cmd);
+        requirePerson(loaded, o.as, ROLES, 'verify evidence');
+        report = await verifyRunEvidence(await connectClient(temporalTarget(loaded)), loaded, workflowId);
+      }
+      console.log(o.json ? JSON.stringify(report, null, 2) : formatEvidenceReport(report));
+      exit.code = report.ok ? 0 : 1;
+    });
+  evidence
+    .command('export')
+    .description('write a bundle (chain, history, final status, result) an auditor verifies offline with `evidence verify --bundle`')
+    .argument('<workflowId>')
+    .requiredOption('--out <file>', 'where to write the bundle (JSON)')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
+    .action(async (workflowId: string, o: { out: string; as?: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      requirePerson(loaded, o.as, ROLES, 'export evidence');
+      const bundle = await exportRunEvidence(await connectClient(temporalTarget(loaded)), loaded, workflowId, o.out);
+      console.log(`wrote ${o.out}: ${bundle.chain.length} evidence records, ${(bundle.history as { events?: unknown[] }).events?.length ?? 0} history events`);
     });
 
   program

@@ -323,6 +323,14 @@ export const configSchema = z
     backups: backups.optional(),
     schedules: schedules.optional(),
     audit: audit.prefault({}),
+    /** The runs' evidence chains: JSON lines per run in this bucket (on backups.storage's S3) and in a local mirror directory. */
+    evidence: z
+      .strictObject({
+        bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name').optional(),
+        /** Relative to the config file. */
+        mirrorDir: z.string().default('../.lifeboat/lab/evidence'),
+      })
+      .prefault({}),
     /** Signed gate decisions: `required` in production (identity by key), `optional` in a lab (identity by --as). */
     approvals: z.strictObject({ signatures: z.enum(['optional', 'required']).default('optional') }).prefault({}),
     runbooks: z.strictObject({
@@ -400,6 +408,9 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['schedules', 'evacuationDrills', i, 'region'], message: `no database has its primary in '${drill.region}'` });
         }
       }
+    }
+    if (config.evidence.bucket && !config.backups) {
+      ctx.addIssue({ code: 'custom', path: ['evidence', 'bucket'], message: 'the evidence bucket lives on backups.storage: configure backups: too, or leave out the bucket (local mirror only)' });
     }
     if (config.approvals.signatures === 'required') {
       for (const [who, p] of Object.entries(config.people)) {

@@ -134,6 +134,8 @@ export interface RunbookStatus {
   events: RunEvent[];
   /** Child runs (an evacuation's database promotions). */
   children: ChildStatus[];
+  /** Head of the run's evidence chain (absent on runs from before the chain existed). */
+  evidence?: { head: string; records: number };
   /** Delivery counters; `lastError` tells why channels are failing while retries go on. */
   notifications: { delivered: number; pending: number; failedRounds: number; lastError?: string };
   error?: { type: string; message: string };

@@ -241,7 +241,8 @@ export class Lab {
     const s3 = loopback(storage?.endpoint);
     if (storage && s3) {
       await this.ensureDaemon('s3', () => startVersityGw(s3.host, s3.port, this.s3Credentials(), path.join(this.stateDir, 's3', 'data'), path.join(this.stateDir, 's3', 'versions'), path.join(logs, 'versitygw.log')), say);
-      await ensureBuckets(this.s3Client(), Object.values(storage.buckets));
+      const evidenceBucket = this.loaded.config.evidence.bucket;
+      await ensureBuckets(this.s3Client(), [...Object.values(storage.buckets), ...(evidenceBucket ? [evidenceBucket] : [])]);
     }
     await this.upScratch(say);
     for (const [region, service] of Object.entries(services)) {

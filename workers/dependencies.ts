@@ -10,6 +10,7 @@ import { createPostgresBackupProvider } from '../activities/postgres-backup';
 import { createCloudSqlClients, createCloudSqlProvider } from '../activities/cloudsql';
 import { PassThroughClient } from 'google-auth-library';
 import { createObjectStore, createS3Client, type ObjectStore } from '../activities/s3';
+import { mirrorEvidenceStore, s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
 import type { BackupsConfig } from '../config/schema';
 import { emailChannel } from '../activities/email';
 import { journal, journalChannel, type NotificationChannel, type NotificationRoutes } from '../activities/notify';
@@ -68,9 +69,13 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
     databases.set(name, provider);
     if (spec.backup) backups.set(name, provider);
   }
+  const evidence: EvidenceStore[] = [];
+  if (config.evidence.bucket && config.backups) evidence.push(s3EvidenceStore(objectStoreFor(config.backups, config.evidence.bucket, env)));
+  evidence.push(mirrorEvidenceStore(path.resolve(path.dirname(loaded.file), config.evidence.mirrorDir)));
   return {
     databases,
     backups,
+    evidence,
     startupChecks,
     notifications: { routes: notificationRoutes(loaded, env), record: journal(loaded.journalPath) },
     traffic: config.dns ? route53Traffic(config.dns, env) : undefined,
@@ -117,14 +122,24 @@ function notificationRoutes(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Notif
   };
 }
 
-/** One store per region's bucket, sharing one S3 client. */
-function objectStores(backups: BackupsConfig, env: NodeJS.ProcessEnv): ReadonlyMap<string, ObjectStore> {
+function s3Client(backups: BackupsConfig, env: NodeJS.ProcessEnv) {
   const { storage } = backups;
   const keys = storage.accessKeyIdEnv
     ? { accessKeyId: secret(env, storage.accessKeyIdEnv, 'backups.storage.accessKeyIdEnv'), secretAccessKey: secret(env, storage.secretAccessKeyEnv ?? '', 'backups.storage.secretAccessKeyEnv') }
     : undefined;
-  const client = createS3Client({ endpoint: storage.endpoint, region: storage.region, credentials: keys, checksums: storage.checksums, partSizeBytes: storage.partSizeMiB * 1024 * 1024 });
-  return new Map(Object.entries(storage.buckets).map(([region, bucket]) => [region, createObjectStore(client, bucket, storage.partSizeMiB * 1024 * 1024)]));
+  return createS3Client({ endpoint: storage.endpoint, region: storage.region, credentials: keys, checksums: storage.checksums, partSizeBytes: storage.partSizeMiB * 1024 * 1024 });
+}
+
+/** One store per region's bucket, sharing one S3 client. */
+function objectStores(backups: BackupsConfig, env: NodeJS.ProcessEnv): ReadonlyMap<string, ObjectStore> {
+  const client = s3Client(backups, env);
+  const part = backups.storage.partSizeMiB * 1024 * 1024;
+  return new Map(Object.entries(backups.storage.buckets).map(([region, bucket]) => [region, createObjectStore(client, bucket, part)]));
+}
+
+/** A bucket on backups.storage's S3 (the evidence bucket). */
+export function objectStoreFor(backups: BackupsConfig, bucket: string, env: NodeJS.ProcessEnv = process.env): ObjectStore {
+  return createObjectStore(s3Client(backups, env), bucket, backups.storage.partSizeMiB * 1024 * 1024);
 }
 
 function route53Traffic(dns: NonNullable<LoadedConfig['config']['dns']>, env: NodeJS.ProcessEnv) {

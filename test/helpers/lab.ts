@@ -75,6 +75,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
     },
     lab: { stateDir: './state', temporal: { port: 7233, uiPort: 8233 }, inbox: { port: await freePort() } },
     notifications: { journal: './state/notifications.jsonl' },
+    evidence: { mirrorDir: './state/evidence' },
     people: TEST_PEOPLE,
     databases,
     runbooks: {
@@ -103,6 +104,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       keepVerified: 2,
       categories: { transactional: { rpoSeconds: 86400, restoreTargetSeconds: 300 } },
     };
+    config.evidence = { bucket: 'lifeboat-evidence', mirrorDir: './state/evidence' };
   }
   if (options.encryption) {
     writeFileSync(path.join(dir, 'keys.json'), JSON.stringify(newKeyRing('test-k1')));

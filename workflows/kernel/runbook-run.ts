@@ -11,6 +11,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -23,6 +24,8 @@ import {
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { NotificationActivities } from '../../activities/notify';
+import type { EvidenceActivities } from '../../activities/evidence';
+import { GENESIS, sealRecord, type EvidenceHead, type EvidenceRecord } from '../../contract/evidence';
 import type { Notification } from '../../contract/database';
 import { FailureType } from '../../contract/failures';
 import {
@@ -115,6 +118,12 @@ const NOTIFY_BACKOFF_MAX_MS = 5 * 60_000;
 /** A notification as a runbook writes it; the kernel adds the run's identity and link. */
 export type Outgoing = Pick<Notification, 'audience' | 'severity' | 'kind' | 'subject' | 'body'>;
 
+/** Storing evidence retries until it works: records must not be lost while a bucket is down. */
+const evidenceStore = proxyActivities<EvidenceActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
 const notifications = proxyActivities<NotificationActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
@@ -138,11 +147,19 @@ export class RunbookRun {
   private pendingResolution: ResolveRequest | undefined;
   private rollbackForRtoBreach = false;
   private lastPublishedPhase: string | undefined;
+  /** The evidence chain (runs started before it existed replay without it). */
+  private readonly evidenceEnabled: boolean;
+  private evidenceHead = GENESIS;
+  private evidenceSealed = false;
+  private evidenceCount = 0;
+  private unstoredEvidence: EvidenceRecord[] = [];
+  private evidenceWriter: Promise<void> | undefined;
 
   constructor(options: RunbookRunOptions) {
     // A scheduled run's input was written when the schedule was: its clock starts with the run.
     const context = options.context.scheduled ? { ...options.context, scheduled: false, detectedAt: workflowInfo().runStartTime.toISOString() } : options.context;
     this.options = { ...options, context };
+    this.evidenceEnabled = patched('lifeboat-evidence-chain');
     const { plan } = options;
     const budget = options.rto.budgetSeconds;
     this.status = {
@@ -190,7 +207,7 @@ export class RunbookRun {
    * no return, the registered undos run in reverse and the run ends rolled back;
    * after it, the run ends failed and pages, because undoing would split the brain.
    */
-  async execute<T>(procedure: () => Promise<T>): Promise<T> {
+  async execute<T extends object>(procedure: () => Promise<T>): Promise<T & { evidence?: EvidenceHead }> {
     this.record('started', `${this.options.runbook} on ${this.options.target} started by ${this.options.context.initiator}`);
     this.upsertStartAttributes();
     this.startRtoBudget();
@@ -198,8 +215,9 @@ export class RunbookRun {
     CancellationScope.current().cancelRequested.catch(() => this.onCancelRequested());
     try {
       const result = await this.mainScope.run(procedure);
-      this.finish('completed', 'completed');
-      return result;
+      this.finish('completed', 'completed', { result });
+      // The chain head in the result: editing or truncating the stored log is detected against it.
+      return this.evidenceEnabled ? { ...result, evidence: this.evidenceHeadNow() } : result;
     } catch (err) {
       if (!(err instanceof TemporalFailure)) throw err; // a bug: fail the workflow task, keep the run for a fixed worker
       throw await this.recover(err);
@@ -207,7 +225,43 @@ export class RunbookRun {
       this.watchers.cancel();
       this.publish();
       await this.flushDeliveries();
+      await this.flushEvidence();
     }
+  }
+
+  private evidenceHeadNow(): EvidenceHead {
+    return { head: this.evidenceHead, records: this.evidenceCount };
+  }
+
+  /** Seals the next record of the chain and hands it to the writer, in order. */
+  private witness(fields: Pick<EvidenceRecord, 'kind' | 'detail'> & Partial<Pick<EvidenceRecord, 'by' | 'step' | 'gate' | 'outcome'>>): void {
+    if (!this.evidenceEnabled || this.evidenceSealed) return;
+    const { workflowId, runId } = workflowInfo();
+    const nonce = fields.gate ? this.status.gates.find((g) => g.id === fields.gate)?.nonce : undefined;
+    const record = sealRecord({ seq: this.evidenceCount + 1, at: this.now(), workflowId, runId, runbook: this.options.runbook, ...fields, ...(nonce ? { nonce } : {}) }, this.evidenceHead);
+    this.evidenceHead = record.hash;
+    this.evidenceCount = record.seq;
+    this.status.evidence = this.evidenceHeadNow();
+    this.unstoredEvidence.push(record);
+    this.evidenceWriter ??= CancellationScope.nonCancellable(() => this.writeEvidence());
+  }
+
+  /** One writer at a time, batching what accumulated while the last append ran. */
+  private async writeEvidence(): Promise<void> {
+    while (this.unstoredEvidence.length > 0) {
+      const batch = this.unstoredEvidence;
+      this.unstoredEvidence = [];
+      await evidenceStore.appendEvidence.executeWithOptions(
+        { startToCloseTimeout: '30 seconds', retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' }, summary: `evidence: records ${batch[0]?.seq}-${batch.at(-1)?.seq}` },
+        [batch],
+      );
+    }
+    this.evidenceWriter = undefined;
+  }
+
+  /** The run ends once its evidence is stored (the records are also in this history, as the activity's input). */
+  private async flushEvidence(): Promise<void> {
+    if (this.evidenceWriter) await this.evidenceWriter.catch(() => undefined);
   }
 
   /** Who the run is, with a scheduled run's clock set to its start: what child runs inherit. */
@@ -245,6 +299,7 @@ export class RunbookRun {
       const result = await action();
       step.state = 'done';
       step.endedAt = this.now();
+      this.witness({ kind: 'step-done', step: id, detail: `step ${id} done`, outcome: { startedAt: step.startedAt, endedAt: step.endedAt } });
       this.compensations = this.compensations.filter((c) => c.stepId !== id);
       const undo = options.compensate?.(result);
       if (undo) this.compensations.push({ stepId: id, undo });
@@ -424,6 +479,7 @@ export class RunbookRun {
             await compensation.undo();
             step.state = 'compensated';
             step.endedAt = this.now();
+            this.witness({ kind: 'step-compensated', step: step.id, detail: `undo of step ${step.id} done` });
             break;
           } catch (err) {
             this.status.state = 'needs-attention';
@@ -599,11 +655,16 @@ export class RunbookRun {
     return copy;
   }
 
-  private finish(state: RunState, phase: string): void {
+  private finish(state: RunState, phase: string, extra: { result?: object } = {}): void {
     this.status.rto = this.snapshot().rto; // freeze the clock at the end
     this.status.state = state;
     this.setPhase(phase);
     this.record('finished', `run ${state}`);
+    const { rto, rpo, error } = this.status;
+    const measured = (extra.result as { rto?: unknown; rpo?: unknown } | undefined) ?? {};
+    this.witness({ kind: 'finished', detail: `run ${state}`, outcome: { state, rto: measured.rto ?? rto, rpo: measured.rpo ?? rpo, ...(error ? { error } : {}) } });
+    // The chain ends here: its head goes into the result; a late signal is in the history, not in the chain.
+    this.evidenceSealed = true;
   }
 
   private setPhase(phase: string): void {
@@ -632,6 +693,8 @@ export class RunbookRun {
   private record(kind: RunEvent['kind'], detail: string, extra: Partial<Pick<RunEvent, 'by' | 'gate' | 'step'>> = {}): void {
     this.status.events.push({ at: this.now(), kind, detail, ...extra });
     log.info(detail, { kind, ...extra });
+    // Every decision, refusal and failure is evidence; the end is witnessed with its outcome by finish().
+    if (kind !== 'finished') this.witness({ kind, detail, ...extra });
   }
 
   /** Pages the on-call (SMS, then voice) without waiting; the page survives cancellation. */

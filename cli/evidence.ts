@@ -1,0 +1,121 @@
+/**
+ * `lifeboat evidence verify|export`: recompute a run's evidence chain from its
+ * stored log (the evidence bucket, else the local mirror) and check it against
+ * the chain head in the run's result; export a bundle (chain, history, final
+ * status, result) that an auditor verifies offline with `verify --bundle`.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { LoadedConfig } from '../config/load';
+import { verifyChain, type ChainVerification, type EvidenceHead, type EvidenceRecord } from '../contract/evidence';
+import { statusQuery, type RunbookStatus } from '../contract/runbook';
+import { mirrorEvidenceStore, s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
+import { objectStoreFor } from '../workers/dependencies';
+import { RunRefusedError } from './runs';
+
+export const BUNDLE_FORMAT = 'lifeboat-evidence-bundle/1';
+
+export interface EvidenceBundle {
+  format: typeof BUNDLE_FORMAT;
+  workflowId: string;
+  runId: string;
+  exportedAt: string;
+  storedAt: string;
+  /** The chain head the run itself reported (its result, or its final status). */
+  expected?: EvidenceHead;
+  chain: EvidenceRecord[];
+  status?: RunbookStatus;
+  result?: unknown;
+  /** The run's full event history (Temporal's JSON form; payloads as the server stores them). */
+  history: unknown;
+}
+
+export interface EvidenceReport extends ChainVerification {
+  workflowId: string;
+  runId: string;
+  source: string;
+  expected?: EvidenceHead;
+}
+
+function store(loaded: LoadedConfig): EvidenceStore {
+  const { evidence, backups } = loaded.config;
+  if (evidence.bucket && backups) return s3EvidenceStore(objectStoreFor(backups, evidence.bucket));
+  return mirrorEvidenceStore(path.resolve(path.dirname(loaded.file), evidence.mirrorDir));
+}
+
+async function collect(client: Client, loaded: LoadedConfig, workflowId: string) {
+  const handle = client.workflow.getHandle(workflowId);
+  let runId: string;
+  let status: string;
+  try {
+    const described = await handle.describe();
+    runId = described.runId;
+    status = described.status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new RunRefusedError(`no run with id '${workflowId}' in namespace ${loaded.config.temporal.namespace}: check the id ('lifeboat runs')`);
+    throw err;
+  }
+  const run = client.workflow.getHandle(workflowId, runId);
+  const result = status === 'COMPLETED' ? ((await run.result()) as { evidence?: EvidenceHead }) : undefined;
+  // A run that did not complete has no result: its final status (answered by a worker) carries the head.
+  const finalStatus = await run.query(statusQuery).catch(() => undefined);
+  const expected = result?.evidence ?? finalStatus?.evidence;
+  const s = store(loaded);
+  let chain: EvidenceRecord[];
+  try {
+    chain = await s.read(workflowId, runId);
+  } catch (err) {
+    if (/checksum mismatch/i.test((err as Error).message)) {
+      throw new RunRefusedError(`the stored evidence of ${workflowId} in ${s.location} was changed outside S3 (its bytes no longer match the checksum S3 stored): treat it as tampered (${(err as Error).message})`);
+    }
+    throw err;
+  }
+  return { run, runId, result, finalStatus, expected, source: s.location, chain };
+}
+
+export async function verifyRunEvidence(client: Client, loaded: LoadedConfig, workflowId: string): Promise<EvidenceReport> {
+  const { runId, expected, source, chain } = await collect(client, loaded, workflowId);
+  if (chain.length === 0) throw new RunRefusedError(`no evidence stored for ${workflowId} (run ${runId}) in ${source}: a run from before the evidence chain, or its records were deleted`);
+  return { ...verifyChain(chain, expected), workflowId, runId, source, expected };
+}
+
+export async function exportRunEvidence(client: Client, loaded: LoadedConfig, workflowId: string, out: string): Promise<EvidenceBundle> {
+  const { run, runId, result, finalStatus, expected, source, chain } = await collect(client, loaded, workflowId);
+  const history = await run.fetchHistory();
+  const bundle: EvidenceBundle = {
+    format: BUNDLE_FORMAT,
+    workflowId,
+    runId,
+    exportedAt: new Date().toISOString(),
+    storedAt: source,
+    expected,
+    chain,
+    status: finalStatus,
+    result,
+    history: JSON.parse(historyToJSON(history)) as unknown,
+  };
+  writeFileSync(out, `${JSON.stringify(bundle, null, 2)}\n`);
+  return bundle;
+}
+
+/** Offline: the chain in the bundle against the head the run reported. */
+export function verifyBundle(file: string): EvidenceReport {
+  const bundle = JSON.parse(readFileSync(file, 'utf8')) as EvidenceBundle;
+  if (bundle.format !== BUNDLE_FORMAT) throw new RunRefusedError(`${file} is not a Lifeboat evidence bundle (format ${JSON.stringify(bundle.format)})`);
+  const fromResult = (bundle.result as { evidence?: EvidenceHead } | undefined)?.evidence;
+  const expected = fromResult ?? bundle.expected;
+  if (fromResult && bundle.expected && (fromResult.head !== bundle.expected.head || fromResult.records !== bundle.expected.records)) {
+    return { ok: false, records: bundle.chain.length, head: '', brokenAt: { position: 0, reason: "the bundle's expected head differs from the head in the run's result: the bundle was altered" }, workflowId: bundle.workflowId, runId: bundle.runId, source: file, expected };
+  }
+  return { ...verifyChain(bundle.chain, expected), workflowId: bundle.workflowId, runId: bundle.runId, source: file, expected };
+}
+
+export function formatEvidenceReport(r: EvidenceReport): string {
+  if (r.ok) {
+    return `evidence of ${r.workflowId} (run ${r.runId}) in ${r.source}: ${r.records} records, chain verifies; head ${r.head}` +
+      (r.expected ? ' matches the run\'s result' : ' (the run reported no head: truncation at the end cannot be ruled out)');
+  }
+  return `evidence of ${r.workflowId} (run ${r.runId}) in ${r.source}: BROKEN at record ${r.brokenAt?.position ?? '?'}${r.brokenAt?.seq !== undefined ? ` (seq ${r.brokenAt.seq})` : ''}: ${r.brokenAt?.reason ?? ''}`;
+}

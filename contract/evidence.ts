@@ -1,0 +1,94 @@
+/**
+ * The tamper-evident evidence trail: one hash chain per run. Each record
+ * carries the SHA-256 of the one before it; the workflow computes the hashes
+ * (pure JS, deterministic on replay), an activity stores the records, and the
+ * chain head is part of the run's result, so editing, deleting or truncating
+ * the stored log is detected. `lifeboat evidence verify` recomputes it.
+ */
+import { sha256 } from '@noble/hashes/sha2';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
+
+export const EVIDENCE_FORMAT = 'lifeboat-evidence/1';
+/** The `prev` of the first record. */
+export const GENESIS = '0'.repeat(64);
+
+export interface EvidenceRecord {
+  format: typeof EVIDENCE_FORMAT;
+  /** 1, 2, 3, … without gaps. */
+  seq: number;
+  at: string;
+  workflowId: string;
+  runId: string;
+  runbook: string;
+  /** A run event kind (gate-approved, step-failed, …), `step-done`, or `finished`. */
+  kind: string;
+  detail: string;
+  by?: string;
+  step?: string;
+  gate?: string;
+  /** The gate opening the decision was for. */
+  nonce?: string;
+  /** Measured results: the final state, RTO and RPO, a step's outcome. */
+  outcome?: Record<string, unknown>;
+  prev: string;
+  hash: string;
+}
+
+export interface EvidenceHead {
+  head: string;
+  records: number;
+}
+
+/** JSON with keys sorted at every level and undefined values left out: the bytes that are hashed. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+export function hashRecord(record: Omit<EvidenceRecord, 'hash'>): string {
+  return bytesToHex(sha256(utf8ToBytes(canonicalJson(record))));
+}
+
+/** The next record of a chain whose last hash is `prev`. */
+export function sealRecord(fields: Omit<EvidenceRecord, 'format' | 'prev' | 'hash'>, prev: string): EvidenceRecord {
+  const unsealed = { ...fields, format: EVIDENCE_FORMAT, prev } as const;
+  return { ...unsealed, hash: hashRecord(unsealed) };
+}
+
+export interface ChainVerification {
+  ok: boolean;
+  records: number;
+  head: string;
+  /** Where the chain breaks: the 1-based position in the stored log, and why. */
+  brokenAt?: { position: number; seq?: number; reason: string };
+}
+
+/** Recomputes the chain; with `expected` (from the run's result), a truncated log is detected too. */
+export function verifyChain(records: readonly EvidenceRecord[], expected?: EvidenceHead): ChainVerification {
+  let prev = GENESIS;
+  for (const [i, record] of records.entries()) {
+    const position = i + 1;
+    const broken = (reason: string): ChainVerification => ({ ok: false, records: records.length, head: prev, brokenAt: { position, seq: record.seq, reason } });
+    if (record.format !== EVIDENCE_FORMAT) return broken(`unknown format ${JSON.stringify(record.format)}`);
+    if (record.seq !== position) return broken(`expected record ${position}, found record ${record.seq}: a record is missing or out of order`);
+    if (record.prev !== prev) return broken(`its prev ${record.prev.slice(0, 12)}… is not the hash of the record before (${prev.slice(0, 12)}…): a record before it was removed or replaced`);
+    const { hash, ...unsealed } = record;
+    const recomputed = hashRecord(unsealed);
+    if (recomputed !== hash) return broken(`its content does not match its hash (recomputed ${recomputed.slice(0, 12)}…, stored ${hash.slice(0, 12)}…): the record was edited`);
+    prev = hash;
+  }
+  if (expected && (expected.records !== records.length || expected.head !== prev)) {
+    const position = Math.min(records.length, expected.records) + 1;
+    return {
+      ok: false,
+      records: records.length,
+      head: prev,
+      brokenAt: { position, reason: `the run's result says the chain has ${expected.records} records ending in ${expected.head.slice(0, 12)}…; the stored log has ${records.length} ending in ${prev.slice(0, 12)}…: records were removed from the end` },
+    };
+  }
+  return { ok: true, records: records.length, head: prev };
+}

@@ -1,0 +1,122 @@
+/**
+ * The evidence chain of a real run: stored in the evidence bucket (versitygw,
+ * on disk) and the local mirror, verified against the head in the run's
+ * result; editing, deleting or truncating records is detected at the right
+ * position, also in an exported bundle verified offline.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approveSignal } from '../../contract/runbook';
+import { exportRunEvidence, verifyBundle, verifyRunEvidence } from '../../cli/evidence';
+import { decideGate, startRun } from '../../cli/runs';
+import type { EvidenceRecord } from '../../contract/evidence';
+import { createTestLab, type TestLab } from '../helpers/lab';
+import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
+
+let lab: TestLab;
+let temporal: TestTemporal;
+let workflowId: string;
+let runId: string;
+let stored: string;
+let original: string;
+
+beforeAll(async () => {
+  lab = await createTestLab('evidence', { databases: ['orders'], backups: true });
+  temporal = await startTestTemporal(lab.loaded);
+  const started = await startRun(temporal.client, lab.loaded, { runbook: 'db-promotion', params: ['database=orders'], as: 'alice', drill: true, id: `evidence-${process.pid}` });
+  workflowId = started.workflowId;
+  runId = started.runId;
+  const handle = temporal.client.workflow.getHandle(workflowId);
+  await waitForStatus(handle, gateWaiting('promote'), 'gate promote');
+  // A refused decision is evidence too: the initiator approving her own run through a raw signal.
+  await handle.signal(approveSignal, { gate: 'promote', approver: 'alice' });
+  await waitForStatus(handle, (s) => s.events.some((e) => e.kind === 'decision-refused'), 'the refusal');
+  await decideGate(temporal.client, lab.loaded, { workflowId, gate: 'promote', as: 'bob', decision: 'approve', comment: 'go' });
+  await handle.result();
+  stored = path.join(lab.loaded.stateDir, 's3', 'data', 'lifeboat-evidence', 'evidence', workflowId, `${runId}.jsonl`);
+  original = readFileSync(stored, 'utf8');
+});
+
+afterAll(async () => {
+  await temporal?.close();
+  await lab?.destroy();
+});
+
+const records = (text = original): EvidenceRecord[] => text.trim().split('\n').map((l) => JSON.parse(l) as EvidenceRecord);
+/** Rewrites the stored log through the S3 API, as someone with write access to the bucket could. */
+const put = (body: string) => lab.lab.s3Client().send(new PutObjectCommand({ Bucket: 'lifeboat-evidence', Key: `evidence/${workflowId}/${runId}.jsonl`, Body: body }));
+const write = (list: readonly EvidenceRecord[]) => put(list.map((r) => JSON.stringify(r)).join('\n') + '\n');
+
+describe('evidence chain', () => {
+  it('records every step outcome and decision, with who, when, the gate opening and the measured RTO and RPO; the bucket and the mirror agree', async () => {
+    const chain = records();
+    const kinds = chain.map((r) => `${r.kind}${r.step ? `:${r.step}` : ''}${r.gate ? `:${r.gate}` : ''}`);
+    expect(kinds).toEqual(expect.arrayContaining(['started', 'step-done:preflight', 'step-done:fence-primary', 'gate-opened:promote', 'gate-approved:promote', 'step-done:promote', 'finished']));
+    expect(chain.map((r) => r.seq)).toEqual(chain.map((_, i) => i + 1));
+    const approved = chain.find((r) => r.kind === 'gate-approved');
+    expect(approved).toMatchObject({ by: 'bob', gate: 'promote', nonce: expect.any(String) });
+    expect(chain.find((r) => r.kind === 'decision-refused')).toMatchObject({ by: 'alice', gate: 'promote', detail: expect.stringMatching(/'alice' does not have the approver role/) });
+    const finished = chain.at(-1);
+    expect(finished?.outcome).toMatchObject({ state: 'completed', rto: { met: true }, rpo: { measuredBytes: 0 } });
+    const mirror = readFileSync(path.join(lab.dir, 'state', 'evidence', encodeURIComponent(workflowId), `${runId}.jsonl`), 'utf8');
+    expect(mirror).toBe(original);
+
+    const result = (await temporal.client.workflow.getHandle(workflowId).result()) as { evidence?: { head: string; records: number } };
+    expect(result.evidence).toEqual({ head: finished?.hash, records: chain.length });
+    const report = await verifyRunEvidence(temporal.client, lab.loaded, workflowId);
+    expect(report).toMatchObject({ ok: true, records: chain.length, head: finished?.hash, source: 's3://lifeboat-evidence' });
+  });
+
+  it('an edited record is detected at its position', async () => {
+    const chain = records();
+    try {
+      await write(chain.map((r) => (r.seq === 3 ? { ...r, detail: `${r.detail} (edited)` } : r)));
+      const report = await verifyRunEvidence(temporal.client, lab.loaded, workflowId);
+      expect(report.ok).toBe(false);
+      expect(report.brokenAt).toMatchObject({ position: 3, seq: 3, reason: expect.stringMatching(/does not match its hash.*edited/) });
+    } finally {
+      await put(original);
+    }
+  });
+
+  it('a deleted record is detected where it was, and a truncated end against the head in the result', async () => {
+    const chain = records();
+    try {
+      await write(chain.filter((r) => r.seq !== 4));
+      const deleted = await verifyRunEvidence(temporal.client, lab.loaded, workflowId);
+      expect(deleted.brokenAt).toMatchObject({ position: 4, seq: 5, reason: expect.stringMatching(/missing or out of order/) });
+
+      await write(chain.slice(0, -1));
+      const truncated = await verifyRunEvidence(temporal.client, lab.loaded, workflowId);
+      expect(truncated.ok).toBe(false);
+      expect(truncated.brokenAt?.reason).toMatch(new RegExp(`the run's result says the chain has ${chain.length} records.*the stored log has ${chain.length - 1}`));
+    } finally {
+      await put(original);
+    }
+  });
+
+  it('bytes changed behind S3\'s back (on its disk) are refused with the reason', async () => {
+    try {
+      writeFileSync(stored, original.replace('"kind":"started"', '"kind":"STARTED"'));
+      await expect(verifyRunEvidence(temporal.client, lab.loaded, workflowId)).rejects.toThrow(/was changed outside S3.*checksum/);
+    } finally {
+      await put(original);
+    }
+  });
+
+  it('an exported bundle verifies offline; a record altered in the bundle is detected', async () => {
+    const out = path.join(lab.dir, 'bundle.json');
+    const bundle = await exportRunEvidence(temporal.client, lab.loaded, workflowId, out);
+    expect(bundle.chain).toHaveLength(records().length);
+    expect((bundle.history as { events: unknown[] }).events.length).toBeGreaterThan(10);
+    expect(verifyBundle(out)).toMatchObject({ ok: true, records: bundle.chain.length });
+
+    const tampered = JSON.parse(readFileSync(out, 'utf8')) as { chain: EvidenceRecord[] };
+    const approved = tampered.chain.find((r) => r.kind === 'gate-approved');
+    if (approved) approved.by = 'carol';
+    writeFileSync(out, JSON.stringify(tampered));
+    expect(verifyBundle(out)).toMatchObject({ ok: false, brokenAt: { position: approved?.seq } });
+  });
+});
