@@ -20,6 +20,7 @@ import { syncRunbookDocs } from './docs';
 import { formatRuns, listRuns } from './runs-list';
 import { dryRun, formatDryRun } from './dry-run';
 import { watchRun } from './watch';
+import { writeReport, type ReportFormat } from './report';
 import { exportRunEvidence, formatEvidenceReport, verifyBundle, verifyRunEvidence } from './evidence';
 import { generateApprovalKey } from '../lib/approval-keys';
 import { auditExitCode, renderAuditTable, runAudit } from './audit';
@@ -213,6 +214,20 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
       const publicKey = generateApprovalKey(o.out);
       console.log(`private key written to ${o.out} (mode 0600): keep it secret; approve with --key ${o.out}`);
       console.log(`add to your entry under people: in the config:\n  publicKey: ${publicKey}`);
+    });
+
+  program
+    .command('report')
+    .description('the record of a run for the post-mortem and the auditor (timeline, RTO/RPO, decisions, breaches, evidence head; an SVG Gantt in HTML)')
+    .argument('<workflowId>')
+    .addOption(new Option('--format <format>', 'output format').choices(['md', 'html', 'json']).default('md'))
+    .option('--out <file>', 'where to write it (default: <lab state>/reports/<id>.<format>)')
+    .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
+    .action(async (workflowId: string, o: { format: ReportFormat; out?: string; as?: string }, cmd: Command) => {
+      const loaded = config(cmd);
+      requirePerson(loaded, o.as, ROLES, 'read reports');
+      const written = await writeReport(await connectClient(temporalTarget(loaded)), loaded, workflowId, o.format, o.out);
+      console.log(`report written to ${written.file}${written.stored ? ` and ${written.stored}` : ''}`);
     });
 
   const evidence = program.command('evidence').description("a run's tamper-evident evidence chain");

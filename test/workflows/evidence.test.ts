@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approveSignal } from '../../contract/runbook';
 import { exportRunEvidence, verifyBundle, verifyRunEvidence } from '../../cli/evidence';
 import { decideGate, startRun } from '../../cli/runs';
+import { writeReport } from '../../cli/report';
 import type { EvidenceRecord } from '../../contract/evidence';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
@@ -118,5 +119,30 @@ describe('evidence chain', () => {
     if (approved) approved.by = 'carol';
     writeFileSync(out, JSON.stringify(tampered));
     expect(verifyBundle(out)).toMatchObject({ ok: false, brokenAt: { position: approved?.seq } });
+  });
+});
+
+describe('lifeboat report', () => {
+  it('writes the record of the run as md, html (with an SVG Gantt over the RTO budget line) and json, locally and in the evidence bucket', async () => {
+    const head = records().at(-1)?.hash;
+    const md = await writeReport(temporal.client, lab.loaded, workflowId, 'md');
+    expect(md.file).toBe(path.join(lab.loaded.stateDir, 'reports', `${encodeURIComponent(workflowId)}.md`));
+    const text = readFileSync(md.file, 'utf8');
+    expect(text).toContain(`# Run report: ${workflowId}`);
+    expect(text).toMatch(/\| gate \| `promote` Approve promotion \(point of no return\) \| approved \| [\d.]+ \| [\d.]+ \| bob \|/);
+    expect(text).toMatch(/\| step \| `promote` Promote the standby \(pg_promote\) \| done \|/);
+    expect(text).toContain(`Evidence chain head: ${head}`);
+    expect(text).toMatch(/decision-refused by alice: approve refused: 'alice' does not have the approver role/);
+    expect(md.stored).toBe(`s3://lifeboat-evidence/reports/${workflowId}.md`);
+    expect(readFileSync(path.join(lab.loaded.stateDir, 's3', 'data', 'lifeboat-evidence', 'reports', `${workflowId}.md`), 'utf8')).toBe(text);
+
+    const html = readFileSync((await writeReport(temporal.client, lab.loaded, workflowId, 'html')).file, 'utf8');
+    const svg = html.slice(html.indexOf('<svg'), html.indexOf('</svg>') + 6);
+    expect(svg.match(/<rect /g)?.length).toBe(md.report.timeline.length);
+    expect(svg).toMatch(/<line [^>]*stroke="#c62828"[^>]*\/>\n<text [^>]*>RTO budget 600s<\/text>/);
+
+    const json = JSON.parse(readFileSync((await writeReport(temporal.client, lab.loaded, workflowId, 'json')).file, 'utf8')) as { state: string; evidence: { head: string }; timeline: unknown[] };
+    expect(json).toMatchObject({ state: 'completed', evidence: { head } });
+    expect(json.timeline.length).toBeGreaterThanOrEqual(6);
   });
 });
