@@ -207,6 +207,10 @@ describe('db-promotion', () => {
     expect(await decide('dave')).toBe("'dave' does not have the approver role (roles: viewer)");
     const wrongGate = await handle.executeUpdate(decideUpdate, { args: [{ gate: 'nope', approver: 'bob', decision: 'approve' }] }).catch((e: Error) => (e.cause as Error).message);
     expect(wrongGate).toBe("unknown gate 'nope': this runbook's gates are promote");
+    // Each refused Update is itself recorded in the run, with who and which rule.
+    const recorded = (await handle.query(statusQuery)).events.filter((e) => e.kind === 'decision-refused');
+    expect(recorded.map((e) => e.by)).toEqual(['carol', 'mallory', 'dave', 'bob']);
+    expect(recorded[2]?.detail).toBe("approve refused: 'dave' does not have the approver role (roles: viewer)");
 
     // The CLI path says the same, before it reaches the run.
     await expect(decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate: 'promote', as: 'carol', decision: 'approve' })).rejects.toThrow(
@@ -218,10 +222,10 @@ describe('db-promotion', () => {
 
     // A raw signal cannot bypass the rule: it is refused and recorded.
     await handle.signal(approveSignal, { gate: 'promote', approver: 'carol' });
-    const after = await waitForStatus(handle, (s) => s.events.some((e) => e.kind === 'decision-refused'), 'the refusal to be recorded');
+    const after = await waitForStatus(handle, (s) => s.events.filter((e) => e.kind === 'decision-refused').length === 6, 'the refusal to be recorded');
     expect(after.gates).toEqual(before.gates);
     expect(after.state).toBe('waiting-approval');
-    const refusal = after.events.find((e) => e.kind === 'decision-refused');
+    const refusal = after.events.filter((e) => e.kind === 'decision-refused').at(-1);
     expect(refusal).toMatchObject({ by: 'carol', gate: 'promote' });
     expect(refusal?.detail).toContain('separation of duties');
 

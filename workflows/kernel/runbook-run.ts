@@ -584,26 +584,28 @@ export class RunbookRun {
     };
     setHandler(approveSignal, onSignal('approve'));
     setHandler(rejectSignal, onSignal('reject'));
-    setHandler(decideUpdate, (request) => this.applyDecision(request), {
+    // The validators reject only what is not a request at all; every rule is checked in the handler,
+    // so a refusal is recorded in the run (and its evidence) and the caller still gets the reason.
+    setHandler(decideUpdate, (request) => {
+      if (request.decision !== 'approve' && request.decision !== 'reject') return this.refuse('decide', request, 'decision must be "approve" or "reject"');
+      return this.applyDecision(request);
+    }, {
       validator: (request) => {
-        const refusal = refuseDecision(request, this.status.gates, this.options.context, { workflowId: workflowInfo().workflowId });
-        if (refusal) throw new Error(refusal);
-        if (request.decision !== 'approve' && request.decision !== 'reject') throw new Error('decision must be "approve" or "reject"');
+        if (!isObject(request)) throw new Error('a decision must be an object {gate, approver, decision, comment?, nonce?, signature?}');
       },
     });
     setHandler(requestCancelUpdate, (request) => {
+      const refusal = refuseOperator(request.by, this.options.context, 'cancel a run')
+        ?? (typeof request.reason !== 'string' || request.reason.trim() === '' ? 'a cancel needs a reason' : undefined)
+        ?? (isFinal(this.status.state) ? `the run has already ended (${this.status.state})` : undefined)
+        ?? (this.status.pointOfNoReturnPassed ? 'the run is past its point of no return: cancelling would not roll it back; let it finish or resolve by hand' : undefined);
+      if (refusal) return this.refuse('cancel', request, refusal);
       this.record('cancel-requested', `cancel requested: ${request.reason}`, { by: request.by });
       this.publish();
       return { accepted: true as const };
     }, {
       validator: (request) => {
-        const refusal = refuseOperator(isObject(request) ? request.by : undefined, this.options.context, 'cancel a run');
-        if (refusal) throw new Error(refusal);
-        if (!isObject(request) || typeof request.reason !== 'string' || request.reason.trim() === '') throw new Error('a cancel needs a reason');
-        if (isFinal(this.status.state)) throw new Error(`the run has already ended (${this.status.state})`);
-        if (this.status.pointOfNoReturnPassed) {
-          throw new Error('the run is past its point of no return: cancelling would not roll it back; let it finish or resolve by hand');
-        }
+        if (!isObject(request)) throw new Error('a cancel request must be an object {by, reason}');
       },
     });
     setHandler(resolveSignal, (request) => {
@@ -618,9 +620,17 @@ export class RunbookRun {
     });
   }
 
+  /** Records a refused Update (who, what, which rule) and fails it with the reason. */
+  private refuse(what: 'decide' | 'cancel', request: { approver?: unknown; by?: unknown; gate?: unknown; decision?: unknown }, refusal: string): never {
+    const by = str(request.approver) ?? str(request.by);
+    this.record('decision-refused', `${what === 'decide' ? String(request.decision ?? 'decision') : 'cancel'} refused: ${refusal}`, { by, gate: str(request.gate) });
+    this.publish();
+    throw ApplicationFailure.nonRetryable(refusal, 'DecisionRefused');
+  }
+
   private applyDecision(request: DecideRequest): DecideResult {
     const refusal = refuseDecision(request, this.status.gates, this.options.context, { workflowId: workflowInfo().workflowId });
-    if (refusal) throw ApplicationFailure.nonRetryable(refusal, 'DecisionRefused');
+    if (refusal) return this.refuse('decide', request, refusal);
     const gate = this.gateStatus(request.gate);
     const at = this.now();
     // Verified by refuseDecision above: a signature here is the approver's, for this opening.
