@@ -20,6 +20,7 @@ import { syncRunbookDocs } from './docs';
 import { formatRuns, listRuns } from './runs-list';
 import { dryRun, formatDryRun } from './dry-run';
 import { watchRun } from './watch';
+import { addExamples, bashCompletion, zshCompletion } from './help';
 import { writeReport, type ReportFormat } from './report';
 import { exportRunEvidence, formatEvidenceReport, verifyBundle, verifyRunEvidence } from './evidence';
 import { generateApprovalKey } from '../lib/approval-keys';
@@ -118,7 +119,6 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .option('--drill', 'mark the run as a drill (LifeboatDrill)', false)
     .option('--force', 'start within the runbook\'s cooldown (admins only)', false)
     .option('--dry-run', 'only the read-only preflight checks, the plan and the estimated RTO; exit 1 when a check fails or the estimate exceeds the target', false)
-    .addHelpText('after', '\nExamples:\n  lifeboat start db-promotion database=orders mode=planned --as alice --dry-run\n  lifeboat start regional-evacuation region=east mode=unplanned --detected-at 2026-11-23T03:12:00Z --incident INC-7 --as alice\n  lifeboat start backup-restore-test database=orders --as alice --drill')
     .action(async (runbook: string, params: string[], o: { as?: string; id?: string; detectedAt?: string; incident?: string; drill: boolean; force: boolean; dryRun: boolean }, cmd: Command) => {
       const loaded = config(cmd);
       const client = await connectClient(temporalTarget(loaded));
@@ -142,7 +142,6 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER)')
     .option('--comment <text>')
     .option('--key <file>', 'sign the decision with your Ed25519 private key (LIFEBOAT_APPROVAL_KEY); required when approvals.signatures is required')
-    .addHelpText('after', '\nExamples:\n  lifeboat approve regional-evacuation:east --gate drain-traffic --as bob --comment "east down 6 min"\n  lifeboat approve db-promotion:orders --gate promote --as bob --key ~/.lifeboat/bob.pem')
     .action(async (workflowId: string, o: { gate: string; as?: string; comment?: string; key?: string }, cmd: Command) => {
       const loaded = config(cmd);
       const keyFile = o.key ?? process.env.LIFEBOAT_APPROVAL_KEY;
@@ -176,7 +175,6 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .option('--json', 'print the status query result as JSON')
     .option('--watch', 'follow the run until it ends: redraws on a terminal, one line per change otherwise; exit 0 only if it completed')
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
-    .addHelpText('after', '\nExamples:\n  lifeboat status regional-evacuation:east --as dave\n  lifeboat status regional-evacuation:east --watch --as dave')
     .action(async (workflowId: string, o: { json?: boolean; watch?: boolean; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
       requirePerson(loaded, o.as, ROLES, 'read run status');
@@ -269,7 +267,7 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .option('--json', 'print JSON')
     .option('--as-of <time>', 'audit as of this ISO 8601 time (default: now)')
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
-    .addHelpText('after', '\nFindings: NO_FAILOVER, TEST_OVERDUE, RTO_EXCEEDED, BACKUP_OVERDUE, FAILED_TEST.\nExit code 1 when a tier-1 finding exists.\n\nExample:\n  lifeboat audit --as dave\n  lifeboat audit --json --as-of 2026-12-31T23:59:59Z --as dave')
+    .addHelpText('after', '\nFindings: NO_FAILOVER, TEST_OVERDUE, RTO_EXCEEDED, BACKUP_OVERDUE, FAILED_TEST.\nExit code 1 when a tier-1 finding exists.')
     .action(async (o: { json?: boolean; asOf?: string; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
       requirePerson(loaded, o.as, ROLES, 'run the audit');
@@ -378,6 +376,17 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
       await runDemo(config(cmd), { projectRoot: PROJECT_ROOT, log: say });
     });
 
+  program
+    .command('completion')
+    .description('print a shell completion script generated from these commands')
+    .argument('<shell>', 'bash or zsh')
+    .action((shell: string) => {
+      if (shell === 'bash') process.stdout.write(bashCompletion(program));
+      else if (shell === 'zsh') process.stdout.write(zshCompletion(program));
+      else throw new UsageError(`completion for '${shell}' is not available: use bash or zsh`);
+    });
+
+  addExamples(program);
   return program;
 }
 

@@ -1,0 +1,31 @@
+/** Every command has --help examples, and the completion script is generated from the command tree and works in bash. */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildProgram } from '../../cli/lifeboat';
+import { bashCompletion, commandPaths, EXAMPLES } from '../../cli/help';
+
+describe('help and completion', () => {
+  it('every command, nested ones included, has examples; every example names a real command', () => {
+    const paths = commandPaths(buildProgram()).map((c) => c.path);
+    expect(paths.filter((p) => !EXAMPLES[p])).toEqual([]);
+    expect(Object.keys(EXAMPLES).filter((p) => !paths.includes(p))).toEqual([]);
+    const help = buildProgram().commands.find((c) => c.name() === 'schedules')?.commands.find((c) => c.name() === 'apply')?.helpInformation() ?? '';
+    expect(help).toContain('--prune');
+  });
+
+  it('bash completes commands, subcommands, options and runbook names', () => {
+    const script = bashCompletion(buildProgram());
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-completion-'));
+    writeFileSync(path.join(dir, 'lifeboat.bash'), script);
+    const complete = (...words: string[]) =>
+      execFileSync('bash', ['-c', `source ${path.join(dir, 'lifeboat.bash')}; COMP_WORDS=(lifeboat ${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length}; _lifeboat; printf '%s\\n' "\${COMPREPLY[@]}"`]).toString().trim().split('\n');
+    expect(complete('sch')).toEqual(['schedules']);
+    expect(complete('schedules', 'p')).toEqual(['pause']);
+    expect(complete('schedules', 'apply', '--p')).toEqual(['--prune']);
+    expect(complete('start', 'backup')).toEqual(['backup-restore-test']);
+    expect(complete('status', 'db-promotion:orders', '--w')).toEqual(['--watch']);
+  });
+});
