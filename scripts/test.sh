@@ -5,6 +5,8 @@
 set -euo pipefail
 source "$(dirname "$0")/toolchain.sh"
 ensure_all
+# Only the tests drive a browser: the demo does not need Chromium.
+ensure_chromium
 cd "$LIFEBOAT_ROOT"
 export PATH="$LIFEBOAT_ROOT/node_modules/.bin:$PATH"
 tsc -p tsconfig.test.json

@@ -9,6 +9,7 @@
 #   - the moto server (Route 53 emulator) from PyPI, in a virtualenv keyed by version
 #   - Mailpit (SMTP server with an inbox API), built from its Go module, keyed by version
 #   - versitygw (S3 server, POSIX backend: backups on disk), `go install`ed, keyed by version
+#   - Chromium from Debian (the browser test of the Temporal Web UI drives it with playwright-core)
 # Progress goes to stderr so that commands printing JSON keep stdout clean.
 
 LIFEBOAT_NODE_VERSION=24.21.0
@@ -142,6 +143,19 @@ ensure_versitygw() {
   fi
   LIFEBOAT_VERSITYGW_BIN="$dir/versitygw"
   export LIFEBOAT_VERSITYGW_BIN
+}
+
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    lifeboat_say "Chromium is missing (the Temporal UI browser test needs it): run 'sudo apt-get install chromium' and retry"
+    return 1
+  fi
+  lifeboat_say "installing Chromium from Debian (for the Temporal UI browser test)"
+  apt-get update >&2 || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2 || return 1
 }
 
 # Builds dist/ (tsc output and the pre-built workflow bundle) when a source is newer than it.
