@@ -12,6 +12,7 @@ import { FAILBACK_RUNBOOK } from '../contract/failback';
 import { REGIONAL_EVACUATION_RUNBOOK } from '../contract/regional-evacuation';
 import { buildActivityDependencies } from '../workers/dependencies';
 import type { ActivityDependencies } from '../activities';
+import type { EvidenceStore } from '../activities/evidence';
 import { DOCUMENTED_RUNBOOKS } from './docs';
 import { planStart, UsageError, type StartRequest } from './start';
 
@@ -21,6 +22,8 @@ export interface DryRunStep {
   irreversible: boolean;
   undo?: string;
   budgetSeconds?: number;
+  /** Measured durations of this step in the last completed runs on the same targets (from their evidence). */
+  measured?: { runs: number; medianSeconds: number; worstSeconds: number };
   /** The gate a person must approve before this step. */
   gate?: { id: string; escalateAfterSeconds?: number; timeoutSeconds?: number; twoPerson?: boolean };
 }
@@ -104,15 +107,32 @@ async function preflight(deps: ActivityDependencies, runbook: string, targets: r
 }
 
 /** Measured RTO (or duration) of the newest completed runs of the runbook on the same targets. */
-async function pastDurations(client: Client, runbook: string, targets: readonly string[]): Promise<Array<{ workflowId: string; seconds: number }>> {
-  const found: Array<{ workflowId: string; seconds: number }> = [];
+interface PastRun {
+  workflowId: string;
+  seconds: number;
+  /** Measured step durations from the run's evidence chain (step-done records). */
+  steps: Record<string, number>;
+}
+
+async function pastDurations(client: Client, runbook: string, targets: readonly string[], evidence: readonly EvidenceStore[]): Promise<PastRun[]> {
+  const found: PastRun[] = [];
   const want = JSON.stringify([...targets].sort());
   for await (const wf of client.workflow.list({ query: `LifeboatRunbook = '${runbook}' AND ExecutionStatus = 'Completed'` })) {
     const memo = wf.memo as { lifeboat?: { targets?: string[] } } | undefined;
     if (JSON.stringify([...(memo?.lifeboat?.targets ?? [])].sort()) !== want) continue;
     const result = (await client.workflow.getHandle(wf.workflowId, wf.runId).result()) as { rto?: { measuredSeconds?: number }; durationSeconds?: number; restore?: { durationSeconds?: number } };
     const seconds = result.rto?.measuredSeconds ?? result.restore?.durationSeconds ?? result.durationSeconds;
-    if (typeof seconds === 'number') found.push({ workflowId: wf.workflowId, seconds });
+    if (typeof seconds !== 'number') continue;
+    const steps: Record<string, number> = {};
+    for (const store of evidence) {
+      const chain = await store.read(wf.workflowId, wf.runId).catch(() => []);
+      for (const r of chain) {
+        const o = r.outcome as { startedAt?: string; endedAt?: string } | undefined;
+        if (r.kind === 'step-done' && r.step && o?.startedAt && o.endedAt) steps[r.step] = (Date.parse(o.endedAt) - Date.parse(o.startedAt)) / 1000;
+      }
+      if (chain.length > 0) break;
+    }
+    found.push({ workflowId: wf.workflowId, seconds, steps });
     if (found.length >= PAST_RUNS) break;
   }
   return found;
@@ -137,7 +157,11 @@ export async function dryRun(client: Client, loaded: LoadedConfig, request: Star
   });
   const mode = request.params.find((p) => p.startsWith('mode='))?.slice(5) ?? 'planned';
   const checks = await preflight(deps, request.runbook, plan.targets, mode);
-  const past = await pastDurations(client, request.runbook, plan.targets);
+  const past = await pastDurations(client, request.runbook, plan.targets, deps.evidence ?? []);
+  for (const step of steps) {
+    const measured = past.map((p) => p.steps[step.id]).filter((v): v is number => v !== undefined).sort((a, b) => a - b);
+    if (measured.length > 0) step.measured = { runs: measured.length, medianSeconds: measured[Math.floor((measured.length - 1) / 2)] ?? 0, worstSeconds: measured.at(-1) ?? 0 };
+  }
   const sorted = past.map((p) => p.seconds).sort((a, b) => a - b);
   const median = sorted.length > 0 ? sorted[Math.floor((sorted.length - 1) / 2)] : undefined;
   const worst = sorted.at(-1);
@@ -167,7 +191,8 @@ export function formatDryRun(r: DryRunReport): string {
   const lines = [`DRY RUN (nothing started): ${r.summary}`, `workflow id ${r.workflowId}`, '', 'plan:'];
   r.steps.forEach((s, i) => {
     if (s.gate) lines.push(`   gate ${s.gate.id}: an approver decides${s.gate.twoPerson ? ' (two people)' : ''}; escalates after ${s.gate.escalateAfterSeconds ?? '?'}s, rejected after ${s.gate.timeoutSeconds ?? '?'}s`);
-    lines.push(`  ${String(i + 1).padStart(2)}. ${s.id}${s.irreversible ? '  [POINT OF NO RETURN]' : ''}${s.budgetSeconds !== undefined ? `  budget ${s.budgetSeconds}s` : ''}${s.undo ? `  undo: ${s.undo}` : ''}`);
+    const measured = s.measured ? `  measured median ${s.measured.medianSeconds.toFixed(1)}s, worst ${s.measured.worstSeconds.toFixed(1)}s (${s.measured.runs} runs)` : '';
+    lines.push(`  ${String(i + 1).padStart(2)}. ${s.id}${s.irreversible ? '  [POINT OF NO RETURN]' : ''}${s.budgetSeconds !== undefined ? `  budget ${s.budgetSeconds}s` : ''}${measured}${s.undo ? `  undo: ${s.undo}` : ''}`);
   });
   lines.push('', 'preflight (read-only):');
   for (const c of r.preflight) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.check}: ${c.detail}`);

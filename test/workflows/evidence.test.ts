@@ -12,6 +12,7 @@ import { approveSignal } from '../../contract/runbook';
 import { exportRunEvidence, verifyBundle, verifyRunEvidence } from '../../cli/evidence';
 import { decideGate, startRun } from '../../cli/runs';
 import { writeReport } from '../../cli/report';
+import { dryRun, formatDryRun } from '../../cli/dry-run';
 import type { EvidenceRecord } from '../../contract/evidence';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
@@ -144,5 +145,24 @@ describe('lifeboat report', () => {
     const json = JSON.parse(readFileSync((await writeReport(temporal.client, lab.loaded, workflowId, 'json')).file, 'utf8')) as { state: string; evidence: { head: string }; timeline: unknown[] };
     expect(json).toMatchObject({ state: 'completed', evidence: { head } });
     expect(json.timeline.length).toBeGreaterThanOrEqual(6);
+  });
+});
+
+describe('start --dry-run with past runs', () => {
+  it('estimates from the measured RTO of past runs on the same target and shows each step\'s measured duration from their evidence', async () => {
+    const request = { runbook: 'db-promotion', params: ['database=orders'], as: 'alice', drill: true };
+    // Visibility lists the finished run after a moment.
+    await expect.poll(async () => (await dryRun(temporal.client, lab.loaded, request)).rto.pastRuns.count, { timeout: 20_000 }).toBe(1);
+    const report = await dryRun(temporal.client, lab.loaded, request);
+    const result = (await temporal.client.workflow.getHandle(workflowId).result()) as { rto: { measuredSeconds: number } };
+    expect(report.rto).toMatchObject({ estimateSeconds: result.rto.measuredSeconds, pastRuns: { count: 1, workflowIds: [workflowId] }, exceedsTarget: false });
+    expect(report.rto.method).toMatch(/worst measured RTO of the last 1 completed runs on orders/);
+    const promote = report.steps.find((s) => s.id === 'promote');
+    expect(promote?.measured).toMatchObject({ runs: 1 });
+    expect(promote?.measured?.worstSeconds).toBeGreaterThan(0);
+    // The standby was promoted by that run: the preflight says so, and the dry run is not ready.
+    expect(report.preflight).toEqual([expect.objectContaining({ check: 'orders: replication', ok: false, detail: expect.stringMatching(/is not a standby/) })]);
+    expect(report.exitCode).toBe(1);
+    expect(formatDryRun(report)).toMatch(/promote {2}\[POINT OF NO RETURN\] {2}measured median [\d.]+s, worst [\d.]+s \(1 runs\)/);
   });
 });
