@@ -54,6 +54,9 @@ function config(cmd: Command): LoadedConfig {
 
 function printLab(status: LabStatus): void {
   console.log(`Temporal ${status.temporal.address} (${status.temporal.running ? 'running' : 'not running'}), UI ${status.temporal.uiUrl}`);
+  const { s3, scratch } = status.backups ?? {};
+  if (s3) console.log(`S3 (versitygw) ${s3.endpoint} (${s3.reachable ? 'running' : 'not running'}): ${s3.buckets.join(', ')}`);
+  if (scratch) console.log(`restore-test scratch server ${scratch.host}:${scratch.port} (${scratch.reachable ? 'running' : 'not running'})`);
   for (const [name, db] of Object.entries(status.databases)) {
     const node = (n: NonNullable<LabStatus['databases'][string]['primary']>) =>
       `${n.region} ${n.host}:${n.port}${n.reachable ? (n.inRecovery ? ' (in recovery)' : n.readOnly ? ' (read-only)' : '') : ' (down)'}`;

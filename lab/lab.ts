@@ -62,6 +62,8 @@ export interface LabStatus {
   inbox?: { url: string };
   twilio?: { url: string };
   services: Record<string, { url: string; healthy: boolean; frozen?: boolean; error?: string }>;
+  /** The backups' S3 server (versitygw) with its buckets, and the restore tests' scratch server. */
+  backups?: { s3?: { endpoint: string; buckets: string[]; reachable: boolean }; scratch?: { host: string; port: number; reachable: boolean } };
   /** Roles read live: `primary` is the writable node, `standby` the node in recovery. */
   databases: Record<string, { primary?: LabNodeStatus; standby?: LabNodeStatus; others: LabNodeStatus[] }>;
 }
@@ -205,6 +207,15 @@ export class Lab {
       } catch (err) {
         result.services[region] = { url: service.url, healthy: false, error: (err as Error).message };
       }
+    }
+    const backups = this.loaded.config.backups;
+    if (backups) {
+      const s3 = loopback(backups.storage.endpoint);
+      const evidenceBucket = this.loaded.config.evidence.bucket;
+      result.backups = {
+        ...(backups.storage.endpoint ? { s3: { endpoint: backups.storage.endpoint, buckets: [...Object.values(backups.storage.buckets), ...(evidenceBucket ? [evidenceBucket] : [])], reachable: s3 ? await isListening(s3.host, s3.port) : false } } : {}),
+        ...(backups.scratch ? { scratch: { host: backups.scratch.host, port: backups.scratch.port, reachable: await isListening(backups.scratch.host, backups.scratch.port) } } : {}),
+      };
     }
     for (const [name, spec] of postgresDatabases(this.loaded.config)) {
       const clusters = this.clusters(name);

@@ -72,6 +72,14 @@ async function startRestoreTest(params: string[] = []) {
   return temporal.client.workflow.getHandle(started.workflowId);
 }
 
+describe('the lab\'s backup parts', () => {
+  it('lab status reports the S3 server with its buckets and the scratch server, read live', async () => {
+    const status = await lab.lab.status();
+    expect(status.backups?.s3).toMatchObject({ reachable: true, buckets: ['backups-east', 'backups-west', 'lifeboat-evidence'] });
+    expect(status.backups?.scratch).toMatchObject({ reachable: true, port: lab.loaded.config.backups?.scratch?.port });
+  });
+});
+
 describe('database-backup', () => {
   it('dumps in one snapshot, writes a manifest, copies to the second region and verifies the copy', async () => {
     const expected = await sourceTables();
