@@ -1,0 +1,120 @@
+/**
+ * Bench-only workflows (the bench worker's workflowsPath), written on the real
+ * RunbookRun kernel, plus the real `dbPromotion` for the fan-out's child runs.
+ * Never registered by a production worker.
+ */
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { BenchOnlyActivities } from '../activities';
+import type { DatabaseEvacuationOutcome } from '../../contract/regional-evacuation';
+import type { DbPromotionPolicy, PromotionMode } from '../../contract/db-promotion';
+import type { RunContext } from '../../contract/runbook';
+import { RunbookRun, type RunbookPlan } from '../../workflows/kernel/runbook-run';
+import { promoteInParallel } from '../../workflows/procedures';
+
+export { dbPromotion } from '../../workflows/db-promotion';
+
+const bench = proxyActivities<BenchOnlyActivities>({ startToCloseTimeout: '30 seconds' });
+
+const RTO = { budgetSeconds: 3600, onBreach: 'continue' } as const;
+
+function plan(steps: number, gate?: string): RunbookPlan {
+  return {
+    steps: Array.from({ length: steps }, (_, i) => ({ id: `s${i + 1}`, title: `bench step ${i + 1}` })),
+    gates: gate ? [{ id: gate, title: `bench gate ${gate}` }] : [],
+  };
+}
+
+export interface BenchStepsInput {
+  run: RunContext;
+  steps: number;
+  sleepMs: number;
+}
+
+/** Benchmark 1 (and 5, with drill=true and short steps): N kernel steps, each one activity that sleeps. */
+export async function benchSteps(input: BenchStepsInput): Promise<{ steps: number }> {
+  const run = new RunbookRun({
+    runbook: 'bench-steps',
+    target: `${input.steps} steps`,
+    plan: plan(input.steps),
+    context: input.run,
+    rto: RTO,
+    rpoTargetSeconds: 60,
+    stepBudgets: {},
+    gates: {},
+  });
+  return run.execute(async () => {
+    for (let i = 1; i <= input.steps; i++) {
+      await run.step(`s${i}`, () => bench.benchSleep.executeWithOptions({ startToCloseTimeout: '30 seconds', summary: `sleep ${input.sleepMs} ms` }, [input.sleepMs]));
+    }
+    return { steps: input.steps };
+  });
+}
+
+/** Benchmark 1's Temporal-only baseline: the same N activities in a plain workflow, no kernel. */
+export async function benchRawSteps(input: Pick<BenchStepsInput, 'steps' | 'sleepMs'>): Promise<{ steps: number }> {
+  for (let i = 1; i <= input.steps; i++) {
+    await bench.benchSleep.executeWithOptions({ startToCloseTimeout: '30 seconds', summary: `sleep ${input.sleepMs} ms` }, [input.sleepMs]);
+  }
+  return { steps: input.steps };
+}
+
+export interface BenchGateInput {
+  run: RunContext;
+}
+
+/** Benchmark 3: a gate, then one step whose activity returns the time it started. */
+export async function benchGate(input: BenchGateInput): Promise<{ activityStartedAt: number }> {
+  const run = new RunbookRun({
+    runbook: 'bench-gate',
+    target: 'approval latency',
+    plan: plan(1, 'approve'),
+    context: input.run,
+    rto: RTO,
+    rpoTargetSeconds: 60,
+    stepBudgets: {},
+    gates: { approve: { escalateAfterSeconds: 3600, timeoutSeconds: 7200 } },
+  });
+  return run.execute(async () => {
+    await run.gate('approve');
+    const activityStartedAt = await run.step('s1', () => bench.benchMark());
+    return { activityStartedAt };
+  });
+}
+
+export interface BenchEvacuationInput {
+  run: RunContext;
+  databases: string[];
+  mode: PromotionMode;
+  policy: DbPromotionPolicy;
+}
+
+/**
+ * Benchmark 2: evacuation-like fan-out. One kernel step that promotes every
+ * database as a child `dbPromotion` run through the real `promoteInParallel`
+ * (the regional evacuation's procedure), pre-approved so no child waits at its gate.
+ */
+export async function benchEvacuation(input: BenchEvacuationInput): Promise<{ outcomes: DatabaseEvacuationOutcome[] }> {
+  const run = new RunbookRun({
+    runbook: 'bench-evacuation',
+    target: `${input.databases.length} databases`,
+    plan: { steps: [{ id: 'promote-databases', title: 'Promote every database (child runs)' }], gates: [] },
+    context: input.run,
+    rto: RTO,
+    rpoTargetSeconds: 60,
+    stepBudgets: {},
+    gates: {},
+  });
+  const { workflowId } = workflowInfo();
+  const preApproved = { by: 'bench', at: input.run.detectedAt, comment: `pre-approved by the benchmark ${workflowId}` };
+  // An object, not the bare array: the kernel may add fields (e.g. evidence) to a run's result.
+  return run.execute(async () => ({
+    outcomes: await run.step('promote-databases', () =>
+      promoteInParallel(
+        run,
+        run.context,
+        preApproved,
+        input.databases.map((database) => ({ database, input: { mode: input.mode, policy: input.policy }, summary: `bench: promote ${database}` })),
+      ),
+    ),
+  }));
+}
