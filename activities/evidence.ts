@@ -78,7 +78,7 @@ export function mirrorEvidenceStore(dir: string): EvidenceStore {
 
 export function createEvidenceActivities(deps: { stores: readonly EvidenceStore[] }) {
   return {
-    /** Appends sealed records of one run to every store (bucket first, then the local mirror). */
+    /** Appends sealed records of one run to every store (the local mirror first, then the bucket). */
     async appendEvidence(records: EvidenceRecord[]): Promise<void> {
       const first = records[0];
       if (!first) return;

@@ -69,9 +69,10 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
     databases.set(name, provider);
     if (spec.backup) backups.set(name, provider);
   }
-  const evidence: EvidenceStore[] = [];
+  // The local mirror first: a bucket that is down (its region may be the one being evacuated) must not keep
+  // the records from the mirror while the activity retries the bucket.
+  const evidence: EvidenceStore[] = [mirrorEvidenceStore(path.resolve(path.dirname(loaded.file), config.evidence.mirrorDir))];
   if (config.evidence.bucket && config.backups) evidence.push(s3EvidenceStore(objectStoreFor(config.backups, config.evidence.bucket, env)));
-  evidence.push(mirrorEvidenceStore(path.resolve(path.dirname(loaded.file), config.evidence.mirrorDir)));
   return {
     databases,
     backups,
