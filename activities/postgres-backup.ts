@@ -174,14 +174,21 @@ export function createPostgresBackupProvider(name: string, spec: PostgresBackupS
         const dump = pgTool('pg_dump', ['-Fc', `--snapshot=${snapshot}`, '--no-password', '-h', node.host, '-p', String(node.port), '-U', spec.user, '-d', spec.database], spec.password, signal);
         dump.child.stdin.end();
         const hash = hashing();
-        const uploaded = first.putStream(key, dump.child.stdout.pipe(hash), (bytes) => progress({ phase: 'upload', location: first.location, bytes }), signal);
-        try {
-          await Promise.all([dump.exited, uploaded]);
-        } catch (err) {
+        // An upload that fails stops pg_dump (it would block on a full pipe); a pg_dump that fails ends the upload.
+        let uploadError: unknown;
+        const uploaded = first
+          .putStream(key, dump.child.stdout.pipe(hash), (bytes) => progress({ phase: 'upload', location: first.location, bytes }), signal)
+          .catch((err: unknown) => {
+            uploadError = err;
+            dump.child.kill('SIGTERM');
+          });
+        const dumpError = await dump.exited.then(() => undefined, (err: unknown) => err);
+        await uploaded;
+        if (uploadError !== undefined || dumpError !== undefined) {
           // A failed dump must not leave a partial artifact that looks like a backup.
-          dump.child.kill('SIGTERM');
           await first.deletePrefix(prefix(backupId)).catch(() => undefined);
-          throw err;
+          // The upload's error when it came first (pg_dump was then killed by us), else pg_dump's own.
+          throw uploadError ?? dumpError;
         }
         await session.query('COMMIT');
         const manifest: BackupManifest = {
@@ -321,7 +328,10 @@ export function createPostgresBackupProvider(name: string, spec: PostgresBackupS
       const of = manifest.artifact.sizeBytes;
       const counter = hashing((bytes) => progress({ phase: 'restore', bytes, of }));
       const fed = pipeline(await s.getStream(manifest.artifact.key), counter, restore.child.stdin);
-      await Promise.all([restore.exited, fed]);
+      // pg_restore's own error says more than the broken pipe it leaves behind: report it first.
+      const [tool, feed] = await Promise.allSettled([restore.exited, fed]);
+      if (tool.status === 'rejected') throw tool.reason;
+      if (feed.status === 'rejected') throw feed.reason;
       return {
         backupId,
         target,
