@@ -82,7 +82,8 @@ async function startEvacuation(): Promise<WorkflowHandle<typeof regionalEvacuati
 
 async function approveWhenWaiting(handle: WorkflowHandle, gate: string): Promise<void> {
   try {
-    await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 120_000);
+    // Generous: the declare step waits for a notification round, and this file runs beside others on 2 cores.
+    await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 240_000);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${workerLogTails()}`, { cause: err });
   }
@@ -120,7 +121,7 @@ describe('evacuation durability', () => {
     expect(result.databases.map((d) => d.state)).toEqual(['promoted', 'promoted', 'promoted']);
     await expectPromotedExactlyOnce();
     expect((await handle.query(statusQuery)).state).toBe('completed');
-  });
+  }, 600_000);
 
   it('a restart of the Temporal server mid-evacuation: the run resumes from its persisted history, each database promoted once', async () => {
     startWorker('worker-c');
@@ -143,5 +144,5 @@ describe('evacuation durability', () => {
     }, 180_000, 500);
     expect(result.databases.map((d) => d.state)).toEqual(['promoted', 'promoted', 'promoted']);
     await expectPromotedExactlyOnce();
-  });
+  }, 600_000);
 });
