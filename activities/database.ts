@@ -3,7 +3,7 @@
  * provider behind it (PostgreSQL today, Cloud SQL later) comes from the
  * worker's config, so connection details and secrets never enter history.
  */
-import { heartbeat, log } from '@temporalio/activity';
+import { activityInfo, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type {
   CatchUpResult,
@@ -23,10 +23,10 @@ export interface DatabaseProvider {
   readonly primary: NodeEndpoint;
   readonly standby: NodeEndpoint;
   inspect(): Promise<ReplicationInspection>;
-  /** Makes the old primary refuse writes. `required`: an unreachable primary is an error, not a skip. */
-  fencePrimary(required: boolean): Promise<FenceResult>;
-  /** Idempotent undo of the fence. */
-  unfencePrimary(): Promise<void>;
+  /** Makes the old primary refuse writes. `required`: an unreachable primary is an error, not a skip. `owner`: the run fencing it. */
+  fencePrimary(required: boolean, owner?: string): Promise<FenceResult>;
+  /** Idempotent undo of `owner`'s fence: a fence another run put in place is left alone. */
+  unfencePrimary(owner?: string): Promise<void>;
   replayedUpTo(lsn: string): Promise<{ caughtUp: boolean; replayLsn: string }>;
   measureRpo(detectedAt: string): Promise<RpoMeasurement>;
   /** Idempotent: an already promoted standby is success. */
@@ -50,6 +50,12 @@ export interface RebuildOutcome {
 export type PromotionTarget = 'standby' | 'primary';
 
 const HEARTBEAT_MS = 1000;
+
+/** The run an activity acts for (workflow id and run id): what a fence's marker names as its owner. */
+function runOwner(): string | undefined {
+  const run = activityInfo().workflowExecution;
+  return run ? `${run.workflowId}/${run.runId}` : undefined;
+}
 
 export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, DatabaseProvider> }) {
   const provider = (database: string, towards: PromotionTarget = 'standby'): DatabaseProvider => {
@@ -85,11 +91,11 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
     },
 
     async fencePrimary(database: string, mode: PromotionMode, towards?: PromotionTarget): Promise<FenceResult> {
-      return provider(database, towards).fencePrimary(mode === 'planned');
+      return provider(database, towards).fencePrimary(mode === 'planned', runOwner());
     },
 
     async unfencePrimary(database: string, towards?: PromotionTarget): Promise<void> {
-      await provider(database, towards).unfencePrimary();
+      await provider(database, towards).unfencePrimary(runOwner());
     },
 
     /** One check of the poll loop: fails with ReplayBehind (retried by policy) until caught up. */

@@ -1,6 +1,8 @@
 /** All activities a Lifeboat worker registers, built from injected providers and channels. */
 import { createBackupActivities, type BackupProvider } from './backup';
 import { createDatabaseActivities, type DatabaseProvider } from './database';
+import type { Client } from '@temporalio/client';
+import { createHoldActivities } from './holds';
 import { createEvidenceActivities, type EvidenceStore } from './evidence';
 import { createNotificationActivities, type NotificationRoutes } from './notify';
 import type { Route53Traffic } from './route53';
@@ -18,6 +20,8 @@ export interface ActivityDependencies {
   notifications: { routes: NotificationRoutes; record: (entry: Record<string, unknown>) => Promise<void> };
   traffic?: Route53Traffic;
   services?: ServiceControl;
+  /** The worker's Temporal client (target holds read the server); set by createLifeboatWorker. */
+  temporal?: Client;
 }
 
 export function createActivities(deps: ActivityDependencies) {
@@ -27,6 +31,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createEvidenceActivities({ stores: deps.evidence ?? [] }),
     ...createNotificationActivities(deps.notifications),
     ...createTrafficActivities({ traffic: deps.traffic, services: deps.services }),
+    ...createHoldActivities({ client: deps.temporal }),
   };
 }
 

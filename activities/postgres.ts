@@ -18,6 +18,8 @@ import type {
 import { FailureType } from '../contract/failures';
 import type { DatabaseProvider, RebuildOutcome } from './database';
 import { asOwner, clusterOwner, prepareDir, startCluster, stopCluster, type ClusterLocation } from './postgres-host';
+import { clearFenceForRebuild, controlData, fenceByShutdown, fenceOwner, isFencedHere, liftShutdownFence } from './postgres-fence';
+import { log } from '@temporalio/activity';
 import { waitFor } from '../lib/processes';
 import { appendFileSync, chownSync, existsSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -101,6 +103,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         return { method: 'already-a-standby', node: primary, source: standby };
       }
       await stopCluster(location);
+      clearFenceForRebuild(location); // the rebuild writes its own standby.signal
       await withNode(standby, async (c) => {
         await c.query('CHECKPOINT'); // pg_rewind reads the source's control file: make the new timeline visible there
         const slot = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [spec.slot]);
@@ -177,6 +180,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
           readOnly: pv ? pv.read_only === 'on' : undefined,
           error: p.ok ? undefined : p.error,
         },
+        fenceOnHost: true,
         inspectedAt: new Date().toISOString(),
       };
       if (inspection.primary.currentLsn && inspection.standby.replayLsn) {
@@ -187,54 +191,80 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       return inspection;
     },
 
-    async fencePrimary(required: boolean): Promise<FenceResult> {
-      let reached = false;
-      try {
-        await withNode(primary, async (c) => {
-          reached = true;
-          await c.query('SET default_transaction_read_only = off');
-          await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
-          await c.query('SELECT pg_reload_conf()');
-        });
-        // A fresh session proves the fence holds (the reload is asynchronous) before anything is measured.
-        const readOnly = await withNode(primary, async (c) => (await c.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v")).rows[0]?.v);
-        if (readOnly !== 'on') throw new Error(`fence did not take: new sessions on ${where(primary)} are not read-only yet`);
-        return await withNode(primary, async (c) => {
-          // Sessions opened before the fence may still be committing: end them and wait (5 s each) until they are gone.
-          const terminated = await c.query<{ n: string }>(
-            `SELECT count(pg_terminate_backend(pid, 5000))::text AS n FROM pg_stat_activity
-              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
-          );
-          // CHECKPOINT flushes every WAL record written so far, asynchronous commits included.
-          await c.query('SET default_transaction_read_only = off');
-          await c.query('CHECKPOINT');
-          const lsn = await c.query<{ lsn: string }>('SELECT pg_current_wal_flush_lsn()::text AS lsn');
-          const finalLsn = lsn.rows[0]?.lsn;
-          if (!finalLsn) throw new Error('pg_current_wal_flush_lsn() returned nothing');
-          return { fenced: true as const, finalLsn, terminatedSessions: Number(terminated.rows[0]?.n ?? 0) };
-        });
-      } catch (err) {
-        const message = (err as Error).message;
-        if (!isConnectionError(err)) throw err;
-        if (required) {
-          throw ApplicationFailure.create({
-            type: FailureType.PrimaryUnreachable,
-            message: `planned promotion needs the old primary ${where(primary)}, which is unreachable (${message}); use mode=unplanned if it is lost`,
-          });
-        }
-        // `attempted`: the fence may have half-applied before the connection broke, so it must be undone on rollback.
-        return { fenced: false, attempted: reached, reason: `old primary ${where(primary)} unreachable: ${message}` };
+    async fencePrimary(required: boolean, owner?: string): Promise<FenceResult> {
+      const location = locations.primary;
+      if (!location) {
+        throw ApplicationFailure.nonRetryable(
+          `fencing ${where(primary)} shuts it down on its own host: run a worker of region ${primary.region} there ('lifeboat worker --region ${primary.region}') with databases.${name}.<node>.dataDir`,
+          FailureType.NotConfigured,
+        );
       }
+      // The node's own word, when it answers: its identity (so the wrong cluster is never stopped) and its role.
+      const live = await tryNode(primary, async (c) => (await c.query<{ sysid: string; r: boolean; sessions: string }>(
+        `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS r,
+                (SELECT count(*)::text FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) AS sessions`,
+      )).rows[0]);
+      if (required && !live.ok) {
+        throw ApplicationFailure.create({
+          type: FailureType.PrimaryUnreachable,
+          message: `planned promotion needs the old primary ${where(primary)}, which is unreachable (${live.error}); use mode=unplanned if it is lost`,
+        });
+      }
+      if (live.ok && live.value?.r === true) {
+        if (required) throw ApplicationFailure.nonRetryable(`${where(primary)} is in recovery (a standby), not the primary this promotion replaces`, FailureType.StandbyNotHealthy);
+        return { fenced: false, reason: `${where(primary)} is already a standby (in recovery): nothing to fence` };
+      }
+      const fence = await fenceByShutdown(location, { port: primary.port, systemIdentifier: live.ok ? live.value?.sysid : undefined }, { database: name, node: primary, owner }, (file, text) => writeOwned(file, text, 'replace'));
+      if (fence.control.state !== 'shut down' && fence.how === 'shutdown') {
+        throw new Error(`${where(primary)} did not shut down cleanly (control file says "${fence.control.state}")`);
+      }
+      return {
+        fenced: true,
+        finalLsn: fence.control.checkpointLsn,
+        terminatedSessions: live.ok ? Number(live.value?.sessions ?? 0) : 0,
+        method: fence.how === 'shutdown'
+          ? 'clean shutdown (the shutdown checkpoint streamed to the standby) and a standby.signal, so a restart comes back read-only'
+          : fence.how === 'already-fenced'
+            ? `already fenced by ${fence.owner ?? 'another run'} (stopped, standby.signal in place)`
+            : `found stopped (${fence.control.state}); a standby.signal written, so a restart comes back read-only`,
+      };
     },
 
-    async unfencePrimary(): Promise<void> {
+    async unfencePrimary(owner?: string): Promise<void> {
+      // The world first: writes are never re-opened while the other node is a primary, or ahead of this one.
+      const other = await tryNode(standby, async (c) => (await c.query<{ r: boolean; tli: number }>(
+        'SELECT pg_is_in_recovery() AS r, (SELECT timeline_id FROM pg_control_checkpoint()) AS tli',
+      )).rows[0]);
+      if (!other.ok) {
+        throw ApplicationFailure.nonRetryable(`refusing to unfence ${where(primary)}: ${where(standby)} cannot be read (${other.error}), so it may be a primary; check it, then resolve`, FailureType.UnfenceRefused);
+      }
+      if (other.value?.r === false) {
+        throw ApplicationFailure.nonRetryable(`refusing to unfence ${where(primary)}: ${where(standby)} has left recovery (it is a primary); re-opening writes would make two writable primaries`, FailureType.UnfenceRefused);
+      }
+      const location = locations.primary;
+      const fencedBy = location ? fenceOwner(location) : undefined;
+      if (location && fencedBy !== undefined && fencedBy !== owner) {
+        log.info('the fence belongs to another run: left in place', { database: name, fencedBy, owner });
+        return;
+      }
+      if (location && isFencedHere(location)) {
+        const mine = await controlData(location.dataDir);
+        if ((other.value?.tli ?? 0) > mine.timeline) {
+          throw ApplicationFailure.nonRetryable(`refusing to unfence ${where(primary)}: ${where(standby)} is on timeline ${other.value?.tli}, newer than its ${mine.timeline}`, FailureType.UnfenceRefused);
+        }
+        await liftShutdownFence(location);
+      }
+      // Runs fenced by an earlier Lifeboat (a read-only default) are undone the way they were fenced.
       await withNode(primary, async (c) => {
-        await c.query('SET default_transaction_read_only = off');
-        await c.query('ALTER SYSTEM RESET default_transaction_read_only');
-        await c.query('SELECT pg_reload_conf()');
+        const ro = await c.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v");
+        if (ro.rows[0]?.v === 'on') {
+          await c.query('SET default_transaction_read_only = off');
+          await c.query('ALTER SYSTEM RESET default_transaction_read_only');
+          await c.query('SELECT pg_reload_conf()');
+        }
       });
-      const readOnly = await withNode(primary, async (c) => (await c.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v")).rows[0]?.v);
-      if (readOnly !== 'off') throw new Error(`unfence did not take yet on ${where(primary)}`);
+      const state = await withNode(primary, async (c) => (await c.query<{ v: string; r: boolean }>("SELECT current_setting('default_transaction_read_only') AS v, pg_is_in_recovery() AS r")).rows[0]);
+      if (state?.v !== 'off' || state.r !== false) throw new Error(`unfence did not take yet on ${where(primary)} (read-only ${state?.v}, in recovery ${String(state?.r)})`);
     },
 
     async replayedUpTo(targetLsn: string): Promise<{ caughtUp: boolean; replayLsn: string }> {

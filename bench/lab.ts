@@ -9,6 +9,7 @@
  * needs vitest's `inject`): a temp dir, free ports, three PostgreSQL pairs,
  * the bench's dev server instead of the test run's.
  */
+import { ranToEnd } from '../contract/runbook';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -238,7 +239,7 @@ async function runbookEvacuation(client: Client, loaded: LoadedConfig, label: st
     await decideGate(client, loaded, { workflowId: started.workflowId, gate, as: 'bob', comment: 'bench: automated approver', decision: 'approve' });
     approverSeconds[gate] = seconds(now() - seen);
   }
-  const result = await handle.result();
+  const result = ranToEnd(await handle.result());
   const wallSeconds = seconds(now() - t0);
   const failed = result.databases.filter((d) => d.state !== 'promoted');
   if (failed.length > 0 || result.degraded) throw new Error(`${started.workflowId}: promotions failed: ${failed.map((f) => `${f.database} (${f.error ?? '?'})`).join(', ')}`);

@@ -4,6 +4,7 @@
  * person. Prints RTO and RPO per database, the emails and SMS that went out, and
  * the Temporal UI link; the lab stays up for inspection.
  */
+import { ranToEnd } from '../contract/runbook';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load';
@@ -37,7 +38,9 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
   const cli = path.join(options.projectRoot, 'dist', 'cli', 'lifeboat.js');
   // A worker started before the last build would run old workflow code: restart it then.
   const builtAt = statSync(path.join(options.projectRoot, 'dist', 'workflow-bundle.js')).mtimeMs;
-  const workerPid = await lab.ensureWorker(process.execPath, [cli, '--config', loaded.file, 'worker', '--workflows', 'bundle'], log, builtAt);
+  const workerPid = await lab.ensureWorker('main', process.execPath, [cli, '--config', loaded.file, 'worker', '--workflows', 'bundle'], log, builtAt);
+  // Host-bound work (fencing by shutdown, rewinding) runs on a worker of the node's region.
+  for (const region of lab.nodeRegions()) await lab.ensureWorker(region, process.execPath, [cli, '--config', loaded.file, 'worker', '--region', region], log, builtAt);
 
   const target = temporalTarget(loaded);
   const client = await connectClient(target);
@@ -69,7 +72,7 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
 
   const started = await runWithApprovals('regional-evacuation', [`region=${region}`, 'mode=planned'], ['drain-traffic', 'promote-databases']);
   const handle = client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
-  const result = await handle.result();
+  const result = ranToEnd(await handle.result());
   console.log('');
   console.log(formatStatus(await handle.query(statusQuery)));
   console.log('');

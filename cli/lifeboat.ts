@@ -5,8 +5,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, loadConfig, type LoadedConfig } from '../config/load';
-import { Lab, type LabStatus } from '../lab/lab';
+import { ConfigError, loadConfig, nodeRegions, type LoadedConfig } from '../config/load';
+import { Lab, LAB_ENVIRONMENT, type LabStatus } from '../lab/lab';
+import { hostTaskQueue } from '../contract/queues';
 import { CommandError, GiveUp } from '../lib/processes';
 import { connectClient, connectWorker, dataConverter, temporalTarget, TemporalUnreachableError } from '../lib/temporal';
 import { buildActivityDependencies } from '../workers/dependencies';
@@ -91,21 +92,28 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
 
   program
     .command('worker')
-    .description('run a worker for the runbook workflows and provider activities')
+    .description('run a worker: the runbook workflows and provider activities, or (--region) the host-bound work of one region')
     .addOption(new Option('--workflows <source>', 'pre-built bundle or sources').choices(['bundle', 'source']))
-    .action(async (o: { workflows?: WorkflowSource }, cmd: Command) => {
+    .option('--region <name>', "serve only the host-bound work (fence by shutdown, rewind, rebuild) of this region's database nodes, on its own task queue; run it on those nodes' host")
+    .action(async (o: { workflows?: WorkflowSource; region?: string }, cmd: Command) => {
       const loaded = config(cmd);
       const target = temporalTarget(loaded);
+      if (o.region !== undefined && !nodeRegions(loaded).includes(o.region)) {
+        throw new UsageError(`--region ${o.region}: no database node of ${loaded.file} is in that region (regions: ${nodeRegions(loaded).join(', ')})`);
+      }
       const connection = await connectWorker(target);
+      // A lab's own stand-in credentials (never in a production config) fill in what the environment leaves unset.
+      const env = loaded.isLab ? { ...LAB_ENVIRONMENT, ...process.env } : process.env;
       const worker = await createLifeboatWorker({
         connection,
         namespace: target.namespace,
         taskQueue: target.taskQueue,
-        dependencies: buildActivityDependencies(loaded),
+        region: o.region,
+        dependencies: buildActivityDependencies(loaded, env),
         workflows: o.workflows,
         dataConverter: dataConverter(target),
       });
-      say(`worker polling task queue '${target.taskQueue}' at ${target.address} (namespace ${target.namespace})`);
+      say(`worker polling task queue '${o.region ? hostTaskQueue(target.taskQueue, o.region) : target.taskQueue}' at ${target.address} (namespace ${target.namespace})`);
       await worker.run();
       await connection.close();
     });

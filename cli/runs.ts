@@ -22,7 +22,8 @@ import {
   type ResolveRequest,
   type RunbookStatus,
 } from '../contract/runbook';
-import { planStart, requirePerson, runMemo, type StartRequest } from './start';
+import { planStart, plannedHolds, requirePerson, runMemo, type StartRequest } from './start';
+import { inspectHold } from '../lib/holds';
 import { loadApprovalKey, signApproval } from '../lib/approval-keys';
 import { runUrl, temporalTarget } from '../lib/temporal';
 import { GiveUp, waitFor } from '../lib/processes';
@@ -42,6 +43,11 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
   const target = temporalTarget(loaded);
   const plan = planStart(loaded, { ...request, uiUrl: request.uiUrl ?? target.uiUrl });
   await enforceCooldown(client, loaded, request, plan.workflowId);
+  // The run claims its targets itself (whatever starts it); asking first gives the commander the holder's name at once.
+  for (const hold of plannedHolds(plan)) {
+    const held = await inspectHold(client, hold, { endOrphan: false });
+    if (held.state === 'held') throw new RunRefusedError(`${held.description}: nothing was started; wait for that run to end, or cancel it`);
+  }
   try {
     const options = {
       taskQueue: target.taskQueue,
@@ -59,7 +65,7 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
     return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, url: runUrl(target, handle.workflowId, handle.firstExecutionRunId) };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new RunRefusedError(`a run with id '${plan.workflowId}' is already running: see 'lifeboat status ${plan.workflowId}', or give another --id`);
+      throw new RunRefusedError(`a run with id '${plan.workflowId}' is already running: see 'lifeboat status ${plan.workflowId}' (a run with another --id would be refused too: the running one holds its targets)`);
     }
     throw err;
   }

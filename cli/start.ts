@@ -6,16 +6,19 @@
 import { TypedSearchAttributes } from '@temporalio/common';
 import { postgresDatabases, standbyRegion, type LoadedConfig } from '../config/load';
 import type { DatabaseConfig, LifeboatConfig } from '../config/schema';
-import { FAILBACK_RUNBOOK, FAILBACK_WORKFLOW_TYPE, failbackWorkflowId, type FailbackInput } from '../contract/failback';
+import { FAILBACK_RUNBOOK, FAILBACK_WORKFLOW_TYPE, failbackHolds, failbackWorkflowId, type FailbackInput } from '../contract/failback';
+import type { TargetRef } from '../contract/holds';
 import {
   REGIONAL_EVACUATION_RUNBOOK,
   REGIONAL_EVACUATION_WORKFLOW_TYPE,
+  regionalEvacuationHolds,
   regionalEvacuationWorkflowId,
   type RegionalEvacuationInput,
 } from '../contract/regional-evacuation';
 import {
   DB_PROMOTION_RUNBOOK,
   DB_PROMOTION_WORKFLOW_TYPE,
+  dbPromotionHolds,
   dbPromotionWorkflowId,
   type DbPromotionInput,
   type DbPromotionPolicy,
@@ -73,6 +76,20 @@ export type FailbackStart = PlannedStartBase & { workflowType: typeof FAILBACK_W
 export type DatabaseBackupStart = PlannedStartBase & { workflowType: typeof DATABASE_BACKUP_WORKFLOW_TYPE; input: DatabaseBackupInput };
 export type RestoreTestStart = PlannedStartBase & { workflowType: typeof BACKUP_RESTORE_TEST_WORKFLOW_TYPE; input: BackupRestoreTestInput };
 export type PlannedStart = DbPromotionStart | EvacuationStart | FailbackStart | DatabaseBackupStart | RestoreTestStart;
+
+/** The targets the run will hold (the same functions the workflows use), so `start` can refuse early with the holder named. */
+export function plannedHolds(plan: PlannedStart): TargetRef[] {
+  switch (plan.workflowType) {
+    case DB_PROMOTION_WORKFLOW_TYPE:
+      return dbPromotionHolds(plan.input);
+    case REGIONAL_EVACUATION_WORKFLOW_TYPE:
+      return regionalEvacuationHolds(plan.input);
+    case FAILBACK_WORKFLOW_TYPE:
+      return failbackHolds(plan.input);
+    default:
+      return []; // backups and restore tests change no topology
+  }
+}
 
 /** Resolves the identity (`--as` or LIFEBOAT_USER) and checks it holds one of `roles`. */
 export function requirePerson(loaded: LoadedConfig, as: string | undefined, roles: readonly Role[], action: string): string {

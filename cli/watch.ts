@@ -5,12 +5,12 @@
  * for logs and CI. The exit code says how the run ended (0: completed).
  */
 import type { Client } from '@temporalio/client';
-import { statusQuery, type RunbookStatus, type RunState } from '../contract/runbook';
+import { FINAL_STATES, statusQuery, type RunbookStatus, type RunState } from '../contract/runbook';
 import { sleep } from '../lib/processes';
 import { formatStatus } from './format';
 import { runStatus } from './runs';
 
-const ENDED: readonly RunState[] = ['completed', 'failed', 'rolled-back'];
+const ENDED: readonly RunState[] = FINAL_STATES;
 const RED = '\x1b[31m';
 const GREEN = '\x1b[32m';
 const BOLD = '\x1b[1m';

@@ -24,6 +24,8 @@ export interface LoadedConfig {
   stateDir: string;
   /** Absolute path of the notification journal. */
   journalPath: string;
+  /** The file describes a lab (it has a `lab:` section): the lab's stand-in credentials may fill in for unset variables. */
+  isLab: boolean;
 }
 
 export function loadConfig(file: string): LoadedConfig {
@@ -57,6 +59,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     config: parsed.data,
     stateDir: path.resolve(dir, parsed.data.lab.stateDir),
     journalPath: path.resolve(dir, parsed.data.notifications.journal),
+    isLab: typeof data === 'object' && data !== null && Object.hasOwn(data, 'lab'),
   };
 }
 
@@ -91,6 +94,13 @@ export function standbyRegion(spec: LifeboatConfig['databases'][string]): string
 }
 
 /** Where a database node's cluster lives on this host: its configured dataDir, else the lab's layout. */
+/** The regions of the self-managed database nodes: each has a host worker (`lifeboat worker --region`). */
+export function nodeRegions(loaded: LoadedConfig): string[] {
+  const regions = new Set<string>();
+  for (const [, db] of postgresDatabases(loaded.config)) regions.add(db.primary.region).add(db.standby.region);
+  return [...regions].sort();
+}
+
 export function clusterLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby'): { dataDir: string; logFile: string } {
   const n = postgresDatabase(loaded.config, database)[node];
   return {

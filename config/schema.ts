@@ -247,6 +247,29 @@ const audit = z.strictObject({
     .default({}),
 });
 
+/**
+ * pg_promote() promotes a whole PostgreSQL server, every database on it: two entries on one server
+ * (host and port) would be promoted together by a run that holds only one of them.
+ */
+function oneServerPerDatabase(databases: Record<string, { provider: string; primary?: unknown; standby?: unknown }>, ctx: z.RefinementCtx): void {
+  const seen = new Map<string, string>();
+  for (const [db, spec] of Object.entries(databases)) {
+    if (spec.provider !== 'postgres') continue;
+    for (const role of ['primary', 'standby'] as const) {
+      const node = spec[role] as { host: string; port: number };
+      const key = `${node.host}:${node.port}`;
+      const first = seen.get(key);
+      if (first !== undefined && !first.startsWith(`${db}.`)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [db, role],
+          message: `${key} is the same PostgreSQL server as databases.${first}: pg_promote promotes a whole server, so both would be promoted together; give each database entry its own server (one entry per server)`,
+        });
+      } else if (first === undefined) seen.set(key, `${db}.${role}`);
+    }
+  }
+}
+
 export const configSchema = z
   .strictObject({
     temporal: z
@@ -319,7 +342,7 @@ export const configSchema = z
     /** The application's control plane per region (freeze, re-point, synthetic checks). */
     services: z.record(name, z.strictObject({ url: z.string().url() })).default({}),
     people: z.record(name, person).refine((p) => Object.keys(p).length > 0, 'configure at least one person'),
-    databases: z.record(name, z.discriminatedUnion('provider', [postgresDatabase, cloudSqlDatabase])),
+    databases: z.record(name, z.discriminatedUnion('provider', [postgresDatabase, cloudSqlDatabase])).superRefine(oneServerPerDatabase),
     backups: backups.optional(),
     schedules: schedules.optional(),
     audit: audit.prefault({}),

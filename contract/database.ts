@@ -25,6 +25,8 @@ export interface ReplicationInspection {
     readOnly?: boolean;
     error?: string;
   };
+  /** The old primary is fenced on its own host (a self-managed node): its fence and undo run on that region's task queue. */
+  fenceOnHost?: boolean;
   /** Primary's current LSN minus the standby's replay LSN, when both are reachable. */
   lagBytes?: number;
   /** Replay lag reported by the primary (0 when caught up), when reachable. */
@@ -33,7 +35,8 @@ export interface ReplicationInspection {
 }
 
 export type FenceResult =
-  | { fenced: true; finalLsn: string; terminatedSessions: number }
+  /** `method`: how the node was fenced (absent on runs from before fences were shutdowns: a read-only default). */
+  | { fenced: true; finalLsn: string; terminatedSessions: number; method?: string }
   | { fenced: false; reason: string; attempted?: boolean };
 
 export interface CatchUpResult {

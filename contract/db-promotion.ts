@@ -4,6 +4,7 @@
  * cannot race.
  */
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
+import type { TargetRef } from './holds';
 
 export const DB_PROMOTION_RUNBOOK = 'db-promotion';
 export const DB_PROMOTION_WORKFLOW_TYPE = 'dbPromotion' as const;
@@ -58,8 +59,15 @@ export interface DbPromotionResult {
   alreadyPromoted: boolean;
   newPrimary: { region: string; host: string; port: number };
   timeline: number;
+  /** How the old primary was fenced, or why it was not (absent on runs from before this was reported). */
+  fence?: { fenced: true; method: string } | { fenced: false; reason: string };
   rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
   rpo: { targetSeconds: number; measuredBytes?: number; measuredSeconds?: number; method: string; met: boolean };
+}
+
+/** What a promotion may change, held for the run (whatever its workflow id). */
+export function dbPromotionHolds(input: Pick<DbPromotionInput, 'database'>): TargetRef[] {
+  return [{ kind: 'database', name: input.database }];
 }
 
 /** One promotion per database at a time: the workflow id is the business key. */

@@ -5,6 +5,7 @@
 import type { DbPromotionPolicy, DbPromotionResult } from './db-promotion';
 import type { NodeEndpoint } from './database';
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
+import type { TargetRef } from './holds';
 
 export const FAILBACK_RUNBOOK = 'failback';
 export const FAILBACK_WORKFLOW_TYPE = 'failback' as const;
@@ -64,6 +65,11 @@ export interface FailbackResult {
   trafficAfter: Record<string, number>;
   durationSeconds: number;
   rpo: { measuredBytes?: number; met: boolean };
+}
+
+/** Both regions (the failback changes the topology of each) and every database it returns. */
+export function failbackHolds(input: Pick<FailbackInput, 'region' | 'from'> & { databases: ReadonlyArray<{ name: string }> }): TargetRef[] {
+  return [{ kind: 'region', name: input.region }, { kind: 'region', name: input.from }, ...input.databases.map((d) => ({ kind: 'database' as const, name: d.name }))];
 }
 
 export function failbackWorkflowId(region: string): string {

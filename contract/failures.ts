@@ -32,6 +32,10 @@ export const FailureType = {
   RestoreMismatch: 'RestoreMismatch',
   /** A cloud provider's long-running operation ended in error (its message attached). */
   ProviderOperationFailed: 'ProviderOperationFailed',
+  /** The target (a database, a region) is held by another run that may change it; nothing was changed. */
+  TargetHeld: 'TargetHeld',
+  /** An undo that would re-open writes found another node out of recovery, ahead, or unreadable: a person decides. */
+  UnfenceRefused: 'UnfenceRefused',
   /** A runbook step failed; the cause is attached. */
   StepFailed: 'StepFailed',
 } as const;

@@ -6,6 +6,7 @@
 import type { DbPromotionPolicy, DbPromotionResult, PromotionMode } from './db-promotion';
 import type { NodeEndpoint } from './database';
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
+import type { TargetRef } from './holds';
 
 export const REGIONAL_EVACUATION_RUNBOOK = 'regional-evacuation';
 export const REGIONAL_EVACUATION_WORKFLOW_TYPE = 'regionalEvacuation' as const;
@@ -77,6 +78,11 @@ export interface RegionalEvacuationResult {
   /** Worst RPO across the databases. */
   rpo: { targetSeconds: number; measuredSeconds?: number; measuredBytes?: number; met: boolean };
   degraded: boolean;
+}
+
+/** The region and every database it evacuates: held for the run, so a promotion of one of them started by hand is refused. */
+export function regionalEvacuationHolds(input: Pick<RegionalEvacuationInput, 'region'> & { databases: ReadonlyArray<{ name: string }> }): TargetRef[] {
+  return [{ kind: 'region', name: input.region }, ...input.databases.map((d) => ({ kind: 'database' as const, name: d.name }))];
 }
 
 export function regionalEvacuationWorkflowId(region: string): string {

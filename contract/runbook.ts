@@ -20,7 +20,29 @@ export type RunState =
   | 'needs-attention'
   | 'completed'
   | 'failed'
-  | 'rolled-back';
+  | 'rolled-back'
+  /** Refused before it changed anything: a target it may change is held by another run. */
+  | 'refused'
+  /** A scheduled run (a drill) that found its target held by another run: nothing done, recorded. */
+  | 'skipped';
+
+/** A scheduled run (a drill) that found its target held by another run (a real incident): it did nothing and says so. */
+export interface SkippedRun {
+  skipped: { reason: string };
+}
+
+/** The result of a run that may have been skipped, for callers that expect it to have run. */
+export function ranToEnd<T extends object>(result: T | SkippedRun): T {
+  if ('skipped' in result) throw new Error(`the run was skipped: ${result.skipped.reason}`);
+  return result;
+}
+
+/** States a run ends in. */
+export const FINAL_STATES: readonly RunState[] = ['completed', 'failed', 'rolled-back', 'refused', 'skipped'];
+
+export function isFinalState(state: RunState): boolean {
+  return FINAL_STATES.includes(state);
+}
 
 export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'compensated' | 'skipped';
 
@@ -100,6 +122,10 @@ export type RunEventKind =
   | 'resolved'
   | 'cancel-requested'
   | 'step-failed'
+  /** A target hold claimed or joined. */
+  | 'hold'
+  /** The run was refused (a target held by another run). */
+  | 'refused'
   | 'finished';
 
 export interface RunEvent {

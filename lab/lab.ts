@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { clusterLocation, postgresDatabase, postgresDatabases, standbyRegion, type LoadedConfig } from '../config/load';
+import { clusterLocation, nodeRegions, postgresDatabase, postgresDatabases, standbyRegion, type LoadedConfig } from '../config/load';
 import type { PostgresDatabaseConfig } from '../config/schema';
 import {
   clusterPid,
@@ -40,7 +40,8 @@ export const LAB_ENVIRONMENT: Readonly<Record<string, string>> = {
 
 interface LabState {
   temporal?: { pid?: number; address: string; uiUrl: string };
-  worker?: { pid: number; logFile: string; startedAt?: number };
+  /** The lab's workers: `main` (workflows and provider activities) and one per region (host-bound work). */
+  workers?: Record<string, { pid: number; logFile: string; startedAt?: number }>;
   /** The shared parts: dns, smtp, twilio, service-<region>. */
   daemons?: Record<string, { pid: number; logFile: string }>;
 }
@@ -126,9 +127,10 @@ export class Lab {
       await stopCluster(scratch);
     }
     const state = this.readState();
-    if (state.worker && isAlive(state.worker.pid)) {
-      log(`stopping the lab worker (pid ${state.worker.pid})`);
-      await stopPid(state.worker.pid, 'SIGTERM', 30_000);
+    for (const [name, worker] of Object.entries(state.workers ?? {})) {
+      if (!isAlive(worker.pid)) continue;
+      log(`stopping the lab worker ${name} (pid ${worker.pid})`);
+      await stopPid(worker.pid, 'SIGTERM', 30_000);
     }
     for (const [name, daemon] of Object.entries(state.daemons ?? {})) {
       if (isAlive(daemon.pid)) {
@@ -159,22 +161,31 @@ export class Lab {
     return this.status();
   }
 
-  /** Starts `command` as the lab's worker unless one started after `notBefore` (ms) runs; `lab down` stops it. */
-  async ensureWorker(command: string, args: readonly string[], say: (line: string) => void = () => undefined, notBefore = 0): Promise<number> {
-    const state = this.readState();
-    if (state.worker && isAlive(state.worker.pid)) {
-      if ((state.worker.startedAt ?? 0) >= notBefore) {
-        say(`lab worker already running (pid ${state.worker.pid}, log ${state.worker.logFile})`);
-        return state.worker.pid;
+  /**
+   * Starts `command` as the lab's worker `name` (`main`, or a region's host worker) unless one started
+   * after `notBefore` (ms) runs; `lab down` stops it.
+   */
+  async ensureWorker(name: string, command: string, args: readonly string[], say: (line: string) => void = () => undefined, notBefore = 0): Promise<number> {
+    const running = this.readState().workers?.[name];
+    if (running && isAlive(running.pid)) {
+      if ((running.startedAt ?? 0) >= notBefore) {
+        say(`lab worker ${name} already running (pid ${running.pid}, log ${running.logFile})`);
+        return running.pid;
       }
-      say(`restarting the lab worker (pid ${state.worker.pid}): the code was rebuilt since it started`);
-      await stopPid(state.worker.pid, 'SIGTERM', 30_000);
+      say(`restarting the lab worker ${name} (pid ${running.pid}): the code was rebuilt since it started`);
+      await stopPid(running.pid, 'SIGTERM', 30_000);
     }
-    const logFile = path.join(this.stateDir, 'logs', 'worker.log');
-    const pid = startDaemon(command, args, logFile, { ...LAB_ENVIRONMENT, ...process.env, NODE_ENV: 'production' });
-    this.writeState({ ...this.readState(), worker: { pid, logFile, startedAt: Date.now() } });
-    say(`lab worker started (pid ${pid}, log ${logFile})`);
+    const logFile = path.join(this.stateDir, 'logs', `worker-${name}.log`);
+    const pid = startDaemon(command, args, logFile, { ...process.env, NODE_ENV: 'production' });
+    const state = this.readState();
+    this.writeState({ ...state, workers: { ...state.workers, [name]: { pid, logFile, startedAt: Date.now() } } });
+    say(`lab worker ${name} started (pid ${pid}, log ${logFile})`);
     return pid;
+  }
+
+  /** The regions of the lab's self-managed database nodes: each gets a host worker. */
+  nodeRegions(): string[] {
+    return nodeRegions(this.loaded);
   }
 
   async status(): Promise<LabStatus> {

@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
+import { Client } from '@temporalio/client';
+import { hostTaskQueue } from '../contract/queues';
 import { createActivities, type ActivityDependencies } from '../activities';
 
 export type WorkflowSource = 'bundle' | 'source';
@@ -28,6 +30,8 @@ export interface LifeboatWorkerOptions {
   /** Default: the bundle in production (NODE_ENV=production), the sources otherwise. */
   workflows?: WorkflowSource;
   identity?: string;
+  /** Serve only the host-bound activities of this region, on its own queue (no workflows). */
+  region?: string;
   /** Encrypting converter (lib/codec.ts) when payloads are encrypted; the same one the clients use. */
   dataConverter?: DataConverter;
   overrides?: Partial<WorkerOptions>;
@@ -40,15 +44,18 @@ export function defaultWorkflowSource(): WorkflowSource {
 export async function createLifeboatWorker(options: LifeboatWorkerOptions): Promise<Worker> {
   const source = options.workflows ?? defaultWorkflowSource();
   const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> =
-    source === 'bundle'
+    options.region !== undefined
+      ? {}
+      : source === 'bundle'
       ? { workflowBundle: { codePath: requireBundle() } }
       : { workflowsPath: workflowsSourcePath() };
   for (const check of options.dependencies.startupChecks ?? []) await check();
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
-    taskQueue: options.taskQueue,
-    activities: createActivities(options.dependencies),
+    taskQueue: options.region !== undefined ? hostTaskQueue(options.taskQueue, options.region) : options.taskQueue,
+    // Target holds read the server through the worker's own connection and converter.
+    activities: createActivities({ temporal: new Client({ connection: options.connection, namespace: options.namespace, ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}) }), ...options.dependencies }),
     ...(options.identity ? { identity: options.identity } : {}),
     ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
     ...workflows,

@@ -2,11 +2,15 @@
  * Runbook `db-promotion`: promote a database's standby to primary, with the old
  * primary fenced first and the promotion behind an approval gate.
  */
-import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityFailure, patched, proxyActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
+import { hostTaskQueue } from '../contract/queues';
+import type { FenceResult } from '../contract/database';
 import type { DatabaseActivities } from '../activities/database';
 import { FailureType } from '../contract/failures';
 import {
   DB_PROMOTION_RUNBOOK,
+  dbPromotionHolds,
   dbPromotionPlan,
   type DbPromotionInput,
   type DbPromotionResult,
@@ -39,6 +43,15 @@ const verifyOptions = {
 
 const db = proxyActivities<DatabaseActivities>(readOptions);
 
+/** How long a host-bound fence may wait for its region's worker: planned needs it; unplanned then calls the node unreachable. */
+const PLANNED_FENCE_WAIT_SECONDS = 60;
+const UNPLANNED_FENCE_WAIT_SECONDS = 20;
+
+/** The activity was never picked up (no worker on its queue): nothing ran, so nothing half-applied. */
+function neverStarted(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START;
+}
+
 /** Promotes `input.database`'s standby; see runbooks/db-promotion.md for the procedure. */
 export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionResult> {
   const { database, mode, policy } = input;
@@ -52,6 +65,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     rpoTargetSeconds: policy.rpoTargetSeconds,
     stepBudgets: policy.stepBudgets,
     gates: policy.gates,
+    holds: dbPromotionHolds(input),
   });
   // Undos retry a bounded number of times; then the kernel asks a person (needs-attention).
   const undoOptions = {
@@ -60,15 +74,34 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
   } as const satisfies ActivityOptions;
 
   return run.execute(async () => {
-    await run.step('preflight', () =>
+    const preflight = await run.step('preflight', () =>
       db.preflightPromotion.executeWithOptions({ ...readOptions, summary: `preflight ${database}: healthy standby, replication lag` }, [database, mode, towards]),
     );
 
-    const unfence = () => db.unfencePrimary.executeWithOptions({ ...undoOptions, summary: `undo: unfence ${database} old primary` }, [database, towards]);
+    // A self-managed node is fenced on its own host (a clean shutdown and a standby.signal), by the worker of
+    // its region; runs from before host queues existed fenced it from here with a read-only default.
+    const region = preflight.primary.region;
+    const onHost = patched('lifeboat-fence-on-host') && preflight.fenceOnHost === true;
+    const hostQueue = onHost ? { taskQueue: hostTaskQueue(workflowInfo().taskQueue, region) } : {};
+    // Unplanned: a lost region's worker never answers; after this long the node counts as not fenced (unreachable).
+    const lostAfter = mode === 'unplanned' ? UNPLANNED_FENCE_WAIT_SECONDS : PLANNED_FENCE_WAIT_SECONDS;
+    const unfence = () => db.unfencePrimary.executeWithOptions({ ...undoOptions, ...hostQueue, ...(onHost ? { scheduleToStartTimeout: '2 minutes' } : {}), summary: `undo: unfence ${database} old primary (only while no other node is a primary)` }, [database, towards]);
     const fence = await run.step(
       'fence-primary',
-      () => db.fencePrimary.executeWithOptions({ ...fenceOptions, summary: `fence ${database} old primary (read-only)` }, [database, mode, towards]),
-      // The fence can half-apply (ALTER SYSTEM done, answer lost): its undo is registered first.
+      async (): Promise<FenceResult> => {
+        try {
+          return await db.fencePrimary.executeWithOptions(
+            { ...fenceOptions, ...hostQueue, ...(onHost ? { scheduleToStartTimeout: `${lostAfter} seconds` } : {}), summary: onHost ? `fence ${database} old primary in ${region} (shutdown on its host)` : `fence ${database} old primary (read-only)` },
+            [database, mode, towards],
+          );
+        } catch (err) {
+          if (onHost && mode === 'unplanned' && neverStarted(err)) {
+            return { fenced: false, attempted: false, reason: `not fenced: unreachable — no worker of region ${region} took the fence within ${lostAfter}s (the region may be lost)` };
+          }
+          throw err;
+        }
+      },
+      // The fence can half-apply (stopped, answer lost): its undo is registered first.
       { undoIfInterrupted: unfence, compensate: (result) => (result.fenced || result.attempted ? unfence : undefined) },
     );
     if (!fence.fenced) run.skipped('fence-primary', fence.reason);
@@ -117,6 +150,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       alreadyPromoted: promotion.alreadyPromoted,
       newPrimary: promotion.newPrimary,
       timeline: promotion.timeline,
+      fence: fence.fenced ? { fenced: true, method: fence.method ?? 'read-only default (ALTER SYSTEM)' } : { fenced: false, reason: fence.reason },
       rto,
       rpo: { ...rpo, targetSeconds: policy.rpoTargetSeconds, method: rpo.method, met: rpoStatus.met ?? false },
     };

@@ -5,7 +5,7 @@
 import { ApplicationFailure, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { DatabaseActivities } from '../activities/database';
 import type { TrafficActivities } from '../activities/traffic';
-import { FAILBACK_RUNBOOK, failbackPlan, type FailbackInput, type FailbackResult } from '../contract/failback';
+import { FAILBACK_RUNBOOK, failbackHolds, failbackPlan, type FailbackInput, type FailbackResult } from '../contract/failback';
 import { FailureType } from '../contract/failures';
 import { RunbookRun } from './kernel/runbook-run';
 import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
@@ -32,6 +32,7 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
     rpoTargetSeconds: 0,
     stepBudgets: policy.stepBudgets,
     gates: policy.gates,
+    holds: failbackHolds(input),
   });
   const { workflowId } = workflowInfo();
   const names = input.databases.map((d) => d.name);

@@ -4,3 +4,4 @@ export { regionalEvacuation } from './regional-evacuation';
 export { failback } from './failback';
 export { databaseBackup } from './database-backup';
 export { backupRestoreTest } from './backup-restore-test';
+export { targetHold } from './target-hold';

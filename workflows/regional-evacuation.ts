@@ -9,17 +9,19 @@ import type { TrafficActivities } from '../activities/traffic';
 import { FailureType } from '../contract/failures';
 import {
   REGIONAL_EVACUATION_RUNBOOK,
+  regionalEvacuationHolds,
   regionalEvacuationPlan,
   type RegionalEvacuationInput,
   type RegionalEvacuationResult,
 } from '../contract/regional-evacuation';
 import { RunbookRun } from './kernel/runbook-run';
+import type { SkippedRun } from '../contract/runbook';
 import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 const app = proxyActivities<TrafficActivities>(controlOptions);
 
 /** Evacuates `input.region`; the databases whose primary is there are promoted in `input.survivingRegion`. */
-export async function regionalEvacuation(input: RegionalEvacuationInput): Promise<RegionalEvacuationResult> {
+export async function regionalEvacuation(input: RegionalEvacuationInput): Promise<RegionalEvacuationResult | SkippedRun> {
   const { region, survivingRegion, mode, policy } = input;
   const rpoTarget = Math.min(...input.databases.map((d) => d.promotion.rpoTargetSeconds));
   const run = new RunbookRun({
@@ -31,6 +33,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
     rpoTargetSeconds: rpoTarget,
     stepBudgets: policy.stepBudgets,
     gates: policy.gates,
+    holds: regionalEvacuationHolds(input),
   });
   const undoOptions = {
     startToCloseTimeout: '11 minutes',
@@ -39,7 +42,8 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
   const { workflowId } = workflowInfo();
   const names = input.databases.map((d) => d.name);
 
-  return run.execute(async () => {
+  // A scheduled drill that finds the region held by a real incident is skipped, never queued behind it.
+  return run.executeOrSkip(async () => {
     await run.step('declare', async () => {
       const body = `Evacuating region ${region} (${mode}) to ${survivingRegion}; databases: ${names.join(', ')}. Commander: ${input.run.initiator}.`;
       await run.announce({ audience: 'incident', kind: 'declare', severity: 'critical', subject: `evacuating ${region} (${mode})`, body });

@@ -236,6 +236,12 @@ describe('parseConfig refuses a bad config', () => {
     expect(err.problems).toEqual([expect.stringMatching(/^databases\.orders\.rpoTargetSeconds: .*expected number, received string/)]);
   });
 
+  it('refuses two database entries on one PostgreSQL server: pg_promote would promote both', () => {
+    expectRefused(labWith((doc) => { doc.databases.users.primary.port = doc.databases.orders.primary.port; }), [
+      'databases.users.primary: 127.0.0.1:55432 is the same PostgreSQL server as databases.orders.primary: pg_promote promotes a whole server, so both would be promoted together; give each database entry its own server (one entry per server)',
+    ]);
+  });
+
   // Regression: record keys reported zod's "Invalid key in record", hiding the schema's message for names.
   it('a person name that is not a valid name, saying what is wrong', () => {
     const err = refusal(labWith((doc) => {

@@ -4,7 +4,7 @@ import { openSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
-import type { LoadedConfig } from '../../config/load';
+import { nodeRegions, type LoadedConfig } from '../../config/load';
 import { statusQuery, type RunbookStatus } from '../../contract/runbook';
 import { waitFor } from '../../lib/processes';
 import { buildActivityDependencies } from '../../workers/dependencies';
@@ -40,14 +40,24 @@ export async function startTestTemporal(loaded: LoadedConfig): Promise<TestTempo
     workflows: 'source',
     dataConverter: dataConverter(temporalTarget(loaded)),
   });
-  const running = worker.run();
+  // One host worker per region of the database nodes, as the lab runs them (all on this machine).
+  const hostWorkers = await Promise.all(nodeRegions(loaded).map((region) => createLifeboatWorker({
+    connection: nativeConnection,
+    namespace,
+    taskQueue,
+    region,
+    identity: `lifeboat-test@${region}`,
+    dependencies: buildActivityDependencies(loaded),
+    dataConverter: dataConverter(temporalTarget(loaded)),
+  })));
+  const running = Promise.all([worker.run(), ...hostWorkers.map((w) => w.run())]);
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace, dataConverter: dataConverter(temporalTarget(loaded)) });
   return {
     client,
     worker,
     async close() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of [worker, ...hostWorkers]) if (w.getState() === 'RUNNING') w.shutdown();
       await running;
       await nativeConnection.close();
       await connection.close();
@@ -75,11 +85,15 @@ export async function waitForStatus(handle: WorkflowHandle, predicate: (s: Runbo
 
 export const gateWaiting = (gate: string) => (s: RunbookStatus) => s.gates.some((g) => g.id === gate && g.state === 'waiting');
 
-/** A real `lifeboat worker` process on the lab's config (pre-built bundle), output in <lab dir>/<name>.log. */
-export function startWorkerProcess(configFile: string, logDir: string, name: string): ChildProcess {
+/**
+ * A real `lifeboat worker` process on the lab's config (pre-built bundle), output in <lab dir>/<name>.log;
+ * with `region`, the host worker of that region (`lifeboat worker --region`).
+ */
+export function startWorkerProcess(configFile: string, logDir: string, name: string, region?: string): ChildProcess {
   const cli = path.join(__dirname, '..', '..', 'dist', 'cli', 'lifeboat.js');
   const log = openSync(path.join(logDir, `${name}.log`), 'a');
-  return spawn(process.execPath, [cli, '--config', configFile, 'worker', '--workflows', 'bundle'], {
+  const args = region === undefined ? ['worker', '--workflows', 'bundle'] : ['worker', '--region', region];
+  return spawn(process.execPath, [cli, '--config', configFile, ...args], {
     env: { ...process.env, NODE_ENV: 'production' },
     stdio: ['ignore', log, log],
   });

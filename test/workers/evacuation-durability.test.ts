@@ -4,6 +4,7 @@
  * persists). Each database is promoted exactly once either way. This file runs
  * its own dev server, since it restarts it.
  */
+import { ranToEnd } from '../../contract/runbook';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -18,7 +19,7 @@ import type { regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
 import { gateWaiting, startWorkerProcess, waitForStatus } from '../helpers/temporal';
-import { postgresDatabase } from '../../config/load';
+import { nodeRegions, postgresDatabase } from '../../config/load';
 
 const DATABASES = ['orders', 'users', 'billing'];
 
@@ -31,8 +32,8 @@ let counter = 0;
 const workers: ChildProcess[] = [];
 const workerNames: string[] = [];
 
-function startWorker(name: string): ChildProcess {
-  const child = startWorkerProcess(lab.configFile, lab.dir, name);
+function startWorker(name: string, region?: string): ChildProcess {
+  const child = startWorkerProcess(lab.configFile, lab.dir, name, region);
   workers.push(child);
   workerNames.push(name);
   return child;
@@ -58,6 +59,8 @@ beforeAll(async () => {
   lab = await createTestLab('durability', { databases: DATABASES, regions: true, temporalAddress: server.address });
   const connection = await Connection.connect({ address: server.address });
   client = new Client({ connection, namespace: lab.loaded.config.temporal.namespace });
+  // The host workers of the node regions (fencing by shutdown runs on the node's host), as the lab runs them.
+  for (const region of nodeRegions(lab.loaded)) startWorker(`host-${region}`, region);
 });
 
 afterAll(async () => {
@@ -117,7 +120,7 @@ describe('evacuation durability', () => {
     await waitFor('worker A to die', async () => (first.signalCode === 'SIGKILL' ? true : undefined), 10_000, 20);
 
     startWorker('worker-b');
-    const result = await handle.result();
+    const result = ranToEnd(await handle.result());
     expect(result.databases.map((d) => d.state)).toEqual(['promoted', 'promoted', 'promoted']);
     await expectPromotedExactlyOnce();
     expect((await handle.query(statusQuery)).state).toBe('completed');
@@ -135,7 +138,7 @@ describe('evacuation durability', () => {
 
     const result = await waitFor('the evacuation to finish after the restart', async () => {
       try {
-        return await handle.result();
+        return ranToEnd(await handle.result());
       } catch (err) {
         // The client's connection may still be re-establishing: ask again.
         if ((err as Error).name === 'WorkflowFailedError') throw err;

@@ -16,7 +16,7 @@ import type { dbPromotion } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
 import { gateWaiting, startWorkerProcess, waitForStatus } from '../helpers/temporal';
-import { postgresDatabase } from '../../config/load';
+import { nodeRegions, postgresDatabase } from '../../config/load';
 
 const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'lifeboat.js');
@@ -25,8 +25,8 @@ let lab: TestLab;
 let client: Client;
 const workers: ChildProcess[] = [];
 
-function startWorker(name: string): ChildProcess {
-  const child = startWorkerProcess(lab.configFile, lab.dir, name);
+function startWorker(name: string, region?: string): ChildProcess {
+  const child = startWorkerProcess(lab.configFile, lab.dir, name, region);
   workers.push(child);
   return child;
 }
@@ -38,6 +38,8 @@ beforeAll(async () => {
   lab = await createTestLab('crash');
   const connection = await Connection.connect({ address: lab.loaded.config.temporal.address });
   client = new Client({ connection, namespace: lab.loaded.config.temporal.namespace });
+  // The host workers of the node regions (fencing by shutdown runs on the node's host), as the lab runs them.
+  for (const region of nodeRegions(lab.loaded)) startWorker(`host-${region}`, region);
 });
 
 afterAll(async () => {

@@ -3,6 +3,7 @@
  * PostgreSQL primary/standby pairs, Route 53 on the moto server, Mailpit for
  * SMTP, the Twilio stand-in, and a real service process per region.
  */
+import { ranToEnd } from '../../contract/runbook';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
@@ -129,7 +130,7 @@ describe('regional-evacuation', () => {
     // The freeze holds while the gate waits: east refuses writes.
     expect((await service('east', 'POST', '/records/orders', { payload: 'during freeze' })).status).toBe(503);
     await approve(handle, 'promote-databases');
-    const result = await handle.result();
+    const result = ranToEnd(await handle.result());
 
     expect(result.databases.map((d) => [d.database, d.state])).toEqual(DATABASES.map((n) => [n, 'promoted']));
     for (const name of DATABASES) {
@@ -193,7 +194,7 @@ describe('regional-evacuation', () => {
     });
     const handle = temporal.client.workflow.getHandle<typeof failback>(started.workflowId);
     await approve(handle, 'switchover');
-    const result = await handle.result();
+    const result = ranToEnd(await handle.result());
 
     expect(result.databases.map((d) => [d.database, d.result.newPrimary.region])).toEqual(DATABASES.map((n) => [n, 'east']));
     expect(result.databases.every((d) => d.rebuiltWith === 'pg_rewind')).toBe(true);
@@ -295,7 +296,7 @@ describe('regional-evacuation', () => {
     await waitForStatus(handle, (s) => s.pointOfNoReturnPassed && s.children.length === DATABASES.length, 'the promotions to start', 60_000);
     // The Temporal UI's cancel button or `temporal workflow cancel`: no validator stands in the way.
     await handle.cancel();
-    const result = await handle.result();
+    const result = ranToEnd(await handle.result());
     expect(result.databases.map((d) => d.state)).toEqual(['promoted', 'promoted', 'promoted']);
     expect(await weights()).toEqual({ east: 0, west: 100, maintenance: 0 });
     const status = await handle.query(statusQuery);
@@ -309,7 +310,12 @@ describe('regional-evacuation', () => {
     const first = await startRun(temporal.client, guarded, request);
     expect(first.workflowId).toBe('regional-evacuation:east');
     await expect(startRun(temporal.client, guarded, request)).rejects.toThrow(
-      "a run with id 'regional-evacuation:east' is already running: see 'lifeboat status regional-evacuation:east', or give another --id",
+      "a run with id 'regional-evacuation:east' is already running: see 'lifeboat status regional-evacuation:east' (a run with another --id would be refused too: the running one holds its targets)",
+    );
+    // Another id meets the region's hold (claimed by the run before its first step): refused with the holder named.
+    await waitForStatus(temporal.client.workflow.getHandle(first.workflowId), gateWaiting('drain-traffic'), 'gate drain-traffic');
+    await expect(startRun(temporal.client, guarded, { ...request, id: 'regional-evacuation:east:second' })).rejects.toThrow(
+      /^region east is held by regional-evacuation:east \(alice, started \d\d:\d\d UTC, waiting at gate drain-traffic\): nothing was started/,
     );
     await reject(temporal.client.workflow.getHandle(first.workflowId), 'drain-traffic');
 
@@ -374,7 +380,7 @@ describe('regional-evacuation', () => {
     const handle = temporal.client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
     await approve(handle, 'drain-traffic');
     await approve(handle, 'promote-databases');
-    const result = await handle.result();
+    const result = ranToEnd(await handle.result());
     expect(result.databases.every((d) => d.state === 'promoted')).toBe(true);
     for (const d of result.databases) {
       expect(d.result?.rpo.method).toMatch(/^old primary unreachable/);

@@ -50,9 +50,13 @@ import {
   type RunState,
   type StepStatus,
   type ChildStatus,
+  isFinalState,
+  type SkippedRun,
 } from '../../contract/runbook';
 import { lookup } from '../../contract/records';
 import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
+import { claimHolds, releaseHolds, type ClaimedHold } from './holds';
+import type { TargetRef } from '../../contract/holds';
 import { renderStatusMarkdown } from './status-markdown';
 
 export interface StepDefinition {
@@ -93,7 +97,10 @@ export interface RunbookRunOptions {
   gates: Readonly<Record<string, GatePolicy>>;
   /** Tell the incident channel (email first) and page the on-call (SMS first) when the run fails, with the reason. */
   announceFailure?: boolean;
+  /** What the run may change: claimed before the procedure's first step, so a second run on them is refused before it changes anything. */
+  holds?: readonly TargetRef[];
 }
+
 
 /** An undo: idempotent, because it may run after a half-applied step. */
 export type Undo = () => Promise<unknown>;
@@ -154,12 +161,20 @@ export class RunbookRun {
   private evidenceCount = 0;
   private unstoredEvidence: EvidenceRecord[] = [];
   private evidenceWriter: Promise<void> | undefined;
+  /** Target holds (runs started before holds existed replay without them). */
+  private readonly holdsEnabled: boolean;
+  private claimed: ClaimedHold[] = [];
+  private refusedByHold: TemporalFailure | undefined;
+  /** Started by a Schedule (the context is rewritten below, so this is kept apart). */
+  private readonly scheduledRun: boolean;
 
   constructor(options: RunbookRunOptions) {
     // A scheduled run's input was written when the schedule was: its clock starts with the run.
     const context = options.context.scheduled ? { ...options.context, scheduled: false, detectedAt: workflowInfo().runStartTime.toISOString() } : options.context;
     this.options = { ...options, context };
     this.evidenceEnabled = patched('lifeboat-evidence-chain');
+    this.scheduledRun = options.context.scheduled === true;
+    this.holdsEnabled = (options.holds?.length ?? 0) > 0 && patched('lifeboat-target-holds');
     const { plan } = options;
     const budget = options.rto.budgetSeconds;
     this.status = {
@@ -208,24 +223,69 @@ export class RunbookRun {
    * after it, the run ends failed and pages, because undoing would split the brain.
    */
   async execute<T extends object>(procedure: () => Promise<T>): Promise<T & { evidence?: EvidenceHead }> {
+    const outcome = await this.run(procedure, 'fail');
+    if ('skipped' in outcome) throw ApplicationFailure.nonRetryable('a run that may not skip was skipped', 'RunbookDefinitionError');
+    return outcome;
+  }
+
+  /**
+   * As execute, but a scheduled run (a drill) that finds its target held by another run
+   * (a real incident) ends `skipped`, recorded, instead of failing or queueing behind it.
+   */
+  async executeOrSkip<T extends object>(procedure: () => Promise<T>): Promise<(T & { evidence?: EvidenceHead }) | SkippedRun> {
+    return this.run(procedure, this.scheduledRun ? 'skip' : 'fail');
+  }
+
+  private async run<T extends object>(procedure: () => Promise<T>, whenHeld: 'fail' | 'skip'): Promise<(T & { evidence?: EvidenceHead }) | SkippedRun> {
     this.record('started', `${this.options.runbook} on ${this.options.target} started by ${this.options.context.initiator}`);
     this.upsertStartAttributes();
     this.startRtoBudget();
     this.publish();
     CancellationScope.current().cancelRequested.catch(() => this.onCancelRequested());
     try {
+      if (this.holdsEnabled) await this.mainScope.run(() => this.claimTargets());
       const result = await this.mainScope.run(procedure);
       this.finish('completed', 'completed', { result });
       // The chain head in the result: editing or truncating the stored log is detected against it.
       return this.evidenceEnabled ? { ...result, evidence: this.evidenceHeadNow() } : result;
     } catch (err) {
       if (!(err instanceof TemporalFailure)) throw err; // a bug: fail the workflow task, keep the run for a fixed worker
+      if (this.refusedByHold === err) {
+        this.status.error = { type: FailureType.TargetHeld, message: describe(err) };
+        if (whenHeld === 'skip') {
+          this.finish('skipped', 'skipped: target held');
+          return { skipped: { reason: describe(err) } };
+        }
+        this.finish('refused', 'refused: target held');
+        throw err;
+      }
       throw await this.recover(err);
     } finally {
       this.watchers.cancel();
       this.publish();
+      // The targets are free for the next run as soon as this one can change nothing more.
+      if (this.claimed.length > 0) await CancellationScope.nonCancellable(() => releaseHolds(this.claimed));
       await this.flushDeliveries();
       await this.flushEvidence();
+    }
+  }
+
+  /** Claims every target before the first step; a held target refuses the run with the holder named. */
+  private async claimTargets(): Promise<void> {
+    this.setPhase('claiming targets');
+    const { runStartTime } = workflowInfo();
+    try {
+      this.claimed = await claimHolds(
+        this.options.holds ?? [],
+        { runbook: this.options.runbook, initiator: this.options.context.initiator, startedAt: runStartTime.toISOString() },
+        (detail) => this.record('hold', detail),
+      );
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.type === FailureType.TargetHeld) {
+        this.refusedByHold = err;
+        this.record('refused', describe(err));
+      }
+      throw err;
     }
   }
 
@@ -597,7 +657,7 @@ export class RunbookRun {
     setHandler(requestCancelUpdate, (request) => {
       const refusal = refuseOperator(request.by, this.options.context, 'cancel a run')
         ?? (typeof request.reason !== 'string' || request.reason.trim() === '' ? 'a cancel needs a reason' : undefined)
-        ?? (isFinal(this.status.state) ? `the run has already ended (${this.status.state})` : undefined)
+        ?? (isFinalState(this.status.state) ? `the run has already ended (${this.status.state})` : undefined)
         ?? (this.status.pointOfNoReturnPassed ? 'the run is past its point of no return: cancelling would not roll it back; let it finish or resolve by hand' : undefined);
       if (refusal) return this.refuse('cancel', request, refusal);
       this.record('cancel-requested', `cancel requested: ${request.reason}`, { by: request.by });
@@ -658,7 +718,7 @@ export class RunbookRun {
   /** A copy with the RTO clock as of now (workflow time); read-only, so the query handler may call it. */
   private snapshot(): RunbookStatus {
     const copy = structuredCloneStatus(this.status);
-    if (!isFinal(copy.state)) {
+    if (!isFinalState(copy.state)) {
       copy.rto.elapsedSeconds = Math.max(0, (Date.now() - Date.parse(copy.detectedAt)) / 1000);
       copy.rto.remainingSeconds = copy.rto.budgetSeconds - copy.rto.elapsedSeconds;
     }
@@ -818,9 +878,6 @@ export class RunbookRun {
   }
 }
 
-function isFinal(state: RunState): boolean {
-  return state === 'completed' || state === 'failed' || state === 'rolled-back';
-}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;

@@ -1,0 +1,69 @@
+/**
+ * Contract of target holds: at most one run that may change a database or a
+ * region holds it, whatever its workflow id, its starter or its schedule. A
+ * hold is a small workflow per target (`lifeboat-hold:<kind>:<name>`); the
+ * server's workflow-id uniqueness makes the claim atomic, and the hold lives
+ * only as long as one of its members (the holder and the child runs it lets in).
+ */
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+export const TARGET_HOLD_WORKFLOW_TYPE = 'targetHold' as const;
+
+/** What a run may change: a database (promotion, failback) or a region (evacuation, failback, drills). */
+export interface TargetRef {
+  kind: 'database' | 'region';
+  name: string;
+}
+
+/** One run in a hold: the holder that claimed it, or a child run it started. */
+export interface HoldMember {
+  workflowId: string;
+  runId: string;
+}
+
+export interface HolderInfo extends HoldMember {
+  runbook: string;
+  initiator: string;
+  /** ISO time the holder started. */
+  startedAt: string;
+}
+
+export interface TargetHoldInput {
+  target: TargetRef;
+  holder: HolderInfo;
+  /** Child runs let in, carried across continue-as-new. */
+  members?: HoldMember[];
+}
+
+export interface HoldState {
+  target: TargetRef;
+  holder: HolderInfo;
+  members: HoldMember[];
+}
+
+/** What a contender learns about a hold (read by an activity from the server, not from the hold's word alone). */
+export interface HoldInspection {
+  /** `free`: no hold, or a hold whose members have all ended (it is ended by the inspection). */
+  state: 'free' | 'held';
+  holder?: HolderInfo;
+  /** The server's record of who started the hold (its parent execution). */
+  claimedBy?: HoldMember;
+  members?: HoldMember[];
+  /** Human: `orders is held by db-promotion:orders (alice, started 21:02, waiting at gate promote)`. */
+  description: string;
+}
+
+/** The workflow id of a target's hold. */
+export function holdWorkflowId(target: TargetRef): string {
+  return `lifeboat-hold:${target.kind}:${target.name}`;
+}
+
+export function describeTarget(target: TargetRef): string {
+  return target.kind === 'region' ? `region ${target.name}` : target.name;
+}
+
+/** A member leaves the hold; the hold ends when no member is left. */
+export const releaseHoldSignal = defineSignal<[HoldMember]>('releaseHold');
+/** A child run of the holder joins the hold (it changes the target on the holder's decision). */
+export const joinHoldSignal = defineSignal<[HoldMember]>('joinHold');
+export const holdQuery = defineQuery<HoldState>('hold');

@@ -1,0 +1,78 @@
+/**
+ * Reads a target's hold from the Temporal server: who holds it, whether its
+ * members still run, and where the holder stands. Used by the hold activities
+ * (inside runs) and by `lifeboat start` (to refuse early, with the same words).
+ */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { describeTarget, holdQuery, holdWorkflowId, type HoldInspection, type HoldMember, type TargetRef } from '../contract/holds';
+import { statusQuery } from '../contract/runbook';
+
+/** The members whose run is still open, as the server says (a missing run is ended). */
+export async function openMembers(client: Client, members: readonly HoldMember[]): Promise<HoldMember[]> {
+  const open: HoldMember[] = [];
+  for (const member of members) {
+    try {
+      const description = await client.workflow.getHandle(member.workflowId, member.runId).describe();
+      if (description.status.name === 'RUNNING') open.push(member);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+  }
+  return open;
+}
+
+/**
+ * Inspects `target`'s hold. A hold whose members have all ended (a holder
+ * terminated before the hold noticed) is free; with `endOrphan` (a run about
+ * to claim it) it is ended here, so it never outlives them.
+ */
+export async function inspectHold(client: Client, target: TargetRef, options: { endOrphan: boolean }): Promise<HoldInspection> {
+  const name = describeTarget(target);
+  const handle = client.workflow.getHandle(holdWorkflowId(target));
+  let description;
+  try {
+    description = await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return { state: 'free', description: `${name} is free` };
+    throw err;
+  }
+  if (description.status.name !== 'RUNNING') return { state: 'free', description: `${name} is free` };
+  const hold = await handle.query(holdQuery);
+  const open = await openMembers(client, hold.members);
+  if (open.length === 0) {
+    if (!options.endOrphan) return { state: 'free', description: `${name} is free (its last holder ${hold.holder.workflowId} has ended)` };
+    await handle.terminate(`every member of the hold on ${name} has ended`).catch((err: unknown) => {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    });
+    return { state: 'free', description: `${name} is free (its last holder ${hold.holder.workflowId} had ended)` };
+  }
+  const claimedBy = description.raw.workflowExecutionInfo?.parentExecution;
+  const holderOpen = open.some((m) => m.workflowId === hold.holder.workflowId && m.runId === hold.holder.runId);
+  const where = holderOpen ? await holderPhase(client, hold.holder) : `ended; still held by ${open.map((m) => m.workflowId).join(', ')}`;
+  return {
+    state: 'held',
+    holder: hold.holder,
+    members: open,
+    ...(claimedBy?.workflowId && claimedBy.runId ? { claimedBy: { workflowId: claimedBy.workflowId, runId: claimedBy.runId } } : {}),
+    description: `${name} is held by ${hold.holder.workflowId} (${hold.holder.initiator}, started ${clock(hold.holder.startedAt)}, ${where})`,
+  };
+}
+
+async function holderPhase(client: Client, holder: HoldMember): Promise<string> {
+  try {
+    const status = await client.workflow.getHandle(holder.workflowId, holder.runId).query(statusQuery);
+    if (status.state === 'waiting-approval') return `waiting at ${status.phase}`;
+    return `${status.state} at ${status.phase}`;
+  } catch {
+    return 'running';
+  }
+}
+
+/** `21:02 UTC` today, else the date too: what a commander reads at a glance. */
+function clock(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const hhmm = d.toISOString().slice(11, 16);
+  const today = new Date().toISOString().slice(0, 10) === d.toISOString().slice(0, 10);
+  return today ? `${hhmm} UTC` : `${d.toISOString().slice(0, 10)} ${hhmm} UTC`;
+}

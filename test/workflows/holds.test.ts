@@ -1,0 +1,143 @@
+/**
+ * Target holds against the real Temporal dev server and real PostgreSQL: a
+ * second run on a held database is refused before it changes anything,
+ * whatever its id or its starter (the CLI, a raw start, a Schedule), and a
+ * hold never outlives its holder.
+ */
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decideGate, RunRefusedError, startRun } from '../../cli/runs';
+import { planStart } from '../../cli/start';
+import { postgresDatabase } from '../../config/load';
+import { FailureType } from '../../contract/failures';
+import { holdQuery, holdWorkflowId } from '../../contract/holds';
+import { statusQuery } from '../../contract/runbook';
+import type { dbPromotion } from '../../workflows';
+import { createTestLab, type TestLab } from '../helpers/lab';
+import { countRows, inRecovery, tryWrite } from '../helpers/postgres';
+import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
+import { waitFor } from '../../lib/processes';
+import { waitForStreaming } from '../../lab/postgres';
+
+let lab: TestLab;
+let temporal: TestTemporal;
+let counter = 0;
+const HOLD = holdWorkflowId({ kind: 'database', name: 'orders' });
+
+beforeAll(async () => {
+  lab = await createTestLab('holds');
+  temporal = await startTestTemporal(lab.loaded);
+});
+
+afterAll(async () => {
+  await temporal?.close();
+  await lab?.destroy();
+});
+
+const orders = () => postgresDatabase(lab.loaded.config, 'orders');
+const nextId = () => `db-promotion:orders:holds-${process.pid}-${++counter}`;
+
+async function startA(): Promise<WorkflowHandle<typeof dbPromotion>> {
+  const started = await startRun(temporal.client, lab.loaded, { runbook: 'db-promotion', params: ['database=orders', 'mode=planned'], as: 'alice', id: nextId(), drill: true });
+  return temporal.client.workflow.getHandle<typeof dbPromotion>(started.workflowId);
+}
+
+/** The same start the CLI plans, sent as a raw `temporal workflow start` would: no CLI check in front. */
+async function rawStart(id: string, mode: 'planned' | 'unplanned' = 'planned'): Promise<WorkflowHandle<typeof dbPromotion>> {
+  const plan = planStart(lab.loaded, { runbook: 'db-promotion', params: ['database=orders', `mode=${mode}`], as: 'carol', id, drill: true });
+  if (plan.workflowType !== 'dbPromotion') throw new Error('expected a db-promotion plan');
+  return temporal.client.workflow.start<typeof dbPromotion>('dbPromotion', { taskQueue: lab.taskQueue, workflowId: id, args: [plan.input] });
+}
+
+async function refusal(handle: WorkflowHandle): Promise<ApplicationFailure> {
+  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return cause as ApplicationFailure;
+}
+
+describe('one changing run per target', () => {
+  it('refuses a second promotion with another --id, from the CLI and from a raw start, before it changes anything; the first one completes with one writable primary', async () => {
+    const rowsEast = await countRows(orders().primary, 'orders');
+    const a = await startA();
+    await waitForStatus(a, gateWaiting('promote'), 'A waits at gate promote');
+
+    // The CLI refuses at once, naming the holder and where it stands.
+    const cli = await startRun(temporal.client, lab.loaded, { runbook: 'db-promotion', params: ['database=orders', 'mode=planned'], as: 'carol', id: nextId(), drill: true }).then(() => undefined, (e: unknown) => e);
+    expect(cli).toBeInstanceOf(RunRefusedError);
+    expect((cli as Error).message).toMatch(new RegExp(`orders is held by ${a.workflowId} \\(alice, started \\d\\d:\\d\\d UTC, waiting at gate promote\\)`));
+
+    // A raw start meets the same hold inside the run: refused, nothing fenced or undone.
+    const b = await rawStart(nextId());
+    const failure = await refusal(b);
+    expect(failure.type).toBe(FailureType.TargetHeld);
+    expect(failure.message).toContain(`orders is held by ${a.workflowId}`);
+    const bStatus = await b.query(statusQuery);
+    expect(bStatus.state).toBe('refused');
+    expect(bStatus.steps.every((s) => s.state === 'pending')).toBe(true);
+    expect(bStatus.events.map((e) => e.kind)).toContain('refused');
+
+    await decideGate(temporal.client, lab.loaded, { workflowId: a.workflowId, gate: 'promote', as: 'bob', decision: 'approve', comment: 'go' });
+    const result = await a.result();
+    expect(result.newPrimary.region).toBe('west');
+    // Exactly one writable primary: west takes writes, east (fenced by A, never unfenced by B) refuses them.
+    expect(await inRecovery(orders().standby)).toBe(false);
+    expect(await tryWrite(orders().standby, 'orders', 'after promotion')).toBeUndefined();
+    expect(await tryWrite(orders().primary, 'orders', 'split brain?')).toBeDefined();
+    expect(await countRows(orders().standby, 'orders')).toBe(rowsEast + 1); // every east row, plus the one written on west above
+    // The hold ended with its holder.
+    await waitFor('the hold to end', async () => ((await temporal.client.workflow.getHandle(HOLD).describe()).status.name === 'COMPLETED' ? true : undefined), 20_000, 200);
+    await lab.lab.reset();
+  });
+
+  it('refuses a run started by a Temporal Schedule while the database is held', async () => {
+    const a = await startA();
+    await waitForStatus(a, gateWaiting('promote'), 'A waits at gate promote');
+    const id = nextId();
+    const plan = planStart(lab.loaded, { runbook: 'db-promotion', params: ['database=orders', 'mode=planned'], as: 'carol', id, drill: true, scheduled: true });
+    const schedule = await temporal.client.schedule.create({
+      scheduleId: `holds-${process.pid}-${counter}`,
+      spec: { intervals: [{ every: '365 days' }] },
+      action: { type: 'startWorkflow', workflowType: 'dbPromotion', taskQueue: lab.taskQueue, workflowId: id, args: [plan.input] },
+      state: { paused: true },
+    });
+    try {
+      await schedule.trigger();
+      const started = await waitFor('the scheduled run to start', async () => (await schedule.describe()).info.recentActions[0]?.action.workflow.workflowId, 20_000, 200);
+      const scheduled = temporal.client.workflow.getHandle(started);
+      const failure = await refusal(scheduled);
+      expect(failure.type).toBe(FailureType.TargetHeld);
+      expect(failure.message).toContain(`held by ${a.workflowId}`);
+    } finally {
+      await schedule.delete();
+    }
+    await a.cancel();
+    await a.result().catch(() => undefined);
+    expect((await a.query(statusQuery)).state).toBe('rolled-back');
+    // East is writable again after A's own undo, and west streams from it again.
+    expect(await tryWrite(orders().primary, 'orders', 'after rollback')).toBeUndefined();
+    await waitForStreaming(lab.lab.clusters('orders').standby);
+  });
+
+  it('frees the target when its holder is terminated: a hold never outlives its holder', async () => {
+    const a = await startA();
+    await waitForStatus(a, gateWaiting('promote'), 'A waits at gate promote');
+    const hold = await temporal.client.workflow.getHandle(HOLD).query(holdQuery);
+    expect(hold.holder.workflowId).toBe(a.workflowId);
+    await a.terminate('test: the holder dies without running its undo');
+    // East stays fenced by the dead run (terminate runs no undo); the next run may claim the database
+    // (unplanned: east is down, fenced by A's shutdown).
+    const b = await rawStart(nextId(), 'unplanned');
+    await waitForStatus(b, gateWaiting('promote'), 'B claims the freed database and waits at its gate');
+    const claimed = await temporal.client.workflow.getHandle(HOLD).query(holdQuery);
+    expect(claimed.holder.workflowId).toBe(b.workflowId);
+    await b.cancel();
+    await b.result().catch(() => undefined);
+    expect((await b.query(statusQuery)).state).toBe('rolled-back');
+    // B's undo leaves A's fence alone: it is not B's to lift, and the standby was never promoted by a live run.
+    expect(await tryWrite(orders().primary, 'orders', 'still fenced by A')).toMatch(/ECONNREFUSED/);
+    await lab.lab.reset();
+  });
+});

@@ -1,0 +1,62 @@
+/**
+ * A target's hold: claimed by starting this workflow under the target's id
+ * (the server refuses a second start while it runs), left when every member
+ * has released it or ended. It never outlives its members: it checks them on
+ * a timer, and a contender that finds them all ended ends it at once.
+ */
+import { condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { HoldActivities } from '../activities/holds';
+import {
+  holdQuery,
+  joinHoldSignal,
+  releaseHoldSignal,
+  describeTarget,
+  type HoldMember,
+  type TargetHoldInput,
+} from '../contract/holds';
+
+/** How often the hold checks that its members still run (a terminated holder cannot release). */
+const LIVENESS_CHECK_MS = 30_000;
+
+const holds = proxyActivities<HoldActivities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
+});
+
+const same = (a: HoldMember, b: HoldMember) => a.workflowId === b.workflowId && a.runId === b.runId;
+
+/** Holds `input.target` for `input.holder` and the child runs it lets in. */
+export async function targetHold(input: TargetHoldInput): Promise<{ releasedAt: string }> {
+  let members: HoldMember[] = input.members ?? [{ workflowId: input.holder.workflowId, runId: input.holder.runId }];
+  const render = () =>
+    setCurrentDetails(`**${describeTarget(input.target)}** is held by \`${input.holder.workflowId}\` (${input.holder.runbook}, ${input.holder.initiator}, started ${input.holder.startedAt}); members: ${members.map((m) => `\`${m.workflowId}\``).join(', ')}`);
+  setHandler(holdQuery, () => ({ target: input.target, holder: input.holder, members: [...members] }));
+  setHandler(joinHoldSignal, (member) => {
+    if (isMember(member) && !members.some((m) => same(m, member))) members.push({ workflowId: member.workflowId, runId: member.runId });
+    render();
+  });
+  setHandler(releaseHoldSignal, (member) => {
+    if (isMember(member)) members = members.filter((m) => !same(m, member));
+    render();
+  });
+  render();
+  while (members.length > 0) {
+    const left = await condition(() => members.length === 0, LIVENESS_CHECK_MS);
+    if (left) break;
+    const { open } = await holds.openMembers.executeWithOptions(
+      { startToCloseTimeout: '20 seconds', retry: { initialInterval: '1 second', maximumAttempts: 3 }, summary: `hold ${describeTarget(input.target)}: are its members still running?` },
+      [{ members }],
+    ).catch(() => ({ open: members })); // unknown is not ended: keep the hold
+    members = members.filter((m) => open.some((o) => same(o, m)));
+    render();
+    if (members.length > 0 && workflowInfo().continueAsNewSuggested) {
+      await continueAsNew<typeof targetHold>({ ...input, members });
+    }
+  }
+  return { releasedAt: new Date().toISOString() };
+}
+
+function isMember(value: unknown): value is HoldMember {
+  return typeof value === 'object' && value !== null
+    && typeof (value as HoldMember).workflowId === 'string' && typeof (value as HoldMember).runId === 'string';
+}
