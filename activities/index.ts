@@ -1,6 +1,7 @@
 /** All activities a Lifeboat worker registers, built from injected providers and channels. */
 import { createBackupActivities, type BackupProvider } from './backup';
 import { createDatabaseActivities, type DatabaseProvider } from './database';
+import { createDivergenceActivities, type DivergenceProvider } from './divergence';
 import { createEvidenceActivities, type EvidenceStore } from './evidence';
 import { createNotificationActivities, type NotificationRoutes } from './notify';
 import type { Route53Traffic } from './route53';
@@ -9,6 +10,8 @@ import { createTrafficActivities } from './traffic';
 
 export interface ActivityDependencies {
   databases: ReadonlyMap<string, DatabaseProvider>;
+  /** Self-managed PostgreSQL databases: the checks that keep what a rebuild would discard (host-bound). */
+  divergence?: ReadonlyMap<string, DivergenceProvider>;
   /** Databases with `backup:` in the config. */
   backups: ReadonlyMap<string, BackupProvider>;
   /** Where runs' evidence chains are stored (bucket, local mirror). */
@@ -23,6 +26,7 @@ export interface ActivityDependencies {
 export function createActivities(deps: ActivityDependencies) {
   return {
     ...createDatabaseActivities({ providers: deps.databases }),
+    ...createDivergenceActivities({ providers: deps.divergence ?? new Map() }),
     ...createBackupActivities({ providers: deps.backups }),
     ...createEvidenceActivities({ stores: deps.evidence ?? [] }),
     ...createNotificationActivities(deps.notifications),

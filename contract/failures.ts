@@ -32,6 +32,10 @@ export const FailureType = {
   RestoreMismatch: 'RestoreMismatch',
   /** A cloud provider's long-running operation ended in error (its message attached). */
   ProviderOperationFailed: 'ProviderOperationFailed',
+  /** A former primary must be stopped before its data directory is measured or copied. */
+  FormerPrimaryRunning: 'FormerPrimaryRunning',
+  /** Not enough free space beside a data directory to copy it aside: nothing is rebuilt without the copy. */
+  NoRoomForCopy: 'NoRoomForCopy',
   /** A runbook step failed; the cause is attached. */
   StepFailed: 'StepFailed',
 } as const;
