@@ -276,8 +276,9 @@ describe('regional-evacuation', () => {
     await stopCluster(lab.lab.clusters('users').standby, 'kill');
     const err = await handle.result().then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    // The check that turns red is health (503) or, when the kill lands between the health probe and the write, the write to users.
-    expect((err as WorkflowFailedError).cause?.message).toMatch(/step resume-traffic failed: synthetic check in west red: (health 503|write to users answered 502)/);
+    // The check that turns red is health (503) or, when the kill lands between the health probe and the write (or the write and its
+    // read-back), the write to users or its read-back.
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/step resume-traffic failed: synthetic check in west red: (health 503|write to users answered 502|read back of users row \d+ answered 502)/);
     expect(await weights()).toEqual({ east: 0, west: 10, maintenance: 90 });
     const status = await handle.query(statusQuery);
     expect(status.steps.find((s) => s.id === 'resume-traffic')?.state).toBe('failed');
