@@ -198,6 +198,11 @@ describe('regional-evacuation', () => {
     expect(result.databases.map((d) => [d.database, d.result.newPrimary.region])).toEqual(DATABASES.map((n) => [n, 'east']));
     expect(result.databases.every((d) => d.rebuiltWith === 'pg_rewind')).toBe(true);
     expect(result.rpo).toEqual({ measuredBytes: 0, met: true });
+    // Every former primary was measured before its rebuild: nothing committed past the fork, so no copy and no gate.
+    for (const d of result.databases) {
+      expect(d.discarded?.map((x) => [x.step, x.node.region, x.state, x.discardedBytes])).toEqual([['rebuild-standbys', 'east', 'not-diverged', 0], ['rebuild-old-primaries', 'west', 'not-diverged', 0]]);
+      expect(d.discarded?.every((x) => x.summary.startsWith('0 bytes lost (measured: ') && x.keptCopy === undefined)).toBe(true);
+    }
     for (const name of DATABASES) {
       expect(await inRecovery(db(name).primary)).toBe(false);
       expect(await inRecovery(db(name).standby)).toBe(true);
@@ -211,6 +216,9 @@ describe('regional-evacuation', () => {
     const status = await handle.query(statusQuery);
     expect(status.state).toBe('completed');
     expect(status.children.map((c) => c.state)).toEqual(DATABASES.map(() => 'completed'));
+    expect(status.gates.find((g) => g.id === 'discard-divergence')?.state).toBe('pending');
+    expect(status.steps.filter((s) => s.id.startsWith('keep-')).map((s) => [s.id, s.state])).toEqual([['keep-divergence', 'skipped'], ['keep-old-primaries', 'skipped']]);
+    expect(status.artifacts ?? []).toEqual([]);
     const history = await handle.fetchHistory();
     recorded.push({ workflowId: handle.workflowId, history });
     if (process.env.LIFEBOAT_RECORD_HISTORIES === '1') writeFileSync(path.join(HISTORIES, 'failback.json'), historyToJSON(history));
