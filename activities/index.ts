@@ -3,6 +3,7 @@ import { createBackupActivities, type BackupProvider } from './backup';
 import { createDatabaseActivities, type DatabaseProvider } from './database';
 import type { Client } from '@temporalio/client';
 import { createHoldActivities } from './holds';
+import { createDivergenceActivities, type DivergenceProvider } from './divergence';
 import { createEvidenceActivities, type EvidenceStore } from './evidence';
 import { createNotificationActivities, type NotificationRoutes } from './notify';
 import type { Route53Traffic } from './route53';
@@ -11,6 +12,8 @@ import { createTrafficActivities } from './traffic';
 
 export interface ActivityDependencies {
   databases: ReadonlyMap<string, DatabaseProvider>;
+  /** Self-managed PostgreSQL databases: the checks that keep what a rebuild would discard (host-bound). */
+  divergence?: ReadonlyMap<string, DivergenceProvider>;
   /** Databases with `backup:` in the config. */
   backups: ReadonlyMap<string, BackupProvider>;
   /** Where runs' evidence chains are stored (bucket, local mirror). */
@@ -27,6 +30,7 @@ export interface ActivityDependencies {
 export function createActivities(deps: ActivityDependencies) {
   return {
     ...createDatabaseActivities({ providers: deps.databases }),
+    ...createDivergenceActivities({ providers: deps.divergence ?? new Map() }),
     ...createBackupActivities({ providers: deps.backups }),
     ...createEvidenceActivities({ stores: deps.evidence ?? [] }),
     ...createNotificationActivities(deps.notifications),

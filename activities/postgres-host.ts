@@ -44,10 +44,15 @@ export function clusterOwner(): PgUser | undefined {
 }
 
 export function asOwner(tool: string, args: readonly string[], env?: Record<string, string>): Promise<string> {
-  const owner = clusterOwner();
-  const bin = pgBin(tool);
+  const { command, args: argv } = ownerCommand(tool, args);
   const options = env ? { env: { ...process.env, ...env } } : {};
-  return owner ? run('runuser', ['-u', 'postgres', '--', bin, ...args], options) : run(bin, args, options);
+  return run(command, argv, options);
+}
+
+/** The command line that runs a PostgreSQL tool as the cluster owner, for callers that stream its output. */
+export function ownerCommand(tool: string, args: readonly string[]): { command: string; args: string[] } {
+  const bin = pgBin(tool);
+  return clusterOwner() ? { command: 'runuser', args: ['-u', 'postgres', '--', bin, ...args] } : { command: bin, args: [...args] };
 }
 
 /** Creates a data directory (mode 0700, as PostgreSQL demands) owned by the cluster owner; its parents must be traversable. */

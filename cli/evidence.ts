@@ -39,7 +39,8 @@ export interface EvidenceReport extends ChainVerification {
   expected?: EvidenceHead;
 }
 
-function store(loaded: LoadedConfig): EvidenceStore {
+/** Where the CLI reads evidence: the bucket when configured, else the local mirror. */
+export function evidenceStore(loaded: LoadedConfig): EvidenceStore {
   const { evidence, backups } = loaded.config;
   if (evidence.bucket && backups) return s3EvidenceStore(objectStoreFor(backups, evidence.bucket));
   return mirrorEvidenceStore(path.resolve(path.dirname(loaded.file), evidence.mirrorDir));
@@ -62,7 +63,7 @@ async function collect(client: Client, loaded: LoadedConfig, workflowId: string)
   // A run that did not complete has no result: its final status (answered by a worker) carries the head.
   const finalStatus = await run.query(statusQuery).catch(() => undefined);
   const expected = result?.evidence ?? finalStatus?.evidence;
-  const s = store(loaded);
+  const s = evidenceStore(loaded);
   let chain: EvidenceRecord[];
   try {
     chain = await s.read(workflowId, runId);

@@ -2,16 +2,22 @@
  * `lifeboat report <id>`: the record of a run for the post-mortem and the
  * auditor: a timeline of every step and gate with who and when, measured RTO
  * and RPO against the targets, breaches and escalations, notifications, the
- * evidence chain head, and (in HTML) an SVG Gantt chart of the steps and gates
- * over the RTO budget line. Written to a local file and the evidence bucket.
+ * evidence chain head, the reconciliation reports a failback stored (what a
+ * rebuilt former primary held that the current primary did not, checked
+ * against the digest sealed in the chain), and (in HTML) an SVG Gantt chart of
+ * the steps and gates over the RTO budget line. Written to a local file and
+ * the evidence bucket.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Client } from '@temporalio/client';
 import type { LoadedConfig } from '../config/load';
-import type { RunbookStatus } from '../contract/runbook';
+import { RECONCILIATION_ARTIFACT_KIND, RECONCILIATION_FORMAT, type ReconciliationReport } from '../contract/divergence';
+import { artifactDigest } from '../contract/evidence';
+import type { RunArtifact, RunbookStatus } from '../contract/runbook';
 import { objectStoreFor } from '../workers/dependencies';
+import { evidenceStore } from './evidence';
 import { runStatus } from './runs';
 
 export type ReportFormat = 'md' | 'html' | 'json';
@@ -46,12 +52,31 @@ export interface RunReport {
   children: RunbookStatus['children'];
   evidence?: RunbookStatus['evidence'];
   error?: RunbookStatus['error'];
+  /** Documents the run stored with its evidence. */
+  artifacts: RunArtifact[];
+  /** The reconciliation reports among them, read from the evidence store. */
+  reconciliations: ReconciliationEntry[];
   generatedAt: string;
+}
+
+/** A reconciliation report as read back: `verified` when its bytes hash to the digest sealed in the chain. */
+export interface ReconciliationEntry {
+  artifact: RunArtifact;
+  verified: boolean;
+  problem?: string;
+  report?: ReconciliationReport;
+}
+
+/** Unknown is not met; bytes lost miss any target even when no seconds were measured for them. */
+function rpoVerdict(rpo: RunbookStatus['rpo']): 'met' | 'MISSED' | 'unknown' {
+  if (rpo.met === true) return 'met';
+  if (rpo.met === false || (rpo.measuredBytes ?? 0) > 0) return 'MISSED';
+  return 'unknown';
 }
 
 const seconds = (from: string, at: string | undefined, fallback: number) => (at ? (Date.parse(at) - Date.parse(from)) / 1000 : fallback);
 
-export function buildReport(status: RunbookStatus, now = new Date()): RunReport {
+export function buildReport(status: RunbookStatus, now = new Date(), reconciliations: ReconciliationEntry[] = []): RunReport {
   const endOfRun = status.rto.elapsedSeconds;
   const timeline: TimelineBar[] = [];
   for (const step of status.steps) {
@@ -66,7 +91,7 @@ export function buildReport(status: RunbookStatus, now = new Date()): RunReport 
   const breaches = [
     ...(status.rto.breached ? [`RTO budget of ${status.rto.budgetSeconds}s breached at ${status.rto.breachedAt ?? '?'}`] : []),
     ...status.steps.filter((s) => s.budgetBreached).map((s) => `step ${s.id} exceeded its budget of ${s.budgetSeconds ?? '?'}s`),
-    ...(status.rpo.met === false ? [`RPO target of ${status.rpo.targetSeconds}s missed`] : []),
+    ...(rpoVerdict(status.rpo) === 'MISSED' ? [`RPO target of ${status.rpo.targetSeconds}s missed${status.rpo.measuredBytes ? `: ${status.rpo.measuredBytes} bytes lost` : ''}`] : []),
   ];
   return {
     workflowId: status.workflowId,
@@ -89,8 +114,60 @@ export function buildReport(status: RunbookStatus, now = new Date()): RunReport 
     children: status.children,
     evidence: status.evidence,
     error: status.error,
+    artifacts: status.artifacts ?? [],
+    reconciliations,
     generatedAt: now.toISOString(),
   };
+}
+
+const KEYS_SHOWN = 50;
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/** The reconciliation section: per database the diverged bytes, the copy, and per table the rows the current primary lacks. */
+function reconciliationLines(entries: readonly ReconciliationEntry[]): string[] {
+  if (entries.length === 0) return [];
+  const lines = ['', '## Reconciliation: what rebuilt former primaries held that the current primaries did not', ''];
+  for (const { artifact, verified, problem, report } of entries) {
+    const s = artifact.summary;
+    lines.push(`### ${String(s.database ?? artifact.name)} in ${String(s.node ?? '?')} (\`${artifact.name}\`)`, '');
+    lines.push(
+      `- Diverged: ${String(s.divergedBytes ?? 'unknown')} bytes past the fork ${String(s.forkLsn ?? '?')} (end of WAL ${String(s.endLsn ?? '?')}, ${String(s.walBytes ?? '?')} bytes of WAL, ${String(s.commits ?? '?')} commits); state ${String(s.state ?? '?')}`,
+      `- Data directory kept at \`${String(s.copy ?? '?')}\``,
+      `- Report sha256 ${artifact.digest} ${verified ? '(matches the evidence chain)' : `(NOT VERIFIED: ${problem ?? '?'})`}; stored at ${artifact.locations.join(', ')}`,
+    );
+    if (!report) {
+      lines.push('');
+      continue;
+    }
+    lines.push(
+      `- Read ${report.readAt} from the copy of ${report.diverged.region} against ${report.current.region} (${report.current.host}:${report.current.port}): ${report.totals.missing} rows missing and ${report.totals.different} different in ${report.totals.tables} tables`,
+      `- Method: ${report.method}`,
+      ...(report.otherDatabases.length ? [`- Not compared (other databases of the cluster): ${report.otherDatabases.join(', ')}`] : []),
+      '',
+      '| table | primary key | rows on the diverged node | missing on current | different on current |',
+      '|---|---|---|---|---|',
+      ...report.tables.map((t) => `| \`${t.schema}.${t.table}\`${t.absentOnCurrent ? ' (absent on current)' : ''} | ${t.primaryKey.join(', ')} | ${t.rows} | ${t.missing} | ${t.different} |`),
+      ...report.unreconciled.map((u) => `| \`${u.schema}.${u.table}\` | — | ${u.rowsOnDiverged ?? '?'} | not reconciled: ${cell(u.reason)} | ${u.rowsOnCurrent !== undefined ? `${u.rowsOnCurrent} rows on current` : ''} |`),
+    );
+    for (const t of report.tables.filter((x) => x.missing + x.different > 0)) {
+      const keys = (k: string[][]) => k.slice(0, KEYS_SHOWN).map((x) => x.join(',')).join(' ');
+      lines.push('', `#### \`${t.schema}.${t.table}\``, '');
+      if (t.missing) lines.push(`- Missing on current (${t.missing}), keys: ${keys(t.missingKeys)}${t.missingKeys.length > KEYS_SHOWN || t.keysTruncated ? ' … (more in the JSON report)' : ''}`);
+      if (t.different) lines.push(`- Different on current (${t.different}), keys: ${keys(t.differentKeys)}${t.differentKeys.length > KEYS_SHOWN || t.keysTruncated ? ' … (more in the JSON report)' : ''}`);
+      if (t.columnsOnlyOnDiverged?.length || t.columnsOnlyOnCurrent?.length) {
+        lines.push(`- Compared on the common columns; only on the diverged node: ${t.columnsOnlyOnDiverged?.join(', ') || 'none'}; only on current: ${t.columnsOnlyOnCurrent?.join(', ') || 'none'}`);
+      }
+      lines.push(
+        '',
+        `| key | status | row on the diverged node | row on current |`,
+        '|---|---|---|---|',
+        ...t.sample.map((r) => `| ${r.key.join(',')} | ${r.status} | \`${cell(JSON.stringify(r.diverged))}\` | ${r.current ? `\`${cell(JSON.stringify(r.current))}\`` : ''} |`),
+      );
+      if (t.sampleTruncated) lines.push('', `(${t.sample.length} of ${t.missing + t.different} rows shown: the report's row limit is ${report.limits.rows})`);
+    }
+    lines.push('');
+  }
+  return lines;
 }
 
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -130,7 +207,7 @@ export function renderMarkdown(r: RunReport): string {
     `- Runbook **${r.runbook}** on **${r.target}**${r.drill ? ' (drill)' : ''}, outcome **${r.state}**`,
     `- Initiator ${r.initiator}${r.incident ? `, incident ${r.incident}` : ''}; detected ${r.detectedAt}`,
     `- RTO: budget ${r.rto.budgetSeconds}s, measured ${(r.rto.measuredSeconds ?? r.rto.elapsedSeconds).toFixed(1)}s (${r.rto.breached ? 'BREACHED' : 'met'})`,
-    `- RPO: target ${r.rpo.targetSeconds}s, measured ${r.rpo.measuredSeconds ?? '?'}s / ${r.rpo.measuredBytes ?? '?'} bytes${r.rpo.met === undefined ? '' : r.rpo.met ? ' (met)' : ' (MISSED)'}`,
+    `- RPO: target ${r.rpo.targetSeconds}s, measured ${r.rpo.measuredSeconds ?? '?'}s / ${r.rpo.measuredBytes ?? '?'} bytes (${rpoVerdict(r.rpo)})`,
     `- Evidence chain head: ${r.evidence ? `${r.evidence.head} (${r.evidence.records} records)` : 'none'}`,
     `- Notifications: ${r.notifications.delivered} delivered, ${r.notifications.pending} pending, ${r.notifications.failedRounds} failed rounds`,
     ...(r.error ? [`- Error (${r.error.type}): ${r.error.message}`] : []),
@@ -150,6 +227,9 @@ export function renderMarkdown(r: RunReport): string {
     ...(r.breaches.length || r.escalations.length ? [...r.breaches.map((b) => `- ${b}`), ...r.escalations.map((e) => `- ${e.at} ${e.detail}`)] : ['- none']),
   ];
   if (r.children.length > 0) lines.push('', '## Child runs', '', ...r.children.map((c) => `- ${c.workflowId} (${c.runbook} on ${c.target}): ${c.state}${c.detail ? `: ${c.detail}` : ''}`));
+  const others = r.artifacts.filter((a) => a.kind !== RECONCILIATION_ARTIFACT_KIND);
+  if (others.length > 0) lines.push('', '## Artifacts', '', ...others.map((a) => `- ${a.title} (\`${a.name}\`, sha256 ${a.digest}) at ${a.locations.join(', ')}`));
+  lines.push(...reconciliationLines(r.reconciliations));
   return `${lines.join('\n')}\n`;
 }
 
@@ -173,7 +253,8 @@ export function renderHtml(r: RunReport): string {
 
 export async function writeReport(client: Client, loaded: LoadedConfig, workflowId: string, format: ReportFormat, out?: string): Promise<{ file: string; stored?: string; report: RunReport }> {
   const status = await runStatus(client, workflowId);
-  const report = buildReport(status);
+  const reconciliations = await readReconciliations(client, loaded, workflowId, status.artifacts ?? []);
+  const report = buildReport(status, new Date(), reconciliations);
   const text = format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : format === 'html' ? renderHtml(report) : renderMarkdown(report);
   const file = out ?? path.join(loaded.stateDir, 'reports', `${encodeURIComponent(workflowId)}.${format}`);
   mkdirSync(path.dirname(file), { recursive: true });
@@ -187,4 +268,42 @@ export async function writeReport(client: Client, loaded: LoadedConfig, workflow
     stored = `${bucket.location}/${key}`;
   }
   return { file, stored, report };
+}
+
+/** Reads each reconciliation report the run stored and checks its bytes against the digest in the status (and chain). */
+async function readReconciliations(client: Client, loaded: LoadedConfig, workflowId: string, artifacts: readonly RunArtifact[]): Promise<ReconciliationEntry[]> {
+  const wanted = artifacts.filter((a) => a.kind === RECONCILIATION_ARTIFACT_KIND);
+  if (wanted.length === 0) return [];
+  const { runId } = await client.workflow.getHandle(workflowId).describe();
+  const store = evidenceStore(loaded);
+  const entries: ReconciliationEntry[] = [];
+  for (const artifact of wanted) {
+    let text: string | undefined;
+    try {
+      text = await store.readArtifact(workflowId, runId, artifact.name);
+    } catch (err) {
+      entries.push({ artifact, verified: false, problem: `could not read it from ${store.location}: ${(err as Error).message}` });
+      continue;
+    }
+    if (text === undefined) {
+      entries.push({ artifact, verified: false, problem: `not in ${store.location}` });
+      continue;
+    }
+    const parsed = JSON.parse(text) as unknown;
+    const verified = artifactDigest(parsed).digest === artifact.digest;
+    const report = isReconciliation(parsed) ? parsed : undefined;
+    entries.push({
+      artifact,
+      verified,
+      ...(verified ? {} : { problem: `its bytes in ${store.location} hash to ${artifactDigest(parsed).digest}, not to the digest sealed in the evidence chain: treat it as altered` }),
+      ...(report ? { report } : { problem: `not a ${RECONCILIATION_FORMAT} document` }),
+    });
+  }
+  return entries;
+}
+
+function isReconciliation(value: unknown): value is ReconciliationReport {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return v.format === RECONCILIATION_FORMAT && Array.isArray(v.tables) && Array.isArray(v.unreconciled) && typeof v.totals === 'object';
 }

@@ -315,8 +315,9 @@ export function planFailback(loaded: LoadedConfig, request: StartRequest): Failb
       policy: {
         rto: runbook.rto,
         stepBudgets: stepBudgets(runbook.steps),
-        gates: runbook.gates,
+        gates: { switchover: runbook.gates.switchover, 'discard-divergence': runbook.gates['discard-divergence'] ?? runbook.gates.switchover },
         canary: runbook.canary,
+        reconciliation: runbook.reconciliation,
         catchUpMaxLagBytes: runbook.catchUpMaxLagBytes,
         catchUpTimeoutSeconds: runbook.catchUpTimeoutSeconds,
         compensationAttempts: runbook.compensationAttempts,

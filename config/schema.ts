@@ -144,7 +144,10 @@ const failbackRunbook = z.strictObject({
   rto,
   cooldownMinutes,
   steps: z.partialRecord(z.enum(planStepIds(failbackPlan)), z.strictObject({ budgetSeconds: seconds })).default({}),
-  gates: z.strictObject({ switchover: gate }),
+  /** `discard-divergence` opens only when a former primary diverged; without its own timers it uses the switchover's. */
+  gates: z.strictObject({ switchover: gate, 'discard-divergence': gate.optional() }),
+  /** The reconciliation report of a diverged node lists up to `keyLimit` keys and shows up to `rowLimit` rows per table. */
+  reconciliation: z.strictObject({ keyLimit: z.number().int().min(0).max(100_000).default(1000), rowLimit: z.number().int().min(0).max(1000).default(50) }).prefault({}),
   canary,
   /** A rebuilt standby counts as caught up within this many bytes of WAL. */
   catchUpMaxLagBytes: z.number().int().min(0).default(1024 * 1024),

@@ -53,6 +53,12 @@ export function hashRecord(record: Omit<EvidenceRecord, 'hash'>): string {
   return bytesToHex(sha256(utf8ToBytes(canonicalJson(record))));
 }
 
+/** The bytes an artifact is stored as (canonical JSON) and their SHA-256, computed alike in the workflow and the store. */
+export function artifactDigest(content: unknown): { text: string; digest: string } {
+  const text = canonicalJson(content);
+  return { text, digest: bytesToHex(sha256(utf8ToBytes(text))) };
+}
+
 /** The next record of a chain whose last hash is `prev`. */
 export function sealRecord(fields: Omit<EvidenceRecord, 'format' | 'prev' | 'hash'>, prev: string): EvidenceRecord {
   const unsealed = { ...fields, format: EVIDENCE_FORMAT, prev } as const;

@@ -1,8 +1,10 @@
 /**
  * Contract of the `failback` runbook: after an evacuation, return to the
- * original region with zero data loss. One run per region at a time.
+ * original region with zero data loss, and never discard what a former
+ * primary holds without a copy and a gate. One run per region at a time.
  */
 import type { DbPromotionPolicy, DbPromotionResult } from './db-promotion';
+import type { DiscardOutcome } from './divergence';
 import type { NodeEndpoint } from './database';
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
 import type { TargetRef } from './holds';
@@ -13,16 +15,27 @@ export const FAILBACK_WORKFLOW_TYPE = 'failback' as const;
 export const failbackPlan = {
   steps: [
     { id: 'declare', title: 'Declare the failback: notify the incident channel' },
+    { id: 'measure-divergence', title: 'Stop the original primaries; measure each one’s WAL past the fork point of the current primary’s timeline', undo: 'restart the nodes it stopped that ran read-only or as standbys' },
+    { id: 'keep-divergence', title: 'Where a node diverged: copy its data directory aside, read the reconciliation report from the copy, store it with the evidence' },
     { id: 'rebuild-standbys', title: 'Rebuild the original region as standbys of the current primaries (pg_rewind, else pg_basebackup)' },
     { id: 'catch-up', title: 'Wait until every rebuilt standby is caught up' },
     { id: 'switchover', title: 'Planned switchover per database, zero data loss (child db-promotion runs)', irreversible: true },
     { id: 'repoint-service', title: 'Re-point both regions’ services and DNS at the original primaries' },
     { id: 'verify-service', title: 'Synthetic checks in the original region: health, a write, a read' },
     { id: 'resume-traffic', title: 'Shift traffic back gradually (canary weights)' },
+    { id: 'measure-old-primaries', title: 'Stop the other region’s nodes; measure their WAL past the fork point of the original primaries’ new timeline' },
+    { id: 'keep-old-primaries', title: 'Where one diverged: copy it aside and read the reconciliation report' },
     { id: 'rebuild-old-primaries', title: 'Rebuild the other region as standbys again: the initial topology' },
-    { id: 'record-evidence', title: 'Record measured duration and data loss; final notification' },
+    { id: 'record-evidence', title: 'Record measured duration, data loss and what each rebuild discarded per database; final notification' },
   ],
-  gates: [{ id: 'switchover', title: 'Approve the switchover back (point of no return)', before: 'switchover' }],
+  gates: [
+    {
+      id: 'discard-divergence',
+      title: 'Approve discarding what a former primary holds past the fork (opens only when one diverged; its copy and report are kept)',
+      before: 'rebuild-standbys',
+    },
+    { id: 'switchover', title: 'Approve the switchover back (point of no return)', before: 'switchover' },
+  ],
 } as const;
 
 export type FailbackStepId = (typeof failbackPlan.steps)[number]['id'];
@@ -45,6 +58,8 @@ export interface FailbackPolicy {
   catchUpTimeoutSeconds: number;
   compensationAttempts: number;
   statusEverySeconds: number;
+  /** Reconciliation report limits per table: keys listed, rows shown (counts are always complete). Absent in runs started before it existed. */
+  reconciliation?: { keyLimit: number; rowLimit: number };
 }
 
 export interface FailbackInput {
@@ -61,9 +76,20 @@ export interface FailbackResult {
   workflowId: string;
   region: string;
   from: string;
-  databases: Array<{ database: string; rebuiltWith: string; result: DbPromotionResult; rebuiltOldPrimaryWith: string }>;
+  databases: Array<{
+    database: string;
+    rebuiltWith: string;
+    result: DbPromotionResult;
+    rebuiltOldPrimaryWith: string;
+    /**
+     * What each rebuild of a former primary discarded, measured before it ran: `discardedBytes`
+     * is 0 only where it measured 0. Absent on runs from before the measurement existed.
+     */
+    discarded?: DiscardOutcome[];
+  }>;
   trafficAfter: Record<string, number>;
   durationSeconds: number;
+  /** `measuredBytes`: the most any database lost (switchover plus discarded); absent when a loss is unknown. */
   rpo: { measuredBytes?: number; met: boolean };
 }
 

@@ -126,6 +126,7 @@ export type RunEventKind =
   | 'hold'
   /** The run was refused (a target held by another run). */
   | 'refused'
+  | 'artifact'
   | 'finished';
 
 export interface RunEvent {
@@ -162,9 +163,26 @@ export interface RunbookStatus {
   children: ChildStatus[];
   /** Head of the run's evidence chain (absent on runs from before the chain existed). */
   evidence?: { head: string; records: number };
+  /** Documents the run stored with its evidence (a reconciliation report), each sealed in the chain by its SHA-256. */
+  artifacts?: RunArtifact[];
   /** Delivery counters; `lastError` tells why channels are failing while retries go on. */
   notifications: { delivered: number; pending: number; failedRounds: number; lastError?: string };
   error?: { type: string; message: string };
+}
+
+/** A document stored beside the run's evidence chain; `summary` is small enough for the status and the UI. */
+export interface RunArtifact {
+  /** Unique within the run; the stored file is `<name>.json`. */
+  name: string;
+  kind: string;
+  title: string;
+  /** SHA-256 of the stored bytes (canonical JSON), also in the evidence chain. */
+  digest: string;
+  /** Where the stores put it (local mirror, bucket). */
+  locations: string[];
+  step?: string;
+  at: string;
+  summary: Record<string, unknown>;
 }
 
 export interface ChildStatus {

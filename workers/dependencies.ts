@@ -15,6 +15,8 @@ import type { BackupsConfig } from '../config/schema';
 import { emailChannel } from '../activities/email';
 import { journal, journalChannel, type NotificationChannel, type NotificationRoutes } from '../activities/notify';
 import { createPostgresProvider } from '../activities/postgres';
+import type { DivergenceProvider } from '../activities/divergence';
+import { createPostgresDivergence } from '../activities/postgres-divergence';
 import { createRoute53Traffic } from '../activities/route53';
 import { createServiceControl } from '../activities/service';
 import { createTwilioClient, smsChannel, voiceChannel } from '../activities/twilio';
@@ -37,11 +39,14 @@ function secret(env: NodeJS.ProcessEnv, variable: string, what: string): string 
 export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
   const { config } = loaded;
   const databases = new Map<string, DatabaseProvider>();
+  const divergence = new Map<string, DivergenceProvider>();
   const backups = new Map<string, BackupProvider>();
   const stores = config.backups ? objectStores(config.backups, env) : undefined;
   for (const [name, spec] of postgresDatabases(config)) {
     const password = spec.passwordEnv ? secret(env, spec.passwordEnv, `databases.${name}.passwordEnv`) : undefined;
-    databases.set(name, createPostgresProvider(name, spec, { user: spec.user, password }, { primary: hostLocation(loaded, name, 'primary'), standby: hostLocation(loaded, name, 'standby') }));
+    const locations = { primary: hostLocation(loaded, name, 'primary'), standby: hostLocation(loaded, name, 'standby') };
+    databases.set(name, createPostgresProvider(name, spec, { user: spec.user, password }, locations));
+    divergence.set(name, createPostgresDivergence(name, spec, { user: spec.user, password }, locations));
     const scratch = config.backups?.scratch;
     if (spec.backup && stores && scratch) {
       backups.set(name, createPostgresBackupProvider(name, {
@@ -75,6 +80,7 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
   if (config.evidence.bucket && config.backups) evidence.push(s3EvidenceStore(objectStoreFor(config.backups, config.evidence.bucket, env)));
   return {
     databases,
+    divergence,
     backups,
     evidence,
     startupChecks,

@@ -1,14 +1,61 @@
 /**
  * Runbook `failback`: after an evacuation, return the databases and the
- * traffic to the original region with zero data loss. See runbooks/failback.md.
+ * traffic to the original region with zero data loss, and never rebuild a
+ * former primary over data the current primary lacks without a copy, a
+ * reconciliation report and a gate. See runbooks/failback.md.
  */
-import { ApplicationFailure, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
-import type { DatabaseActivities } from '../activities/database';
+import { ApplicationFailure, patched, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import type { DatabaseActivities, RebuildOutcome } from '../activities/database';
+import type { DivergenceActivities } from '../activities/divergence';
+import type { EvidenceActivities } from '../activities/evidence';
 import type { TrafficActivities } from '../activities/traffic';
-import { FAILBACK_RUNBOOK, failbackHolds, failbackPlan, type FailbackInput, type FailbackResult } from '../contract/failback';
+import {
+  RECONCILIATION_ARTIFACT_KIND,
+  reconciliationArtifactName,
+  type ConfiguredNode,
+  type DiscardOutcome,
+  type DivergenceMeasurement,
+  type FormerPrimaryStop,
+  type ReconciliationReport,
+  type SetAsideCopy,
+} from '../contract/divergence';
+import { artifactDigest } from '../contract/evidence';
+import { FAILBACK_RUNBOOK, failbackHolds, failbackPlan, type FailbackInput, type FailbackResult, type FailbackStepId } from '../contract/failback';
 import { FailureType } from '../contract/failures';
+import { hostTaskQueue } from '../contract/queues';
 import { RunbookRun } from './kernel/runbook-run';
 import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+
+/** Runs started before the divergence checks replay without them (test/histories/failback.json). */
+const DIVERGENCE_PATCH = 'lifeboat-failback-divergence';
+const DEFAULT_RECONCILIATION = { keyLimit: 1000, rowLimit: 50 } as const;
+
+/** Stopping a former primary: a fast shutdown, up to a minute. */
+const stopOptions = {
+  startToCloseTimeout: '3 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured] },
+} as const satisfies ActivityOptions;
+
+/** pg_waldump over the WAL past the fork: long only when much diverged. */
+const measureOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '5 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured, FailureType.FormerPrimaryRunning, FailureType.StandbyNotHealthy] },
+} as const satisfies ActivityOptions;
+
+/** Copying a data directory and reading every keyed table: hours on a large database. */
+const keepOptions = {
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured, FailureType.FormerPrimaryRunning, FailureType.NoRoomForCopy] },
+} as const satisfies ActivityOptions;
+
+/** Nothing is discarded before its report is stored: a store that stays down fails the step (and rolls back). */
+const artifactOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: ['EvidenceConflict'] },
+} as const satisfies ActivityOptions;
 
 /** pg_rewind or a full copy of a cluster; heartbeats while it runs. */
 const rebuildOptions = {
@@ -19,6 +66,156 @@ const rebuildOptions = {
 
 const db = proxyActivities<DatabaseActivities>(controlOptions);
 const app = proxyActivities<TrafficActivities>(controlOptions);
+const divergence = proxyActivities<DivergenceActivities>(measureOptions);
+const evidence = proxyActivities<EvidenceActivities>(artifactOptions);
+
+/** One former primary, from its stop to the rebuild: what the rebuild would discard and where it is kept. */
+interface FormerPrimaryCheck {
+  database: string;
+  stop: FormerPrimaryStop;
+  measurement?: DivergenceMeasurement;
+  copy?: SetAsideCopy;
+  report?: ReconciliationReport;
+  artifact?: { artifact: string; digest: string };
+}
+
+interface DivergenceCheck {
+  measure: FailbackStepId;
+  keep: FailbackStepId;
+  rebuild: 'rebuild-standbys' | 'rebuild-old-primaries';
+  /** The nodes about to be rebuilt, by their configured role. */
+  node: ConfiguredNode;
+  /** Where they are, and where the current primaries are (for people). */
+  nodeRegion: string;
+  /** The task queue of the nodes' host worker (absent on runs from before host queues). */
+  host: { taskQueue?: string };
+  sourceRegion: string;
+  /** What a rejection at the gate does, in words (a rollback only before the point of no return). */
+  onReject: string;
+}
+
+/**
+ * Before a former primary is rebuilt (pg_rewind rewrites it in place, pg_basebackup replaces it):
+ * stop it, measure its WAL past the fork, and where any diverged keep a copy and a reconciliation
+ * report, then wait at `discard-divergence`. A rejection rolls back before anything is rebuilt.
+ */
+async function keepWhatWouldBeDiscarded(run: RunbookRun, names: readonly string[], check: DivergenceCheck, limits: { keyLimit: number; rowLimit: number }): Promise<Map<string, FormerPrimaryCheck>> {
+  const { workflowId, runId } = workflowInfo();
+  const { node, nodeRegion, sourceRegion } = check;
+  const stopped: FormerPrimaryStop[] = [];
+  // Idempotent, and only what this run stopped: a node that ran read-only runs again; a writable one stays down.
+  const restart = () =>
+    Promise.all(stopped.map((before) =>
+      divergence.restartFormerPrimary.executeWithOptions({ ...stopOptions, ...check.host, summary: `restart ${before.database} in ${nodeRegion} as it was` }, [{ database: before.database, node, before }]),
+    ));
+  const measured = await run.step(check.measure, () =>
+    Promise.all(names.map(async (database): Promise<FormerPrimaryCheck> => {
+      const stop = await divergence.stopFormerPrimary.executeWithOptions({ ...stopOptions, ...check.host, summary: `stop ${database} in ${nodeRegion} before measuring it` }, [{ database, node }]);
+      stopped.push(stop);
+      if (stop.alreadyAStandby) return { database, stop };
+      const measurement = await divergence.measureDivergence.executeWithOptions(
+        { ...measureOptions, ...check.host, summary: `measure ${database} in ${nodeRegion}: its WAL past the fork of ${sourceRegion}'s timeline` },
+        [{ database, node }],
+      );
+      return { database, stop, measurement };
+    })),
+  { undoIfInterrupted: restart, compensate: () => restart },
+  );
+  run.note(check.measure, measured.map(describeMeasurement).join('; '));
+
+  const diverged = measured.filter((m) => m.measurement && (m.measurement.state === 'diverged' || m.measurement.state === 'unknown'));
+  const checks = new Map(measured.map((m) => [m.database, m]));
+  if (diverged.length === 0) {
+    run.skipped(check.keep, 'nothing diverged: no copy or report needed');
+    return checks;
+  }
+  const tag = `${workflowId}-${runId.slice(0, 8)}`;
+  // No undo: the copies and reports are what a rollback must leave behind.
+  await run.step(check.keep, () =>
+    Promise.all(diverged.map(async (m) => {
+      const { database } = m;
+      const copy = await divergence.setAsideDataDir.executeWithOptions({ ...keepOptions, ...check.host, summary: `copy ${database}'s data directory in ${nodeRegion} aside` }, [{ database, node, tag }]);
+      const report = await divergence.reconcileDivergence.executeWithOptions(
+        { ...keepOptions, ...check.host, summary: `reconcile ${database}: rows on ${nodeRegion}'s copy missing or different on ${sourceRegion}` },
+        [{ database, node, copy: copy.copy, ...limits }],
+      );
+      const name = reconciliationArtifactName(database, check.rebuild);
+      const { digest } = artifactDigest(report);
+      const stored = await evidence.storeArtifact.executeWithOptions({ ...artifactOptions, summary: `store the reconciliation report of ${database}` }, [{ workflowId, runId, name, digest, content: report }]);
+      const measurement = m.measurement;
+      run.attach({
+        name,
+        kind: RECONCILIATION_ARTIFACT_KIND,
+        title: `Reconciliation of ${database} in ${nodeRegion}: ${report.totals.missing} rows missing and ${report.totals.different} different on ${sourceRegion}; ${measurement?.divergedBytes ?? 'unknown'} bytes diverged; copy ${copy.copy}`,
+        digest,
+        locations: stored.locations,
+        step: check.keep,
+        summary: {
+          database,
+          node: nodeRegion,
+          current: sourceRegion,
+          state: measurement?.state,
+          divergedBytes: measurement?.divergedBytes,
+          walBytes: measurement?.walBytes,
+          forkLsn: measurement?.forkLsn,
+          endLsn: measurement?.endLsn,
+          commits: measurement?.records?.commits,
+          copy: copy.copy,
+          missing: report.totals.missing,
+          different: report.totals.different,
+          tables: report.totals.tables,
+          unreconciled: report.unreconciled.length,
+        },
+      });
+      checks.set(database, { ...m, copy, report, artifact: { artifact: name, digest } });
+    })),
+  );
+  const lines = diverged.map((m) => {
+    const kept = checks.get(m.database);
+    return `${describeMeasurement(m)}; ${kept?.report ? `${kept.report.totals.missing} rows missing and ${kept.report.totals.different} different on ${sourceRegion}` : ''}; copy ${kept?.copy?.copy ?? '?'}`;
+  });
+  await run.announce({
+    audience: 'incident',
+    kind: 'escalation',
+    severity: 'warning',
+    subject: `failback waits: ${diverged.map((m) => m.database).join(', ')} in ${nodeRegion} hold data ${sourceRegion} never received`,
+    body: `Rebuilding them would discard it. Copies and reconciliation reports are kept (lifeboat report ${workflowId}).\n${lines.join('\n')}\nApprove the gate discard-divergence to rebuild them, or reject: ${check.onReject}.`,
+  });
+  await run.gate('discard-divergence');
+  return checks;
+}
+
+function describeMeasurement(m: FormerPrimaryCheck): string {
+  const x = m.measurement;
+  if (!x) return `${m.database}: already streams from the current primary`;
+  if (x.state === 'unknown') return `${m.database}: divergence UNKNOWN (${x.error ?? x.method})`;
+  if (x.state === 'not-diverged') return `${m.database}: 0 bytes diverged${x.forkLsn ? ` (${x.walBytes ?? 0} bytes of WAL past the fork ${x.forkLsn}, nothing committed in it)` : ` (${x.method})`}`;
+  return `${m.database}: ${x.divergedBytes ?? '?'} bytes diverged past the fork ${x.forkLsn ?? '?'} (to ${x.endLsn ?? '?'}, ${x.records?.commits ?? '?'} commits)`;
+}
+
+/** What one rebuild discarded, from what was measured before it. */
+function discardOutcome(step: DiscardOutcome['step'], check: FormerPrimaryCheck | undefined, rebuilt: RebuildOutcome | undefined, sourceRegion: string): DiscardOutcome | undefined {
+  if (!check) return undefined;
+  const m = check.measurement;
+  const node = check.stop.node;
+  if (!m || rebuilt?.method === 'already-a-standby') {
+    return { step, node, state: 'already-a-standby', discardedBytes: 0, summary: `0 bytes lost: ${node.region} already streamed from ${sourceRegion}, nothing was rebuilt over` };
+  }
+  const kept = {
+    ...(check.report ? { rows: { missing: check.report.totals.missing, different: check.report.totals.different, tables: check.report.totals.tables, unreconciledTables: check.report.unreconciled.length } } : {}),
+    ...(check.copy ? { keptCopy: check.copy.copy } : {}),
+    ...(check.artifact ? { report: check.artifact } : {}),
+  };
+  const base = { step, node, state: m.state, walBytes: m.walBytes, forkLsn: m.forkLsn, endLsn: m.endLsn, commits: m.records?.commits, ...kept };
+  if (m.state === 'not-diverged') {
+    return { ...base, discardedBytes: 0, summary: `0 bytes lost (measured: ${m.walBytes ?? 0} bytes of WAL past the fork${m.forkLsn ? ` ${m.forkLsn}` : ''}, nothing committed in it)` };
+  }
+  const rows = check.report ? `${check.report.totals.missing} rows missing and ${check.report.totals.different} different on ${sourceRegion}` : 'rows not reconciled';
+  if (m.state === 'unknown' || m.divergedBytes === undefined) {
+    return { ...base, summary: `UNKNOWN loss (${m.error ?? m.method}); ${rows}; kept in ${check.copy?.copy ?? '?'}` };
+  }
+  return { ...base, discardedBytes: m.divergedBytes, summary: `${m.divergedBytes} bytes discarded (${m.records?.commits ?? '?'} commits past the fork ${m.forkLsn ?? '?'}); ${rows}; kept in ${check.copy?.copy ?? '?'}` };
+}
 
 /** Returns every database of `input.from` to its original primary in `input.region`, then restores the standbys. */
 export async function failback(input: FailbackInput): Promise<FailbackResult> {
@@ -45,9 +242,18 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
     });
     run.startStatusUpdates(policy.statusEverySeconds, (s) => ({ subject: `failback status: ${s.phase} (${s.state})`, body: `Steps done: ${s.steps.filter((x) => x.state === 'done').map((x) => x.id).join(', ') || 'none'}.` }));
 
+    const limits = policy.reconciliation ?? DEFAULT_RECONCILIATION;
+    const divergenceChecked = patched(DIVERGENCE_PATCH);
+    // Work on a node's files and processes (stop, measure, copy, rewind) runs on the worker of its region's host.
+    const onHost = patched('lifeboat-failback-on-host');
+    const hostOf = (nodeRegion: string) => (onHost ? { taskQueue: hostTaskQueue(workflowInfo().taskQueue, nodeRegion) } : {});
+    const homeChecks = divergenceChecked
+      ? await keepWhatWouldBeDiscarded(run, names, { measure: 'measure-divergence', keep: 'keep-divergence', rebuild: 'rebuild-standbys', node: 'primary', nodeRegion: region, host: hostOf(region), sourceRegion: from, onReject: 'the failback rolls back, nothing rebuilt' }, limits)
+      : undefined;
+
     // No undo: the rebuilt standbys change nothing for the region serving now; a rollback leaves them following it.
     const rebuilt = await run.step('rebuild-standbys', () =>
-      Promise.all(names.map((name) => db.rebuildAsStandby.executeWithOptions({ ...rebuildOptions, summary: `rebuild ${name} in ${region} as a standby of ${from}` }, [name, 'standby']))),
+      Promise.all(names.map((name) => db.rebuildAsStandby.executeWithOptions({ ...rebuildOptions, ...hostOf(region), summary: `rebuild ${name} in ${region} as a standby of ${from}` }, [name, 'standby']))),
     );
 
     await run.step('catch-up', () =>
@@ -103,24 +309,56 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
 
     await run.step('resume-traffic', () => rampTraffic({ to: region, from, rest: from, ...policy.canary, databases: names, runId: workflowId }));
 
+    // Past the point of no return: a rejection here fails the run and pages instead of rolling back.
+    const awayChecks = patched(DIVERGENCE_PATCH)
+      ? await keepWhatWouldBeDiscarded(run, names, { measure: 'measure-old-primaries', keep: 'keep-old-primaries', rebuild: 'rebuild-old-primaries', node: 'standby', nodeRegion: from, host: hostOf(from), sourceRegion: region, onReject: `the run stops failed and pages (past the point of no return): ${from} stays as it is, not rebuilt` }, limits)
+      : undefined;
     const restored = await run.step('rebuild-old-primaries', () =>
-      Promise.all(names.map((name) => db.rebuildAsStandby.executeWithOptions({ ...rebuildOptions, summary: `rebuild ${name} in ${from} as a standby of ${region}` }, [name, 'primary']))),
+      Promise.all(names.map((name) => db.rebuildAsStandby.executeWithOptions({ ...rebuildOptions, ...hostOf(from), summary: `rebuild ${name} in ${from} as a standby of ${region}` }, [name, 'primary']))),
     );
     const trafficAfter = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights after the failback' }, []);
 
     const promoted = outcomes.flatMap((o) => (o.result ? [o.result] : []));
-    const bytes = promoted.map((r) => r.rpo.measuredBytes ?? 0);
-    const rpo = { measuredBytes: Math.max(0, ...bytes), met: promoted.every((r) => r.rpo.measuredBytes === 0) };
-    run.recordRpo({ measuredBytes: rpo.measuredBytes, measuredSeconds: 0, method: 'planned switchover: each original primary replayed the fenced primary’s final LSN' });
+    const discarded = homeChecks || awayChecks
+      ? names.map((name, i) => [
+          discardOutcome('rebuild-standbys', homeChecks?.get(name), rebuilt[i], from),
+          discardOutcome('rebuild-old-primaries', awayChecks?.get(name), restored[i], region),
+        ].filter((d): d is DiscardOutcome => d !== undefined))
+      : undefined;
+    // Per database: what the switchover left behind plus what the rebuilds discarded; unknown stays unknown.
+    const lost = promoted.map((r, i) => {
+      const parts = [r.rpo.measuredBytes, ...(discarded?.[i] ?? []).map((d) => d.discardedBytes)];
+      return parts.some((b) => b === undefined) ? undefined : parts.reduce<number>((a, b) => a + (b ?? 0), 0);
+    });
+    const anyDiscarded = (discarded ?? []).flat().some((d) => d.discardedBytes !== 0);
+    const known = lost.every((b) => b !== undefined);
+    const rpo = { ...(known ? { measuredBytes: Math.max(0, ...lost.map((b) => b ?? 0)) } : {}), met: lost.every((b) => b === 0) };
+    run.recordRpo(
+      discarded
+        ? {
+            ...(rpo.measuredBytes !== undefined ? { measuredBytes: rpo.measuredBytes } : {}),
+            // Seconds are not measured for discarded WAL: only a loss of 0 bytes is 0 seconds.
+            ...(anyDiscarded ? {} : { measuredSeconds: 0 }),
+            method: anyDiscarded
+              ? `planned switchover replayed every fenced primary's final LSN; the rebuilds discarded diverged WAL measured past the fork (per database in the result; copies and reconciliation reports kept)`
+              : 'planned switchover: each original primary replayed the fenced primary’s final LSN; every rebuilt former primary measured 0 bytes past the fork',
+          }
+        : { measuredBytes: rpo.measuredBytes, measuredSeconds: 0, method: 'planned switchover: each original primary replayed the fenced primary’s final LSN' },
+    );
     const durationSeconds = (Date.now() - started) / 1000;
+    const perDatabase = discarded
+      ? names.map((name, i) => `${name}: ${(discarded[i] ?? []).map((d) => `${d.node.region} ${d.summary}`).join('; ')}`).join('\n')
+      : undefined;
 
     await run.step('record-evidence', () =>
       run.announce({
         audience: 'incident',
         kind: 'final',
-        severity: 'info',
+        severity: anyDiscarded ? 'warning' : 'info',
         subject: `failback to ${region} complete`,
-        body: `${names.join(', ')} back on ${region} in ${durationSeconds.toFixed(0)}s; data loss ${rpo.measuredBytes} bytes. ${from} rebuilt as standbys.`,
+        body: perDatabase
+          ? `${names.join(', ')} back on ${region} in ${durationSeconds.toFixed(0)}s. ${from} rebuilt as standbys.\nWhat the rebuilds discarded, per database:\n${perDatabase}`
+          : `${names.join(', ')} back on ${region} in ${durationSeconds.toFixed(0)}s; data loss ${rpo.measuredBytes ?? 'unknown'} bytes. ${from} rebuilt as standbys.`,
       }),
     );
 
@@ -133,6 +371,7 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
         rebuiltWith: rebuilt[i]?.method ?? '?',
         result,
         rebuiltOldPrimaryWith: restored[i]?.method ?? '?',
+        ...(discarded ? { discarded: discarded[i] ?? [] } : {}),
       })),
       trafficAfter,
       durationSeconds,

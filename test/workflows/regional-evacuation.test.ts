@@ -199,6 +199,11 @@ describe('regional-evacuation', () => {
     expect(result.databases.map((d) => [d.database, d.result.newPrimary.region])).toEqual(DATABASES.map((n) => [n, 'east']));
     expect(result.databases.every((d) => d.rebuiltWith === 'pg_rewind')).toBe(true);
     expect(result.rpo).toEqual({ measuredBytes: 0, met: true });
+    // Every former primary was measured before its rebuild: nothing committed past the fork, so no copy and no gate.
+    for (const d of result.databases) {
+      expect(d.discarded?.map((x) => [x.step, x.node.region, x.state, x.discardedBytes])).toEqual([['rebuild-standbys', 'east', 'not-diverged', 0], ['rebuild-old-primaries', 'west', 'not-diverged', 0]]);
+      expect(d.discarded?.every((x) => x.summary.startsWith('0 bytes lost (measured: ') && x.keptCopy === undefined)).toBe(true);
+    }
     for (const name of DATABASES) {
       expect(await inRecovery(db(name).primary)).toBe(false);
       expect(await inRecovery(db(name).standby)).toBe(true);
@@ -212,7 +217,28 @@ describe('regional-evacuation', () => {
     const status = await handle.query(statusQuery);
     expect(status.state).toBe('completed');
     expect(status.children.map((c) => c.state)).toEqual(DATABASES.map(() => 'completed'));
+    expect(status.gates.find((g) => g.id === 'discard-divergence')?.state).toBe('pending');
+    expect(status.steps.filter((s) => s.id.startsWith('keep-')).map((s) => [s.id, s.state])).toEqual([['keep-divergence', 'skipped'], ['keep-old-primaries', 'skipped']]);
+    expect(status.artifacts ?? []).toEqual([]);
     const history = await handle.fetchHistory();
+    // Host-bound work landed on the worker of the node's region: east's rebuilds on east's host worker, west's on west's.
+    const events = history.events ?? [];
+    const hostWork = events.flatMap((e) => {
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      const type = scheduled?.activityType?.name;
+      if (!scheduled || !type || !['rebuildAsStandby', 'stopFormerPrimary', 'measureDivergence'].includes(type)) return [];
+      const started = events.find((x) => x.activityTaskStartedEventAttributes && String(x.activityTaskStartedEventAttributes.scheduledEventId) === String(e.eventId));
+      return [{ type, queue: scheduled.taskQueue?.name ?? '', worker: started?.activityTaskStartedEventAttributes?.identity ?? '' }];
+    });
+    const rebuilds = hostWork.filter((w) => w.type === 'rebuildAsStandby');
+    expect(rebuilds).toHaveLength(DATABASES.length * 2);
+    for (const w of hostWork) {
+      const region = w.queue.split('@')[1];
+      expect(['east', 'west']).toContain(region);
+      expect(w.worker).toBe(`lifeboat-test@${region}`);
+    }
+    expect(rebuilds.filter((w) => w.queue.endsWith('@east'))).toHaveLength(DATABASES.length);
+    expect(rebuilds.filter((w) => w.queue.endsWith('@west'))).toHaveLength(DATABASES.length);
     recorded.push({ workflowId: handle.workflowId, history });
     if (process.env.LIFEBOAT_RECORD_HISTORIES === '1') writeFileSync(path.join(HISTORIES, 'failback.json'), historyToJSON(history));
   });
@@ -277,8 +303,9 @@ describe('regional-evacuation', () => {
     await stopCluster(lab.lab.clusters('users').standby, 'kill');
     const err = await handle.result().then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    // The check that turns red is health (503) or, when the kill lands between the health probe and the write, the write to users.
-    expect((err as WorkflowFailedError).cause?.message).toMatch(/step resume-traffic failed: synthetic check in west red: (health 503|write to users answered 502)/);
+    // The check that turns red is health (503) or, when the kill lands between the health probe and the write (or the write and its
+    // read-back), the write to users or its read-back.
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/step resume-traffic failed: synthetic check in west red: (health 503|write to users answered 502|read back of users row \d+ answered 502)/);
     expect(await weights()).toEqual({ east: 0, west: 10, maintenance: 90 });
     const status = await handle.query(statusQuery);
     expect(status.steps.find((s) => s.id === 'resume-traffic')?.state).toBe('failed');

@@ -52,6 +52,7 @@ import {
   type ChildStatus,
   isFinalState,
   type SkippedRun,
+  type RunArtifact,
 } from '../../contract/runbook';
 import { lookup } from '../../contract/records';
 import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
@@ -374,6 +375,27 @@ export class RunbookRun {
       budget.cancel();
       this.publish();
     }
+  }
+
+  /** A word on a step for the status and the UI (what it measured, why it waits). */
+  note(id: string, text: string): void {
+    this.stepStatus(id).note = text;
+    this.publish();
+  }
+
+  /**
+   * Records a document the run stored with its evidence (via an activity): in
+   * the status, and in the evidence chain with its digest, so the stored copy
+   * can be checked against the sealed chain.
+   */
+  attach(artifact: Omit<RunArtifact, 'at'>): void {
+    const entry: RunArtifact = { ...artifact, at: this.now() };
+    (this.status.artifacts ??= []).push(entry);
+    const detail = `${artifact.kind} ${artifact.name} stored (sha256 ${artifact.digest}): ${artifact.title}`;
+    this.status.events.push({ at: entry.at, kind: 'artifact', detail, ...(artifact.step ? { step: artifact.step } : {}) });
+    log.info(detail, { kind: 'artifact', step: artifact.step });
+    this.witness({ kind: 'artifact', detail, ...(artifact.step ? { step: artifact.step } : {}), outcome: { name: artifact.name, kind: artifact.kind, digest: artifact.digest, locations: artifact.locations, summary: artifact.summary } });
+    this.publish();
   }
 
   /** Marks a done step as skipped, with the reason (e.g. the old primary was unreachable). */

@@ -40,6 +40,7 @@ export function renderStatusMarkdown(status: RunbookStatus): string {
       (g) => `${GATE_MARK[g.state]} gate **${g.id}**: ${g.state}${g.decidedBy ? ` by ${g.decidedBy}` : ''}${g.state === 'waiting' ? ` (approvers: ${g.approvers.join(', ')})` : ''}`,
     ),
   ];
+  for (const a of status.artifacts ?? []) lines.push('', `📄 ${a.title} (${a.kind} \`${a.name}\`, sha256 ${a.digest.slice(0, 12)}…)`);
   if (status.error) lines.push('', `Error (${status.error.type}): ${status.error.message}`);
   return lines.join('\n');
 }
