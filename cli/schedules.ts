@@ -163,7 +163,14 @@ export async function listSchedules(client: Client, loaded: LoadedConfig, as: st
   const wanted = new Set(desiredSchedules(loaded).map((d) => d.scheduleId));
   const rows: ScheduleRow[] = [];
   for (const id of await lifeboatScheduleIds(client)) {
-    const d = await client.schedule.getHandle(id).describe();
+    let d;
+    try {
+      d = await client.schedule.getHandle(id).describe();
+    } catch (err) {
+      // The list is eventually consistent: a schedule deleted a moment ago may still be listed.
+      if (err instanceof ScheduleNotFoundError) continue;
+      throw err;
+    }
     rows.push({
       scheduleId: id,
       workflowType: d.action.type === 'startWorkflow' ? d.action.workflowType : undefined,

@@ -40,16 +40,7 @@ export async function startTestTemporal(loaded: LoadedConfig): Promise<TestTempo
     workflows: 'source',
     dataConverter: dataConverter(temporalTarget(loaded)),
   });
-  // One host worker per region of the database nodes, as the lab runs them (all on this machine).
-  const hostWorkers = await Promise.all(nodeRegions(loaded).map((region) => createLifeboatWorker({
-    connection: nativeConnection,
-    namespace,
-    taskQueue,
-    region,
-    identity: `lifeboat-test@${region}`,
-    dependencies: buildActivityDependencies(loaded),
-    dataConverter: dataConverter(temporalTarget(loaded)),
-  })));
+  const hostWorkers = await createHostWorkers(loaded, nativeConnection);
   const running = Promise.all([worker.run(), ...hostWorkers.map((w) => w.run())]);
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace, dataConverter: dataConverter(temporalTarget(loaded)) });
@@ -60,6 +51,35 @@ export async function startTestTemporal(loaded: LoadedConfig): Promise<TestTempo
       for (const w of [worker, ...hostWorkers]) if (w.getState() === 'RUNNING') w.shutdown();
       await running;
       await nativeConnection.close();
+      await connection.close();
+    },
+  };
+}
+
+/** One host worker per region of the database nodes (activities only, `<queue>@<region>`), as the lab runs them. */
+async function createHostWorkers(loaded: LoadedConfig, connection: NativeConnection): Promise<Worker[]> {
+  const { namespace, taskQueue } = loaded.config.temporal;
+  return Promise.all(nodeRegions(loaded).map((region) => createLifeboatWorker({
+    connection,
+    namespace,
+    taskQueue,
+    region,
+    identity: `lifeboat-test@${region}`,
+    dependencies: buildActivityDependencies(loaded),
+    dataConverter: dataConverter(temporalTarget(loaded)),
+  })));
+}
+
+/** Host workers in this process, for tests whose main worker is a separate process (killed by the test). */
+export async function startHostWorkers(loaded: LoadedConfig): Promise<{ close(): Promise<void> }> {
+  installRuntime();
+  const connection = await NativeConnection.connect({ address: loaded.config.temporal.address });
+  const workers = await createHostWorkers(loaded, connection);
+  const running = Promise.all(workers.map((w) => w.run()));
+  return {
+    async close() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await running;
       await connection.close();
     },
   };

@@ -18,8 +18,8 @@ import { startDevServer, stopDevServer, type DevServer } from '../../lab/tempora
 import type { regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
-import { gateWaiting, startWorkerProcess, waitForStatus } from '../helpers/temporal';
-import { nodeRegions, postgresDatabase } from '../../config/load';
+import { gateWaiting, startHostWorkers, startWorkerProcess, waitForStatus } from '../helpers/temporal';
+import { postgresDatabase } from '../../config/load';
 
 const DATABASES = ['orders', 'users', 'billing'];
 
@@ -30,6 +30,7 @@ let ports: { port: number; uiPort: number };
 let client: Client;
 let counter = 0;
 const workers: ChildProcess[] = [];
+let hostWorkers: { close(): Promise<void> } | undefined;
 const workerNames: string[] = [];
 
 function startWorker(name: string, region?: string): ChildProcess {
@@ -59,11 +60,13 @@ beforeAll(async () => {
   lab = await createTestLab('durability', { databases: DATABASES, regions: true, temporalAddress: server.address });
   const connection = await Connection.connect({ address: server.address });
   client = new Client({ connection, namespace: lab.loaded.config.temporal.namespace });
-  // The host workers of the node regions (fencing by shutdown runs on the node's host), as the lab runs them.
-  for (const region of nodeRegions(lab.loaded)) startWorker(`host-${region}`, region);
+  // The host workers of the node regions (fencing by shutdown runs on the node's host), in this process:
+  // the tests kill and restart only the main worker process.
+  hostWorkers = await startHostWorkers(lab.loaded);
 });
 
 afterAll(async () => {
+  await hostWorkers?.close();
   for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
   await client?.connection.close();
   await lab?.destroy();
@@ -94,6 +97,24 @@ async function approveWhenWaiting(handle: WorkflowHandle, gate: string): Promise
 }
 
 /** Each database promoted once: timeline 2 on the server, one completed pg_promote activity in its child's history. */
+/** The run's result within `ms`, else a failure that says where the run and every worker were. */
+async function resultWithin(handle: WorkflowHandle<typeof regionalEvacuation>, ms: number) {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void handle.query(statusQuery).then(
+        (s) => reject(new Error(`no result after ${ms / 1000}s: the run was ${s.state} in phase "${s.phase}"; children: ${s.children.map((c) => `${c.workflowId}=${c.state}`).join(' ')}; last events: ${s.events.slice(-5).map((e) => e.detail).join(' | ')}\n${workerLogTails()}`)),
+        (err: unknown) => reject(new Error(`no result after ${ms / 1000}s (status unreadable: ${(err as Error).message})\n${workerLogTails()}`)),
+      );
+    }, ms);
+  });
+  try {
+    return ranToEnd(await Promise.race([handle.result(), late]));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function expectPromotedExactlyOnce(): Promise<void> {
   for (const name of DATABASES) {
     const node = postgresDatabase(lab.loaded.config, name).standby;
@@ -120,7 +141,7 @@ describe('evacuation durability', () => {
     await waitFor('worker A to die', async () => (first.signalCode === 'SIGKILL' ? true : undefined), 10_000, 20);
 
     startWorker('worker-b');
-    const result = ranToEnd(await handle.result());
+    const result = await resultWithin(handle, 300_000);
     expect(result.databases.map((d) => d.state)).toEqual(['promoted', 'promoted', 'promoted']);
     await expectPromotedExactlyOnce();
     expect((await handle.query(statusQuery)).state).toBe('completed');

@@ -15,8 +15,8 @@ import { waitFor } from '../../lib/processes';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
-import { gateWaiting, startWorkerProcess, waitForStatus } from '../helpers/temporal';
-import { nodeRegions, postgresDatabase } from '../../config/load';
+import { gateWaiting, startHostWorkers, startWorkerProcess, waitForStatus } from '../helpers/temporal';
+import { postgresDatabase } from '../../config/load';
 
 const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'lifeboat.js');
@@ -24,6 +24,7 @@ const CLI = path.join(ROOT, 'dist', 'cli', 'lifeboat.js');
 let lab: TestLab;
 let client: Client;
 const workers: ChildProcess[] = [];
+let hostWorkers: { close(): Promise<void> } | undefined;
 
 function startWorker(name: string, region?: string): ChildProcess {
   const child = startWorkerProcess(lab.configFile, lab.dir, name, region);
@@ -38,11 +39,13 @@ beforeAll(async () => {
   lab = await createTestLab('crash');
   const connection = await Connection.connect({ address: lab.loaded.config.temporal.address });
   client = new Client({ connection, namespace: lab.loaded.config.temporal.namespace });
-  // The host workers of the node regions (fencing by shutdown runs on the node's host), as the lab runs them.
-  for (const region of nodeRegions(lab.loaded)) startWorker(`host-${region}`, region);
+  // The host workers of the node regions (fencing by shutdown runs on the node's host), in this process:
+  // the tests kill and restart only the main worker process.
+  hostWorkers = await startHostWorkers(lab.loaded);
 });
 
 afterAll(async () => {
+  await hostWorkers?.close();
   for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
   await client?.connection.close();
   await lab?.destroy();
