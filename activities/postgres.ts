@@ -165,6 +165,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
           reachable: s.ok,
           inRecovery: sv?.in_recovery,
           streaming: sv ? sv.receiver === 'streaming' : undefined,
+          walReceiver: sv?.receiver ?? undefined,
           replayLsn: sv?.replay ?? undefined,
           receiveLsn: sv?.receive ?? undefined,
           lastReplayedCommitAt: sv?.replayed_at ? sv.replayed_at.toISOString() : undefined,
@@ -182,7 +183,9 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       if (inspection.primary.currentLsn && inspection.standby.replayLsn) {
         const lag = lsnToBigInt(inspection.primary.currentLsn) - lsnToBigInt(inspection.standby.replayLsn);
         inspection.lagBytes = Number(lag > 0n ? lag : 0n);
-        inspection.lagSeconds = pv?.replay_lag ?? 0;
+        // NULL replay_lag (no pg_stat_replication row for a standby that is not connected) is unknown, not 0.
+        const replayLag = pv?.replay_lag;
+        if (typeof replayLag === 'number' && Number.isFinite(replayLag)) inspection.lagSeconds = replayLag;
       }
       return inspection;
     },
@@ -248,15 +251,22 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       });
     },
 
-    async measureRpo(detectedAt: string): Promise<RpoMeasurement> {
-      const inspection = await this.inspect();
+    async measureRpo(detectedAt: string, inspected?: ReplicationInspection): Promise<RpoMeasurement> {
+      const inspection = inspected ?? (await this.inspect());
       if (!inspection.standby.reachable) throw new Error(`standby ${where(standby)} unreachable: ${inspection.standby.error ?? ''}`);
       if (inspection.lagBytes !== undefined) {
-        return {
-          measuredBytes: inspection.lagBytes,
-          measuredSeconds: inspection.lagSeconds ?? 0,
-          method: `old primary reachable: WAL between its current LSN ${inspection.primary.currentLsn} and the standby's replay LSN ${inspection.standby.replayLsn}; seconds from pg_stat_replication.replay_lag`,
-        };
+        const wal = `old primary reachable: ${inspection.lagBytes} bytes of WAL between its current LSN ${inspection.primary.currentLsn} and the standby's replay LSN ${inspection.standby.replayLsn}`;
+        if (inspection.lagBytes === 0) {
+          // Nothing unreplayed: no second of data is at risk, whatever replay_lag says (NULL when idle).
+          return { measuredBytes: 0, measuredSeconds: 0, method: `${wal}: nothing at risk` };
+        }
+        if (inspection.lagSeconds !== undefined) {
+          return { measuredBytes: inspection.lagBytes, measuredSeconds: inspection.lagSeconds, method: `${wal}; seconds from pg_stat_replication.replay_lag` };
+        }
+        const why = inspection.standby.streaming === true
+          ? 'pg_stat_replication.replay_lag is NULL (no lag sample yet)'
+          : `the standby is not streaming (WAL receiver ${inspection.standby.walReceiver ?? 'not running'}), so pg_stat_replication has no replay_lag for it`;
+        return { measuredBytes: inspection.lagBytes, method: `${wal}; seconds unknown: ${why}` };
       }
       const last = inspection.standby.lastReplayedCommitAt;
       return {

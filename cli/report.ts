@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import type { Client } from '@temporalio/client';
 import type { LoadedConfig } from '../config/load';
 import type { RunbookStatus } from '../contract/runbook';
+import { describeRpo } from '../contract/rpo';
 import { objectStoreFor } from '../workers/dependencies';
 import { runStatus } from './runs';
 
@@ -66,7 +67,7 @@ export function buildReport(status: RunbookStatus, now = new Date()): RunReport 
   const breaches = [
     ...(status.rto.breached ? [`RTO budget of ${status.rto.budgetSeconds}s breached at ${status.rto.breachedAt ?? '?'}`] : []),
     ...status.steps.filter((s) => s.budgetBreached).map((s) => `step ${s.id} exceeded its budget of ${s.budgetSeconds ?? '?'}s`),
-    ...(status.rpo.met === false ? [`RPO target of ${status.rpo.targetSeconds}s missed`] : []),
+    ...(status.rpo.met === false ? [`RPO target of ${status.rpo.targetSeconds}s missed${status.rpo.verdict ? `: ${status.rpo.verdict}` : ''}`] : []),
   ];
   return {
     workflowId: status.workflowId,
@@ -130,7 +131,7 @@ export function renderMarkdown(r: RunReport): string {
     `- Runbook **${r.runbook}** on **${r.target}**${r.drill ? ' (drill)' : ''}, outcome **${r.state}**`,
     `- Initiator ${r.initiator}${r.incident ? `, incident ${r.incident}` : ''}; detected ${r.detectedAt}`,
     `- RTO: budget ${r.rto.budgetSeconds}s, measured ${(r.rto.measuredSeconds ?? r.rto.elapsedSeconds).toFixed(1)}s (${r.rto.breached ? 'BREACHED' : 'met'})`,
-    `- RPO: target ${r.rpo.targetSeconds}s, measured ${r.rpo.measuredSeconds ?? '?'}s / ${r.rpo.measuredBytes ?? '?'} bytes${r.rpo.met === undefined ? '' : r.rpo.met ? ' (met)' : ' (MISSED)'}`,
+    `- RPO: ${describeRpo(r.rpo)}${r.rpo.verdict ? `: ${r.rpo.verdict}` : ''}`,
     `- Evidence chain head: ${r.evidence ? `${r.evidence.head} (${r.evidence.records} records)` : 'none'}`,
     `- Notifications: ${r.notifications.delivered} delivered, ${r.notifications.pending} pending, ${r.notifications.failedRounds} failed rounds`,
     ...(r.error ? [`- Error (${r.error.type}): ${r.error.message}`] : []),

@@ -14,6 +14,8 @@ export interface ReplicationInspection {
     reachable: boolean;
     inRecovery?: boolean;
     streaming?: boolean;
+    /** pg_stat_wal_receiver.status (`streaming`, `starting`, ...); undefined when no WAL receiver runs. */
+    walReceiver?: string;
     replayLsn?: string;
     receiveLsn?: string;
     lastReplayedCommitAt?: string;
@@ -27,7 +29,10 @@ export interface ReplicationInspection {
   };
   /** Primary's current LSN minus the standby's replay LSN, when both are reachable. */
   lagBytes?: number;
-  /** Replay lag reported by the primary (0 when caught up), when reachable. */
+  /**
+   * pg_stat_replication.replay_lag, when the primary reports one. Undefined when it is NULL:
+   * a standby that is not connected has no row, and an idle caught-up one shows NULL. Never 0 for unknown.
+   */
   lagSeconds?: number;
   inspectedAt: string;
 }
@@ -41,8 +46,11 @@ export interface CatchUpResult {
   replayLsn: string;
 }
 
+/** What a provider measured of the data at risk; a figure it could not take is undefined, never 0 (see contract/rpo.ts). */
 export interface RpoMeasurement {
+  /** Bytes of WAL the standby has not replayed: the primary measure. */
   measuredBytes?: number;
+  /** Seconds of lag (or an upper bound when the old primary is gone); undefined when unknown. */
   measuredSeconds?: number;
   method: string;
 }

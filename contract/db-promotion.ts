@@ -59,7 +59,11 @@ export interface DbPromotionResult {
   newPrimary: { region: string; host: string; port: number };
   timeline: number;
   rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
-  rpo: { targetSeconds: number; measuredBytes?: number; measuredSeconds?: number; method: string; met: boolean };
+  /**
+   * Judged by contract/rpo.ts: bytes of WAL not replayed first; a figure not measured is
+   * undefined (never 0), and unknown is not met. `verdict` says why (absent on older runs).
+   */
+  rpo: { targetSeconds: number; measuredBytes?: number; measuredSeconds?: number; method: string; met: boolean; verdict?: string };
 }
 
 /** One promotion per database at a time: the workflow id is the business key. */

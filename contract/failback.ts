@@ -63,6 +63,7 @@ export interface FailbackResult {
   databases: Array<{ database: string; rebuiltWith: string; result: DbPromotionResult; rebuiltOldPrimaryWith: string }>;
   trafficAfter: Record<string, number>;
   durationSeconds: number;
+  /** Worst bytes not replayed at promotion (undefined when one database could not measure it); met only by 0 bytes everywhere. */
   rpo: { measuredBytes?: number; met: boolean };
 }
 

@@ -74,7 +74,10 @@ export interface RegionalEvacuationResult {
   trafficBefore: Record<string, number>;
   trafficAfter: Record<string, number>;
   rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
-  /** Worst RPO across the databases. */
+  /**
+   * Worst RPO across the promoted databases; a figure one of them could not measure is undefined
+   * (never 0); met only when every promoted database met its own target.
+   */
   rpo: { targetSeconds: number; measuredSeconds?: number; measuredBytes?: number; met: boolean };
   degraded: boolean;
 }

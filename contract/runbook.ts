@@ -75,13 +75,19 @@ export interface RtoStatus {
   measuredSeconds?: number;
 }
 
+/** The run's RPO: the rule in contract/rpo.ts decides `met`; unknown figures stay undefined, never 0. */
 export interface RpoStatus {
   targetSeconds: number;
+  /** Bytes of WAL not replayed on the standby (the primary measure); undefined: not measured. */
   measuredBytes?: number;
+  /** Seconds of data at risk; undefined: unknown (e.g. replay_lag NULL for a standby that is not connected). */
   measuredSeconds?: number;
   /** How the figure was obtained, e.g. "planned: standby replayed the fenced primary's final LSN". */
   method?: string;
+  /** Undefined until measured; then true only when the measured figures are within the target. */
   met?: boolean;
+  /** Why `met` is what it is, e.g. "171392 bytes not replayed, seconds unknown". */
+  verdict?: string;
 }
 
 export type RunEventKind =

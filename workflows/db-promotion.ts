@@ -12,6 +12,7 @@ import {
   type DbPromotionResult,
 } from '../contract/db-promotion';
 import type { RpoMeasurement } from '../contract/database';
+import { describeRpo } from '../contract/rpo';
 import { RunbookRun } from './kernel/runbook-run';
 
 const readOptions = {
@@ -118,7 +119,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       newPrimary: promotion.newPrimary,
       timeline: promotion.timeline,
       rto,
-      rpo: { ...rpo, targetSeconds: policy.rpoTargetSeconds, method: rpo.method, met: rpoStatus.met ?? false },
+      rpo: { ...rpo, targetSeconds: policy.rpoTargetSeconds, method: rpo.method, met: rpoStatus.met, verdict: rpoStatus.verdict },
     };
     await run.step('record-evidence', () =>
       run.announce({
@@ -128,7 +129,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
         subject: `${database} promoted in ${mode} mode`,
         body: `New primary ${promotion.newPrimary.region} ${promotion.newPrimary.host}:${promotion.newPrimary.port} (timeline ${promotion.timeline}). ` +
           `RTO ${rto.measuredSeconds.toFixed(1)}s of ${rto.budgetSeconds}s${rto.met ? '' : ' (EXCEEDED)'}; ` +
-          `RPO ${rpo.measuredSeconds ?? '?'}s / ${rpo.measuredBytes ?? '?'} bytes against ${policy.rpoTargetSeconds}s.`,
+          `RPO ${describeRpo(rpoStatus)}: ${rpoStatus.verdict}.`,
       }),
     );
     return result;

@@ -7,6 +7,7 @@ import type { DatabaseActivities } from '../activities/database';
 import type { TrafficActivities } from '../activities/traffic';
 import { FAILBACK_RUNBOOK, failbackPlan, type FailbackInput, type FailbackResult } from '../contract/failback';
 import { FailureType } from '../contract/failures';
+import { worstRpo } from '../contract/rpo';
 import { RunbookRun } from './kernel/runbook-run';
 import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
@@ -108,9 +109,10 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
     const trafficAfter = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights after the failback' }, []);
 
     const promoted = outcomes.flatMap((o) => (o.result ? [o.result] : []));
-    const bytes = promoted.map((r) => r.rpo.measuredBytes ?? 0);
-    const rpo = { measuredBytes: Math.max(0, ...bytes), met: promoted.every((r) => r.rpo.measuredBytes === 0) };
-    run.recordRpo({ measuredBytes: rpo.measuredBytes, measuredSeconds: 0, method: 'planned switchover: each original primary replayed the fenced primary’s final LSN' });
+    // A failback promises zero loss: judged against 0 s, only 0 bytes measured is met; a missing figure is unknown, never 0.
+    const worst = worstRpo(promoted, 0);
+    const rpo = { measuredBytes: worst.measuredBytes, met: worst.verdict.met };
+    run.recordRpo({ measuredBytes: worst.measuredBytes, measuredSeconds: worst.measuredSeconds, method: 'planned switchovers: the worst of the database promotions' }, worst.verdict);
     const durationSeconds = (Date.now() - started) / 1000;
 
     await run.step('record-evidence', () =>
@@ -119,7 +121,7 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
         kind: 'final',
         severity: 'info',
         subject: `failback to ${region} complete`,
-        body: `${names.join(', ')} back on ${region} in ${durationSeconds.toFixed(0)}s; data loss ${rpo.measuredBytes} bytes. ${from} rebuilt as standbys.`,
+        body: `${names.join(', ')} back on ${region} in ${durationSeconds.toFixed(0)}s; data not replayed at promotion: ${rpo.measuredBytes === undefined ? 'unknown' : `${rpo.measuredBytes} bytes`} (${worst.verdict.reason}). ${from} rebuilt as standbys.`,
       }),
     );
 

@@ -7,6 +7,7 @@ import type { TrafficActivities } from '../activities/traffic';
 import { DB_PROMOTION_RUNBOOK, dbPromotionWorkflowId, type DbPromotionInput } from '../contract/db-promotion';
 import type { DatabaseEvacuationOutcome } from '../contract/regional-evacuation';
 import { FailureType } from '../contract/failures';
+import { describeRpo } from '../contract/rpo';
 import type { RunContext } from '../contract/runbook';
 import { dbPromotion } from './db-promotion';
 import { describe, type PreApproval, type RunbookRun } from './kernel/runbook-run';
@@ -63,7 +64,7 @@ export async function promoteInParallel(run: RunbookRun, context: RunContext, pr
         });
         track('running');
         const result = await child.result();
-        track('completed', `timeline ${result.timeline}, RPO ${result.rpo.measuredSeconds ?? '?'}s`);
+        track('completed', `timeline ${result.timeline}, RPO ${describeRpo(result.rpo)}`);
         return { database: request.database, childWorkflowId, state: 'promoted', result };
       } catch (err) {
         track('failed', describe(err));

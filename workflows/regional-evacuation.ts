@@ -14,6 +14,7 @@ import {
   type RegionalEvacuationResult,
 } from '../contract/regional-evacuation';
 import { RunbookRun } from './kernel/runbook-run';
+import { describeRpo, worstRpo } from '../contract/rpo';
 import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 const app = proxyActivities<TrafficActivities>(controlOptions);
@@ -112,15 +113,10 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
     );
     const trafficAfter = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights after the ramp' }, []);
 
-    const worstSeconds = Math.max(...promoted.map((o) => o.result?.rpo.measuredSeconds ?? 0));
-    const bytes = promoted.map((o) => o.result?.rpo.measuredBytes);
-    const rpo = {
-      targetSeconds: rpoTarget,
-      measuredSeconds: promoted.length > 0 ? worstSeconds : undefined,
-      measuredBytes: bytes.every((b) => b !== undefined) && bytes.length > 0 ? Math.max(...bytes.map((b) => b ?? 0)) : undefined,
-      met: promoted.every((o) => o.result?.rpo.met === true),
-    };
-    run.recordRpo({ measuredSeconds: rpo.measuredSeconds, measuredBytes: rpo.measuredBytes, method: 'worst of the database promotions' });
+    // Each database is judged by its own target; one unknown figure makes the worst unknown, never 0.
+    const worst = worstRpo(promoted.flatMap((o) => (o.result ? [o.result] : [])));
+    const rpo = { targetSeconds: rpoTarget, measuredSeconds: worst.measuredSeconds, measuredBytes: worst.measuredBytes, met: worst.verdict.met };
+    run.recordRpo({ measuredSeconds: rpo.measuredSeconds, measuredBytes: rpo.measuredBytes, method: 'worst of the database promotions, each judged by its own target' }, worst.verdict);
     const degraded = outcomes.some((o) => o.state === 'failed');
 
     await run.step('record-evidence', () =>
@@ -131,7 +127,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
         subject: `${region} evacuated to ${survivingRegion}${degraded ? ' (DEGRADED)' : ''}`,
         body:
           `RTO ${rto.measuredSeconds.toFixed(1)}s of ${rto.budgetSeconds}s${rto.met ? '' : ' (EXCEEDED)'}. ` +
-          outcomes.map((o) => (o.result ? `${o.database}: RPO ${o.result.rpo.measuredSeconds ?? '?'}s / ${o.result.rpo.measuredBytes ?? '?'} bytes` : `${o.database}: FAILED ${o.error ?? ''}`)).join('; '),
+          outcomes.map((o) => (o.result ? `${o.database}: RPO ${describeRpo(o.result.rpo)}` : `${o.database}: FAILED ${o.error ?? ''}`)).join('; '),
       }),
     );
 

@@ -52,6 +52,7 @@ import {
   type ChildStatus,
 } from '../../contract/runbook';
 import { lookup } from '../../contract/records';
+import { judgeRpo, type RpoVerdict } from '../../contract/rpo';
 import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
 import { renderStatusMarkdown } from './status-markdown';
 
@@ -379,12 +380,17 @@ export class RunbookRun {
     return { ...gate };
   }
 
-  recordRpo(rpo: Omit<RpoStatus, 'targetSeconds' | 'met'>): RpoStatus {
+  /**
+   * Records the run's RPO and judges it by the rule of contract/rpo.ts against the run's
+   * target (unknown is not met). A parent that aggregates its children passes their verdict.
+   */
+  recordRpo(rpo: Omit<RpoStatus, 'targetSeconds' | 'met' | 'verdict'>, verdict?: RpoVerdict): RpoStatus & { met: boolean; verdict: string } {
     const target = this.options.rpoTargetSeconds;
-    const met = rpo.measuredSeconds !== undefined ? rpo.measuredSeconds <= target : rpo.measuredBytes === 0 ? true : undefined;
-    this.status.rpo = { targetSeconds: target, ...rpo, met };
+    const { met, reason } = verdict ?? judgeRpo(target, rpo);
+    const recorded = { targetSeconds: target, ...rpo, met, verdict: reason };
+    this.status.rpo = recorded;
     this.publish();
-    return this.status.rpo;
+    return recorded;
   }
 
   /** Measured RTO: from detection to now (call when the service is verified). */

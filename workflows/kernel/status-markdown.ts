@@ -1,5 +1,6 @@
 /** Renders a run's status as Markdown for the Temporal UI's "current details". */
 import type { RunbookStatus, StepState, GateState } from '../../contract/runbook';
+import { describeRpo } from '../../contract/rpo';
 
 const STEP_MARK: Record<StepState, string> = {
   pending: '·',
@@ -26,9 +27,7 @@ export function renderStatusMarkdown(status: RunbookStatus): string {
     `Initiator ${status.initiator}${status.incident ? `, incident ${status.incident}` : ''}, detected ${status.detectedAt}`,
     `RTO budget ${rto.budgetSeconds}s: ${rto.breached ? `**BREACHED** at ${rto.breachedAt ?? '?'}` : `${Math.round(rto.remainingSeconds)}s left`}` +
       (rto.measuredSeconds !== undefined ? `, measured ${rto.measuredSeconds.toFixed(1)}s` : ''),
-    `RPO target ${status.rpo.targetSeconds}s` +
-      (status.rpo.measuredSeconds !== undefined ? `, measured ${status.rpo.measuredSeconds.toFixed(1)}s` : '') +
-      (status.rpo.measuredBytes !== undefined ? ` / ${status.rpo.measuredBytes} bytes` : ''),
+    `RPO ${describeRpo(status.rpo)}`,
     '',
     '| | step | state |',
     '|---|---|---|',

@@ -1,0 +1,126 @@
+/**
+ * "An RPO that is measured, or said to be unknown", against the real Temporal dev
+ * server and real PostgreSQL streaming replication. A standby is disconnected for
+ * real: its primary_conninfo points at a closed port and is reloaded, so its WAL
+ * receiver cannot reach the primary and pg_stat_replication has no row (replay_lag
+ * NULL). Every row count is read back from the servers themselves.
+ */
+import { readFileSync } from 'node:fs';
+import type { WorkflowHandle } from '@temporalio/client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decideGate, startRun } from '../../cli/runs';
+import { formatStatus } from '../../cli/format';
+import { postgresDatabase } from '../../config/load';
+import { statusQuery } from '../../contract/runbook';
+import { freePort } from '../../lib/processes';
+import type { dbPromotion } from '../../workflows';
+import { createTestLab, type TestLab } from '../helpers/lab';
+import { inRecovery, sql } from '../helpers/postgres';
+import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
+
+const DATABASES = ['orders', 'users'];
+
+let lab: TestLab;
+let temporal: TestTemporal;
+let counter = 0;
+
+beforeAll(async () => {
+  lab = await createTestLab('rpo', { databases: DATABASES, regions: true });
+  temporal = await startTestTemporal(lab.loaded);
+});
+
+afterAll(async () => {
+  await temporal?.close();
+  await lab?.destroy();
+});
+
+const db = (name: string) => postgresDatabase(lab.loaded.config, name);
+
+/** Disconnects a streaming standby for real: its primary_conninfo points at a closed port, reloaded (the WAL receiver restarts with it). */
+async function disconnectStandby(name: string): Promise<void> {
+  const closed = await freePort();
+  await sql(db(name).standby, 'postgres', `ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=${closed} user=postgres application_name=lifeboat-test connect_timeout=2'`);
+  await sql(db(name).standby, 'postgres', 'SELECT pg_reload_conf()');
+  await waitDisconnected(name);
+}
+
+async function waitDisconnected(name: string): Promise<void> {
+  const { standby, primary } = db(name);
+  // Seen from both sides: no WAL sender on the primary, no streaming WAL receiver on the standby.
+  await expect.poll(async () => (await sql<{ n: number }>(primary, 'postgres', 'SELECT count(*)::int AS n FROM pg_stat_replication'))[0]?.n, { timeout: 30_000 }).toBe(0);
+  await expect.poll(async () => (await sql<{ s: string | null }>(standby, 'postgres', 'SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS s'))[0]?.s ?? 'none', { timeout: 30_000 }).not.toBe('streaming');
+}
+
+/** The user's 1,000 rows, written on the primary only. */
+async function insertLostRows(name: string): Promise<void> {
+  await sql(db(name).primary, name, "INSERT INTO lab_records (payload) SELECT 'lost ' || g FROM generate_series(1, 1000) g");
+}
+
+async function lostRows(node: { host: string; port: number; region: string }, name: string): Promise<number> {
+  const [row] = await sql<{ n: number }>(node, name, "SELECT count(*)::int AS n FROM lab_records WHERE payload LIKE 'lost %'");
+  return row?.n ?? -1;
+}
+
+/** The Markdown the Temporal UI shows as the run's current details. */
+async function currentDetails(handle: WorkflowHandle): Promise<string> {
+  const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+  return metadata.currentDetails ?? '';
+}
+
+async function approve(handle: WorkflowHandle, gate: string, comment = 'go'): Promise<void> {
+  await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 120_000);
+  await decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate, as: 'bob', comment, decision: 'approve' });
+}
+
+function journal(): Array<Record<string, unknown>> {
+  return readFileSync(lab.loaded.journalPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+async function startPromotion(mode: 'planned' | 'unplanned'): Promise<WorkflowHandle<typeof dbPromotion>> {
+  const started = await startRun(temporal.client, lab.loaded, {
+    runbook: 'db-promotion', params: ['database=orders', `mode=${mode}`], as: 'alice', id: `db-promotion:orders:rpo-${process.pid}-${++counter}`, drill: true,
+  });
+  return temporal.client.workflow.getHandle<typeof dbPromotion>(started.workflowId);
+}
+
+describe('RPO: measured, or said to be unknown', () => {
+  beforeEach(async () => {
+    await lab.lab.reset({ seedRows: 20 });
+  });
+
+  it("the user's run: a disconnected standby, 1,000 rows on the primary, unplanned: bytes > 0, seconds unknown, not met, and the loss is real", async () => {
+    const { primary, standby } = db('orders');
+    await disconnectStandby('orders');
+    await insertLostRows('orders');
+
+    const handle = await startPromotion('unplanned');
+    const waiting = await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
+    // What the approver sees before the point of no return.
+    expect(waiting.rpo.measuredBytes).toBeGreaterThan(100_000);
+    expect(waiting.rpo.measuredSeconds).toBeUndefined();
+    expect(waiting.rpo.met).toBe(false);
+    expect(waiting.rpo.verdict).toBe(`${waiting.rpo.measuredBytes} bytes not replayed, seconds unknown`);
+    expect(waiting.rpo.method).toMatch(/seconds unknown: the standby is not streaming \(WAL receiver .*\), so pg_stat_replication has no replay_lag for it$/);
+    const details = await currentDetails(handle);
+    expect(details).toContain(`RPO target 5s, ${waiting.rpo.measuredBytes} bytes not replayed, seconds unknown (MISSED)`);
+    expect(details).not.toMatch(/\(met\)/);
+    expect(formatStatus(waiting)).toContain(`RPO: target 5s, ${waiting.rpo.measuredBytes} bytes not replayed, seconds unknown (MISSED): ${waiting.rpo.verdict}`);
+
+    await approve(handle, 'promote', 'accepting the loss: east is gone');
+    const result = await handle.result();
+    expect(result.rpo.met).toBe(false);
+    expect(result.rpo.measuredSeconds).toBeUndefined();
+    expect(result.rpo.measuredBytes).toBe(waiting.rpo.measuredBytes);
+    expect(result.rpo.verdict).toBe(waiting.rpo.verdict);
+    const final = await handle.query(statusQuery);
+    expect(final.state).toBe('completed');
+    expect(final.rpo).toMatchObject({ met: false, measuredBytes: waiting.rpo.measuredBytes });
+
+    // The loss the report admits, counted on both nodes: west was promoted without the 1,000 rows.
+    expect(await inRecovery(standby)).toBe(false);
+    expect(await lostRows(primary, 'orders')).toBe(1000);
+    expect(await lostRows(standby, 'orders')).toBe(0);
+    const final_ = journal().find((n) => n.workflowId === handle.workflowId && n.kind === 'final');
+    expect(String(final_?.body)).toContain('seconds unknown (MISSED)');
+  });
+});
