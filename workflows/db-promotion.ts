@@ -80,7 +80,8 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
           {
             startToCloseTimeout: '10 seconds',
             scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
-            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+            // Infinity: executeWithOptions deep-merges the proxy's 3 attempts; the catch-up timeout is the bound.
+            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
             summary: `wait for ${database} standby to replay ${fence.finalLsn}`,
           },
           [database, fence.finalLsn, towards],

@@ -56,7 +56,8 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
           {
             startToCloseTimeout: '30 seconds',
             scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
-            retry: { initialInterval: '1 second', backoffCoefficient: 1, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+            // Infinity: executeWithOptions deep-merges the proxy's 3 attempts; the catch-up timeout is the bound.
+            retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
             summary: `wait for ${name} in ${region} to catch up`,
           },
           [name, policy.catchUpMaxLagBytes, 'primary'],
