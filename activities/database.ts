@@ -7,6 +7,7 @@ import { heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type {
   CatchUpResult,
+  ConfirmStreamingInput,
   FenceResult,
   NodeEndpoint,
   PromotionOutcome,
@@ -101,6 +102,28 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
 
     async measureRpo(database: string, detectedAt: string, towards?: PromotionTarget): Promise<RpoMeasurement> {
       return provider(database, towards).measureRpo(detectedAt);
+    },
+
+    /**
+     * Read-only: a planned promotion promotes only a standby that streams from its primary. Run
+     * again after catch-up and right before promotion, because streaming can stop after preflight.
+     * Not streaming is retried (a WAL receiver restarting), then refused with the reason.
+     */
+    async confirmStreaming(input: ConfirmStreamingInput): Promise<ReplicationInspection> {
+      const inspection = await provider(input.database, input.towards).inspect();
+      const { standby } = inspection;
+      const node = `${input.database} ${standby.region} (${standby.host}:${standby.port})`;
+      if (!standby.reachable) throw ApplicationFailure.retryable(`standby ${node} unreachable ${input.stage}: ${standby.error ?? ''}`, FailureType.StandbyNotHealthy);
+      if (standby.inRecovery !== true) {
+        throw ApplicationFailure.nonRetryable(`${node} is no longer a standby (not in recovery) ${input.stage}: refusing to promote`, FailureType.StandbyNotHealthy);
+      }
+      if (standby.streaming !== true) {
+        throw ApplicationFailure.retryable(
+          `standby ${node} stopped streaming from the primary ${input.stage} (WAL receiver ${standby.walReceiver ?? 'not running'}): a planned promotion promotes only a streaming standby`,
+          FailureType.StandbyNotHealthy,
+        );
+      }
+      return inspection;
     },
 
     async promoteStandby(database: string, towards?: PromotionTarget): Promise<PromotionOutcome> {

@@ -55,6 +55,14 @@ export interface RpoMeasurement {
   method: string;
 }
 
+/** Input of the read-only `confirmStreaming` activity: a planned promotion checks again before it promotes. */
+export interface ConfirmStreamingInput {
+  database: string;
+  towards?: 'standby' | 'primary';
+  /** When the check runs, for the message: e.g. "after catch-up", "right before promotion". */
+  stage: string;
+}
+
 export interface PromotionOutcome {
   alreadyPromoted: boolean;
   timeline: number;

@@ -2,7 +2,7 @@
  * Runbook `db-promotion`: promote a database's standby to primary, with the old
  * primary fenced first and the promotion behind an approval gate.
  */
-import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, patched, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { DatabaseActivities } from '../activities/database';
 import { FailureType } from '../contract/failures';
 import {
@@ -13,7 +13,7 @@ import {
 } from '../contract/db-promotion';
 import type { RpoMeasurement } from '../contract/database';
 import { describeRpo } from '../contract/rpo';
-import { RunbookRun } from './kernel/runbook-run';
+import { describe, RunbookRun } from './kernel/runbook-run';
 
 const readOptions = {
   startToCloseTimeout: '30 seconds',
@@ -38,7 +38,16 @@ const verifyOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 10, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
 } as const satisfies ActivityOptions;
 
+/** Not streaming may be a WAL receiver restarting: a few checks a second apart, then the refusal stands. */
+const streamingOptions = {
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+} as const satisfies ActivityOptions;
+
 const db = proxyActivities<DatabaseActivities>(readOptions);
+
+/** Runs started before this change replay without it (test/histories/*.json). */
+const PATCH_PLANNED_STREAMING = 'lifeboat-planned-streaming-recheck';
 
 /** Promotes `input.database`'s standby; see runbooks/db-promotion.md for the procedure. */
 export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionResult> {
@@ -74,31 +83,34 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     );
     if (!fence.fenced) run.skipped('fence-primary', fence.reason);
 
+    // Planned mode promotes only a streaming standby: preflight checked it, but streaming can stop
+    // after preflight, so it is checked again after catch-up and right before the promotion.
+    const confirmStreaming = async (stage: string) => {
+      if (mode !== 'planned' || !patched(PATCH_PLANNED_STREAMING)) return;
+      await db.confirmStreaming.executeWithOptions({ ...streamingOptions, summary: `planned: confirm ${database} standby still streams (${stage})` }, [{ database, towards, stage }]);
+    };
+
     const rpo = await run.step('catch-up', async (): Promise<RpoMeasurement> => {
-      if (mode === 'planned' && fence.fenced) {
-        const caughtUp = await db.waitForReplay.executeWithOptions(
-          {
-            startToCloseTimeout: '10 seconds',
-            scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
-            // Infinity: executeWithOptions deep-merges the proxy's 3 attempts; the catch-up timeout is the bound.
-            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-            summary: `wait for ${database} standby to replay ${fence.finalLsn}`,
-          },
-          [database, fence.finalLsn, towards],
-        );
-        return {
-          measuredBytes: 0,
-          measuredSeconds: 0,
-          method: `planned: the standby replayed to ${caughtUp.replayLsn}, at or past the fenced primary's final LSN ${fence.finalLsn}`,
-        };
-      }
-      return db.measureRpo.executeWithOptions({ ...readOptions, summary: `measure ${database} replication lag as RPO` }, [database, input.run.detectedAt, towards]);
+      const measured = await measure();
+      await confirmStreaming('after catch-up');
+      return measured;
     });
     const rpoStatus = run.recordRpo(rpo);
 
     // The gate sits right before the point of no return, after the fence: the approver decides
     // with the measured RPO in front of them, and a rejection or a timeout unfences the old primary.
     await run.gate('promote', { preApproved: input.preApproved });
+
+    // Not a step: a refusal here rolls back (unfence), which the irreversible promote step no longer could.
+    await confirmStreaming('right before promotion').catch((err: unknown) => {
+      if (isCancellation(err)) throw err;
+      throw ApplicationFailure.create({
+        type: FailureType.StandbyNotHealthy,
+        message: `planned promotion of ${database} refused right before promotion: ${describe(err)}; nothing was promoted`,
+        nonRetryable: true,
+        cause: err instanceof Error ? err : undefined,
+      });
+    });
 
     const promotion = await run.step(
       'promote',
@@ -134,5 +146,26 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       }),
     );
     return result;
+
+    async function measure(): Promise<RpoMeasurement> {
+      if (mode === 'planned' && fence.fenced) {
+        const caughtUp = await db.waitForReplay.executeWithOptions(
+          {
+            startToCloseTimeout: '10 seconds',
+            scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
+            // Infinity: executeWithOptions deep-merges the proxy's 3 attempts; the catch-up timeout is the bound.
+            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+            summary: `wait for ${database} standby to replay ${fence.finalLsn}`,
+          },
+          [database, fence.finalLsn, towards],
+        );
+        return {
+          measuredBytes: 0,
+          measuredSeconds: 0,
+          method: `planned: the standby replayed to ${caughtUp.replayLsn}, at or past the fenced primary's final LSN ${fence.finalLsn}`,
+        };
+      }
+      return db.measureRpo.executeWithOptions({ ...readOptions, summary: `measure ${database} replication lag as RPO` }, [database, input.run.detectedAt, towards]);
+    }
   });
 }

@@ -6,16 +6,19 @@
  * NULL). Every row count is read back from the servers themselves.
  */
 import { readFileSync } from 'node:fs';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
 import { formatStatus } from '../../cli/format';
 import { postgresDatabase } from '../../config/load';
+import { FailureType } from '../../contract/failures';
 import { statusQuery } from '../../contract/runbook';
+import { startCluster, stopCluster } from '../../lab/postgres';
 import { freePort } from '../../lib/processes';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
-import { inRecovery, sql } from '../helpers/postgres';
+import { inRecovery, sql, tryWrite } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 
 const DATABASES = ['orders', 'users'];
@@ -36,10 +39,15 @@ afterAll(async () => {
 
 const db = (name: string) => postgresDatabase(lab.loaded.config, name);
 
-/** Disconnects a streaming standby for real: its primary_conninfo points at a closed port, reloaded (the WAL receiver restarts with it). */
-async function disconnectStandby(name: string): Promise<void> {
+/** Points the standby's WAL receiver at a closed port (postgresql.auto.conf): once applied, it cannot reach its primary. */
+async function pointStandbyAway(name: string): Promise<void> {
   const closed = await freePort();
   await sql(db(name).standby, 'postgres', `ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=${closed} user=postgres application_name=lifeboat-test connect_timeout=2'`);
+}
+
+/** Disconnects a streaming standby for real: closed port, reload (the WAL receiver restarts with it). */
+async function disconnectStandby(name: string): Promise<void> {
+  await pointStandbyAway(name);
   await sql(db(name).standby, 'postgres', 'SELECT pg_reload_conf()');
   await waitDisconnected(name);
 }
@@ -70,6 +78,12 @@ async function currentDetails(handle: WorkflowHandle): Promise<string> {
 async function approve(handle: WorkflowHandle, gate: string, comment = 'go'): Promise<void> {
   await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 120_000);
   await decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate, as: 'bob', comment, decision: 'approve' });
+}
+
+async function failureOf(handle: WorkflowHandle): Promise<WorkflowFailedError> {
+  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return err as WorkflowFailedError;
 }
 
 function journal(): Array<Record<string, unknown>> {
@@ -122,5 +136,68 @@ describe('RPO: measured, or said to be unknown', () => {
     expect(await lostRows(standby, 'orders')).toBe(0);
     const final_ = journal().find((n) => n.workflowId === handle.workflowId && n.kind === 'final');
     expect(String(final_?.body)).toContain('seconds unknown (MISSED)');
+  });
+
+  it('planned: a standby that stops streaming while the gate waits is refused right before promotion, and the run rolls back', async () => {
+    const { primary, standby } = db('orders');
+    const handle = await startPromotion('planned');
+    const waiting = await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
+    expect(waiting.rpo).toMatchObject({ measuredBytes: 0, measuredSeconds: 0, met: true });
+    expect(await tryWrite(primary, 'orders', 'fenced?')).toMatch(/read-only/);
+
+    await disconnectStandby('orders');
+    await decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate: 'promote', as: 'bob', decision: 'approve' });
+    const failure = await failureOf(handle);
+    const cause = failure.cause as ApplicationFailure;
+    expect(cause.type).toBe(FailureType.StandbyNotHealthy);
+    expect(cause.message).toMatch(
+      /^planned promotion of orders refused right before promotion: standby orders west \(127\.0\.0\.1:\d+\) stopped streaming from the primary right before promotion \(WAL receiver .*\): a planned promotion promotes only a streaming standby; nothing was promoted$/,
+    );
+
+    const status = await handle.query(statusQuery);
+    expect(status.state).toBe('rolled-back');
+    expect(status.pointOfNoReturnPassed).toBe(false);
+    expect(status.steps.map((s) => [s.id, s.state])).toEqual([
+      ['preflight', 'done'],
+      ['fence-primary', 'compensated'],
+      ['catch-up', 'done'],
+      ['promote', 'pending'],
+      ['verify-write', 'pending'],
+      ['record-evidence', 'pending'],
+    ]);
+    expect(status.error?.type).toBe(FailureType.StandbyNotHealthy);
+    // The world, read back: the old primary takes writes again, the standby was never promoted.
+    expect(await tryWrite(primary, 'orders', 'writable again')).toBeUndefined();
+    expect(await inRecovery(standby)).toBe(true);
+  });
+
+  it('planned: a standby that stops streaming after preflight, during catch-up, is refused after catch-up and the run rolls back', async () => {
+    const { primary, standby } = db('orders');
+    // Replay paused: the catch-up waits, so streaming can stop between preflight and the end of catch-up.
+    await sql(standby, 'postgres', 'SELECT pg_wal_replay_pause()');
+    const handle = await startPromotion('planned');
+    await waitForStatus(handle, (s) => s.steps.some((x) => x.id === 'catch-up' && x.state === 'running'), 'the catch-up step');
+    // The standby has received (not replayed) everything the fenced primary wrote; then it loses the primary.
+    const [flushed] = await sql<{ lsn: string }>(primary, 'postgres', 'SELECT pg_current_wal_flush_lsn()::text AS lsn');
+    await expect.poll(async () => (await sql<{ ok: boolean }>(standby, 'postgres', 'SELECT pg_last_wal_receive_lsn() >= $1::pg_lsn AS ok', [flushed?.lsn]))[0]?.ok, { timeout: 20_000 }).toBe(true);
+    // A standby with replay paused applies a new primary_conninfo only when it needs WAL again:
+    // restart it with the closed port instead (a pause does not survive a restart, so replay resumes).
+    await pointStandbyAway('orders');
+    const cluster = lab.lab.clusters('orders').standby;
+    await stopCluster(cluster);
+    await startCluster(cluster);
+    await waitDisconnected('orders');
+
+    const failure = await failureOf(handle);
+    expect((failure.cause as ApplicationFailure).type).toBe(FailureType.StepFailed);
+    expect(failure.cause?.message).toMatch(/^step catch-up failed: standby orders west \(127\.0\.0\.1:\d+\) stopped streaming from the primary after catch-up \(WAL receiver .*\): a planned promotion promotes only a streaming standby$/);
+    const status = await handle.query(statusQuery);
+    expect(status.state).toBe('rolled-back');
+    expect(status.gates[0]?.state).toBe('pending');
+    expect(status.steps.find((s) => s.id === 'fence-primary')?.state).toBe('compensated');
+    expect(status.steps.find((s) => s.id === 'catch-up')?.state).toBe('failed');
+    expect(status.error?.type).toBe(FailureType.StandbyNotHealthy);
+    expect(await tryWrite(primary, 'orders', 'writable again')).toBeUndefined();
+    expect(await inRecovery(standby)).toBe(true);
   });
 });
