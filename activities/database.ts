@@ -9,9 +9,11 @@ import type {
   CatchUpResult,
   ConfirmStreamingInput,
   FenceResult,
+  MeasureReplicationInput,
   NodeEndpoint,
   PromotionOutcome,
   ReplicationInspection,
+  ReplicationReading,
   RpoMeasurement,
   WriteCheck,
 } from '../contract/database';
@@ -29,7 +31,8 @@ export interface DatabaseProvider {
   /** Idempotent undo of the fence. */
   unfencePrimary(): Promise<void>;
   replayedUpTo(lsn: string): Promise<{ caughtUp: boolean; replayLsn: string }>;
-  measureRpo(detectedAt: string): Promise<RpoMeasurement>;
+  /** Figures it cannot take stay undefined (never 0); `inspection`: measure from this reading instead of a new one. */
+  measureRpo(detectedAt: string, inspection?: ReplicationInspection): Promise<RpoMeasurement>;
   /** Idempotent: an already promoted standby is success. */
   promoteStandby(): Promise<PromotionOutcome>;
   verifyWrite(runId: string): Promise<WriteCheck>;
@@ -102,6 +105,26 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
 
     async measureRpo(database: string, detectedAt: string, towards?: PromotionTarget): Promise<RpoMeasurement> {
       return provider(database, towards).measureRpo(detectedAt);
+    },
+
+    /**
+     * Read-only, for a parent run before its gate: the standby's streaming state and the RPO a
+     * promotion now would have. Nodes that do not answer are reported as such, never thrown.
+     */
+    async measureReplication(input: MeasureReplicationInput): Promise<ReplicationReading> {
+      const p = provider(input.database, input.towards);
+      const inspection = await p.inspect();
+      const { standby, primary } = inspection;
+      const rpo: RpoMeasurement = standby.reachable
+        ? await p.measureRpo(input.detectedAt, inspection)
+        : { method: `standby ${standby.region} (${standby.host}:${standby.port}) unreachable: ${standby.error ?? ''}; not measured` };
+      return {
+        database: input.database,
+        standby: { region: standby.region, host: standby.host, port: standby.port, reachable: standby.reachable, inRecovery: standby.inRecovery, streaming: standby.streaming, walReceiver: standby.walReceiver, error: standby.error },
+        primary: { region: primary.region, host: primary.host, port: primary.port, reachable: primary.reachable, error: primary.error },
+        rpo,
+        inspectedAt: inspection.inspectedAt,
+      };
     },
 
     /**

@@ -1,6 +1,6 @@
 /** Plain-text rendering of a run's status for the terminal. */
 import type { RunbookStatus } from '../contract/runbook';
-import { describeRpo } from '../contract/rpo';
+import { describeReplication, describeRpo } from '../contract/rpo';
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 
@@ -21,6 +21,7 @@ export function formatStatus(status: RunbookStatus, now = Date.now()): string {
     `RTO: budget ${status.rto.budgetSeconds}s, elapsed ${elapsed.toFixed(1)}s, ${status.rto.breached ? `BREACHED at ${status.rto.breachedAt ?? '?'}` : `${remaining.toFixed(1)}s left`}` +
       (status.rto.measuredSeconds !== undefined ? `, measured ${status.rto.measuredSeconds.toFixed(1)}s` : ''),
     `RPO: ${describeRpo(status.rpo)}${status.rpo.verdict ? `: ${status.rpo.verdict}` : ''}`,
+    ...(status.replication ?? []).map((r) => `  ${describeReplication(r)}: ${r.verdict}`),
     `rollback: ${status.rollbackAvailable ? 'available' : 'no longer offered (past the point of no return)'}`,
     '',
     'steps:',

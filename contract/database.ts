@@ -55,6 +55,24 @@ export interface RpoMeasurement {
   method: string;
 }
 
+/** Input of the read-only `measureReplication` activity (a parent run, before its gate). */
+export interface MeasureReplicationInput {
+  database: string;
+  /** Which configured node would be promoted: `standby` (evacuation) or `primary` (failback). */
+  towards?: 'standby' | 'primary';
+  /** ISO detection time, for the upper bound when the old primary does not answer. */
+  detectedAt: string;
+}
+
+/** One database's replication, read without changing anything; nodes that do not answer are reported, not thrown. */
+export interface ReplicationReading {
+  database: string;
+  standby: { region: string; host: string; port: number; reachable: boolean; inRecovery?: boolean; streaming?: boolean; walReceiver?: string; error?: string };
+  primary: { region: string; host: string; port: number; reachable: boolean; error?: string };
+  rpo: RpoMeasurement;
+  inspectedAt: string;
+}
+
 /** Input of the read-only `confirmStreaming` activity: a planned promotion checks again before it promotes. */
 export interface ConfirmStreamingInput {
   database: string;

@@ -68,6 +68,34 @@ export function describeRpo(rpo: RpoFigures & { targetSeconds: number; met?: boo
   return `target ${rpo.targetSeconds}s, ${bytes}, ${seconds} (${verdict})`;
 }
 
+/** What a parent run shows per database before its gate; the fields of contract/runbook.ts DatabaseRpoStatus. */
+export interface ReplicationFacts extends RpoFigures {
+  database: string;
+  standbyRegion: string;
+  standbyReachable: boolean;
+  streaming?: boolean;
+  targetSeconds: number;
+  met: boolean;
+}
+
+/** The cells people read: standby, streaming, bytes, seconds, verdict. */
+export function replicationCells(r: ReplicationFacts): { standby: string; streaming: string; bytes: string; seconds: string; verdict: string } {
+  return {
+    standby: `${r.standbyRegion}${r.standbyReachable ? '' : ' (UNREACHABLE)'}`,
+    streaming: r.streaming === true ? 'streaming' : r.streaming === false ? 'NOT streaming' : 'streaming unknown',
+    bytes: known(r.measuredBytes) ? `${r.measuredBytes} bytes` : 'bytes unknown',
+    seconds: known(r.measuredSeconds) ? `${r.measuredSeconds.toFixed(1)}s` : 'seconds unknown',
+    verdict: `${r.met ? 'met' : 'MISSED'} (target ${r.targetSeconds}s)`,
+  };
+}
+
+/** One line per database, for events, notifications and the terminal. */
+export function describeReplication(r: ReplicationFacts): string {
+  const c = replicationCells(r);
+  const bytes = known(r.measuredBytes) ? `${r.measuredBytes} bytes not replayed` : 'bytes unknown';
+  return `${r.database}: standby ${c.standby} ${c.streaming}, ${bytes}, ${c.seconds}, ${c.verdict}`;
+}
+
 /**
  * The RPO of a parent run from its promoted children: the worst bytes and seconds when every
  * child measured them (one unknown makes the figure unknown, never 0), met only when at least

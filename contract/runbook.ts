@@ -90,6 +90,26 @@ export interface RpoStatus {
   verdict?: string;
 }
 
+/**
+ * One database's replication as a parent run (evacuation, failback) read it
+ * before its point-of-no-return gate, so the approver sees what each promotion risks.
+ */
+export interface DatabaseRpoStatus {
+  database: string;
+  /** The node that would be promoted: reachable, and streaming from its primary (undefined: not known). */
+  standbyRegion: string;
+  standbyReachable: boolean;
+  streaming?: boolean;
+  primaryReachable: boolean;
+  targetSeconds: number;
+  measuredBytes?: number;
+  measuredSeconds?: number;
+  method: string;
+  met: boolean;
+  verdict: string;
+  inspectedAt: string;
+}
+
 export type RunEventKind =
   | 'started'
   | 'gate-opened'
@@ -106,6 +126,8 @@ export type RunEventKind =
   | 'resolved'
   | 'cancel-requested'
   | 'step-failed'
+  | 'pre-approval-set-aside'
+  | 'replication-measured'
   | 'finished';
 
 export interface RunEvent {
@@ -134,6 +156,8 @@ export interface RunbookStatus {
   gates: GateStatus[];
   rto: RtoStatus;
   rpo: RpoStatus;
+  /** Parent runs: each database's lag and streaming state, read before the point-of-no-return gate. */
+  replication?: DatabaseRpoStatus[];
   pointOfNoReturnPassed: boolean;
   /** Whether a failure, rejection or cancel would still run the undos. */
   rollbackAvailable: boolean;

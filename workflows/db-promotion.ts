@@ -46,8 +46,9 @@ const streamingOptions = {
 
 const db = proxyActivities<DatabaseActivities>(readOptions);
 
-/** Runs started before this change replay without it (test/histories/*.json). */
+/** Runs started before these changes replay without them (test/histories/*.json). */
 const PATCH_PLANNED_STREAMING = 'lifeboat-planned-streaming-recheck';
+const PATCH_RPO_PREAPPROVAL = 'lifeboat-rpo-preapproval-guard';
 
 /** Promotes `input.database`'s standby; see runbooks/db-promotion.md for the procedure. */
 export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionResult> {
@@ -97,9 +98,15 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     });
     const rpoStatus = run.recordRpo(rpo);
 
+    // A parent's approval was given for what its approver saw; an RPO beyond this database's
+    // target, or one that could not be measured, needs a person at this gate.
+    const setAside = input.preApproved && !rpoStatus.met && patched(PATCH_RPO_PREAPPROVAL)
+      ? `RPO at promotion time is ${describeRpo(rpoStatus)}: ${rpoStatus.verdict}`
+      : undefined;
+
     // The gate sits right before the point of no return, after the fence: the approver decides
     // with the measured RPO in front of them, and a rejection or a timeout unfences the old primary.
-    await run.gate('promote', { preApproved: input.preApproved });
+    await run.gate('promote', { preApproved: input.preApproved, setAside });
 
     // Not a step: a refusal here rolls back (unfence), which the irreversible promote step no longer could.
     await confirmStreaming('right before promotion').catch((err: unknown) => {

@@ -9,7 +9,7 @@ import { FAILBACK_RUNBOOK, failbackPlan, type FailbackInput, type FailbackResult
 import { FailureType } from '../contract/failures';
 import { worstRpo } from '../contract/rpo';
 import { RunbookRun } from './kernel/runbook-run';
-import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 /** pg_rewind or a full copy of a cluster; heartbeats while it runs. */
 const rebuildOptions = {
@@ -65,7 +65,14 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
       )),
     );
 
-    const approval = await run.gate('switchover');
+    // The approver sees each database's lag and streaming state before the point of no return.
+    const briefing = await measureBeforeGate(
+      run,
+      input.databases.map((d) => ({ name: d.name, targetSeconds: d.promotion.rpoTargetSeconds })),
+      'primary',
+      'planned switchover: each one fences the current primary and waits for replay, so these are the figures before the fence',
+    );
+    const approval = await run.gate('switchover', { briefing });
     const outcomes = await run.step('switchover', async () => {
       const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate switchover of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(

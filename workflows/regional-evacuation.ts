@@ -15,7 +15,7 @@ import {
 } from '../contract/regional-evacuation';
 import { RunbookRun } from './kernel/runbook-run';
 import { describeRpo, worstRpo } from '../contract/rpo';
-import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 const app = proxyActivities<TrafficActivities>(controlOptions);
 
@@ -73,7 +73,16 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       { undoIfInterrupted: restore, compensate: () => restore },
     );
 
-    const approval = await run.gate('promote-databases');
+    // The approver sees each database's lag and streaming state before the point of no return.
+    const briefing = await measureBeforeGate(
+      run,
+      input.databases.map((d) => ({ name: d.name, targetSeconds: d.promotion.rpoTargetSeconds })),
+      'standby',
+      mode === 'planned'
+        ? 'planned: each promotion fences its primary and waits for replay, so these are the figures before the fence'
+        : `unplanned: what a promotion now would lose; a promotion beyond its target stops at its own gate for a person`,
+    );
+    const approval = await run.gate('promote-databases', { briefing });
     const outcomes = await run.step('promote-databases', async () => {
       const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate promote-databases of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(

@@ -3,7 +3,7 @@
  * second, unknown never 0 and never met.
  */
 import { describe, expect, it } from 'vitest';
-import { describeRpo, judgeRpo, rpoMet, worstRpo } from '../../contract/rpo';
+import { describeReplication, describeRpo, judgeRpo, rpoMet, worstRpo } from '../../contract/rpo';
 
 describe('judgeRpo', () => {
   it('bytes > 0 with seconds unknown (replay_lag NULL: standby not connected) is not met, and says so', () => {
@@ -50,12 +50,20 @@ describe('judgeRpo', () => {
   });
 });
 
-describe('describeRpo', () => {
+describe('describeRpo and describeReplication', () => {
   it('say "seconds unknown" instead of a number, and the verdict', () => {
     expect(describeRpo({ targetSeconds: 5, measuredBytes: 171392, met: false })).toBe('target 5s, 171392 bytes not replayed, seconds unknown (MISSED)');
     expect(describeRpo({ targetSeconds: 5, measuredBytes: 0, measuredSeconds: 0, met: true })).toBe('target 5s, 0 bytes not replayed, 0.0s (met)');
     expect(describeRpo({ targetSeconds: 5 })).toBe('target 5s, not measured yet');
     expect(describeRpo({ targetSeconds: 5, met: false })).toBe('target 5s, bytes unknown, seconds unknown (MISSED)');
+  });
+
+  it('one line per database with the standby, the streaming state and the figures', () => {
+    const line = describeReplication({ database: 'orders', standbyRegion: 'west', standbyReachable: true, streaming: false, measuredBytes: 171392, targetSeconds: 5, met: false });
+    expect(line).toBe('orders: standby west NOT streaming, 171392 bytes not replayed, seconds unknown, MISSED (target 5s)');
+    expect(describeReplication({ database: 'users', standbyRegion: 'west', standbyReachable: false, targetSeconds: 5, met: false })).toBe(
+      'users: standby west (UNREACHABLE) streaming unknown, bytes unknown, seconds unknown, MISSED (target 5s)',
+    );
   });
 });
 

@@ -128,6 +128,10 @@ describe('regional-evacuation', () => {
     await approve(handle, 'drain-traffic');
     // The freeze holds while the gate waits: east refuses writes.
     expect((await service('east', 'POST', '/records/orders', { payload: 'during freeze' })).status).toBe(503);
+    // Before the point of no return the gate shows each database's replication, read from the servers.
+    const atGate = await waitForStatus(handle, gateWaiting('promote-databases'), 'gate promote-databases', 120_000);
+    expect((atGate.replication ?? []).map((r) => [r.database, r.standbyRegion, r.standbyReachable, r.streaming, r.primaryReachable]).sort()).toEqual(DATABASES.map((n) => [n, 'west', true, true, true]).sort());
+    expect(atGate.events.find((e) => e.kind === 'gate-opened' && e.gate === 'promote-databases')?.detail).toMatch(/RPO per database before promotion \(planned: .*\): .*orders: standby west streaming/);
     await approve(handle, 'promote-databases');
     const result = await handle.result();
 
@@ -192,6 +196,9 @@ describe('regional-evacuation', () => {
       runbook: 'failback', params: ['region=east'], as: 'alice', id: `failback:east:test-${process.pid}-${++counter}`, drill: true,
     });
     const handle = temporal.client.workflow.getHandle<typeof failback>(started.workflowId);
+    // The switchover gate shows each database's replication towards its original primary in east.
+    const atGate = await waitForStatus(handle, gateWaiting('switchover'), 'gate switchover', 240_000);
+    expect((atGate.replication ?? []).map((r) => [r.database, r.standbyRegion, r.streaming]).sort()).toEqual(DATABASES.map((n) => [n, 'east', true]).sort());
     await approve(handle, 'switchover');
     const result = await handle.result();
 

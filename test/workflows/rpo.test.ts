@@ -12,11 +12,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
 import { formatStatus } from '../../cli/format';
 import { postgresDatabase } from '../../config/load';
+import { dbPromotionWorkflowId } from '../../contract/db-promotion';
 import { FailureType } from '../../contract/failures';
-import { statusQuery } from '../../contract/runbook';
+import { rpoMet } from '../../contract/rpo';
+import { statusQuery, type RunbookStatus } from '../../contract/runbook';
 import { startCluster, stopCluster } from '../../lab/postgres';
 import { freePort } from '../../lib/processes';
-import type { dbPromotion } from '../../workflows';
+import type { dbPromotion, regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, sql, tryWrite } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
@@ -199,5 +201,74 @@ describe('RPO: measured, or said to be unknown', () => {
     expect(status.error?.type).toBe(FailureType.StandbyNotHealthy);
     expect(await tryWrite(primary, 'orders', 'writable again')).toBeUndefined();
     expect(await inRecovery(standby)).toBe(true);
+  });
+
+  it('evacuation: the promote-databases gate shows each database’s lag and streaming state; a pre-approved child beyond its target stops at its own gate for a person', async () => {
+    const orders = db('orders');
+    await disconnectStandby('orders');
+    await insertLostRows('orders');
+
+    const started = await startRun(temporal.client, lab.loaded, {
+      runbook: 'regional-evacuation', params: ['region=east', 'mode=unplanned'], as: 'alice', id: `regional-evacuation:east:rpo-${process.pid}-${++counter}`, drill: true,
+    });
+    const handle = temporal.client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
+    await approve(handle, 'drain-traffic');
+    const atGate = await waitForStatus(handle, gateWaiting('promote-databases'), 'gate promote-databases', 120_000);
+
+    // Before the point of no return, per database: read from the servers, judged by the one rule.
+    const rows = Object.fromEntries((atGate.replication ?? []).map((r) => [r.database, r]));
+    expect(Object.keys(rows).sort()).toEqual(['orders', 'users']);
+    expect(rows.orders).toMatchObject({ standbyRegion: 'west', standbyReachable: true, streaming: false, primaryReachable: true, targetSeconds: 5, met: false });
+    expect(rows.orders?.measuredBytes).toBeGreaterThan(100_000);
+    expect(rows.orders?.measuredSeconds).toBeUndefined();
+    expect(rows.orders?.verdict).toBe(`${rows.orders?.measuredBytes} bytes not replayed, seconds unknown`);
+    expect(rows.users).toMatchObject({ standbyRegion: 'west', streaming: true, primaryReachable: true, targetSeconds: 5 });
+    expect(rows.users?.measuredBytes).toBeDefined();
+    expect(rows.users?.met).toBe(rpoMet(5, rows.users ?? {}));
+    const opened = atGate.events.filter((e) => e.kind === 'gate-opened' && e.gate === 'promote-databases').at(-1);
+    expect(opened?.detail).toContain(`orders: standby west NOT streaming, ${rows.orders?.measuredBytes} bytes not replayed, seconds unknown, MISSED (target 5s)`);
+    expect(opened?.detail).toContain('users: standby west streaming');
+    const details = await currentDetails(handle);
+    expect(details).toContain('| database | standby | streaming | WAL not replayed | lag | RPO |');
+    expect(details).toContain(`| orders | west | NOT streaming | ${rows.orders?.measuredBytes} bytes | seconds unknown | MISSED (target 5s): ${rows.orders?.verdict} |`);
+    expect(details).toMatch(/\| users \| west \| streaming \| \d+ bytes \|/);
+
+    // The parent's approval reaches the children; orders' RPO at promotion is still unknown in seconds.
+    await decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate: 'promote-databases', as: 'bob', comment: 'evacuate', decision: 'approve' });
+    const child = temporal.client.workflow.getHandle<typeof dbPromotion>(dbPromotionWorkflowId('orders'));
+    const stopped: RunbookStatus = await waitForStatus(child, gateWaiting('promote'), 'the orders child at its own gate', 120_000);
+    expect(stopped.rpo).toMatchObject({ met: false, targetSeconds: 5 });
+    expect(stopped.rpo.measuredSeconds).toBeUndefined();
+    const setAside = stopped.events.find((e) => e.kind === 'pre-approval-set-aside');
+    expect(setAside).toMatchObject({ by: 'bob', gate: 'promote' });
+    expect(setAside?.detail).toMatch(/^gate promote: the approval by bob at the parent run's gate does not cover this: RPO at promotion time is target 5s, \d+ bytes not replayed, seconds unknown \(MISSED\): \d+ bytes not replayed, seconds unknown; a person must approve here$/);
+    expect(stopped.gates[0]).toMatchObject({ state: 'waiting', approvers: ['bob', 'carol'] });
+    // It waits for a person: not promoted, and the on-call is paged at once.
+    expect(await inRecovery(orders.standby)).toBe(true);
+    await expect.poll(() => journal().some((n) => n.workflowId === child.workflowId && n.kind === 'escalation' && String(n.subject).includes('gate promote needs a person')), { timeout: 30_000 }).toBe(true);
+    // users was within its target: the parent's approval was enough there.
+    await expect.poll(async () => (await handle.query(statusQuery)).children.find((c) => c.target === 'users')?.state, { timeout: 120_000 }).toBe('completed');
+    const parent = await handle.query(statusQuery);
+    expect(parent.children.find((c) => c.target === 'orders')?.state).toBe('running');
+    expect(parent.state).toBe('running');
+
+    // A person decides at the child's gate; the evacuation finishes and reports the RPO as missed.
+    await decideGate(temporal.client, lab.loaded, { workflowId: child.workflowId, gate: 'promote', as: 'carol', comment: 'east is gone: accept the loss', decision: 'approve' });
+    const result = await handle.result();
+    expect(result.databases.map((d) => [d.database, d.state])).toEqual([['orders', 'promoted'], ['users', 'promoted']]);
+    expect(result.rpo.met).toBe(false);
+    expect(result.rpo.measuredSeconds).toBeUndefined();
+    expect(result.rpo.measuredBytes).toBeGreaterThan(100_000);
+    const childResult = result.databases.find((d) => d.database === 'orders')?.result;
+    expect(childResult?.rpo).toMatchObject({ met: false });
+    expect(childResult?.rpo.measuredSeconds).toBeUndefined();
+    const childStatus = await child.query(statusQuery);
+    expect(childStatus.gates[0]).toMatchObject({ state: 'approved', decidedBy: 'carol' });
+    expect((await handle.query(statusQuery)).rpo.met).toBe(false);
+
+    // The loss, counted on both nodes.
+    expect(await inRecovery(orders.standby)).toBe(false);
+    expect(await lostRows(orders.primary, 'orders')).toBe(1000);
+    expect(await lostRows(orders.standby, 'orders')).toBe(0);
   });
 });

@@ -42,6 +42,7 @@ import {
   type GatePolicy,
   type GateStatus,
   type ResolveRequest,
+  type DatabaseRpoStatus,
   type RpoStatus,
   type RtoPolicy,
   type RunbookStatus,
@@ -52,7 +53,7 @@ import {
   type ChildStatus,
 } from '../../contract/runbook';
 import { lookup } from '../../contract/records';
-import { judgeRpo, type RpoVerdict } from '../../contract/rpo';
+import { describeReplication, judgeRpo, type RpoVerdict } from '../../contract/rpo';
 import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
 import { renderStatusMarkdown } from './status-markdown';
 
@@ -328,8 +329,12 @@ export class RunbookRun {
   /**
    * Waits for an authorised approver. Escalates after `escalateAfterSeconds`, rejects
    * as timed out after `timeoutSeconds`; a rejection throws GateRejected.
+   * `preApproved`: decided at a parent run's gate, recorded and not asked again, unless
+   * `setAside` gives a reason why that approval does not cover what this run found
+   * (e.g. an RPO beyond the target): then a person must decide here, and the on-call is paged.
+   * `briefing`: what the approver should see, added to the gate-opened event.
    */
-  async gate(id: string, options: { preApproved?: PreApproval } = {}): Promise<GateStatus> {
+  async gate(id: string, options: { preApproved?: PreApproval; setAside?: string; briefing?: string } = {}): Promise<GateStatus> {
     const gate = this.gateStatus(id);
     const policy = lookup(this.options.gates, id);
     if (!policy) throw ApplicationFailure.nonRetryable(`no policy configured for gate '${id}'`, 'RunbookDefinitionError');
@@ -337,7 +342,9 @@ export class RunbookRun {
     gate.openedAt = this.now();
     gate.decidedBy = gate.decidedAt = gate.comment = gate.escalatedAt = undefined;
     gate.approvals = [];
-    if (options.preApproved) {
+    if (options.preApproved && options.setAside !== undefined) {
+      this.record('pre-approval-set-aside', `gate ${id}: the approval by ${options.preApproved.by} at the parent run's gate does not cover this: ${options.setAside}; a person must approve here`, { by: options.preApproved.by, gate: id });
+    } else if (options.preApproved) {
       // Decided at the parent run's gate (e.g. an evacuation's promote-databases): recorded, not asked again.
       const { by, at, comment } = options.preApproved;
       Object.assign(gate, { state: 'approved', decidedBy: by, decidedAt: at, comment });
@@ -348,7 +355,11 @@ export class RunbookRun {
     gate.state = 'waiting';
     this.status.state = 'waiting-approval';
     this.setPhase(`gate ${id}`);
-    this.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}`, { gate: id });
+    this.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}${options.briefing ? `. ${options.briefing}` : ''}`, { gate: id });
+    if (options.preApproved && options.setAside !== undefined) {
+      // The parent's approver believes this promotion is under way: someone must come now, not after the escalation delay.
+      this.escalate('escalation', 'critical', `gate ${id} needs a person: the parent run's approval does not cover it`, `${options.setAside}. Approve or reject gate ${id} of this run (approvers: ${gate.approvers.join(', ')}).`, { gate: id });
+    }
     this.publish();
 
     const decided = () => gate.state !== 'waiting';
@@ -391,6 +402,18 @@ export class RunbookRun {
     this.status.rpo = recorded;
     this.publish();
     return recorded;
+  }
+
+  /**
+   * Records each database's replication as read before a point-of-no-return gate (status and
+   * event), and returns the summary for the gate-opened event, so the approver decides with it.
+   */
+  recordReplication(rows: DatabaseRpoStatus[], note: string): string {
+    this.status.replication = rows;
+    const summary = `RPO per database before promotion (${note}): ${rows.map((r) => `${describeReplication(r)}: ${r.verdict}`).join('; ')}`;
+    this.record('replication-measured', summary);
+    this.publish();
+    return summary;
   }
 
   /** Measured RTO: from detection to now (call when the service is verified). */
