@@ -13,7 +13,7 @@ import {
 } from '../contract/db-promotion';
 import type { RpoMeasurement } from '../contract/database';
 import { describeRpo } from '../contract/rpo';
-import { describe, RunbookRun } from './kernel/runbook-run';
+import { describe, isDeadline, RunbookRun } from './kernel/runbook-run';
 
 const readOptions = {
   startToCloseTimeout: '30 seconds',
@@ -165,7 +165,15 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
             summary: `wait for ${database} standby to replay ${fence.finalLsn}`,
           },
           [database, fence.finalLsn, towards],
-        );
+        ).catch((err: unknown) => {
+          if (!isDeadline(err)) throw err;
+          throw ApplicationFailure.create({
+            type: FailureType.ReplayBehind,
+            message: `standby of ${database} did not replay the fenced primary's final LSN ${fence.finalLsn} within catchUpTimeoutSeconds (${policy.catchUpTimeoutSeconds}s): ${describe(err)}`,
+            nonRetryable: true,
+            cause: err instanceof Error ? err : undefined,
+          });
+        });
         return {
           measuredBytes: 0,
           measuredSeconds: 0,

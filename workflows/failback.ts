@@ -8,7 +8,7 @@ import type { TrafficActivities } from '../activities/traffic';
 import { FAILBACK_RUNBOOK, failbackPlan, type FailbackInput, type FailbackResult } from '../contract/failback';
 import { FailureType } from '../contract/failures';
 import { worstRpo } from '../contract/rpo';
-import { RunbookRun } from './kernel/runbook-run';
+import { describe, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 /** pg_rewind or a full copy of a cluster; heartbeats while it runs. */
@@ -61,7 +61,15 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
             summary: `wait for ${name} in ${region} to catch up`,
           },
           [name, policy.catchUpMaxLagBytes, 'primary'],
-        ),
+        ).catch((err: unknown) => {
+          if (!isDeadline(err)) throw err;
+          throw ApplicationFailure.create({
+            type: FailureType.ReplayBehind,
+            message: `${name} in ${region} did not come within ${policy.catchUpMaxLagBytes} bytes of its primary within catchUpTimeoutSeconds (${policy.catchUpTimeoutSeconds}s): ${describe(err)}`,
+            nonRetryable: true,
+            cause: err instanceof Error ? err : undefined,
+          });
+        }),
       )),
     );
 

@@ -867,6 +867,14 @@ function structuredCloneStatus(status: RunbookStatus): RunbookStatus {
   return JSON.parse(JSON.stringify(status)) as RunbookStatus;
 }
 
+/**
+ * A poll loop that ran out of its schedule-to-close budget (e.g. a catch-up deadline). The server
+ * does not always attach the last attempt's error, so the caller says what was not reached.
+ */
+export function isDeadline(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+}
+
 /** The innermost message: an activity failure's cause says what went wrong; a timeout keeps the last attempt's error. */
 export function describe(err: unknown): string {
   if ((err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && err.cause) return describe(err.cause);
