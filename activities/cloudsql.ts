@@ -490,11 +490,12 @@ export function createCloudSqlProvider(name: string, spec: CloudSqlDatabaseSpec,
     },
 
     async measureRpo(): Promise<RpoMeasurement> {
+      // No figure is invented: bytes and seconds stay unknown, so the RPO is reported as not met.
       return {
         method:
           promotion === 'switchover'
-            ? 'Cloud SQL Admin API exposes no replica lag; not measured (a switchover waits for the replica to catch up, so it loses no committed data; see cloudsql.googleapis.com/database/replication/replica_lag in Cloud Monitoring)'
-            : 'Cloud SQL Admin API exposes no replica lag; not measured (the loss window is the replica lag at promotion: see cloudsql.googleapis.com/database/replication/replica_lag in Cloud Monitoring)',
+            ? 'Cloud SQL Admin API exposes no replica lag; not measured, so not met (a switchover waits for the replica to catch up, so it should lose no committed data, but Lifeboat cannot show it; see cloudsql.googleapis.com/database/replication/replica_lag in Cloud Monitoring)'
+            : 'Cloud SQL Admin API exposes no replica lag; not measured, so not met (the loss window is the replica lag at promotion: see cloudsql.googleapis.com/database/replication/replica_lag in Cloud Monitoring)',
       };
     },
 

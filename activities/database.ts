@@ -7,10 +7,13 @@ import { activityInfo, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type {
   CatchUpResult,
+  ConfirmStreamingInput,
   FenceResult,
+  MeasureReplicationInput,
   NodeEndpoint,
   PromotionOutcome,
   ReplicationInspection,
+  ReplicationReading,
   RpoMeasurement,
   WriteCheck,
 } from '../contract/database';
@@ -28,7 +31,8 @@ export interface DatabaseProvider {
   /** Idempotent undo of `owner`'s fence: a fence another run put in place is left alone. */
   unfencePrimary(owner?: string): Promise<void>;
   replayedUpTo(lsn: string): Promise<{ caughtUp: boolean; replayLsn: string }>;
-  measureRpo(detectedAt: string): Promise<RpoMeasurement>;
+  /** Figures it cannot take stay undefined (never 0); `inspection`: measure from this reading instead of a new one. */
+  measureRpo(detectedAt: string, inspection?: ReplicationInspection): Promise<RpoMeasurement>;
   /** Idempotent: an already promoted standby is success. */
   promoteStandby(): Promise<PromotionOutcome>;
   verifyWrite(runId: string): Promise<WriteCheck>;
@@ -91,7 +95,12 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
     },
 
     async fencePrimary(database: string, mode: PromotionMode, towards?: PromotionTarget): Promise<FenceResult> {
-      return provider(database, towards).fencePrimary(mode === 'planned', runOwner());
+      const timer = setInterval(() => heartbeat(), HEARTBEAT_MS);
+      try {
+        return await provider(database, towards).fencePrimary(mode === 'planned', runOwner());
+      } finally {
+        clearInterval(timer);
+      }
     },
 
     async unfencePrimary(database: string, towards?: PromotionTarget): Promise<void> {
@@ -107,6 +116,48 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
 
     async measureRpo(database: string, detectedAt: string, towards?: PromotionTarget): Promise<RpoMeasurement> {
       return provider(database, towards).measureRpo(detectedAt);
+    },
+
+    /**
+     * Read-only, for a parent run before its gate: the standby's streaming state and the RPO a
+     * promotion now would have. Nodes that do not answer are reported as such, never thrown.
+     */
+    async measureReplication(input: MeasureReplicationInput): Promise<ReplicationReading> {
+      const p = provider(input.database, input.towards);
+      const inspection = await p.inspect();
+      const { standby, primary } = inspection;
+      const rpo: RpoMeasurement = standby.reachable
+        ? await p.measureRpo(input.detectedAt, inspection)
+        : { method: `standby ${standby.region} (${standby.host}:${standby.port}) unreachable: ${standby.error ?? ''}; not measured` };
+      return {
+        database: input.database,
+        standby: { region: standby.region, host: standby.host, port: standby.port, reachable: standby.reachable, inRecovery: standby.inRecovery, streaming: standby.streaming, walReceiver: standby.walReceiver, error: standby.error },
+        primary: { region: primary.region, host: primary.host, port: primary.port, reachable: primary.reachable, error: primary.error },
+        rpo,
+        inspectedAt: inspection.inspectedAt,
+      };
+    },
+
+    /**
+     * Read-only: a planned promotion promotes only a standby that streams from its primary. Run
+     * again after catch-up and right before promotion, because streaming can stop after preflight.
+     * Not streaming is retried (a WAL receiver restarting), then refused with the reason.
+     */
+    async confirmStreaming(input: ConfirmStreamingInput): Promise<ReplicationInspection> {
+      const inspection = await provider(input.database, input.towards).inspect();
+      const { standby } = inspection;
+      const node = `${input.database} ${standby.region} (${standby.host}:${standby.port})`;
+      if (!standby.reachable) throw ApplicationFailure.retryable(`standby ${node} unreachable ${input.stage}: ${standby.error ?? ''}`, FailureType.StandbyNotHealthy);
+      if (standby.inRecovery !== true) {
+        throw ApplicationFailure.nonRetryable(`${node} is no longer a standby (not in recovery) ${input.stage}: refusing to promote`, FailureType.StandbyNotHealthy);
+      }
+      if (standby.streaming !== true) {
+        throw ApplicationFailure.retryable(
+          `standby ${node} stopped streaming from the primary ${input.stage} (WAL receiver ${standby.walReceiver ?? 'not running'}): a planned promotion promotes only a streaming standby`,
+          FailureType.StandbyNotHealthy,
+        );
+      }
+      return inspection;
     },
 
     async promoteStandby(database: string, towards?: PromotionTarget): Promise<PromotionOutcome> {

@@ -75,7 +75,12 @@ export async function fenceByShutdown(location: ClusterLocation, expected: { por
   const running = clusterPid(location) !== undefined;
   const existing = fenceOwner(location);
   if (existing !== undefined && existing !== marker.owner) {
-    // Another run's fence stays that run's: this one neither rewrites nor (in its undo) lifts it.
+    // Another run's fence stays that run's: this one neither rewrites its marker nor (in its undo) lifts it,
+    // but makes sure it holds: the standby.signal is written again, the node stopped.
+    if (running && postmasterPort(location.dataDir) !== expected.port) {
+      throw new Error(`the cluster in ${location.dataDir} listens on port ${postmasterPort(location.dataDir) ?? '?'}, not ${expected.port}: refusing to stop the wrong cluster`);
+    }
+    writeOwned(path.join(location.dataDir, 'standby.signal'), '');
     if (running) await stopCluster(location, 'fast');
     return { how: 'already-fenced', control: await controlData(location.dataDir), owner: existing };
   }

@@ -17,7 +17,7 @@ import type {
 } from '../contract/database';
 import { FailureType } from '../contract/failures';
 import type { DatabaseProvider, RebuildOutcome } from './database';
-import { asOwner, clusterOwner, prepareDir, startCluster, stopCluster, type ClusterLocation } from './postgres-host';
+import { asOwner, clusterOwner, clusterPid, prepareDir, startCluster, stopCluster, type ClusterLocation } from './postgres-host';
 import { clearFenceForRebuild, controlData, fenceByShutdown, fenceOwner, isFencedHere, liftShutdownFence } from './postgres-fence';
 import { log } from '@temporalio/activity';
 import { waitFor } from '../lib/processes';
@@ -168,6 +168,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
           reachable: s.ok,
           inRecovery: sv?.in_recovery,
           streaming: sv ? sv.receiver === 'streaming' : undefined,
+          walReceiver: sv?.receiver ?? undefined,
           replayLsn: sv?.replay ?? undefined,
           receiveLsn: sv?.receive ?? undefined,
           lastReplayedCommitAt: sv?.replayed_at ? sv.replayed_at.toISOString() : undefined,
@@ -186,7 +187,9 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       if (inspection.primary.currentLsn && inspection.standby.replayLsn) {
         const lag = lsnToBigInt(inspection.primary.currentLsn) - lsnToBigInt(inspection.standby.replayLsn);
         inspection.lagBytes = Number(lag > 0n ? lag : 0n);
-        inspection.lagSeconds = pv?.replay_lag ?? 0;
+        // NULL replay_lag (no pg_stat_replication row for a standby that is not connected) is unknown, not 0.
+        const replayLag = pv?.replay_lag;
+        if (typeof replayLag === 'number' && Number.isFinite(replayLag)) inspection.lagSeconds = replayLag;
       }
       return inspection;
     },
@@ -204,6 +207,13 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS r,
                 (SELECT count(*)::text FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) AS sessions`,
       )).rows[0]);
+      if (!live.ok && owner !== undefined && fenceOwner(location) === owner) {
+        // A retry after this run's own shutdown (its answer lost): the fence is in place; report it again.
+        const control = await controlData(location.dataDir);
+        if (control.state === 'shut down') {
+          return { fenced: true, finalLsn: control.checkpointLsn, terminatedSessions: 0, cleanShutdown: true, method: 'clean shutdown (the shutdown checkpoint streamed to the standby) and a standby.signal, so a restart comes back read-only' };
+        }
+      }
       if (required && !live.ok) {
         throw ApplicationFailure.create({
           type: FailureType.PrimaryUnreachable,
@@ -214,6 +224,9 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         if (required) throw ApplicationFailure.nonRetryable(`${where(primary)} is in recovery (a standby), not the primary this promotion replaces`, FailureType.StandbyNotHealthy);
         return { fenced: false, reason: `${where(primary)} is already a standby (in recovery): nothing to fence` };
       }
+      if (live.ok && clusterPid(location) === undefined) {
+        throw ApplicationFailure.nonRetryable(`${where(primary)} answers, but no cluster runs in ${location.dataDir} on this host: databases.${name}.<node>.dataDir names another directory; nothing was fenced`, FailureType.NotConfigured);
+      }
       const fence = await fenceByShutdown(location, { port: primary.port, systemIdentifier: live.ok ? live.value?.sysid : undefined }, { database: name, node: primary, owner }, (file, text) => writeOwned(file, text, 'replace'));
       if (fence.control.state !== 'shut down' && fence.how === 'shutdown') {
         throw new Error(`${where(primary)} did not shut down cleanly (control file says "${fence.control.state}")`);
@@ -222,6 +235,8 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         fenced: true,
         finalLsn: fence.control.checkpointLsn,
         terminatedSessions: live.ok ? Number(live.value?.sessions ?? 0) : 0,
+        // finalLsn is the node's end of WAL only after a clean shutdown (a crashed node's checkpoint is behind it).
+        cleanShutdown: fence.control.state === 'shut down',
         method: fence.how === 'shutdown'
           ? 'clean shutdown (the shutdown checkpoint streamed to the standby) and a standby.signal, so a restart comes back read-only'
           : fence.how === 'already-fenced'
@@ -252,7 +267,9 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         if ((other.value?.tli ?? 0) > mine.timeline) {
           throw ApplicationFailure.nonRetryable(`refusing to unfence ${where(primary)}: ${where(standby)} is on timeline ${other.value?.tli}, newer than its ${mine.timeline}`, FailureType.UnfenceRefused);
         }
-        await liftShutdownFence(location);
+        const { started } = await liftShutdownFence(location);
+        // A node the fence found stopped stays stopped: the undo restores exactly that.
+        if (!started) return;
       }
       // Runs fenced by an earlier Lifeboat (a read-only default) are undone the way they were fenced.
       await withNode(primary, async (c) => {
@@ -278,15 +295,22 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       });
     },
 
-    async measureRpo(detectedAt: string): Promise<RpoMeasurement> {
-      const inspection = await this.inspect();
+    async measureRpo(detectedAt: string, inspected?: ReplicationInspection): Promise<RpoMeasurement> {
+      const inspection = inspected ?? (await this.inspect());
       if (!inspection.standby.reachable) throw new Error(`standby ${where(standby)} unreachable: ${inspection.standby.error ?? ''}`);
       if (inspection.lagBytes !== undefined) {
-        return {
-          measuredBytes: inspection.lagBytes,
-          measuredSeconds: inspection.lagSeconds ?? 0,
-          method: `old primary reachable: WAL between its current LSN ${inspection.primary.currentLsn} and the standby's replay LSN ${inspection.standby.replayLsn}; seconds from pg_stat_replication.replay_lag`,
-        };
+        const wal = `old primary reachable: ${inspection.lagBytes} bytes of WAL between its current LSN ${inspection.primary.currentLsn} and the standby's replay LSN ${inspection.standby.replayLsn}`;
+        if (inspection.lagBytes === 0) {
+          // Nothing unreplayed: no second of data is at risk, whatever replay_lag says (NULL when idle).
+          return { measuredBytes: 0, measuredSeconds: 0, method: `${wal}: nothing at risk` };
+        }
+        if (inspection.lagSeconds !== undefined) {
+          return { measuredBytes: inspection.lagBytes, measuredSeconds: inspection.lagSeconds, method: `${wal}; seconds from pg_stat_replication.replay_lag` };
+        }
+        const why = inspection.standby.streaming === true
+          ? 'pg_stat_replication.replay_lag is NULL (no lag sample yet)'
+          : `the standby is not streaming (WAL receiver ${inspection.standby.walReceiver ?? 'not running'}), so pg_stat_replication has no replay_lag for it`;
+        return { measuredBytes: inspection.lagBytes, method: `${wal}; seconds unknown: ${why}` };
       }
       const last = inspection.standby.lastReplayedCommitAt;
       return {

@@ -90,7 +90,7 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
   const back = await runWithApprovals('failback', [`region=${region}`], ['switchover']);
   const failedBack = await client.workflow.getHandle<typeof failback>(back.workflowId).result();
   console.log('');
-  console.log(`failed back to ${failedBack.region} in ${failedBack.durationSeconds.toFixed(1)}s, ${failedBack.rpo.measuredBytes} bytes lost; DNS weights ${JSON.stringify(failedBack.trafficAfter)}`);
+  console.log(`failed back to ${failedBack.region} in ${failedBack.durationSeconds.toFixed(1)}s, ${failedBack.rpo.measuredBytes ?? 'unknown'} bytes not replayed at promotion (${failedBack.rpo.met ? 'met' : 'MISSED'}); DNS weights ${JSON.stringify(failedBack.trafficAfter)}`);
   for (const d of failedBack.databases) {
     console.log(`  ${d.database}: ${failedBack.region} rebuilt with ${d.rebuiltWith}, switched over (timeline ${d.result.timeline}), ${failedBack.from} rebuilt with ${d.rebuiltOldPrimaryWith}`);
   }

@@ -1,5 +1,6 @@
 /** Plain-text rendering of a run's status for the terminal. */
 import type { RunbookStatus } from '../contract/runbook';
+import { describeReplication, describeRpo } from '../contract/rpo';
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 
@@ -19,10 +20,8 @@ export function formatStatus(status: RunbookStatus, now = Date.now()): string {
     `state: ${status.state}   phase: ${status.phase}   initiator: ${status.initiator}${status.incident ? `   incident: ${status.incident}` : ''}`,
     `RTO: budget ${status.rto.budgetSeconds}s, elapsed ${elapsed.toFixed(1)}s, ${status.rto.breached ? `BREACHED at ${status.rto.breachedAt ?? '?'}` : `${remaining.toFixed(1)}s left`}` +
       (status.rto.measuredSeconds !== undefined ? `, measured ${status.rto.measuredSeconds.toFixed(1)}s` : ''),
-    `RPO: target ${status.rpo.targetSeconds}s` +
-      (status.rpo.measuredSeconds !== undefined ? `, measured ${status.rpo.measuredSeconds.toFixed(1)}s` : '') +
-      (status.rpo.measuredBytes !== undefined ? ` / ${status.rpo.measuredBytes} bytes` : '') +
-      (status.rpo.met !== undefined ? (status.rpo.met ? ' (met)' : ' (MISSED)') : ''),
+    `RPO: ${describeRpo(status.rpo)}${status.rpo.verdict ? `: ${status.rpo.verdict}` : ''}`,
+    ...(status.replication ?? []).map((r) => `  ${describeReplication(r)}: ${r.verdict}`),
     `rollback: ${status.rollbackAvailable ? 'available' : 'no longer offered (past the point of no return)'}`,
     '',
     'steps:',

@@ -16,6 +16,7 @@ import type { LoadedConfig } from '../config/load';
 import { RECONCILIATION_ARTIFACT_KIND, RECONCILIATION_FORMAT, type ReconciliationReport } from '../contract/divergence';
 import { artifactDigest } from '../contract/evidence';
 import type { RunArtifact, RunbookStatus } from '../contract/runbook';
+import { describeRpo } from '../contract/rpo';
 import { objectStoreFor } from '../workers/dependencies';
 import { evidenceStore } from './evidence';
 import { runStatus } from './runs';
@@ -91,7 +92,7 @@ export function buildReport(status: RunbookStatus, now = new Date(), reconciliat
   const breaches = [
     ...(status.rto.breached ? [`RTO budget of ${status.rto.budgetSeconds}s breached at ${status.rto.breachedAt ?? '?'}`] : []),
     ...status.steps.filter((s) => s.budgetBreached).map((s) => `step ${s.id} exceeded its budget of ${s.budgetSeconds ?? '?'}s`),
-    ...(rpoVerdict(status.rpo) === 'MISSED' ? [`RPO target of ${status.rpo.targetSeconds}s missed${status.rpo.measuredBytes ? `: ${status.rpo.measuredBytes} bytes lost` : ''}`] : []),
+    ...(status.rpo.met === false ? [`RPO target of ${status.rpo.targetSeconds}s missed${status.rpo.verdict ? `: ${status.rpo.verdict}` : ''}`] : []),
   ];
   return {
     workflowId: status.workflowId,
@@ -108,7 +109,7 @@ export function buildReport(status: RunbookStatus, now = new Date(), reconciliat
     breaches,
     escalations: status.events.filter((e) => e.kind === 'escalation').map((e) => ({ at: e.at, detail: e.detail })),
     decisions: status.events
-      .filter((e) => ['gate-opened', 'gate-approved', 'gate-rejected', 'gate-timed-out', 'decision-refused', 'cancel-requested', 'resolved'].includes(e.kind))
+      .filter((e) => ['gate-opened', 'gate-approved', 'gate-rejected', 'gate-timed-out', 'decision-refused', 'pre-approval-set-aside', 'cancel-requested', 'resolved'].includes(e.kind))
       .map((e) => ({ at: e.at, kind: e.kind, by: e.by, gate: e.gate, detail: e.detail })),
     notifications: status.notifications,
     children: status.children,
@@ -207,7 +208,7 @@ export function renderMarkdown(r: RunReport): string {
     `- Runbook **${r.runbook}** on **${r.target}**${r.drill ? ' (drill)' : ''}, outcome **${r.state}**`,
     `- Initiator ${r.initiator}${r.incident ? `, incident ${r.incident}` : ''}; detected ${r.detectedAt}`,
     `- RTO: budget ${r.rto.budgetSeconds}s, measured ${(r.rto.measuredSeconds ?? r.rto.elapsedSeconds).toFixed(1)}s (${r.rto.breached ? 'BREACHED' : 'met'})`,
-    `- RPO: target ${r.rpo.targetSeconds}s, measured ${r.rpo.measuredSeconds ?? '?'}s / ${r.rpo.measuredBytes ?? '?'} bytes (${rpoVerdict(r.rpo)})`,
+    `- RPO: ${describeRpo(r.rpo)}${r.rpo.verdict ? `: ${r.rpo.verdict}` : ''}`,
     `- Evidence chain head: ${r.evidence ? `${r.evidence.head} (${r.evidence.records} records)` : 'none'}`,
     `- Notifications: ${r.notifications.delivered} delivered, ${r.notifications.pending} pending, ${r.notifications.failedRounds} failed rounds`,
     ...(r.error ? [`- Error (${r.error.type}): ${r.error.message}`] : []),

@@ -14,6 +14,8 @@ export interface ReplicationInspection {
     reachable: boolean;
     inRecovery?: boolean;
     streaming?: boolean;
+    /** pg_stat_wal_receiver.status (`streaming`, `starting`, ...); undefined when no WAL receiver runs. */
+    walReceiver?: string;
     replayLsn?: string;
     receiveLsn?: string;
     lastReplayedCommitAt?: string;
@@ -29,14 +31,17 @@ export interface ReplicationInspection {
   fenceOnHost?: boolean;
   /** Primary's current LSN minus the standby's replay LSN, when both are reachable. */
   lagBytes?: number;
-  /** Replay lag reported by the primary (0 when caught up), when reachable. */
+  /**
+   * pg_stat_replication.replay_lag, when the primary reports one. Undefined when it is NULL:
+   * a standby that is not connected has no row, and an idle caught-up one shows NULL. Never 0 for unknown.
+   */
   lagSeconds?: number;
   inspectedAt: string;
 }
 
 export type FenceResult =
   /** `method`: how the node was fenced (absent on runs from before fences were shutdowns: a read-only default). */
-  | { fenced: true; finalLsn: string; terminatedSessions: number; method?: string }
+  | { fenced: true; finalLsn: string; terminatedSessions: number; method?: string; cleanShutdown?: boolean }
   | { fenced: false; reason: string; attempted?: boolean };
 
 export interface CatchUpResult {
@@ -44,10 +49,39 @@ export interface CatchUpResult {
   replayLsn: string;
 }
 
+/** What a provider measured of the data at risk; a figure it could not take is undefined, never 0 (see contract/rpo.ts). */
 export interface RpoMeasurement {
+  /** Bytes of WAL the standby has not replayed: the primary measure. */
   measuredBytes?: number;
+  /** Seconds of lag (or an upper bound when the old primary is gone); undefined when unknown. */
   measuredSeconds?: number;
   method: string;
+}
+
+/** Input of the read-only `measureReplication` activity (a parent run, before its gate). */
+export interface MeasureReplicationInput {
+  database: string;
+  /** Which configured node would be promoted: `standby` (evacuation) or `primary` (failback). */
+  towards?: 'standby' | 'primary';
+  /** ISO detection time, for the upper bound when the old primary does not answer. */
+  detectedAt: string;
+}
+
+/** One database's replication, read without changing anything; nodes that do not answer are reported, not thrown. */
+export interface ReplicationReading {
+  database: string;
+  standby: { region: string; host: string; port: number; reachable: boolean; inRecovery?: boolean; streaming?: boolean; walReceiver?: string; error?: string };
+  primary: { region: string; host: string; port: number; reachable: boolean; error?: string };
+  rpo: RpoMeasurement;
+  inspectedAt: string;
+}
+
+/** Input of the read-only `confirmStreaming` activity: a planned promotion checks again before it promotes. */
+export interface ConfirmStreamingInput {
+  database: string;
+  towards?: 'standby' | 'primary';
+  /** When the check runs, for the message: e.g. "after catch-up", "right before promotion". */
+  stage: string;
 }
 
 export interface PromotionOutcome {

@@ -62,7 +62,11 @@ export interface DbPromotionResult {
   /** How the old primary was fenced, or why it was not (absent on runs from before this was reported). */
   fence?: { fenced: true; method: string } | { fenced: false; reason: string };
   rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
-  rpo: { targetSeconds: number; measuredBytes?: number; measuredSeconds?: number; method: string; met: boolean };
+  /**
+   * Judged by contract/rpo.ts: bytes of WAL not replayed first; a figure not measured is
+   * undefined (never 0), and unknown is not met. `verdict` says why (absent on older runs).
+   */
+  rpo: { targetSeconds: number; measuredBytes?: number; measuredSeconds?: number; method: string; met: boolean; verdict?: string };
 }
 
 /** What a promotion may change, held for the run (whatever its workflow id). */

@@ -75,14 +75,20 @@ export interface RegionalEvacuationResult {
   trafficBefore: Record<string, number>;
   trafficAfter: Record<string, number>;
   rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
-  /** Worst RPO across the databases. */
+  /**
+   * Worst RPO across the promoted databases; a figure one of them could not measure is undefined
+   * (never 0); met only when every promoted database met its own target.
+   */
   rpo: { targetSeconds: number; measuredSeconds?: number; measuredBytes?: number; met: boolean };
   degraded: boolean;
 }
 
-/** The region and every database it evacuates: held for the run, so a promotion of one of them started by hand is refused. */
-export function regionalEvacuationHolds(input: Pick<RegionalEvacuationInput, 'region'> & { databases: ReadonlyArray<{ name: string }> }): TargetRef[] {
-  return [{ kind: 'region', name: input.region }, ...input.databases.map((d) => ({ kind: 'database' as const, name: d.name }))];
+/**
+ * Both regions (the evacuated one and the one that takes its traffic: two evacuations towards each other
+ * would drain both) and every database it evacuates: a promotion of one of them started by hand is refused.
+ */
+export function regionalEvacuationHolds(input: Pick<RegionalEvacuationInput, 'region' | 'survivingRegion'> & { databases: ReadonlyArray<{ name: string }> }): TargetRef[] {
+  return [{ kind: 'region', name: input.region }, { kind: 'region', name: input.survivingRegion }, ...input.databases.map((d) => ({ kind: 'database' as const, name: d.name }))];
 }
 
 export function regionalEvacuationWorkflowId(region: string): string {

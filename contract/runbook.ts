@@ -97,13 +97,39 @@ export interface RtoStatus {
   measuredSeconds?: number;
 }
 
+/** The run's RPO: the rule in contract/rpo.ts decides `met`; unknown figures stay undefined, never 0. */
 export interface RpoStatus {
   targetSeconds: number;
+  /** Bytes of WAL not replayed on the standby (the primary measure); undefined: not measured. */
   measuredBytes?: number;
+  /** Seconds of data at risk; undefined: unknown (e.g. replay_lag NULL for a standby that is not connected). */
   measuredSeconds?: number;
   /** How the figure was obtained, e.g. "planned: standby replayed the fenced primary's final LSN". */
   method?: string;
+  /** Undefined until measured; then true only when the measured figures are within the target. */
   met?: boolean;
+  /** Why `met` is what it is, e.g. "171392 bytes not replayed, seconds unknown". */
+  verdict?: string;
+}
+
+/**
+ * One database's replication as a parent run (evacuation, failback) read it
+ * before its point-of-no-return gate, so the approver sees what each promotion risks.
+ */
+export interface DatabaseRpoStatus {
+  database: string;
+  /** The node that would be promoted: reachable, and streaming from its primary (undefined: not known). */
+  standbyRegion: string;
+  standbyReachable: boolean;
+  streaming?: boolean;
+  primaryReachable: boolean;
+  targetSeconds: number;
+  measuredBytes?: number;
+  measuredSeconds?: number;
+  method: string;
+  met: boolean;
+  verdict: string;
+  inspectedAt: string;
 }
 
 export type RunEventKind =
@@ -127,6 +153,8 @@ export type RunEventKind =
   /** The run was refused (a target held by another run). */
   | 'refused'
   | 'artifact'
+  | 'pre-approval-set-aside'
+  | 'replication-measured'
   | 'finished';
 
 export interface RunEvent {
@@ -155,6 +183,8 @@ export interface RunbookStatus {
   gates: GateStatus[];
   rto: RtoStatus;
   rpo: RpoStatus;
+  /** Parent runs: each database's lag and streaming state, read before the point-of-no-return gate. */
+  replication?: DatabaseRpoStatus[];
   pointOfNoReturnPassed: boolean;
   /** Whether a failure, rejection or cancel would still run the undos. */
   rollbackAvailable: boolean;

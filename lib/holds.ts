@@ -37,11 +37,13 @@ export async function inspectHold(client: Client, target: TargetRef, options: { 
     throw err;
   }
   if (description.status.name !== 'RUNNING') return { state: 'free', description: `${name} is free` };
-  const hold = await handle.query(holdQuery);
+  // This run of the hold, by its run id: a newer hold claimed meanwhile must never be read or ended for this one.
+  const run = client.workflow.getHandle(holdWorkflowId(target), description.runId);
+  const hold = await run.query(holdQuery);
   const open = await openMembers(client, hold.members);
   if (open.length === 0) {
     if (!options.endOrphan) return { state: 'free', description: `${name} is free (its last holder ${hold.holder.workflowId} has ended)` };
-    await handle.terminate(`every member of the hold on ${name} has ended`).catch((err: unknown) => {
+    await run.terminate(`every member of the hold on ${name} has ended`).catch((err: unknown) => {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     });
     return { state: 'free', description: `${name} is free (its last holder ${hold.holder.workflowId} had ended)` };

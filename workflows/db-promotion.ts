@@ -2,8 +2,9 @@
  * Runbook `db-promotion`: promote a database's standby to primary, with the old
  * primary fenced first and the promotion behind an approval gate.
  */
-import { ActivityFailure, patched, proxyActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, patched, proxyActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
+import { ActivityCancellationType } from '@temporalio/workflow';
 import { hostTaskQueue } from '../contract/queues';
 import type { FenceResult } from '../contract/database';
 import type { DatabaseActivities } from '../activities/database';
@@ -16,15 +17,19 @@ import {
   type DbPromotionResult,
 } from '../contract/db-promotion';
 import type { RpoMeasurement } from '../contract/database';
-import { RunbookRun } from './kernel/runbook-run';
+import { describeRpo } from '../contract/rpo';
+import { describe, isDeadline, RunbookRun } from './kernel/runbook-run';
 
 const readOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
 } as const satisfies ActivityOptions;
 
+/** A clean shutdown may take a while (the shutdown checkpoint): the fence heartbeats, and a cancel waits for it to end. */
 const fenceOptions = {
-  startToCloseTimeout: '30 seconds',
+  startToCloseTimeout: '3 minutes',
+  heartbeatTimeout: '20 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
 } as const satisfies ActivityOptions;
 
@@ -41,6 +46,12 @@ const verifyOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 10, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
 } as const satisfies ActivityOptions;
 
+/** Not streaming may be a WAL receiver restarting: a few checks a second apart, then the refusal stands. */
+const streamingOptions = {
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+} as const satisfies ActivityOptions;
+
 const db = proxyActivities<DatabaseActivities>(readOptions);
 
 /** How long a host-bound fence may wait for its region's worker: planned needs it; unplanned then calls the node unreachable. */
@@ -51,6 +62,13 @@ const UNPLANNED_FENCE_WAIT_SECONDS = 20;
 function neverStarted(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START;
 }
+
+/** Runs started before these changes replay without them (test/histories/*.json). */
+const PATCH_PLANNED_STREAMING = 'lifeboat-planned-streaming-recheck';
+const PATCH_RPO_PREAPPROVAL = 'lifeboat-rpo-preapproval-guard';
+const PATCH_UNPLANNED_SHUTDOWN_RPO = 'lifeboat-unplanned-shutdown-rpo';
+/** Unplanned, after a clean shutdown: how long the standby may take to replay the final LSN before the lag is measured instead. */
+const UNPLANNED_CATCH_UP_SECONDS = 15;
 
 /** Promotes `input.database`'s standby; see runbooks/db-promotion.md for the procedure. */
 export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionResult> {
@@ -85,7 +103,9 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     const hostQueue = onHost ? { taskQueue: hostTaskQueue(workflowInfo().taskQueue, region) } : {};
     // Unplanned: a lost region's worker never answers; after this long the node counts as not fenced (unreachable).
     const lostAfter = mode === 'unplanned' ? UNPLANNED_FENCE_WAIT_SECONDS : PLANNED_FENCE_WAIT_SECONDS;
-    const unfence = () => db.unfencePrimary.executeWithOptions({ ...undoOptions, ...hostQueue, ...(onHost ? { scheduleToStartTimeout: '2 minutes' } : {}), summary: `undo: unfence ${database} old primary (only while no other node is a primary)` }, [database, towards]);
+    // A fence no worker ever took changed nothing: its pre-registered undo has nothing to do either.
+    let fenceNeverStarted = false;
+    const unfence = async () => fenceNeverStarted ? undefined : db.unfencePrimary.executeWithOptions({ ...undoOptions, ...hostQueue, ...(onHost ? { scheduleToStartTimeout: '2 minutes' } : {}), summary: `undo: unfence ${database} old primary (only while no other node is a primary)` }, [database, towards]);
     const fence = await run.step(
       'fence-primary',
       async (): Promise<FenceResult> => {
@@ -95,8 +115,18 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
             [database, mode, towards],
           );
         } catch (err) {
-          if (onHost && mode === 'unplanned' && neverStarted(err)) {
-            return { fenced: false, attempted: false, reason: `not fenced: unreachable — no worker of region ${region} took the fence within ${lostAfter}s (the region may be lost)` };
+          if (onHost && neverStarted(err)) {
+            fenceNeverStarted = true;
+            // Only a primary that preflight could not reach counts as lost: a live one is never left unfenced.
+            if (mode === 'unplanned' && !preflight.primary.reachable) {
+              return { fenced: false, attempted: false, reason: `not fenced: unreachable — the old primary did not answer and no worker of region ${region} took the fence within ${lostAfter}s (the region may be lost)` };
+            }
+            throw ApplicationFailure.create({
+              type: FailureType.NotConfigured,
+              message: `no worker of region ${region} took the fence of ${database}'s old primary within ${lostAfter}s, while the node ${preflight.primary.reachable ? 'answers' : 'is needed (planned)'}: start 'lifeboat worker --region ${region}' on its host; nothing was changed`,
+              nonRetryable: true,
+              cause: err instanceof Error ? err : undefined,
+            });
           }
           throw err;
         }
@@ -106,30 +136,43 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     );
     if (!fence.fenced) run.skipped('fence-primary', fence.reason);
 
+    // Planned mode promotes only a streaming standby: preflight checked it, but streaming can stop
+    // after preflight, so it is checked again after catch-up and right before the promotion.
+    const confirmStreaming = async (stage: string) => {
+      if (mode !== 'planned' || !patched(PATCH_PLANNED_STREAMING)) return;
+      // A primary shut down by the fence streams nothing more: the standby streamed at preflight, and its
+      // replay of the shutdown checkpoint (catch-up) proves it holds every byte the primary wrote.
+      if (fence.fenced && fence.cleanShutdown === true) return;
+      await db.confirmStreaming.executeWithOptions({ ...streamingOptions, summary: `planned: confirm ${database} standby still streams (${stage})` }, [{ database, towards, stage }]);
+    };
+
     const rpo = await run.step('catch-up', async (): Promise<RpoMeasurement> => {
-      if (mode === 'planned' && fence.fenced) {
-        const caughtUp = await db.waitForReplay.executeWithOptions(
-          {
-            startToCloseTimeout: '10 seconds',
-            scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
-            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-            summary: `wait for ${database} standby to replay ${fence.finalLsn}`,
-          },
-          [database, fence.finalLsn, towards],
-        );
-        return {
-          measuredBytes: 0,
-          measuredSeconds: 0,
-          method: `planned: the standby replayed to ${caughtUp.replayLsn}, at or past the fenced primary's final LSN ${fence.finalLsn}`,
-        };
-      }
-      return db.measureRpo.executeWithOptions({ ...readOptions, summary: `measure ${database} replication lag as RPO` }, [database, input.run.detectedAt, towards]);
+      const measured = await measure();
+      await confirmStreaming('after catch-up');
+      return measured;
     });
     const rpoStatus = run.recordRpo(rpo);
 
+    // A parent's approval was given for what its approver saw; an RPO beyond this database's
+    // target, or one that could not be measured, needs a person at this gate.
+    const setAside = input.preApproved && !rpoStatus.met && patched(PATCH_RPO_PREAPPROVAL)
+      ? `RPO at promotion time is ${describeRpo(rpoStatus)}: ${rpoStatus.verdict}`
+      : undefined;
+
     // The gate sits right before the point of no return, after the fence: the approver decides
     // with the measured RPO in front of them, and a rejection or a timeout unfences the old primary.
-    await run.gate('promote', { preApproved: input.preApproved });
+    await run.gate('promote', { preApproved: input.preApproved, setAside });
+
+    // Not a step: a refusal here rolls back (unfence), which the irreversible promote step no longer could.
+    await confirmStreaming('right before promotion').catch((err: unknown) => {
+      if (isCancellation(err)) throw err;
+      throw ApplicationFailure.create({
+        type: FailureType.StandbyNotHealthy,
+        message: `planned promotion of ${database} refused right before promotion: ${describe(err)}; nothing was promoted`,
+        nonRetryable: true,
+        cause: err instanceof Error ? err : undefined,
+      });
+    });
 
     const promotion = await run.step(
       'promote',
@@ -152,7 +195,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       timeline: promotion.timeline,
       fence: fence.fenced ? { fenced: true, method: fence.method ?? 'read-only default (ALTER SYSTEM)' } : { fenced: false, reason: fence.reason },
       rto,
-      rpo: { ...rpo, targetSeconds: policy.rpoTargetSeconds, method: rpo.method, met: rpoStatus.met ?? false },
+      rpo: { ...rpo, targetSeconds: policy.rpoTargetSeconds, method: rpo.method, met: rpoStatus.met, verdict: rpoStatus.verdict },
     };
     await run.step('record-evidence', () =>
       run.announce({
@@ -162,9 +205,56 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
         subject: `${database} promoted in ${mode} mode`,
         body: `New primary ${promotion.newPrimary.region} ${promotion.newPrimary.host}:${promotion.newPrimary.port} (timeline ${promotion.timeline}). ` +
           `RTO ${rto.measuredSeconds.toFixed(1)}s of ${rto.budgetSeconds}s${rto.met ? '' : ' (EXCEEDED)'}; ` +
-          `RPO ${rpo.measuredSeconds ?? '?'}s / ${rpo.measuredBytes ?? '?'} bytes against ${policy.rpoTargetSeconds}s.`,
+          `RPO ${describeRpo(rpoStatus)}: ${rpoStatus.verdict}.`,
       }),
     );
     return result;
+
+    async function measure(): Promise<RpoMeasurement> {
+      if (mode === 'planned' && fence.fenced) {
+        const caughtUp = await db.waitForReplay.executeWithOptions(
+          {
+            startToCloseTimeout: '10 seconds',
+            scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
+            // Infinity: executeWithOptions deep-merges the proxy's 3 attempts; the catch-up timeout is the bound.
+            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+            summary: `wait for ${database} standby to replay ${fence.finalLsn}`,
+          },
+          [database, fence.finalLsn, towards],
+        ).catch((err: unknown) => {
+          if (!isDeadline(err)) throw err;
+          throw ApplicationFailure.create({
+            type: FailureType.ReplayBehind,
+            message: `standby of ${database} did not replay the fenced primary's final LSN ${fence.finalLsn} within catchUpTimeoutSeconds (${policy.catchUpTimeoutSeconds}s): ${describe(err)}`,
+            nonRetryable: true,
+            cause: err instanceof Error ? err : undefined,
+          });
+        });
+        return {
+          measuredBytes: 0,
+          measuredSeconds: 0,
+          method: `planned: the standby replayed to ${caughtUp.replayLsn}, at or past the fenced primary's final LSN ${fence.finalLsn}`,
+        };
+      }
+      if (mode === 'unplanned' && fence.fenced && fence.cleanShutdown === true && patched(PATCH_UNPLANNED_SHUTDOWN_RPO)) {
+        // The fence shut a reachable old primary down cleanly: its end of WAL is known, so the loss is measured, not bounded.
+        const caughtUp = await db.waitForReplay.executeWithOptions(
+          {
+            startToCloseTimeout: '10 seconds',
+            scheduleToCloseTimeout: `${UNPLANNED_CATCH_UP_SECONDS} seconds`,
+            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+            summary: `unplanned: does ${database} standby replay the shut-down primary's final LSN ${fence.finalLsn}?`,
+          },
+          [database, fence.finalLsn, towards],
+        ).catch((err: unknown) => {
+          if (isCancellation(err)) throw err;
+          return undefined;
+        });
+        if (caughtUp) {
+          return { measuredBytes: 0, measuredSeconds: 0, method: `unplanned: the old primary was shut down cleanly by the fence and the standby replayed to ${caughtUp.replayLsn}, at or past its final LSN ${fence.finalLsn}` };
+        }
+      }
+      return db.measureRpo.executeWithOptions({ ...readOptions, summary: `measure ${database} replication lag as RPO` }, [database, input.run.detectedAt, towards]);
+    }
   });
 }

@@ -23,8 +23,8 @@ import { artifactDigest } from '../contract/evidence';
 import { FAILBACK_RUNBOOK, failbackHolds, failbackPlan, type FailbackInput, type FailbackResult, type FailbackStepId } from '../contract/failback';
 import { FailureType } from '../contract/failures';
 import { hostTaskQueue } from '../contract/queues';
-import { RunbookRun } from './kernel/runbook-run';
-import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { describe, isDeadline, RunbookRun } from './kernel/runbook-run';
+import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 /** Runs started before the divergence checks replay without them (test/histories/failback.json). */
 const DIVERGENCE_PATCH = 'lifeboat-failback-divergence';
@@ -88,7 +88,7 @@ interface DivergenceCheck {
   /** Where they are, and where the current primaries are (for people). */
   nodeRegion: string;
   /** The task queue of the nodes' host worker (absent on runs from before host queues). */
-  host: { taskQueue?: string };
+  host: { taskQueue?: string; scheduleToStartTimeout?: string };
   sourceRegion: string;
   /** What a rejection at the gate does, in words (a rollback only before the point of no return). */
   onReject: string;
@@ -246,7 +246,8 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
     const divergenceChecked = patched(DIVERGENCE_PATCH);
     // Work on a node's files and processes (stop, measure, copy, rewind) runs on the worker of its region's host.
     const onHost = patched('lifeboat-failback-on-host');
-    const hostOf = (nodeRegion: string) => (onHost ? { taskQueue: hostTaskQueue(workflowInfo().taskQueue, nodeRegion) } : {});
+    // A region without a host worker fails the step with a clear timeout instead of waiting for ever.
+    const hostOf = (nodeRegion: string) => (onHost ? { taskQueue: hostTaskQueue(workflowInfo().taskQueue, nodeRegion), scheduleToStartTimeout: '5 minutes' } : {});
     const homeChecks = divergenceChecked
       ? await keepWhatWouldBeDiscarded(run, names, { measure: 'measure-divergence', keep: 'keep-divergence', rebuild: 'rebuild-standbys', node: 'primary', nodeRegion: region, host: hostOf(region), sourceRegion: from, onReject: 'the failback rolls back, nothing rebuilt' }, limits)
       : undefined;
@@ -262,15 +263,31 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
           {
             startToCloseTimeout: '30 seconds',
             scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
-            retry: { initialInterval: '1 second', backoffCoefficient: 1, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
+            // Infinity: executeWithOptions deep-merges the proxy's 3 attempts; the catch-up timeout is the bound.
+            retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
             summary: `wait for ${name} in ${region} to catch up`,
           },
           [name, policy.catchUpMaxLagBytes, 'primary'],
-        ),
+        ).catch((err: unknown) => {
+          if (!isDeadline(err)) throw err;
+          throw ApplicationFailure.create({
+            type: FailureType.ReplayBehind,
+            message: `${name} in ${region} did not come within ${policy.catchUpMaxLagBytes} bytes of its primary within catchUpTimeoutSeconds (${policy.catchUpTimeoutSeconds}s): ${describe(err)}`,
+            nonRetryable: true,
+            cause: err instanceof Error ? err : undefined,
+          });
+        }),
       )),
     );
 
-    const approval = await run.gate('switchover');
+    // The approver sees each database's lag and streaming state before the point of no return.
+    const briefing = await measureBeforeGate(
+      run,
+      input.databases.map((d) => ({ name: d.name, targetSeconds: d.promotion.rpoTargetSeconds })),
+      'primary',
+      'planned switchover: each one fences the current primary and waits for replay, so these are the figures before the fence',
+    );
+    const approval = await run.gate('switchover', { briefing });
     const outcomes = await run.step('switchover', async () => {
       const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate switchover of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(

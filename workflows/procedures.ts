@@ -2,12 +2,15 @@
  * Procedures shared by the regional runbooks (evacuation, failback): parallel
  * database promotions as child runs, and a canary traffic ramp with checks.
  */
-import { ChildWorkflowCancellationType, ParentClosePolicy, proxyActivities, sleep, startChild, type ActivityOptions } from '@temporalio/workflow';
+import { ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, patched, proxyActivities, sleep, startChild, type ActivityOptions } from '@temporalio/workflow';
+import type { DatabaseActivities } from '../activities/database';
 import type { TrafficActivities } from '../activities/traffic';
 import { DB_PROMOTION_RUNBOOK, dbPromotionWorkflowId, type DbPromotionInput } from '../contract/db-promotion';
+import type { ReplicationReading } from '../contract/database';
 import type { DatabaseEvacuationOutcome } from '../contract/regional-evacuation';
 import { FailureType } from '../contract/failures';
-import type { RunContext } from '../contract/runbook';
+import { describeRpo, judgeRpo } from '../contract/rpo';
+import type { DatabaseRpoStatus, RunContext } from '../contract/runbook';
 import { dbPromotion } from './db-promotion';
 import { describe, type PreApproval, type RunbookRun } from './kernel/runbook-run';
 
@@ -34,7 +37,70 @@ const canaryCheckOptions = {
   retry: { maximumAttempts: 1 },
 } as const satisfies ActivityOptions;
 
+/** Reading replication changes nothing: a few quick attempts, then the database is shown as not measured. */
+const replicationReadOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.UnknownDatabase, FailureType.NotConfigured] },
+} as const satisfies ActivityOptions;
+
 const app = proxyActivities<TrafficActivities>(dnsOptions);
+const db = proxyActivities<DatabaseActivities>(replicationReadOptions);
+
+/** Runs started before the parent gates showed the RPO replay without the reading (test/histories/*.json). */
+export const PATCH_RPO_BEFORE_PARENT_GATE = 'lifeboat-rpo-before-parent-gate';
+
+export interface GateDatabase {
+  name: string;
+  /** The database's own RPO target, the one its promotion is judged by. */
+  targetSeconds: number;
+}
+
+/**
+ * Before a parent's point-of-no-return gate: reads each database's lag and streaming state
+ * (read-only, in parallel), records them in the status and returns the briefing for the
+ * gate-opened event. Undefined for runs started before this existed. A database whose reading
+ * fails is shown as not measured (not met); the gate still opens, the approver decides.
+ */
+export async function measureBeforeGate(run: RunbookRun, databases: readonly GateDatabase[], towards: 'standby' | 'primary', note: string): Promise<string | undefined> {
+  if (!patched(PATCH_RPO_BEFORE_PARENT_GATE)) return undefined;
+  const rows = await Promise.all(
+    databases.map(async (d): Promise<DatabaseRpoStatus> => {
+      try {
+        const reading = await db.measureReplication.executeWithOptions(
+          { ...replicationReadOptions, summary: `read ${d.name} replication before the gate (read-only)` },
+          [{ database: d.name, towards, detectedAt: run.context.detectedAt }],
+        );
+        return replicationRow(reading, d.targetSeconds);
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        return {
+          database: d.name, standbyRegion: '?', standbyReachable: false, primaryReachable: false, targetSeconds: d.targetSeconds,
+          method: `could not be read: ${describe(err)}`, met: false, verdict: 'not measured (bytes and seconds unknown)', inspectedAt: new Date().toISOString(),
+        };
+      }
+    }),
+  );
+  return run.recordReplication(rows, note);
+}
+
+function replicationRow(r: ReplicationReading, targetSeconds: number): DatabaseRpoStatus {
+  const { met, reason } = judgeRpo(targetSeconds, r.rpo);
+  return {
+    database: r.database,
+    standbyRegion: r.standby.region,
+    standbyReachable: r.standby.reachable,
+    streaming: r.standby.streaming,
+    primaryReachable: r.primary.reachable,
+    targetSeconds,
+    measuredBytes: r.rpo.measuredBytes,
+    measuredSeconds: r.rpo.measuredSeconds,
+    method: r.rpo.method,
+    met,
+    verdict: reason,
+    inspectedAt: r.inspectedAt,
+  };
+}
+
 
 export interface PromotionRequest {
   database: string;
@@ -63,7 +129,7 @@ export async function promoteInParallel(run: RunbookRun, context: RunContext, pr
         });
         track('running');
         const result = await child.result();
-        track('completed', `timeline ${result.timeline}, RPO ${result.rpo.measuredSeconds ?? '?'}s`);
+        track('completed', `timeline ${result.timeline}, RPO ${describeRpo(result.rpo)}`);
         return { database: request.database, childWorkflowId, state: 'promoted', result };
       } catch (err) {
         track('failed', describe(err));

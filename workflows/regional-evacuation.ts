@@ -16,7 +16,8 @@ import {
 } from '../contract/regional-evacuation';
 import { RunbookRun } from './kernel/runbook-run';
 import type { SkippedRun } from '../contract/runbook';
-import { controlOptions, dnsOptions, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { describeRpo, worstRpo } from '../contract/rpo';
+import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 const app = proxyActivities<TrafficActivities>(controlOptions);
 
@@ -76,7 +77,16 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       { undoIfInterrupted: restore, compensate: () => restore },
     );
 
-    const approval = await run.gate('promote-databases');
+    // The approver sees each database's lag and streaming state before the point of no return.
+    const briefing = await measureBeforeGate(
+      run,
+      input.databases.map((d) => ({ name: d.name, targetSeconds: d.promotion.rpoTargetSeconds })),
+      'standby',
+      mode === 'planned'
+        ? 'planned: each promotion fences its primary and waits for replay, so these are the figures before the fence'
+        : `unplanned: what a promotion now would lose; a promotion beyond its target stops at its own gate for a person`,
+    );
+    const approval = await run.gate('promote-databases', { briefing });
     const outcomes = await run.step('promote-databases', async () => {
       const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate promote-databases of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(
@@ -116,15 +126,10 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
     );
     const trafficAfter = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights after the ramp' }, []);
 
-    const worstSeconds = Math.max(...promoted.map((o) => o.result?.rpo.measuredSeconds ?? 0));
-    const bytes = promoted.map((o) => o.result?.rpo.measuredBytes);
-    const rpo = {
-      targetSeconds: rpoTarget,
-      measuredSeconds: promoted.length > 0 ? worstSeconds : undefined,
-      measuredBytes: bytes.every((b) => b !== undefined) && bytes.length > 0 ? Math.max(...bytes.map((b) => b ?? 0)) : undefined,
-      met: promoted.every((o) => o.result?.rpo.met === true),
-    };
-    run.recordRpo({ measuredSeconds: rpo.measuredSeconds, measuredBytes: rpo.measuredBytes, method: 'worst of the database promotions' });
+    // Each database is judged by its own target; one unknown figure makes the worst unknown, never 0.
+    const worst = worstRpo(promoted.flatMap((o) => (o.result ? [o.result] : [])));
+    const rpo = { targetSeconds: rpoTarget, measuredSeconds: worst.measuredSeconds, measuredBytes: worst.measuredBytes, met: worst.verdict.met };
+    run.recordRpo({ measuredSeconds: rpo.measuredSeconds, measuredBytes: rpo.measuredBytes, method: 'worst of the database promotions, each judged by its own target' }, worst.verdict);
     const degraded = outcomes.some((o) => o.state === 'failed');
 
     await run.step('record-evidence', () =>
@@ -135,7 +140,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
         subject: `${region} evacuated to ${survivingRegion}${degraded ? ' (DEGRADED)' : ''}`,
         body:
           `RTO ${rto.measuredSeconds.toFixed(1)}s of ${rto.budgetSeconds}s${rto.met ? '' : ' (EXCEEDED)'}. ` +
-          outcomes.map((o) => (o.result ? `${o.database}: RPO ${o.result.rpo.measuredSeconds ?? '?'}s / ${o.result.rpo.measuredBytes ?? '?'} bytes` : `${o.database}: FAILED ${o.error ?? ''}`)).join('; '),
+          outcomes.map((o) => (o.result ? `${o.database}: RPO ${describeRpo(o.result.rpo)}` : `${o.database}: FAILED ${o.error ?? ''}`)).join('; '),
       }),
     );
 

@@ -173,9 +173,9 @@ describe('db-promotion', () => {
     });
     const handle = temporal.client.workflow.getHandle(started.workflowId);
     const failure = await failureOf(handle);
-    expect((failure.cause as ApplicationFailure).type).toBe(FailureType.StepFailed);
-    expect(failure.cause?.message).toMatch(/step catch-up failed/);
-    expect(failure.cause?.message).toMatch(/replayed to .*, needs /);
+    // The catch-up polls until catchUpTimeoutSeconds, then says which LSN the standby did not reach.
+    expect((failure.cause as ApplicationFailure).type).toBe(FailureType.ReplayBehind);
+    expect(failure.cause?.message).toMatch(/^standby of orders did not replay the fenced primary's final LSN [0-9A-F]+\/[0-9A-F]+ within catchUpTimeoutSeconds \(3s\): /);
 
     expect(await tryWrite(db.primary, 'orders', 'writable again')).toBeUndefined();
     const status = await handle.query(statusQuery);

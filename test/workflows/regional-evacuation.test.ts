@@ -13,7 +13,9 @@ import type { HistoryAndWorkflowId } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
+import { dbPromotionWorkflowId } from '../../contract/db-promotion';
 import { FailureType } from '../../contract/failures';
+import { rpoMet } from '../../contract/rpo';
 import { statusQuery } from '../../contract/runbook';
 import { stopCluster } from '../../lab/postgres';
 import { stopPid } from '../../lib/processes';
@@ -129,6 +131,10 @@ describe('regional-evacuation', () => {
     await approve(handle, 'drain-traffic');
     // The freeze holds while the gate waits: east refuses writes.
     expect((await service('east', 'POST', '/records/orders', { payload: 'during freeze' })).status).toBe(503);
+    // Before the point of no return the gate shows each database's replication, read from the servers.
+    const atGate = await waitForStatus(handle, gateWaiting('promote-databases'), 'gate promote-databases', 120_000);
+    expect((atGate.replication ?? []).map((r) => [r.database, r.standbyRegion, r.standbyReachable, r.streaming, r.primaryReachable]).sort()).toEqual(DATABASES.map((n) => [n, 'west', true, true, true]).sort());
+    expect(atGate.events.find((e) => e.kind === 'gate-opened' && e.gate === 'promote-databases')?.detail).toMatch(/RPO per database before promotion \(planned: .*\): .*orders: standby west streaming/);
     await approve(handle, 'promote-databases');
     const result = ranToEnd(await handle.result());
 
@@ -193,6 +199,9 @@ describe('regional-evacuation', () => {
       runbook: 'failback', params: ['region=east'], as: 'alice', id: `failback:east:test-${process.pid}-${++counter}`, drill: true,
     });
     const handle = temporal.client.workflow.getHandle<typeof failback>(started.workflowId);
+    // The switchover gate shows each database's replication towards its original primary in east.
+    const atGate = await waitForStatus(handle, gateWaiting('switchover'), 'gate switchover', 240_000);
+    expect((atGate.replication ?? []).map((r) => [r.database, r.standbyRegion, r.streaming]).sort()).toEqual(DATABASES.map((n) => [n, 'east', true]).sort());
     await approve(handle, 'switchover');
     const result = ranToEnd(await handle.result());
 
@@ -407,12 +416,33 @@ describe('regional-evacuation', () => {
     const handle = temporal.client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
     await approve(handle, 'drain-traffic');
     await approve(handle, 'promote-databases');
+    // Each child's loss window is an upper bound (detection minus its last replayed commit): the kills
+    // take seconds, so it may exceed the 5 s target. A child within it promotes on the parent's
+    // approval; one beyond it waits at its own gate for a person, with the reason recorded.
+    for (const name of DATABASES) {
+      const child = temporal.client.workflow.getHandle(dbPromotionWorkflowId(name));
+      // This evacuation's child (it inherits the run's detection time), not an earlier run with the same id.
+      const at = await waitForStatus(child, (s) => s.detectedAt === detectedAt && (s.state === 'completed' || gateWaiting('promote')(s)), `${name}: promoted or waiting at its own gate`, 120_000);
+      expect(at.rpo.measuredBytes).toBeUndefined();
+      expect(at.rpo.met).toBe(rpoMet(5, at.rpo));
+      if (at.state === 'completed') {
+        expect(at.rpo.met).toBe(true);
+        expect(at.events.some((e) => e.kind === 'gate-approved' && e.detail.includes("at the parent run's gate"))).toBe(true);
+      } else {
+        expect(at.rpo.met).toBe(false);
+        expect(at.events.find((e) => e.kind === 'pre-approval-set-aside')?.detail).toMatch(/^gate promote: the approval by bob at the parent run's gate does not cover this: RPO at promotion time is target 5s, bytes unknown, \d+\.\ds \(MISSED\)/);
+        expect(await inRecovery(db(name).standby)).toBe(true);
+        await decideGate(temporal.client, lab.loaded, { workflowId: child.workflowId, gate: 'promote', as: 'carol', comment: 'east is gone', decision: 'approve' });
+      }
+    }
     const result = ranToEnd(await handle.result());
     expect(result.databases.every((d) => d.state === 'promoted')).toBe(true);
     for (const d of result.databases) {
       expect(d.result?.rpo.method).toMatch(/^old primary unreachable/);
       expect(d.result?.rpo.measuredSeconds).toBeGreaterThanOrEqual(0);
+      expect(d.result?.rpo.met).toBe(rpoMet(5, d.result?.rpo ?? {}));
     }
+    expect(result.rpo.met).toBe(result.databases.every((d) => d.result?.rpo.met === true));
     const status = await handle.query(statusQuery);
     expect(status.steps.find((s) => s.id === 'freeze-writes')).toMatchObject({ state: 'skipped' });
     expect(status.steps.find((s) => s.id === 'freeze-writes')?.note).toMatch(/^service in east unreachable/);

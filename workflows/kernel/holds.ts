@@ -35,12 +35,13 @@ export interface ClaimedHold {
   how: 'claimed' | 'joined';
 }
 
-/** Claims `targets` in order for this run; throws TargetHeld (nothing changed) when one is held by another run. */
-export async function claimHolds(targets: readonly TargetRef[], holder: Omit<HolderInfo, 'workflowId' | 'runId'>, note: (detail: string) => void): Promise<ClaimedHold[]> {
+/** Claims `targets` for this run into `claimed` (so a partial claim is released too); throws TargetHeld (nothing changed) when one is held by another run. */
+export async function claimHolds(targets: readonly TargetRef[], holder: Omit<HolderInfo, 'workflowId' | 'runId'>, note: (detail: string) => void, claimed: ClaimedHold[]): Promise<void> {
   const info = workflowInfo();
   const me: HoldMember = { workflowId: info.workflowId, runId: info.runId };
-  const claimed: ClaimedHold[] = [];
-  for (const target of targets) {
+  // One order for every run (regions before databases, by name): two runs never wait on each other's half.
+  const ordered = [...targets].sort((a, b) => (a.kind === b.kind ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.kind === 'region' ? -1 : 1));
+  for (const target of ordered) {
     const id = holdWorkflowId(target);
     for (let attempt = 1; ; attempt++) {
       try {
@@ -86,7 +87,6 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
       }
     }
   }
-  return claimed;
 }
 
 /** Leaves every hold this run claimed or joined; a hold ends when its last member leaves. */

@@ -42,6 +42,7 @@ import {
   type GatePolicy,
   type GateStatus,
   type ResolveRequest,
+  type DatabaseRpoStatus,
   type RpoStatus,
   type RtoPolicy,
   type RunbookStatus,
@@ -55,6 +56,7 @@ import {
   type RunArtifact,
 } from '../../contract/runbook';
 import { lookup } from '../../contract/records';
+import { describeReplication, judgeRpo, type RpoVerdict } from '../../contract/rpo';
 import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
 import { claimHolds, releaseHolds, type ClaimedHold } from './holds';
 import type { TargetRef } from '../../contract/holds';
@@ -240,11 +242,15 @@ export class RunbookRun {
   private async run<T extends object>(procedure: () => Promise<T>, whenHeld: 'fail' | 'skip'): Promise<(T & { evidence?: EvidenceHead }) | SkippedRun> {
     this.record('started', `${this.options.runbook} on ${this.options.target} started by ${this.options.context.initiator}`);
     this.upsertStartAttributes();
-    this.startRtoBudget();
+    // A run with holds starts its RTO clock once it holds its targets: a refused run never pages a breach.
+    if (!this.holdsEnabled) this.startRtoBudget();
     this.publish();
     CancellationScope.current().cancelRequested.catch(() => this.onCancelRequested());
     try {
-      if (this.holdsEnabled) await this.mainScope.run(() => this.claimTargets());
+      if (this.holdsEnabled) {
+        await this.mainScope.run(() => this.claimTargets());
+        this.startRtoBudget();
+      }
       const result = await this.mainScope.run(procedure);
       this.finish('completed', 'completed', { result });
       // The chain head in the result: editing or truncating the stored log is detected against it.
@@ -276,10 +282,11 @@ export class RunbookRun {
     this.setPhase('claiming targets');
     const { runStartTime } = workflowInfo();
     try {
-      this.claimed = await claimHolds(
+      await claimHolds(
         this.options.holds ?? [],
         { runbook: this.options.runbook, initiator: this.options.context.initiator, startedAt: runStartTime.toISOString() },
         (detail) => this.record('hold', detail),
+        this.claimed,
       );
     } catch (err) {
       if (err instanceof ApplicationFailure && err.type === FailureType.TargetHeld) {
@@ -409,8 +416,12 @@ export class RunbookRun {
   /**
    * Waits for an authorised approver. Escalates after `escalateAfterSeconds`, rejects
    * as timed out after `timeoutSeconds`; a rejection throws GateRejected.
+   * `preApproved`: decided at a parent run's gate, recorded and not asked again, unless
+   * `setAside` gives a reason why that approval does not cover what this run found
+   * (e.g. an RPO beyond the target): then a person must decide here, and the on-call is paged.
+   * `briefing`: what the approver should see, added to the gate-opened event.
    */
-  async gate(id: string, options: { preApproved?: PreApproval } = {}): Promise<GateStatus> {
+  async gate(id: string, options: { preApproved?: PreApproval; setAside?: string; briefing?: string } = {}): Promise<GateStatus> {
     const gate = this.gateStatus(id);
     const policy = lookup(this.options.gates, id);
     if (!policy) throw ApplicationFailure.nonRetryable(`no policy configured for gate '${id}'`, 'RunbookDefinitionError');
@@ -418,7 +429,9 @@ export class RunbookRun {
     gate.openedAt = this.now();
     gate.decidedBy = gate.decidedAt = gate.comment = gate.escalatedAt = undefined;
     gate.approvals = [];
-    if (options.preApproved) {
+    if (options.preApproved && options.setAside !== undefined) {
+      this.record('pre-approval-set-aside', `gate ${id}: the approval by ${options.preApproved.by} at the parent run's gate does not cover this: ${options.setAside}; a person must approve here`, { by: options.preApproved.by, gate: id });
+    } else if (options.preApproved) {
       // Decided at the parent run's gate (e.g. an evacuation's promote-databases): recorded, not asked again.
       const { by, at, comment } = options.preApproved;
       Object.assign(gate, { state: 'approved', decidedBy: by, decidedAt: at, comment });
@@ -429,7 +442,11 @@ export class RunbookRun {
     gate.state = 'waiting';
     this.status.state = 'waiting-approval';
     this.setPhase(`gate ${id}`);
-    this.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}`, { gate: id });
+    this.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}${options.briefing ? `. ${options.briefing}` : ''}`, { gate: id });
+    if (options.preApproved && options.setAside !== undefined) {
+      // The parent's approver believes this promotion is under way: someone must come now, not after the escalation delay.
+      this.escalate('escalation', 'critical', `gate ${id} needs a person: the parent run's approval does not cover it`, `${options.setAside}. Approve or reject gate ${id} of this run (approvers: ${gate.approvers.join(', ')}).`, { gate: id });
+    }
     this.publish();
 
     const decided = () => gate.state !== 'waiting';
@@ -461,12 +478,29 @@ export class RunbookRun {
     return { ...gate };
   }
 
-  recordRpo(rpo: Omit<RpoStatus, 'targetSeconds' | 'met'>): RpoStatus {
+  /**
+   * Records the run's RPO and judges it by the rule of contract/rpo.ts against the run's
+   * target (unknown is not met). A parent that aggregates its children passes their verdict.
+   */
+  recordRpo(rpo: Omit<RpoStatus, 'targetSeconds' | 'met' | 'verdict'>, verdict?: RpoVerdict): RpoStatus & { met: boolean; verdict: string } {
     const target = this.options.rpoTargetSeconds;
-    const met = rpo.measuredSeconds !== undefined ? rpo.measuredSeconds <= target : rpo.measuredBytes === 0 ? true : undefined;
-    this.status.rpo = { targetSeconds: target, ...rpo, met };
+    const { met, reason } = verdict ?? judgeRpo(target, rpo);
+    const recorded = { targetSeconds: target, ...rpo, met, verdict: reason };
+    this.status.rpo = recorded;
     this.publish();
-    return this.status.rpo;
+    return recorded;
+  }
+
+  /**
+   * Records each database's replication as read before a point-of-no-return gate (status and
+   * event), and returns the summary for the gate-opened event, so the approver decides with it.
+   */
+  recordReplication(rows: DatabaseRpoStatus[], note: string): string {
+    this.status.replication = rows;
+    const summary = `RPO per database before promotion (${note}): ${rows.map((r) => `${describeReplication(r)}: ${r.verdict}`).join('; ')}`;
+    this.record('replication-measured', summary);
+    this.publish();
+    return summary;
   }
 
   /** Measured RTO: from detection to now (call when the service is verified). */
@@ -915,6 +949,14 @@ function ignoreCancellation(err: unknown): void {
 
 function structuredCloneStatus(status: RunbookStatus): RunbookStatus {
   return JSON.parse(JSON.stringify(status)) as RunbookStatus;
+}
+
+/**
+ * A poll loop that ran out of its schedule-to-close budget (e.g. a catch-up deadline). The server
+ * does not always attach the last attempt's error, so the caller says what was not reached.
+ */
+export function isDeadline(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
 }
 
 /** The innermost message: an activity failure's cause says what went wrong; a timeout keeps the last attempt's error. */

@@ -1,5 +1,6 @@
 /** Renders a run's status as Markdown for the Temporal UI's "current details". */
 import type { RunbookStatus, StepState, GateState } from '../../contract/runbook';
+import { describeRpo, replicationCells } from '../../contract/rpo';
 
 const STEP_MARK: Record<StepState, string> = {
   pending: '·',
@@ -26,9 +27,8 @@ export function renderStatusMarkdown(status: RunbookStatus): string {
     `Initiator ${status.initiator}${status.incident ? `, incident ${status.incident}` : ''}, detected ${status.detectedAt}`,
     `RTO budget ${rto.budgetSeconds}s: ${rto.breached ? `**BREACHED** at ${rto.breachedAt ?? '?'}` : `${Math.round(rto.remainingSeconds)}s left`}` +
       (rto.measuredSeconds !== undefined ? `, measured ${rto.measuredSeconds.toFixed(1)}s` : ''),
-    `RPO target ${status.rpo.targetSeconds}s` +
-      (status.rpo.measuredSeconds !== undefined ? `, measured ${status.rpo.measuredSeconds.toFixed(1)}s` : '') +
-      (status.rpo.measuredBytes !== undefined ? ` / ${status.rpo.measuredBytes} bytes` : ''),
+    `RPO ${describeRpo(status.rpo)}`,
+    ...replicationTable(status),
     '',
     '| | step | state |',
     '|---|---|---|',
@@ -43,4 +43,21 @@ export function renderStatusMarkdown(status: RunbookStatus): string {
   for (const a of status.artifacts ?? []) lines.push('', `📄 ${a.title} (${a.kind} \`${a.name}\`, sha256 ${a.digest.slice(0, 12)}…)`);
   if (status.error) lines.push('', `Error (${status.error.type}): ${status.error.message}`);
   return lines.join('\n');
+}
+
+/** A parent run's per-database reading, taken before its point-of-no-return gate. */
+function replicationTable(status: RunbookStatus): string[] {
+  const rows = status.replication ?? [];
+  if (rows.length === 0) return [];
+  return [
+    '',
+    `RPO per database, read before the gate (${rows[0]?.inspectedAt ?? '?'}):`,
+    '',
+    '| database | standby | streaming | WAL not replayed | lag | RPO |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => {
+      const c = replicationCells(r);
+      return `| ${r.database} | ${c.standby} | ${c.streaming} | ${c.bytes} | ${c.seconds} | ${c.verdict}: ${r.verdict} |`;
+    }),
+  ];
 }
