@@ -19,6 +19,7 @@ import type {
 } from '../contract/database';
 import type { PromotionMode } from '../contract/db-promotion';
 import { FailureType } from '../contract/failures';
+import { lsnToBigInt } from './postgres';
 
 /** What a runbook needs from one replicated database, whatever runs it. */
 export interface DatabaseProvider {
@@ -112,6 +113,22 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
       const { caughtUp, replayLsn } = await provider(database, towards).replayedUpTo(targetLsn);
       if (!caughtUp) throw ApplicationFailure.retryable(`standby of ${database} replayed to ${replayLsn}, needs ${targetLsn}`, FailureType.ReplayBehind);
       return { targetLsn, replayLsn };
+    },
+
+    /**
+     * Unplanned, after the fence shut the old primary down cleanly: its end of WAL (`finalLsn`) is known, so the
+     * loss is exact: the WAL between the standby's replay position and it. Seconds are not measured.
+     */
+    async measureLossAfterShutdown(input: { database: string; towards?: PromotionTarget; finalLsn: string }): Promise<RpoMeasurement> {
+      const { caughtUp, replayLsn } = await provider(input.database, input.towards).replayedUpTo(input.finalLsn);
+      if (caughtUp) {
+        return { measuredBytes: 0, measuredSeconds: 0, method: `unplanned: the old primary was shut down cleanly by the fence and the standby replayed to ${replayLsn}, at or past its final LSN ${input.finalLsn}` };
+      }
+      const bytes = Number(lsnToBigInt(input.finalLsn) - lsnToBigInt(replayLsn));
+      return {
+        measuredBytes: bytes,
+        method: `unplanned: the old primary was shut down cleanly by the fence at ${input.finalLsn}; the standby replayed only to ${replayLsn}: ${bytes} bytes of WAL it never received are lost; seconds unknown (not measured for WAL the standby never saw)`,
+      };
     },
 
     async measureRpo(database: string, detectedAt: string, towards?: PromotionTarget): Promise<RpoMeasurement> {

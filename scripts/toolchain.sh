@@ -56,8 +56,14 @@ ensure_npm_deps() {
   # `npm install`, not `npm ci`: this registry serves only the linux builds of
   # @swc/core, so the lock lacks the other platforms' optional entries and
   # `npm ci` refuses it. The lock still pins every installed version.
-  (cd "$LIFEBOAT_ROOT" && npm install --no-audit --no-fund >&2) || return 1
-  cp "$LIFEBOAT_ROOT/package-lock.json" "$stamp"
+  # npm rewrites the lock (it adds the platforms' optional entries it can see): keep the committed one,
+  # so the stamp matches the lock in the tree and the next run (or another checkout) does not reinstall.
+  local committed
+  committed="$(mktemp)"
+  cp "$LIFEBOAT_ROOT/package-lock.json" "$committed"
+  (cd "$LIFEBOAT_ROOT" && npm install --no-audit --no-fund >&2) || { rm -f "$committed"; return 1; }
+  cp "$committed" "$LIFEBOAT_ROOT/package-lock.json"
+  mv "$committed" "$stamp"
 }
 
 ensure_temporal() {

@@ -253,6 +253,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
         if (caughtUp) {
           return { measuredBytes: 0, measuredSeconds: 0, method: `unplanned: the old primary was shut down cleanly by the fence and the standby replayed to ${caughtUp.replayLsn}, at or past its final LSN ${fence.finalLsn}` };
         }
+        return db.measureLossAfterShutdown.executeWithOptions({ ...readOptions, summary: `measure ${database}: WAL between the standby's replay position and the shut-down primary's final LSN` }, [{ database, towards, finalLsn: fence.finalLsn }]);
       }
       return db.measureRpo.executeWithOptions({ ...readOptions, summary: `measure ${database} replication lag as RPO` }, [database, input.run.detectedAt, towards]);
     }

@@ -18,6 +18,7 @@ import { approveSignal, decideUpdate, resolveSignal, statusQuery, type RunbookSt
 import type { dbPromotion } from '../../workflows';
 import { workflowsSourcePath } from '../../workers/worker';
 import { createTestLab, type TestLab } from '../helpers/lab';
+import { waitForStreaming } from '../../lab/postgres';
 import { inRecovery, sql, timeline, tryWrite, countRows } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 
@@ -163,6 +164,8 @@ describe('db-promotion', () => {
 
   it('a failure after fencing (standby cannot catch up) unfences the old primary and fails with the cause', async () => {
     const db = orders();
+    // The rejection before restarted the old primary: the standby streams from it again within seconds.
+    await waitForStreaming(lab.lab.clusters('orders').standby);
     // Really stop replay on the standby, then write on the primary: the standby cannot reach the final LSN.
     await sql(db.standby, 'postgres', 'SELECT pg_wal_replay_pause()');
     expect(await tryWrite(db.primary, 'orders', 'not yet replayed')).toBeUndefined();

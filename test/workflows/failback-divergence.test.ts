@@ -186,9 +186,10 @@ describe('failback after a divergence', () => {
 
   it('stops at discard-divergence with a copy and a reconciliation report; approved, it says what it discarded per database', { timeout: 600_000 }, async () => {
     const { divergedIds, westCounts } = await divergeAndEvacuate();
-    // East's host comes back: its clusters start as they were (orders still holds the diverged rows, writable on timeline 1).
+    // East's host comes back: its clusters start, but the evacuation's fence (a standby.signal) brings them up
+    // read-only on timeline 1; orders still holds the diverged rows.
     await lab.lab.up({ temporal: false });
-    expect(await inRecovery(db('orders').primary)).toBe(false);
+    expect(await inRecovery(db('orders').primary)).toBe(true);
     expect(await count(db('orders').primary, 'orders', "payload LIKE 'diverged %'")).toBe(DIVERGED_ROWS);
 
     const handle = await startFailback();
@@ -240,7 +241,7 @@ describe('failback after a divergence', () => {
     expect(text).toContain('(matches the evidence chain)');
     expect(text).toContain(`- Missing on current (${DIVERGED_ROWS}), keys: ${divergedIds.join(' ')}`);
     expect(text).toContain(`| ${divergedIds[0]} | missing |`);
-    expect(text).toMatch(/- RPO: target 0s, measured \?s \/ \d+ bytes \(MISSED\)/);
+    expect(text).toMatch(/- RPO: target 0s, \d+ bytes not replayed, seconds unknown \(MISSED\)/);
     const json = JSON.parse(readFileSync((await writeReport(temporal.client, lab.loaded, handle.workflowId, 'json')).file, 'utf8')) as RunReport;
     expect(json.reconciliations).toHaveLength(1);
     expect(json.reconciliations[0]).toMatchObject({ verified: true, report: { database: 'orders', totals: { missing: DIVERGED_ROWS } } });
@@ -266,11 +267,13 @@ describe('failback after a divergence', () => {
     expect(status.steps.filter((s) => s.id.startsWith('rebuild-')).map((s) => s.state)).toEqual(['pending', 'pending']);
     expect(status.steps.find((s) => s.id === 'measure-divergence')?.state).toBe('compensated');
 
-    // Nothing rebuilt: east's clusters are still stopped, untouched since the crash (same control file, no recovery signal).
+    // Nothing rebuilt: east's clusters are still stopped, untouched since the crash (same control file), and still
+    // fenced by the evacuation (its standby.signal and marker stay: a restart would come back read-only).
     for (const name of DATABASES) {
       const dir = lab.lab.clusters(name).primary.dataDir;
       expect(clusterPid({ dataDir: dir })).toBeUndefined();
-      expect(existsSync(path.join(dir, 'standby.signal'))).toBe(false);
+      expect(existsSync(path.join(dir, 'standby.signal'))).toBe(true);
+      expect(existsSync(path.join(dir, 'lifeboat-fence.json'))).toBe(true);
     }
     expect(controlData(eastDir)).toEqual(before);
     expect(existsSync(path.join(copy, 'PG_VERSION'))).toBe(true);
