@@ -22,7 +22,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import { RetryState, type SearchAttributeUpdatePair } from '@temporalio/common';
 import type { NotificationActivities } from '../../activities/notify';
 import type { EvidenceActivities } from '../../activities/evidence';
 import { GENESIS, sealRecord, type EvidenceHead, type EvidenceRecord } from '../../contract/evidence';
@@ -956,7 +956,11 @@ function structuredCloneStatus(status: RunbookStatus): RunbookStatus {
  * does not always attach the last attempt's error, so the caller says what was not reached.
  */
 export function isDeadline(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+  if (!(err instanceof ActivityFailure)) return false;
+  if (err.cause instanceof TimeoutFailure) return true;
+  // When the next retry would start past the schedule-to-close deadline, the server ends the activity with the
+  // last attempt's own (retryable) failure instead of a timeout: the poll ran out of time all the same.
+  return err.cause instanceof ApplicationFailure && err.cause.nonRetryable !== true && err.retryState === RetryState.TIMEOUT;
 }
 
 /** The innermost message: an activity failure's cause says what went wrong; a timeout keeps the last attempt's error. */
