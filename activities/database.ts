@@ -136,6 +136,16 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
     },
 
     /**
+     * Read-only, for a return watch: does the node a promotion left behind answer, and does it take
+     * writes (not in recovery)? From this worker, over the network: it changes nothing.
+     */
+    async probeOldPrimary(input: { database: string; towards?: PromotionTarget }): Promise<{ answers: boolean; writable: boolean; node: NodeEndpoint; error?: string }> {
+      const p = provider(input.database, input.towards);
+      const { primary } = await p.inspect();
+      return { answers: primary.reachable, writable: primary.reachable && primary.currentLsn !== undefined, node: p.primary, error: primary.error };
+    },
+
+    /**
      * Read-only, for a parent run before its gate: the standby's streaming state and the RPO a
      * promotion now would have. Nodes that do not answer are reported as such, never thrown.
      */

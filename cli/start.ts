@@ -204,6 +204,7 @@ export function promotionPolicy(config: LifeboatConfig, database: DatabaseConfig
     rpoTargetSeconds: database.rpoTargetSeconds,
     catchUpTimeoutSeconds: runbook.catchUpTimeoutSeconds,
     compensationAttempts: runbook.compensationAttempts,
+    returnWatchProbeSeconds: runbook.returnWatchProbeSeconds,
   };
 }
 

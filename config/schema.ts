@@ -117,6 +117,8 @@ const dbPromotionRunbook = z.strictObject({
   gates: z.strictObject({ promote: gate }),
   catchUpTimeoutSeconds: seconds.default(120),
   compensationAttempts: z.number().int().min(1).max(100).default(5),
+  /** While a return watch waits for an unreachable old primary's region: how often it probes the node from the main worker. */
+  returnWatchProbeSeconds: seconds.default(300),
 });
 
 /** A traffic ramp: percent on the target region at each stage, held with synthetic checks. */

@@ -38,6 +38,8 @@ export interface DbPromotionPolicy {
   catchUpTimeoutSeconds: number;
   /** Attempts of each compensation before the run asks a person (needs-attention). */
   compensationAttempts: number;
+  /** How often a return watch probes an unreachable old primary while no worker of its region runs (absent: 300). */
+  returnWatchProbeSeconds?: number;
 }
 
 export interface DbPromotionInput {
@@ -61,6 +63,8 @@ export interface DbPromotionResult {
   timeline: number;
   /** How the old primary was fenced, or why it was not (absent on runs from before this was reported). */
   fence?: { fenced: true; method: string } | { fenced: false; reason: string };
+  /** The return watch left to fence the old primary when its region answers again (only when it was unreachable). */
+  returnWatch?: string;
   rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
   /**
    * Judged by contract/rpo.ts: bytes of WAL not replayed first; a figure not measured is

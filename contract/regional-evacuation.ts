@@ -81,6 +81,8 @@ export interface RegionalEvacuationResult {
    */
   rpo: { targetSeconds: number; measuredSeconds?: number; measuredBytes?: number; met: boolean };
   degraded: boolean;
+  /** The return watch left to freeze the region's service when it answers again (only when it was unreachable). */
+  returnWatch?: string;
 }
 
 /**

@@ -155,6 +155,8 @@ export type RunEventKind =
   | 'artifact'
   | 'pre-approval-set-aside'
   | 'replication-measured'
+  /** A return watch left for a part of the lost region the run could not reach (contract/return-watch.ts). */
+  | 'return-watch'
   | 'finished';
 
 export interface RunEvent {

@@ -74,6 +74,8 @@ export interface LabUpOptions {
   temporal: boolean;
   /** Start DNS, SMTP, the Twilio stand-in and the regional services when the config points at loopback (default true). */
   shared?: boolean;
+  /** Start (or create) the database clusters (default true; false: a region's services come back before its databases). */
+  databases?: boolean;
   /** Rows seeded into each new primary. */
   seedRows?: number;
   log?: (line: string) => void;
@@ -104,7 +106,7 @@ export class Lab {
     mkdirSync(path.join(this.stateDir, 'logs'), { recursive: true });
     mkdirSync(path.join(this.stateDir, 'pg'), { recursive: true });
     if (options.temporal) await this.upTemporal(say);
-    for (const name of this.pgNames()) await this.upDatabase(name, options.seedRows ?? 100, say);
+    if (options.databases !== false) for (const name of this.pgNames()) await this.upDatabase(name, options.seedRows ?? 100, say);
     if (options.shared !== false) await this.upShared(say);
     return this.status();
   }

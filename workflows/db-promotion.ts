@@ -67,6 +67,7 @@ function neverStarted(err: unknown): boolean {
 const PATCH_PLANNED_STREAMING = 'lifeboat-planned-streaming-recheck';
 const PATCH_RPO_PREAPPROVAL = 'lifeboat-rpo-preapproval-guard';
 const PATCH_UNPLANNED_SHUTDOWN_RPO = 'lifeboat-unplanned-shutdown-rpo';
+const PATCH_RETURN_WATCH = 'lifeboat-return-watch';
 /** Unplanned, after a clean shutdown: how long the standby may take to replay the final LSN before the lag is measured instead. */
 const UNPLANNED_CATCH_UP_SECONDS = 15;
 
@@ -119,7 +120,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
             fenceNeverStarted = true;
             // Only a primary that preflight could not reach counts as lost: a live one is never left unfenced.
             if (mode === 'unplanned' && !preflight.primary.reachable) {
-              return { fenced: false, attempted: false, reason: `not fenced: unreachable — the old primary did not answer and no worker of region ${region} took the fence within ${lostAfter}s (the region may be lost)` };
+              return { fenced: false, attempted: false, unreachable: true, reason: `not fenced: unreachable — the old primary did not answer and no worker of region ${region} took the fence within ${lostAfter}s (the region may be lost)` };
             }
             throw ApplicationFailure.create({
               type: FailureType.NotConfigured,
@@ -179,6 +180,12 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       () => db.promoteStandby.executeWithOptions({ ...promoteOptions, summary: `promote ${database} ${towards === 'primary' ? 'original primary (failback)' : 'standby'} (pg_promote)` }, [database, towards]),
     );
 
+    // Past the point of no return with the old primary not fenced: a watch fences it the moment its
+    // region's worker runs again, and holds the database until then (nothing acts on an unfenced node).
+    const returnWatch = !fence.fenced && fence.unreachable === true && patched(PATCH_RETURN_WATCH)
+      ? await run.leaveReturnWatch({ kind: 'fence', database, region, towards }, policy.returnWatchProbeSeconds)
+      : undefined;
+
     const { workflowId } = workflowInfo();
     await run.step('verify-write', () =>
       db.verifyWrite.executeWithOptions({ ...verifyOptions, summary: `verify a write on ${database} new primary` }, [database, workflowId, towards]),
@@ -194,6 +201,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       newPrimary: promotion.newPrimary,
       timeline: promotion.timeline,
       fence: fence.fenced ? { fenced: true, method: fence.method ?? 'read-only default (ALTER SYSTEM)' } : { fenced: false, reason: fence.reason },
+      ...(returnWatch ? { returnWatch } : {}),
       rto,
       rpo: { ...rpo, targetSeconds: policy.rpoTargetSeconds, method: rpo.method, met: rpoStatus.met, verdict: rpoStatus.verdict },
     };

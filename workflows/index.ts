@@ -5,3 +5,4 @@ export { failback } from './failback';
 export { databaseBackup } from './database-backup';
 export { backupRestoreTest } from './backup-restore-test';
 export { targetHold } from './target-hold';
+export { returnWatch } from './return-watch';

@@ -4,7 +4,7 @@
  * (child db-promotion runs), re-point and verify the service there, then bring
  * traffic back gradually. See runbooks/regional-evacuation.md.
  */
-import { ApplicationFailure, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, patched, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { TrafficActivities } from '../activities/traffic';
 import { FailureType } from '../contract/failures';
 import {
@@ -20,6 +20,9 @@ import { describeRpo, worstRpo } from '../contract/rpo';
 import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 const app = proxyActivities<TrafficActivities>(controlOptions);
+
+/** Runs started before return watches replay without them (test/histories/*.json). */
+const PATCH_RETURN_WATCH = 'lifeboat-return-watch';
 
 /** Evacuates `input.region`; the databases whose primary is there are promoted in `input.survivingRegion`. */
 export async function regionalEvacuation(input: RegionalEvacuationInput): Promise<RegionalEvacuationResult | SkippedRun> {
@@ -106,6 +109,12 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       return results;
     });
 
+    // Past the point of no return with the region's service not frozen: a watch freezes it the moment it
+    // answers again (a service coming back must not take risky writes), holding the region until then.
+    const returnWatch = freeze.skipped !== undefined && patched(PATCH_RETURN_WATCH)
+      ? await run.leaveReturnWatch({ kind: 'freeze', region })
+      : undefined;
+
     const promoted = outcomes.filter((o) => o.state === 'promoted' && o.result);
     const promotedNames = promoted.map((o) => o.database);
     await run.step('repoint-service', async () => {
@@ -144,6 +153,6 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       }),
     );
 
-    return { workflowId, region, survivingRegion, mode, databases: outcomes, trafficBefore, trafficAfter, rto, rpo, degraded };
+    return { workflowId, region, survivingRegion, mode, databases: outcomes, trafficBefore, trafficAfter, rto, rpo, degraded, ...(returnWatch ? { returnWatch } : {}) };
   });
 }

@@ -23,7 +23,17 @@ function installRuntime(): void {
 export interface TestTemporal {
   client: Client;
   worker: Worker;
+  /** The host workers of the node regions (`<queue>@<region>`), which a test may stop and start again. */
+  hosts: HostWorkers;
   /** Stops the worker and closes the connections. */
+  close(): Promise<void>;
+}
+
+export interface HostWorkers {
+  /** Shuts down the host worker of `region` (its region lost, as far as Lifeboat can tell). */
+  stop(region: string): Promise<void>;
+  /** Starts the host worker of `region` again (idempotent). */
+  start(region: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,15 +50,17 @@ export async function startTestTemporal(loaded: LoadedConfig): Promise<TestTempo
     workflows: 'source',
     dataConverter: dataConverter(temporalTarget(loaded)),
   });
-  const hostWorkers = await createHostWorkers(loaded, nativeConnection);
-  const running = Promise.all([worker.run(), ...hostWorkers.map((w) => w.run())]);
+  const hosts = await hostWorkers(loaded, nativeConnection);
+  const running = worker.run();
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace, dataConverter: dataConverter(temporalTarget(loaded)) });
   return {
     client,
     worker,
+    hosts,
     async close() {
-      for (const w of [worker, ...hostWorkers]) if (w.getState() === 'RUNNING') w.shutdown();
+      await hosts.close();
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await nativeConnection.close();
       await connection.close();
@@ -57,29 +69,47 @@ export async function startTestTemporal(loaded: LoadedConfig): Promise<TestTempo
 }
 
 /** One host worker per region of the database nodes (activities only, `<queue>@<region>`), as the lab runs them. */
-async function createHostWorkers(loaded: LoadedConfig, connection: NativeConnection): Promise<Worker[]> {
+async function hostWorkers(loaded: LoadedConfig, connection: NativeConnection): Promise<HostWorkers> {
   const { namespace, taskQueue } = loaded.config.temporal;
-  return Promise.all(nodeRegions(loaded).map((region) => createLifeboatWorker({
-    connection,
-    namespace,
-    taskQueue,
-    region,
-    identity: `lifeboat-test@${region}`,
-    dependencies: buildActivityDependencies(loaded),
-    dataConverter: dataConverter(temporalTarget(loaded)),
-  })));
+  const running = new Map<string, { worker: Worker; done: Promise<void> }>();
+  const start = async (region: string) => {
+    if (running.has(region)) return;
+    const worker = await createLifeboatWorker({
+      connection,
+      namespace,
+      taskQueue,
+      region,
+      identity: `lifeboat-test@${region}`,
+      dependencies: buildActivityDependencies(loaded),
+      dataConverter: dataConverter(temporalTarget(loaded)),
+    });
+    running.set(region, { worker, done: worker.run() });
+  };
+  const stop = async (region: string) => {
+    const host = running.get(region);
+    if (!host) return;
+    running.delete(region);
+    if (host.worker.getState() === 'RUNNING') host.worker.shutdown();
+    await host.done;
+  };
+  await Promise.all(nodeRegions(loaded).map(start));
+  return {
+    start,
+    stop,
+    async close() {
+      await Promise.all([...running.keys()].map(stop));
+    },
+  };
 }
 
 /** Host workers in this process, for tests whose main worker is a separate process (killed by the test). */
 export async function startHostWorkers(loaded: LoadedConfig): Promise<{ close(): Promise<void> }> {
   installRuntime();
   const connection = await NativeConnection.connect({ address: loaded.config.temporal.address });
-  const workers = await createHostWorkers(loaded, connection);
-  const running = Promise.all(workers.map((w) => w.run()));
+  const hosts = await hostWorkers(loaded, connection);
   return {
     async close() {
-      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-      await running;
+      await hosts.close();
       await connection.close();
     },
   };

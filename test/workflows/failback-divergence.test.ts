@@ -147,6 +147,17 @@ async function divergeAndEvacuate(): Promise<Diverged> {
   return { divergedIds, eastCounts, westCounts };
 }
 
+/**
+ * East's service, unreachable during the evacuation, answers again: the return watch the evacuation left
+ * freezes it and leaves the region's hold, so the failback may claim it.
+ */
+async function serviceFrozenAgain(): Promise<void> {
+  const watch = await temporal.client.workflow.getHandle('lifeboat-return-watch:region:east').result();
+  expect(watch).toMatchObject({ duty: 'freeze', region: 'east' });
+  const health = await fetch(`${lab.loaded.config.services.east?.url ?? ''}/health`);
+  expect(await health.json()).toMatchObject({ frozen: true });
+}
+
 async function startFailback(): Promise<WorkflowHandle<typeof failback>> {
   const started = await startRun(temporal.client, lab.loaded, { runbook: 'failback', params: ['region=east'], as: 'alice', id: `failback:east:test-${process.pid}-${++counter}`, drill: true });
   return temporal.client.workflow.getHandle<typeof failback>(started.workflowId);
@@ -198,6 +209,7 @@ describe('failback after a divergence', () => {
     // East's host comes back: its clusters start, but the evacuation's fence (a standby.signal) brings them up
     // read-only on timeline 1; orders still holds the diverged rows.
     await lab.lab.up({ temporal: false });
+    await serviceFrozenAgain();
     expect(await inRecovery(db('orders').primary)).toBe(true);
     expect(await count(db('orders').primary, 'orders', "payload LIKE 'diverged %'")).toBe(DIVERGED_ROWS);
 
@@ -261,6 +273,8 @@ describe('failback after a divergence', () => {
   it('rejected at discard-divergence: rolls back without having rebuilt anything', { timeout: 600_000 }, async () => {
     const { divergedIds, eastCounts, westCounts } = await divergeAndEvacuate();
     // East's host is back but its databases are not started: the failback finds the clusters as the crash left them.
+    await lab.lab.up({ temporal: false, databases: false });
+    await serviceFrozenAgain();
     const eastDir = lab.lab.clusters('orders').primary.dataDir;
     const before = controlData(eastDir);
     expect(before['Database cluster state']).toBe('in production');

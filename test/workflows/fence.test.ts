@@ -4,11 +4,16 @@
  * its read-only default off nor a restart by hand gets a write in. Real
  * Temporal, real PostgreSQL; rows are counted on both nodes.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { Client as PgClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
 import { postgresDatabase } from '../../config/load';
-import { startCluster } from '../../lab/postgres';
+import { startCluster, stopCluster } from '../../lab/postgres';
+import { RunRefusedError } from '../../cli/runs';
+import { inspectHold } from '../../lib/holds';
+import { returnWatchWorkflowId } from '../../contract/return-watch';
+import type { returnWatch } from '../../workflows';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { countRows, inRecovery, sql } from '../helpers/postgres';
@@ -18,7 +23,8 @@ let lab: TestLab;
 let temporal: TestTemporal;
 
 beforeAll(async () => {
-  lab = await createTestLab('fence');
+  // A return watch probes an unreachable old primary every 2 s (300 s by default), so its page is seen here.
+  lab = await createTestLab('fence', { dbPromotion: { returnWatchProbeSeconds: 2 } });
   temporal = await startTestTemporal(lab.loaded);
 });
 
@@ -82,3 +88,59 @@ describe('a fence PostgreSQL enforces', () => {
     await lab.lab.reset();
   });
 });
+
+/** What was delivered to the on-call for `workflowId` (the notification journal). */
+function pages(workflowId: string): Array<{ subject: string; body: string }> {
+  if (!existsSync(lab.loaded.journalPath)) return [];
+  return readFileSync(lab.loaded.journalPath, 'utf8').trim().split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as { workflowId: string; audience: string; delivered: boolean; subject: string; body: string })
+    .filter((j) => j.workflowId === workflowId && j.audience === 'oncall' && j.delivered);
+}
+
+describe('an old primary that was unreachable', () => {
+  it('unreachable then back: the return watch fences it the moment its region\'s worker runs again, and holds the database until then', { timeout: 240_000 }, async () => {
+    const db = orders();
+    const { primary } = lab.lab.clusters('orders');
+    // East is lost: its primary crashed and no Lifeboat worker runs there.
+    await temporal.hosts.stop('east');
+    await stopCluster(primary, 'kill');
+    try {
+      const started = await startRun(temporal.client, lab.loaded, { runbook: 'db-promotion', params: ['database=orders', 'mode=unplanned'], as: 'alice', drill: true });
+      const handle = temporal.client.workflow.getHandle<typeof dbPromotion>(started.workflowId);
+      const atGate = await waitForStatus(handle, gateWaiting('promote'), 'gate promote', 90_000);
+      expect(atGate.steps.find((s) => s.id === 'fence-primary')).toMatchObject({ state: 'skipped', note: expect.stringMatching(/^not fenced: unreachable/) });
+      await decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate: 'promote', as: 'bob', decision: 'approve', comment: 'east is gone' });
+      const result = await handle.result();
+      const watchId = returnWatchWorkflowId({ kind: 'fence', database: 'orders', region: 'east', towards: 'standby' });
+      expect(result.fence).toEqual({ fenced: false, reason: expect.stringMatching(/^not fenced: unreachable/) });
+      expect(result.returnWatch).toBe(watchId);
+      expect(await inRecovery(db.standby)).toBe(false);
+
+      // East's host comes back: its primary restarts writable on its old timeline (two writable primaries) ...
+      await startCluster(primary);
+      expect(await inRecovery(db.primary)).toBe(false);
+      // The watch sees it from the main worker and pages the on-call: the node takes writes and is not fenced.
+      await expect.poll(() => pages(watchId).some((p) => /TAKES WRITES and is not fenced/.test(p.subject) && p.body.includes("start 'lifeboat worker --region east'")), { timeout: 30_000, interval: 500 }).toBe(true);
+      // ... and while no worker of east runs, the database stays held by the watch: nothing else acts on it.
+      const refused = await startRun(temporal.client, lab.loaded, { runbook: 'db-promotion', params: ['database=orders', 'mode=unplanned'], as: 'alice', drill: true, id: `db-promotion:orders:after-${process.pid}` }).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(RunRefusedError);
+      expect((refused as Error).message).toMatch(new RegExp(`^orders is held by ${handle.workflowId} \\(alice, started [^)]*, ended; still held by ${watchId}\\)`));
+
+      // The worker of east runs again: the watch's fence, waiting on east's queue, shuts the node down at once.
+      await temporal.hosts.start('east');
+      const watch = await temporal.client.workflow.getHandle<typeof returnWatch>(watchId).result();
+      expect(watch).toMatchObject({ duty: 'fence', database: 'orders', region: 'east', fence: { fenced: true, method: expect.stringMatching(/^clean shutdown/) } });
+      expect((await bypassWrite(db.primary)).every((m) => /ECONNREFUSED/.test(m))).toBe(true);
+      expect(pages(watchId).some((p) => /old primary in east is back; fenced/.test(p.subject))).toBe(true);
+      // A restart by hand now comes back read-only.
+      await startCluster(primary);
+      expect(await inRecovery(db.primary)).toBe(true);
+      // The hold left with the watch: the database is free for the next run (the CLI asks the server first).
+      await expect.poll(async () => inspectHold(temporal.client, { kind: 'database', name: 'orders' }, { endOrphan: false }).then((h) => h.state), { timeout: 60_000, interval: 500 }).toBe('free');
+    } finally {
+      await temporal.hosts.start('east');
+      await lab.lab.reset();
+    }
+  });
+});
+

@@ -448,6 +448,17 @@ describe('regional-evacuation', () => {
     expect(status.steps.find((s) => s.id === 'freeze-writes')?.note).toMatch(/^service in east unreachable/);
     expect(await weights()).toEqual({ east: 0, west: 100, maintenance: 0 });
     for (const name of DATABASES) expect(await countRows(db(name).standby, name)).toBeGreaterThanOrEqual(20);
+
+    // East comes back: its service restarts unfrozen (the freeze lived in its memory). The return watch the
+    // run left freezes it again as soon as it answers, and holds the region until then.
+    expect(result.returnWatch).toBe('lifeboat-return-watch:region:east');
+    await lab.lab.up({ temporal: false });
+    const watch = await temporal.client.workflow.getHandle(result.returnWatch ?? '').result();
+    expect(watch).toMatchObject({ duty: 'freeze', region: 'east' });
+    const health = await fetch(`${serviceUrl('east')}/health`);
+    expect(await health.json()).toMatchObject({ region: 'east', frozen: true });
+    const write = await fetch(`${serviceUrl('east')}/records/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ payload: 'after the return' }) });
+    expect(write.status).toBe(503);
   });
 });
 

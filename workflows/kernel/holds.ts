@@ -89,6 +89,13 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
   }
 }
 
+/** Lets a child this run started (e.g. a return watch) into this run's hold on `target`, before this run leaves it. */
+export async function admitToHold(claimed: readonly ClaimedHold[], target: TargetRef, member: HoldMember): Promise<boolean> {
+  if (!claimed.some((c) => c.target.kind === target.kind && c.target.name === target.name)) return false;
+  await getExternalWorkflowHandle(holdWorkflowId(target)).signal(joinHoldSignal, member);
+  return true;
+}
+
 /** Leaves every hold this run claimed or joined; a hold ends when its last member leaves. */
 export async function releaseHolds(claimed: readonly ClaimedHold[]): Promise<void> {
   const { workflowId, runId } = workflowInfo();

@@ -59,6 +59,8 @@ import { lookup } from '../../contract/records';
 import { describeReplication, judgeRpo, type RpoVerdict } from '../../contract/rpo';
 import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
 import { claimHolds, releaseHolds, type ClaimedHold } from './holds';
+import { leaveReturnWatch } from './return-watches';
+import type { ReturnDuty } from '../../contract/return-watch';
 import type { TargetRef } from '../../contract/holds';
 import { renderStatusMarkdown } from './status-markdown';
 
@@ -542,6 +544,17 @@ export class RunbookRun {
         }
       })
       .catch(ignoreCancellation);
+  }
+
+  /**
+   * After the point of no return, for a part of the lost region this run could not reach: a watch
+   * that fences or freezes it when it answers again, holding its target until then. Returns its id.
+   */
+  async leaveReturnWatch(duty: ReturnDuty, probeEverySeconds?: number): Promise<string> {
+    const left = await leaveReturnWatch(duty, this.options.runbook, this.options.context, this.claimed, probeEverySeconds);
+    this.record('return-watch', left.description);
+    this.publish();
+    return left.workflowId;
   }
 
   /** Records a child run (e.g. a database promotion of an evacuation) in the status. */

@@ -1,0 +1,141 @@
+/**
+ * The return watch a run leaves behind when it passed its point of no return
+ * without reaching part of the lost region (contract/return-watch.ts). The
+ * fence waits on the task queue of the old primary's region, so it runs the
+ * moment a worker there polls again; meanwhile the watch checks from here
+ * whether the node answers without such a worker and pages the on-call if it
+ * takes writes. A service is frozen as soon as it answers. The watch is a
+ * member of its target's hold until its duty is done.
+ */
+import {
+  CancellationScope,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  sleep,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import { ActivityCancellationType } from '@temporalio/workflow';
+import type { DatabaseActivities } from '../activities/database';
+import type { NotificationActivities } from '../activities/notify';
+import type { TrafficActivities } from '../activities/traffic';
+import type { FenceResult, Notification } from '../contract/database';
+import { FailureType } from '../contract/failures';
+import { releaseHoldSignal, holdWorkflowId } from '../contract/holds';
+import { hostTaskQueue } from '../contract/queues';
+import { describeDuty, returnWatchTarget, type ReturnDuty, type ReturnWatchInput, type ReturnWatchResult } from '../contract/return-watch';
+
+/** Until its region's worker takes it: no start deadline. Each attempt may shut the node down (a checkpoint). */
+const fenceOptions = {
+  startToCloseTimeout: '3 minutes',
+  heartbeatTimeout: '20 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', nonRetryableErrorTypes: [FailureType.UnknownDatabase, FailureType.NotConfigured] },
+} as const satisfies ActivityOptions;
+
+/** A service that does not answer is asked again every 30 s, for as long as the watch runs. */
+const freezeOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '5 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: [FailureType.NotConfigured] },
+} as const satisfies ActivityOptions;
+
+const readOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
+} as const satisfies ActivityOptions;
+
+const db = proxyActivities<DatabaseActivities>(readOptions);
+const app = proxyActivities<TrafficActivities>(freezeOptions);
+const notifications = proxyActivities<NotificationActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '5 seconds', maximumInterval: '5 minutes' },
+});
+
+const DEFAULT_PROBE_SECONDS = 300;
+
+type FenceDuty = Extract<ReturnDuty, { kind: 'fence' }>;
+
+/** Watches for the lost part of a region to come back, then fences or freezes it. */
+export async function returnWatch(input: ReturnWatchInput): Promise<ReturnWatchResult> {
+  const { duty } = input;
+  setCurrentDetails(`Left by \`${input.leftBy}\`: **${describeDuty(duty)}**. Cancel this watch only if ${duty.region} is gone for good.`);
+  try {
+    if (duty.kind === 'freeze') {
+      await app.setWriteFreeze.executeWithOptions(
+        { ...freezeOptions, summary: `freeze ${duty.region} service once it answers (left by ${input.leftBy})` },
+        [duty.region, true, `lost region back: frozen by the return watch of ${input.leftBy}`, false],
+      );
+      const at = new Date().toISOString();
+      await tell(input, 'incident', 'warning', `${duty.region} service answered again and was frozen`, `The ${duty.region} service, unreachable during ${input.leftBy}, answers again: risky writes there are frozen. Its traffic stays where ${input.leftBy} left it.`);
+      return { duty: 'freeze', region: duty.region, at };
+    }
+
+    const fence = await fenceOnReturn(input, duty);
+    const at = new Date().toISOString();
+    const how = fence.fenced ? `fenced: ${fence.method ?? 'clean shutdown'}` : fence.reason;
+    await tell(input, 'oncall', 'critical', `${duty.database}: old primary in ${duty.region} is back; ${fence.fenced ? 'fenced' : 'not fenced'}`, `${duty.database}'s old primary in ${duty.region}, unreachable when ${input.leftBy} promoted its standby, is back: ${how}. Rebuild it as a standby (failback) before it serves again.`);
+    return { duty: 'fence', database: duty.database, region: duty.region, fence, at };
+  } finally {
+    // The hold ends with its last member; leaving it explicitly lets the next run in without waiting for the check.
+    await CancellationScope.nonCancellable(() =>
+      getExternalWorkflowHandle(holdWorkflowId(returnWatchTarget(duty))).signal(releaseHoldSignal, { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId }).catch(() => undefined),
+    );
+  }
+}
+
+/** The fence waits on its region's queue; a probe from here pages the on-call once per change while the node answers without a worker there. */
+async function fenceOnReturn(input: ReturnWatchInput, duty: FenceDuty): Promise<FenceResult> {
+  const fencing = db.fencePrimary.executeWithOptions(
+    { ...fenceOptions, taskQueue: hostTaskQueue(workflowInfo().taskQueue, duty.region), summary: `fence ${duty.database} old primary in ${duty.region} once its worker runs again` },
+    [duty.database, 'unplanned', duty.towards],
+  );
+  const probeEvery = input.probeEverySeconds ?? DEFAULT_PROBE_SECONDS;
+  const probes = new CancellationScope();
+  const probing = probes.run(() => probeWhileWaiting(input, duty, probeEvery));
+  try {
+    return await fencing;
+  } catch (err) {
+    if (!isCancellation(err)) {
+      await tell(input, 'oncall', 'critical', `${duty.database}: could not fence the old primary in ${duty.region}`, `The return watch left by ${input.leftBy} could not fence ${duty.database}'s old primary in ${duty.region}: ${err instanceof Error ? err.message : String(err)}. Stop that node by hand before anything routes to it.`);
+    }
+    throw err;
+  } finally {
+    probes.cancel();
+    await probing.catch(() => undefined);
+  }
+}
+
+async function probeWhileWaiting(input: ReturnWatchInput, duty: FenceDuty, everySeconds: number): Promise<void> {
+  let paged = false;
+  for (;;) {
+    await sleep(everySeconds * 1000, { summary: `is ${duty.database}'s old primary in ${duty.region} answering?` });
+    const probe = await db.probeOldPrimary.executeWithOptions({ ...readOptions, summary: `probe ${duty.database} old primary (read-only)` }, [{ database: duty.database, towards: duty.towards }]).catch((err: unknown) => {
+      if (isCancellation(err)) throw err;
+      return undefined;
+    });
+    const exposed = probe?.writable === true;
+    if (exposed && !paged) {
+      await tell(input, 'oncall', 'critical', `${duty.database}: old primary in ${duty.region} TAKES WRITES and is not fenced`,
+        `${duty.database}'s old primary ${probe.node.host}:${probe.node.port} in ${duty.region} answers as a writable primary while its standby was promoted by ${input.leftBy}: two writable primaries. No Lifeboat worker of ${duty.region} runs to fence it: start 'lifeboat worker --region ${duty.region}' on its host (the fence is waiting for it), or stop that node by hand.`);
+    }
+    paged = exposed;
+  }
+}
+
+async function tell(input: ReturnWatchInput, audience: Notification['audience'], severity: Notification['severity'], subject: string, body: string): Promise<void> {
+  const notification: Notification = {
+    audience,
+    severity,
+    kind: severity === 'critical' ? 'escalation' : 'status',
+    subject: `[${input.runbook}${input.drill ? ' drill' : ''} return watch] ${subject}`,
+    body,
+    workflowId: workflowInfo().workflowId,
+    runbook: input.runbook,
+    incident: input.incident,
+  };
+  await notifications.notify.executeWithOptions({ summary: `tell ${audience}: ${subject}` }, [notification]).catch((err: unknown) => {
+    if (isCancellation(err)) throw err;
+  });
+}
