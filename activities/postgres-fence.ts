@@ -112,9 +112,23 @@ export async function liftShutdownFence(location: ClusterLocation): Promise<{ st
   return { started: marker.wasRunning !== false };
 }
 
-/** Before a rebuild: the fence's standby.signal would stop pg_rewind's single-user crash recovery; the rebuild writes its own. */
-export function clearFenceForRebuild(location: ClusterLocation): void {
-  if (!existsSync(path.join(location.dataDir, FENCE_MARKER))) return;
-  rmSync(path.join(location.dataDir, 'standby.signal'), { force: true });
+/** A control-file state pg_rewind accepts without running crash recovery itself. */
+export function cleanlyStopped(state: string): boolean {
+  return state === 'shut down' || state === 'shut down in recovery';
+}
+
+/**
+ * Before pg_rewind: a cluster that crashed needs crash recovery first, which pg_rewind runs in single-user
+ * mode, and a single-user server refuses a standby.signal. Only then is the signal removed (the caller
+ * writes it back as soon as pg_rewind returns, whatever happened); a cleanly stopped cluster keeps it.
+ */
+export async function prepareForRewind(location: ClusterLocation): Promise<void> {
+  if (!existsSync(path.join(location.dataDir, 'PG_VERSION'))) return;
+  const { state } = await controlData(location.dataDir);
+  if (!cleanlyStopped(state)) rmSync(path.join(location.dataDir, 'standby.signal'), { force: true });
+}
+
+/** After a rebuild made the node a standby of the new primary: the fence's marker is no longer its state. */
+export function clearFenceMarker(location: ClusterLocation): void {
   rmSync(path.join(location.dataDir, FENCE_MARKER), { force: true });
 }

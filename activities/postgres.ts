@@ -18,7 +18,7 @@ import type {
 import { FailureType } from '../contract/failures';
 import type { DatabaseProvider, RebuildOutcome } from './database';
 import { asOwner, clusterOwner, clusterPid, prepareDir, startCluster, stopCluster, type ClusterLocation } from './postgres-host';
-import { clearFenceForRebuild, controlData, fenceByShutdown, fenceOwner, isFencedHere, liftShutdownFence } from './postgres-fence';
+import { clearFenceMarker, controlData, fenceByShutdown, fenceOwner, isFencedHere, liftShutdownFence, prepareForRewind } from './postgres-fence';
 import { log } from '@temporalio/activity';
 import { waitFor } from '../lib/processes';
 import { appendFileSync, chownSync, existsSync, renameSync, writeFileSync } from 'node:fs';
@@ -103,7 +103,10 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         return { method: 'already-a-standby', node: primary, source: standby };
       }
       await stopCluster(location);
-      clearFenceForRebuild(location); // the rebuild writes its own standby.signal
+      // A restart by anyone at any moment of the rebuild comes back read-only: the standby.signal stays,
+      // except while pg_rewind runs crash recovery on a crashed node (single-user mode refuses it).
+      const standbySignal = () => writeOwned(path.join(location.dataDir, 'standby.signal'), '', 'replace');
+      if (existsSync(path.join(location.dataDir, 'PG_VERSION'))) standbySignal();
       await withNode(standby, async (c) => {
         await c.query('CHECKPOINT'); // pg_rewind reads the source's control file: make the new timeline visible there
         const slot = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [spec.slot]);
@@ -115,12 +118,19 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       let rewindError: string | undefined;
       try {
         if (!existsSync(path.join(location.dataDir, 'PG_VERSION'))) throw new Error(`no cluster in ${location.dataDir} to rewind`);
-        await asOwner('pg_rewind', ['--target-pgdata', location.dataDir, '--source-server', sourceConn], env);
+        await prepareForRewind(location);
+        try {
+          await asOwner('pg_rewind', ['--target-pgdata', location.dataDir, '--source-server', sourceConn], env);
+        } finally {
+          // pg_rewind removes target files the source lacks, the standby.signal among them: back at once.
+          standbySignal();
+        }
       } catch (err) {
         // Rewind is impossible (no data, or history too far apart): copy the whole cluster instead.
         method = 'pg_basebackup';
         rewindError = (err as Error).message.split('\n').slice(-3).join(' ');
         // Never destroy a cluster that may hold the only copy of unreplicated writes: set it aside.
+        // The copy keeps its standby.signal: started by hand, it comes back read-only.
         if (existsSync(location.dataDir)) renameSync(location.dataDir, `${location.dataDir}.lifeboat-${new Date().toISOString().replace(/[:.]/g, '-')}`);
         prepareDir(location.dataDir);
         await asOwner('pg_basebackup', ['-h', standby.host, '-p', String(standby.port), '-U', credentials.user, '-D', location.dataDir, '-X', 'stream', '-S', spec.slot, '--checkpoint=fast'], env);
@@ -128,7 +138,8 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       // pg_rewind and pg_basebackup copy the source's configuration: give the node back its own port and make it follow the source.
       writeOwned(path.join(location.dataDir, 'postgresql.conf'), `\n# --- Lifeboat: rebuilt as a standby of ${standby.region} ---\nport = ${primary.port}\nlisten_addresses = '${primary.host}'\n`, 'append');
       writeOwned(path.join(location.dataDir, 'postgresql.auto.conf'), `# Written by Lifeboat when rebuilding this node as a standby.\nprimary_conninfo = 'host=${standby.host} port=${standby.port} user=${credentials.user} application_name=lifeboat'\nprimary_slot_name = '${spec.slot}'\n`, 'replace');
-      writeOwned(path.join(location.dataDir, 'standby.signal'), '', 'replace');
+      standbySignal();
+      clearFenceMarker(location);
       await startCluster(location);
       await waitFor(`${where(primary)} to stream from ${where(standby)}`, async () => {
         const state = await tryNode(primary, async (c) => (await c.query<{ status: string | null }>('SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status')).rows[0]?.status);

@@ -12,6 +12,9 @@ import { postgresDatabase } from '../../config/load';
 import { startCluster, stopCluster } from '../../lab/postgres';
 import { RunRefusedError } from '../../cli/runs';
 import { inspectHold } from '../../lib/holds';
+import { prepareForRewind } from '../../activities/postgres-fence';
+import path from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { returnWatchWorkflowId } from '../../contract/return-watch';
 import type { returnWatch } from '../../workflows';
 import type { dbPromotion } from '../../workflows';
@@ -139,6 +142,27 @@ describe('an old primary that was unreachable', () => {
       await expect.poll(async () => inspectHold(temporal.client, { kind: 'database', name: 'orders' }, { endOrphan: false }).then((h) => h.state), { timeout: 60_000, interval: 500 }).toBe('free');
     } finally {
       await temporal.hosts.start('east');
+      await lab.lab.reset();
+    }
+  });
+});
+
+describe('a rebuild keeps the node read-only on restart', () => {
+  it('the standby.signal stays before pg_rewind on a cleanly stopped node; only a crashed one, which pg_rewind recovers in single-user mode, loses it', async () => {
+    const { primary } = lab.lab.clusters('orders');
+    const signal = path.join(primary.dataDir, 'standby.signal');
+    try {
+      await stopCluster(primary, 'fast');
+      writeFileSync(signal, '');
+      await prepareForRewind(primary);
+      expect(existsSync(signal)).toBe(true);
+
+      await startCluster(primary); // comes back a standby: the signal holds
+      expect(await inRecovery(orders().primary)).toBe(true);
+      await stopCluster(primary, 'kill');
+      await prepareForRewind(primary);
+      expect(existsSync(signal)).toBe(false);
+    } finally {
       await lab.lab.reset();
     }
   });
