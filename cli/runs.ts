@@ -5,6 +5,7 @@
  */
 import {
   WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -13,6 +14,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LoadedConfig } from '../config/load';
+import { FailureType } from '../contract/failures';
 import {
   decideUpdate,
   requestCancelUpdate,
@@ -93,9 +95,21 @@ async function enforceCooldown(client: Client, loaded: LoadedConfig, request: St
   }
   if (last.status.name === 'RUNNING' || !last.closeTime) return; // the conflict policy refuses it with its own message
   if (Date.now() - last.closeTime.getTime() < minutes * 60_000) {
+    // A run refused or skipped at its claim changed nothing: it starts no cooldown.
+    if (await changedNothing(client, workflowId, last.runId)) return;
     throw new RunRefusedError(
       `${workflowId} last ran until ${last.closeTime.toISOString()} (${last.status.name.toLowerCase()}), within the ${minutes}-minute cooldown: an admin may start it anyway with --force`,
     );
+  }
+}
+
+/** Whether a closed run ended at its claim: refused (TargetHeld) or skipped (a drill that found its target held). */
+async function changedNothing(client: Client, workflowId: string, runId: string): Promise<boolean> {
+  try {
+    const result: unknown = await client.workflow.getHandle(workflowId, runId).result();
+    return typeof result === 'object' && result !== null && 'skipped' in result;
+  } catch (err) {
+    return err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === FailureType.TargetHeld;
   }
 }
 

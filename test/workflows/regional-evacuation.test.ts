@@ -13,6 +13,7 @@ import type { HistoryAndWorkflowId } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
+import { planStart } from '../../cli/start';
 import { dbPromotionWorkflowId } from '../../contract/db-promotion';
 import { FailureType } from '../../contract/failures';
 import { rpoMet } from '../../contract/rpo';
@@ -353,7 +354,20 @@ describe('regional-evacuation', () => {
     await expect(startRun(temporal.client, guarded, { ...request, id: 'regional-evacuation:east:second' })).rejects.toThrow(
       /^region east is held by regional-evacuation:east \(alice, started \d\d:\d\d UTC, waiting at gate drain-traffic\): nothing was started/,
     );
+    // A raw start past the CLI meets the hold inside the run: refused, it changed nothing.
+    const raw = planStart(guarded, { ...request, id: 'regional-evacuation:east:raw' });
+    const refused = await temporal.client.workflow.start(raw.workflowType, { taskQueue: config().temporal.taskQueue, workflowId: raw.workflowId, args: [raw.input] });
+    const refusal = await refused.result().then(() => undefined, (err: unknown) => err);
+    expect(refusal).toBeInstanceOf(WorkflowFailedError);
+    expect(((refusal as WorkflowFailedError).cause as ApplicationFailure).type).toBe(FailureType.TargetHeld);
     await reject(temporal.client.workflow.getHandle(first.workflowId), 'drain-traffic');
+
+    // A refused run starts no cooldown: the same id may start at once (then it is cancelled).
+    const again = await startRun(temporal.client, guarded, { ...request, id: 'regional-evacuation:east:raw' });
+    const againHandle = temporal.client.workflow.getHandle(again.workflowId);
+    await waitForStatus(againHandle, gateWaiting('drain-traffic'), 'gate drain-traffic');
+    await againHandle.cancel();
+    await againHandle.result().catch(() => undefined);
 
     await expect(startRun(temporal.client, guarded, request)).rejects.toThrow(/^regional-evacuation:east last ran until .* \(failed\), within the 60-minute cooldown: an admin may start it anyway with --force$/);
     await expect(startRun(temporal.client, guarded, { ...request, force: true })).rejects.toThrow("'alice' may not override a cooldown (--force): needs the admin role (has commander)");
