@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { loadConfig } from '../../config/load';
 import type { BackupRestoreTestResult, DatabaseBackupResult } from '../../contract/backup';
-import { searchAttributes } from '../../contract/runbook';
-import { UsageError } from '../../cli/start';
+import { searchAttributes, statusQuery } from '../../contract/runbook';
+import { planStart, UsageError } from '../../cli/start';
 import { applySchedules, changeSchedule, desiredSchedules, listSchedules } from '../../cli/schedules';
 import { createTestLab, TEST_PEOPLE, type TestLab } from '../helpers/lab';
 import { startTestTemporal, type TestTemporal } from '../helpers/temporal';
@@ -96,6 +96,16 @@ describe('schedules', () => {
     // The scheduled run's clock started when it started, not when the schedule was written.
     const status = await handle.query('status');
     expect(Date.parse((status as { detectedAt: string }).detectedAt)).toBeGreaterThan(Date.now() - 5 * 60_000);
+  });
+
+  it('a run that only says it was scheduled is not taken for one: its clock starts at the detection time it carries', async () => {
+    const detectedAt = new Date(Date.now() - 3_600_000);
+    const plan = planStart(lab.loaded, { runbook: 'backup-restore-test', as: 'alice', drill: true, params: ['database=orders'], scheduled: true, now: detectedAt, id: `backup-restore-test:orders:forged-${process.pid}` });
+    expect(plan.input.run.scheduled).toBe(true);
+    const handle = await temporal.client.workflow.start(plan.workflowType, { taskQueue: lab.taskQueue, workflowId: plan.workflowId, args: [plan.input] });
+    const status = await waitFor('the forged run\'s status', async () => (await handle.query(statusQuery).catch(() => undefined)), 30_000, 200);
+    expect(status.detectedAt).toBe(detectedAt.toISOString());
+    await handle.result();
   });
 
   it('pause and unpause are recorded with who and why', async () => {

@@ -22,7 +22,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import { RetryState, type SearchAttributeUpdatePair } from '@temporalio/common';
+import { defineSearchAttributeKey, RetryState, SearchAttributeType, type SearchAttributeUpdatePair } from '@temporalio/common';
 import type { NotificationActivities } from '../../activities/notify';
 import type { EvidenceActivities } from '../../activities/evidence';
 import { GENESIS, sealRecord, type EvidenceHead, type EvidenceRecord } from '../../contract/evidence';
@@ -122,6 +122,19 @@ interface Compensation {
   undo: Undo;
 }
 
+/** Runs from before the Schedule's own record was required trusted `run.scheduled` alone. */
+const PATCH_SCHEDULED_BY_SERVER = 'lifeboat-scheduled-by-server';
+const SCHEDULED_BY_ID = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
+
+/** The server sets TemporalScheduledById on a run a Schedule started; a client start cannot pass it off as one. */
+function startedBySchedule(): boolean {
+  const info = workflowInfo();
+  const typed = info.typedSearchAttributes.get(SCHEDULED_BY_ID);
+  // The untyped map also carries it when the payload has no type metadata.
+  const untyped = info.searchAttributes?.TemporalScheduledById;
+  return (typeof typed === 'string' && typed.length > 0) || (Array.isArray(untyped) && untyped.length > 0);
+}
+
 /** Escalations must be delivered even while the run is being cancelled. */
 const NOTIFY_BACKOFF_MS = 5_000;
 const DELIVERY_FLUSH_MS = 60_000;
@@ -174,11 +187,13 @@ export class RunbookRun {
   private readonly scheduledRun: boolean;
 
   constructor(options: RunbookRunOptions) {
-    // A scheduled run's input was written when the schedule was: its clock starts with the run.
-    const context = options.context.scheduled ? { ...options.context, scheduled: false, detectedAt: workflowInfo().runStartTime.toISOString() } : options.context;
+    // A scheduled run's input was written when the schedule was: its clock starts with the run. The input's
+    // word is not enough (anyone may start a run with `scheduled: true`): the server's record of the Schedule is.
+    const scheduled = options.context.scheduled === true && (!patched(PATCH_SCHEDULED_BY_SERVER) || startedBySchedule());
+    const context = scheduled ? { ...options.context, scheduled: false, detectedAt: workflowInfo().runStartTime.toISOString() } : options.context.scheduled ? { ...options.context, scheduled: false } : options.context;
     this.options = { ...options, context };
     this.evidenceEnabled = patched('lifeboat-evidence-chain');
-    this.scheduledRun = options.context.scheduled === true;
+    this.scheduledRun = scheduled;
     this.holdsEnabled = (options.holds?.length ?? 0) > 0 && patched('lifeboat-target-holds');
     const { plan } = options;
     const budget = options.rto.budgetSeconds;
