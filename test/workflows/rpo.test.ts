@@ -6,8 +6,9 @@
  * NULL). Every row count is read back from the servers themselves.
  */
 import { readFileSync } from 'node:fs';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type HistoryAndWorkflowId, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
 import { formatStatus } from '../../cli/format';
@@ -18,6 +19,7 @@ import { rpoMet } from '../../contract/rpo';
 import { ranToEnd, statusQuery, type RunbookStatus } from '../../contract/runbook';
 import { startCluster, stopCluster } from '../../lab/postgres';
 import { freePort } from '../../lib/processes';
+import { workflowsSourcePath } from '../../workers/worker';
 import type { dbPromotion, regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { countRows, inRecovery, sql, tryWrite } from '../helpers/postgres';
@@ -28,6 +30,12 @@ const DATABASES = ['orders', 'users'];
 let lab: TestLab;
 let temporal: TestTemporal;
 let counter = 0;
+/** Histories of this file's runs (the patched paths: set-aside, streaming re-checks), replayed by the last test. */
+const recorded: HistoryAndWorkflowId[] = [];
+
+async function record(handle: WorkflowHandle): Promise<void> {
+  recorded.push({ workflowId: handle.workflowId, history: await handle.fetchHistory() });
+}
 
 beforeAll(async () => {
   lab = await createTestLab('rpo', { databases: DATABASES, regions: true });
@@ -149,6 +157,7 @@ describe('RPO: measured, or said to be unknown', () => {
     expect(await lostRows(standby, 'orders')).toBe(0);
     const final_ = journal().find((n) => n.workflowId === handle.workflowId && n.kind === 'final');
     expect(String(final_?.body)).toContain('seconds unknown (MISSED)');
+    await record(handle);
   });
 
   it('planned: the fence shuts the primary down, the standby replays its shutdown checkpoint; losing the connection afterwards loses nothing', async () => {
@@ -170,6 +179,7 @@ describe('RPO: measured, or said to be unknown', () => {
     // Every row the old primary had is on the new one.
     expect(await inRecovery(standby)).toBe(false);
     expect(await countRows(standby, 'orders')).toBe(before);
+    await record(handle);
   });
 
   it("planned: a standby that cannot replay the fenced primary's final LSN is refused at catch-up and the run rolls back", async () => {
@@ -189,6 +199,7 @@ describe('RPO: measured, or said to be unknown', () => {
     // The undo started the old primary again (the standby is still in recovery): it takes writes.
     expect(await tryWrite(primary, 'orders', 'writable again')).toBeUndefined();
     expect(await inRecovery(standby)).toBe(true);
+    await record(handle);
   });
 
   it('evacuation: the promote-databases gate shows each database’s lag and streaming state; a pre-approved child beyond its target stops at its own gate for a person', async () => {
@@ -258,5 +269,17 @@ describe('RPO: measured, or said to be unknown', () => {
     expect(await inRecovery(orders.standby)).toBe(false);
     expect(await lostRowsOnFencedPrimary('orders')).toBe(1000);
     expect(await lostRows(orders.standby, 'orders')).toBe(0);
+    await record(handle);
+    await record(child);
+  });
+});
+
+describe('replay', () => {
+  it("replays this file's histories deterministically", async () => {
+    expect(recorded.length).toBe(5);
+    const results = [];
+    for await (const result of Worker.runReplayHistories({ workflowsPath: workflowsSourcePath(), replayName: 'rpo-replay' }, recorded)) results.push(result);
+    expect(results).toHaveLength(recorded.length);
+    expect(results.filter((r) => r.error).map((r) => `${r.workflowId}: ${r.error?.message}`)).toEqual([]);
   });
 });
