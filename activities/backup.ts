@@ -61,6 +61,18 @@ async function withHeartbeat<T>(work: (progress: Progress, signal: AbortSignal) 
   }
 }
 
+/** One backup of one database: what most backup activities act on. */
+export interface BackupRef {
+  database: string;
+  backupId: string;
+}
+
+/** A restore test's scratch target, by the run it belongs to. */
+export interface ScratchRef {
+  database: string;
+  runKey: string;
+}
+
 export function createBackupActivities(deps: { providers: ReadonlyMap<string, BackupProvider> }) {
   const provider = (database: string): BackupProvider => {
     const p = deps.providers.get(database);
@@ -74,10 +86,10 @@ export function createBackupActivities(deps: { providers: ReadonlyMap<string, Ba
   };
 
   return {
-    async takeBackup(database: string, backupId: string): Promise<BackupManifest> {
+    async takeBackup({ database, backupId }: BackupRef): Promise<BackupManifest> {
       return withHeartbeat((progress, signal) => provider(database).takeBackup(backupId, progress, signal));
     },
-    async replicateBackup(database: string, backupId: string): Promise<BackupCopy[]> {
+    async replicateBackup({ database, backupId }: BackupRef): Promise<BackupCopy[]> {
       const copies = await withHeartbeat((progress) => provider(database).replicateBackup(backupId, progress));
       const bad = copies.filter((c) => !c.verified);
       if (bad.length > 0) {
@@ -85,17 +97,14 @@ export function createBackupActivities(deps: { providers: ReadonlyMap<string, Ba
       }
       return copies;
     },
-    async deleteBackupCopies(database: string, backupId: string): Promise<void> {
+    async deleteBackupCopies({ database, backupId }: BackupRef): Promise<void> {
       await provider(database).deleteCopies(backupId);
     },
-    async markBackupVerified(database: string, backupId: string): Promise<void> {
+    async markBackupVerified({ database, backupId }: BackupRef): Promise<void> {
       await provider(database).markVerified(backupId);
     },
-    async listBackups(database: string): Promise<BackupListing[]> {
-      return provider(database).listBackups();
-    },
     /** Keeps the newest `keepVerified` verified backups; deletes only what a newer verified backup supersedes. */
-    async applyRetention(database: string, keepVerified: number): Promise<RetentionOutcome> {
+    async applyRetention({ database, keepVerified }: { database: string; keepVerified: number }): Promise<RetentionOutcome> {
       const p = provider(database);
       const backups = await p.listBackups();
       const kept: string[] = [];
@@ -114,7 +123,7 @@ export function createBackupActivities(deps: { providers: ReadonlyMap<string, Ba
       return { kept, deleted };
     },
     /** The named backup (it must be verified) or the newest verified one, with its manifest. */
-    async selectBackup(database: string, backupId?: string): Promise<BackupManifest> {
+    async selectBackup({ database, backupId }: { database: string; backupId?: string }): Promise<BackupManifest> {
       const p = provider(database);
       const backups = await p.listBackups();
       const chosen = backupId ? backups.find((b) => b.backupId === backupId) : backups.find((b) => b.verified);
@@ -127,7 +136,7 @@ export function createBackupActivities(deps: { providers: ReadonlyMap<string, Ba
       }
       return p.readManifest(chosen.backupId);
     },
-    async verifyBackupArtifact(database: string, backupId: string): Promise<ArtifactCheck> {
+    async verifyBackupArtifact({ database, backupId }: BackupRef): Promise<ArtifactCheck> {
       const check = await withHeartbeat((progress) => provider(database).verifyArtifact(backupId, progress));
       if (!check.ok) {
         throw ApplicationFailure.nonRetryable(
@@ -138,13 +147,13 @@ export function createBackupActivities(deps: { providers: ReadonlyMap<string, Ba
       }
       return check;
     },
-    async createScratchTarget(database: string, runKey: string): Promise<ScratchTarget> {
+    async createScratchTarget({ database, runKey }: ScratchRef): Promise<ScratchTarget> {
       return provider(database).createScratch(runKey);
     },
-    async restoreBackup(database: string, backupId: string, target: ScratchTarget): Promise<RestoreOutcome> {
+    async restoreBackup({ database, backupId, target }: BackupRef & { target: ScratchTarget }): Promise<RestoreOutcome> {
       return withHeartbeat((progress, signal) => provider(database).restoreInto(backupId, target, progress, signal));
     },
-    async verifyRestoredData(database: string, backupId: string, target: ScratchTarget, samples: SampleQuery[]): Promise<RestoreVerification> {
+    async verifyRestoredData({ database, backupId, target, samples }: BackupRef & { target: ScratchTarget; samples: SampleQuery[] }): Promise<RestoreVerification> {
       const verification = await provider(database).verifyRestore(backupId, target, samples);
       if (!verification.ok) {
         throw ApplicationFailure.nonRetryable(
@@ -155,7 +164,7 @@ export function createBackupActivities(deps: { providers: ReadonlyMap<string, Ba
       }
       return verification;
     },
-    async dropScratchTarget(database: string, runKey: string): Promise<void> {
+    async dropScratchTarget({ database, runKey }: ScratchRef): Promise<void> {
       await provider(database).dropScratch(runKey);
     },
   };

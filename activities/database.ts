@@ -76,7 +76,7 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
 
   return {
     /** Read-only: the target must be a standby in recovery (streaming, in planned mode). */
-    async preflightPromotion(database: string, mode: PromotionMode, towards?: PromotionTarget): Promise<ReplicationInspection> {
+    async preflightPromotion({ database, mode, towards }: { database: string; mode: PromotionMode; towards?: PromotionTarget }): Promise<ReplicationInspection> {
       const inspection = await provider(database, towards).inspect();
       const { standby, primary } = inspection;
       if (!standby.reachable) throw ApplicationFailure.retryable(`standby of ${database} unreachable: ${standby.error ?? ''}`, FailureType.StandbyNotHealthy);
@@ -95,7 +95,7 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
       return inspection;
     },
 
-    async fencePrimary(database: string, mode: PromotionMode, towards?: PromotionTarget): Promise<FenceResult> {
+    async fencePrimary({ database, mode, towards }: { database: string; mode: PromotionMode; towards?: PromotionTarget }): Promise<FenceResult> {
       const timer = setInterval(() => heartbeat(), HEARTBEAT_MS);
       try {
         return await provider(database, towards).fencePrimary(mode === 'planned', runOwner());
@@ -104,12 +104,12 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
       }
     },
 
-    async unfencePrimary(database: string, towards?: PromotionTarget): Promise<void> {
+    async unfencePrimary({ database, towards }: { database: string; towards?: PromotionTarget }): Promise<void> {
       await provider(database, towards).unfencePrimary(runOwner());
     },
 
     /** One check of the poll loop: fails with ReplayBehind (retried by policy) until caught up. */
-    async waitForReplay(database: string, targetLsn: string, towards?: PromotionTarget): Promise<CatchUpResult> {
+    async waitForReplay({ database, targetLsn, towards }: { database: string; targetLsn: string; towards?: PromotionTarget }): Promise<CatchUpResult> {
       const { caughtUp, replayLsn } = await provider(database, towards).replayedUpTo(targetLsn);
       if (!caughtUp) throw ApplicationFailure.retryable(`standby of ${database} replayed to ${replayLsn}, needs ${targetLsn}`, FailureType.ReplayBehind);
       return { targetLsn, replayLsn };
@@ -131,7 +131,7 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
       };
     },
 
-    async measureRpo(database: string, detectedAt: string, towards?: PromotionTarget): Promise<RpoMeasurement> {
+    async measureRpo({ database, detectedAt, towards }: { database: string; detectedAt: string; towards?: PromotionTarget }): Promise<RpoMeasurement> {
       return provider(database, towards).measureRpo(detectedAt);
     },
 
@@ -187,7 +187,7 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
       return inspection;
     },
 
-    async promoteStandby(database: string, towards?: PromotionTarget): Promise<PromotionOutcome> {
+    async promoteStandby({ database, towards }: { database: string; towards?: PromotionTarget }): Promise<PromotionOutcome> {
       const timer = setInterval(() => heartbeat(), HEARTBEAT_MS);
       try {
         const outcome = await provider(database, towards).promoteStandby();
@@ -198,12 +198,12 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
       }
     },
 
-    async verifyWrite(database: string, runId: string, towards?: PromotionTarget): Promise<WriteCheck> {
+    async verifyWrite({ database, runId, towards }: { database: string; runId: string; towards?: PromotionTarget }): Promise<WriteCheck> {
       return provider(database, towards).verifyWrite(runId);
     },
 
     /** Rebuilds the old primary as a streaming standby of the promoted node (`towards: 'primary'` swaps the configured roles). */
-    async rebuildAsStandby(database: string, towards?: PromotionTarget): Promise<RebuildOutcome> {
+    async rebuildAsStandby({ database, towards }: { database: string; towards?: PromotionTarget }): Promise<RebuildOutcome> {
       const timer = setInterval(() => heartbeat(), HEARTBEAT_MS);
       try {
         const outcome = await provider(database, towards).rebuildOldPrimary();
@@ -215,7 +215,7 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
     },
 
     /** One check of the poll loop: fails with ReplayBehind until the standby is within `maxLagBytes` of the primary. */
-    async waitForCatchUp(database: string, maxLagBytes: number, towards?: PromotionTarget): Promise<ReplicationInspection> {
+    async waitForCatchUp({ database, maxLagBytes, towards }: { database: string; maxLagBytes: number; towards?: PromotionTarget }): Promise<ReplicationInspection> {
       const inspection = await provider(database, towards).inspect();
       if (inspection.standby.inRecovery !== true || inspection.lagBytes === undefined) {
         throw ApplicationFailure.retryable(`standby of ${database} is not replicating yet (${inspection.standby.error ?? inspection.primary.error ?? 'no lag figure'})`, FailureType.ReplayBehind);

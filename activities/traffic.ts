@@ -15,19 +15,21 @@ export function createTrafficActivities(deps: { traffic?: Route53Traffic; servic
     async readTrafficWeights(): Promise<TrafficWeights> {
       return required(deps.traffic, 'DNS (dns:)').readWeights();
     },
-    async shiftTraffic(weights: TrafficWeights, comment: string): Promise<{ changeId: string }> {
+    async shiftTraffic({ weights, comment }: { weights: TrafficWeights; comment: string }): Promise<{ changeId: string }> {
       return required(deps.traffic, 'DNS (dns:)').setWeights(weights, comment);
     },
-    async pointDatabaseRecord(database: string, region: string, standbyRegion: string): Promise<{ changeId: string }> {
+    /** Points `database`'s DNS failover pair at its primary in `region` (`standbyRegion`: the other record). */
+    async pointDatabaseRecord({ database, region, standbyRegion }: { database: string; region: string; standbyRegion: string }): Promise<{ changeId: string }> {
       return required(deps.traffic, 'DNS (dns:)').pointDatabase(database, region, standbyRegion, `lifeboat: ${database} primary in ${region}`);
     },
-    async setWriteFreeze(region: string, frozen: boolean, reason: string, optional: boolean) {
-      return required(deps.services, 'services:').setWriteFreeze(region, frozen, reason, optional);
+    /** `skipIfUnreachable`: a service that does not answer is reported skipped (a lost region), not an error. */
+    async setWriteFreeze({ region, frozen, reason, skipIfUnreachable }: { region: string; frozen: boolean; reason: string; skipIfUnreachable: boolean }) {
+      return required(deps.services, 'services:').setWriteFreeze(region, frozen, reason, skipIfUnreachable);
     },
-    async repointDatabases(region: string, routes: Record<string, NodeEndpoint>): Promise<void> {
+    async repointDatabases({ region, routes }: { region: string; routes: Record<string, NodeEndpoint> }): Promise<void> {
       return required(deps.services, 'services:').repointDatabases(region, routes);
     },
-    async syntheticCheck(region: string, databases: string[], runId: string) {
+    async syntheticCheck({ region, databases, runId }: { region: string; databases: string[]; runId: string }) {
       return required(deps.services, 'services:').syntheticCheck(region, databases, runId);
     },
   };

@@ -15,6 +15,7 @@ import {
 } from '../contract/backup';
 import { FailureType } from '../contract/failures';
 import { RunbookRun } from './kernel/runbook-run';
+import { call } from './call';
 
 const nonRetryableErrorTypes = [FailureType.UnknownDatabase, FailureType.BackupNotFound, FailureType.BackupCorrupt, FailureType.RestoreMismatch];
 
@@ -50,29 +51,26 @@ export async function backupRestoreTest(input: BackupRestoreTestInput): Promise<
   const runKey = `${database}_${runId.slice(-12)}`;
   const undoOptions = { ...shortOptions, retry: { ...shortOptions.retry, maximumAttempts: policy.compensationAttempts } };
   const dropScratch = () =>
-    backups.dropScratchTarget.executeWithOptions({ ...undoOptions, summary: `drop the scratch restore target of ${database}` }, [database, runKey]);
+    call(backups.dropScratchTarget, undoOptions, `drop the scratch restore target of ${database}`, { database, runKey });
 
   return run.execute(async () => {
     const manifest = await run.step('select', () =>
-      backups.selectBackup.executeWithOptions({ ...shortOptions, summary: input.backupId ? `select backup ${input.backupId}` : `select the newest verified backup of ${database}` }, [database, input.backupId]),
+      call(backups.selectBackup, shortOptions, input.backupId ? `select backup ${input.backupId}` : `select the newest verified backup of ${database}`, { database, backupId: input.backupId }),
     );
     const artifact = await run.step('verify-artifact', () =>
-      backups.verifyBackupArtifact.executeWithOptions({ ...transferOptions, summary: `verify the SHA-256 of ${manifest.backupId}` }, [database, manifest.backupId]),
+      call(backups.verifyBackupArtifact, transferOptions, `verify the SHA-256 of ${manifest.backupId}`, { database, backupId: manifest.backupId }),
     );
     // Registered before it runs: a scratch database created by a lost attempt is dropped too.
     const target = await run.step(
       'create-scratch',
-      () => backups.createScratchTarget.executeWithOptions({ ...shortOptions, summary: `create the scratch restore target ${runKey}` }, [database, runKey]),
+      () => call(backups.createScratchTarget, shortOptions, `create the scratch restore target ${runKey}`, { database, runKey }),
       { undoIfInterrupted: dropScratch, compensate: () => dropScratch },
     );
     const restore = await run.step('restore', () =>
-      backups.restoreBackup.executeWithOptions({ ...transferOptions, summary: `restore ${manifest.backupId} into ${target.name}` }, [database, manifest.backupId, target]),
+      call(backups.restoreBackup, transferOptions, `restore ${manifest.backupId} into ${target.name}`, { database, backupId: manifest.backupId, target }),
     );
     const verification = await run.step('verify-data', () =>
-      backups.verifyRestoredData.executeWithOptions(
-        { ...shortOptions, summary: `verify ${manifest.tables?.length ?? 0} tables and ${policy.sampleQueries.length} sample queries` },
-        [database, manifest.backupId, target, policy.sampleQueries],
-      ),
+      call(backups.verifyRestoredData, shortOptions, `verify ${manifest.tables?.length ?? 0} tables and ${policy.sampleQueries.length} sample queries`, { database, backupId: manifest.backupId, target, samples: policy.sampleQueries }),
     );
     await run.step('cleanup', dropScratch);
     const met = restore.durationSeconds <= policy.restoreTargetSeconds;

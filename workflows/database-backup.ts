@@ -14,6 +14,7 @@ import {
 } from '../contract/backup';
 import { FailureType } from '../contract/failures';
 import { RunbookRun } from './kernel/runbook-run';
+import { call } from './call';
 
 const nonRetryableErrorTypes = [FailureType.UnknownDatabase, FailureType.BackupNotFound];
 
@@ -51,19 +52,19 @@ export async function databaseBackup(input: DatabaseBackupInput): Promise<Databa
 
   return run.execute(async () => {
     const manifest = await run.step('dump', () =>
-      backups.takeBackup.executeWithOptions({ ...transferOptions, summary: `dump ${database} (one snapshot) to object storage as ${backupId}` }, [database, backupId]),
+      call(backups.takeBackup, transferOptions, `dump ${database} (one snapshot) to object storage as ${backupId}`, { database, backupId }),
     );
     const copies = await run.step(
       'copy',
-      () => backups.replicateBackup.executeWithOptions({ ...transferOptions, summary: `copy ${backupId} to the other region and re-read its checksum` }, [database, backupId]),
+      () => call(backups.replicateBackup, transferOptions, `copy ${backupId} to the other region and re-read its checksum`, { database, backupId }),
       // A copy can half-apply (uploaded, not verified): its undo is registered before it runs.
-      { undoIfInterrupted: () => backups.deleteBackupCopies.executeWithOptions({ ...undoOptions, summary: `undo: delete unverified copies of ${backupId}` }, [database, backupId]) },
+      { undoIfInterrupted: () => call(backups.deleteBackupCopies, undoOptions, `undo: delete unverified copies of ${backupId}`, { database, backupId }) },
     );
     await run.step('mark-verified', () =>
-      backups.markBackupVerified.executeWithOptions({ ...shortOptions, summary: `mark ${backupId} verified in ${copies.length + 1} locations` }, [database, backupId]),
+      call(backups.markBackupVerified, shortOptions, `mark ${backupId} verified in ${copies.length + 1} locations`, { database, backupId }),
     );
     const retention = await run.step('retention', () =>
-      backups.applyRetention.executeWithOptions({ ...shortOptions, summary: `retention: keep the newest ${policy.keepVerified} verified backups of ${database}` }, [database, policy.keepVerified]),
+      call(backups.applyRetention, shortOptions, `retention: keep the newest ${policy.keepVerified} verified backups of ${database}`, { database, keepVerified: policy.keepVerified }),
     );
     const durationSeconds = (Date.parse(manifest.finishedAt) - Date.parse(manifest.startedAt)) / 1000;
     await run.announce({

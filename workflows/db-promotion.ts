@@ -19,6 +19,8 @@ import {
 import type { RpoMeasurement } from '../contract/database';
 import { describeRpo } from '../contract/rpo';
 import { describe, isDeadline, RunbookRun } from './kernel/runbook-run';
+import { call } from './call';
+import { pollUntil } from './options';
 
 const readOptions = {
   startToCloseTimeout: '30 seconds',
@@ -94,7 +96,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
 
   return run.execute(async () => {
     const preflight = await run.step('preflight', () =>
-      db.preflightPromotion.executeWithOptions({ ...readOptions, summary: `preflight ${database}: healthy standby, replication lag` }, [database, mode, towards]),
+      call(db.preflightPromotion, readOptions, `preflight ${database}: healthy standby, replication lag`, { database, mode, towards }),
     );
 
     // A self-managed node is fenced on its own host (a clean shutdown and a standby.signal), by the worker of
@@ -106,15 +108,12 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     const lostAfter = mode === 'unplanned' ? UNPLANNED_FENCE_WAIT_SECONDS : PLANNED_FENCE_WAIT_SECONDS;
     // A fence no worker ever took changed nothing: its pre-registered undo has nothing to do either.
     let fenceNeverStarted = false;
-    const unfence = async () => fenceNeverStarted ? undefined : db.unfencePrimary.executeWithOptions({ ...undoOptions, ...hostQueue, ...(onHost ? { scheduleToStartTimeout: '2 minutes' } : {}), summary: `undo: unfence ${database} old primary (only while no other node is a primary)` }, [database, towards]);
+    const unfence = async () => fenceNeverStarted ? undefined : call(db.unfencePrimary, { ...undoOptions, ...hostQueue, ...(onHost ? { scheduleToStartTimeout: '2 minutes' } : {}) }, `undo: unfence ${database} old primary (only while no other node is a primary)`, { database, towards });
     const fence = await run.step(
       'fence-primary',
       async (): Promise<FenceResult> => {
         try {
-          return await db.fencePrimary.executeWithOptions(
-            { ...fenceOptions, ...hostQueue, ...(onHost ? { scheduleToStartTimeout: `${lostAfter} seconds` } : {}), summary: onHost ? `fence ${database} old primary in ${region} (shutdown on its host)` : `fence ${database} old primary (read-only)` },
-            [database, mode, towards],
-          );
+          return await call(db.fencePrimary, { ...fenceOptions, ...hostQueue, ...(onHost ? { scheduleToStartTimeout: `${lostAfter} seconds` } : {}) }, onHost ? `fence ${database} old primary in ${region} (shutdown on its host)` : `fence ${database} old primary (read-only)`, { database, mode, towards });
         } catch (err) {
           if (onHost && neverStarted(err)) {
             fenceNeverStarted = true;
@@ -144,7 +143,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       // A primary shut down by the fence streams nothing more: the standby streamed at preflight, and its
       // replay of the shutdown checkpoint (catch-up) proves it holds every byte the primary wrote.
       if (fence.fenced && fence.cleanShutdown === true) return;
-      await db.confirmStreaming.executeWithOptions({ ...streamingOptions, summary: `planned: confirm ${database} standby still streams (${stage})` }, [{ database, towards, stage }]);
+      await call(db.confirmStreaming, streamingOptions, `planned: confirm ${database} standby still streams (${stage})`, { database, towards, stage });
     };
 
     const rpo = await run.step('catch-up', async (): Promise<RpoMeasurement> => {
@@ -177,7 +176,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
 
     const promotion = await run.step(
       'promote',
-      () => db.promoteStandby.executeWithOptions({ ...promoteOptions, summary: `promote ${database} ${towards === 'primary' ? 'original primary (failback)' : 'standby'} (pg_promote)` }, [database, towards]),
+      () => call(db.promoteStandby, promoteOptions, `promote ${database} ${towards === 'primary' ? 'original primary (failback)' : 'standby'} (pg_promote)`, { database, towards }),
     );
 
     // Past the point of no return with the old primary not fenced: a watch fences it the moment its
@@ -188,7 +187,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
 
     const { workflowId } = workflowInfo();
     await run.step('verify-write', () =>
-      db.verifyWrite.executeWithOptions({ ...verifyOptions, summary: `verify a write on ${database} new primary` }, [database, workflowId, towards]),
+      call(db.verifyWrite, verifyOptions, `verify a write on ${database} new primary`, { database, runId: workflowId, towards }),
     );
     const rto = run.recordRecovery();
 
@@ -220,16 +219,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
 
     async function measure(): Promise<RpoMeasurement> {
       if (mode === 'planned' && fence.fenced) {
-        const caughtUp = await db.waitForReplay.executeWithOptions(
-          {
-            startToCloseTimeout: '10 seconds',
-            scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
-            // Infinity: executeWithOptions deep-merges the proxy's 3 attempts; the catch-up timeout is the bound.
-            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-            summary: `wait for ${database} standby to replay ${fence.finalLsn}`,
-          },
-          [database, fence.finalLsn, towards],
-        ).catch((err: unknown) => {
+        const caughtUp = await call(db.waitForReplay, pollUntil(policy.catchUpTimeoutSeconds, '500 milliseconds', '10 seconds'), `wait for ${database} standby to replay ${fence.finalLsn}`, { database, targetLsn: fence.finalLsn, towards }).catch((err: unknown) => {
           if (!isDeadline(err)) throw err;
           throw ApplicationFailure.create({
             type: FailureType.ReplayBehind,
@@ -246,24 +236,16 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       }
       if (mode === 'unplanned' && fence.fenced && fence.cleanShutdown === true && patched(PATCH_UNPLANNED_SHUTDOWN_RPO)) {
         // The fence shut a reachable old primary down cleanly: its end of WAL is known, so the loss is measured, not bounded.
-        const caughtUp = await db.waitForReplay.executeWithOptions(
-          {
-            startToCloseTimeout: '10 seconds',
-            scheduleToCloseTimeout: `${UNPLANNED_CATCH_UP_SECONDS} seconds`,
-            retry: { initialInterval: '500 milliseconds', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-            summary: `unplanned: does ${database} standby replay the shut-down primary's final LSN ${fence.finalLsn}?`,
-          },
-          [database, fence.finalLsn, towards],
-        ).catch((err: unknown) => {
+        const caughtUp = await call(db.waitForReplay, pollUntil(UNPLANNED_CATCH_UP_SECONDS, '500 milliseconds', '10 seconds'), `unplanned: does ${database} standby replay the shut-down primary's final LSN ${fence.finalLsn}?`, { database, targetLsn: fence.finalLsn, towards }).catch((err: unknown) => {
           if (isCancellation(err)) throw err;
           return undefined;
         });
         if (caughtUp) {
           return { measuredBytes: 0, measuredSeconds: 0, method: `unplanned: the old primary was shut down cleanly by the fence and the standby replayed to ${caughtUp.replayLsn}, at or past its final LSN ${fence.finalLsn}` };
         }
-        return db.measureLossAfterShutdown.executeWithOptions({ ...readOptions, summary: `measure ${database}: WAL between the standby's replay position and the shut-down primary's final LSN` }, [{ database, towards, finalLsn: fence.finalLsn }]);
+        return call(db.measureLossAfterShutdown, readOptions, `measure ${database}: WAL between the standby's replay position and the shut-down primary's final LSN`, { database, towards, finalLsn: fence.finalLsn });
       }
-      return db.measureRpo.executeWithOptions({ ...readOptions, summary: `measure ${database} replication lag as RPO` }, [database, input.run.detectedAt, towards]);
+      return call(db.measureRpo, readOptions, `measure ${database} replication lag as RPO`, { database, detectedAt: input.run.detectedAt, towards });
     }
   });
 }

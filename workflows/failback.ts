@@ -24,6 +24,8 @@ import { FAILBACK_RUNBOOK, failbackHolds, failbackPlan, type FailbackInput, type
 import { FailureType } from '../contract/failures';
 import { hostTaskQueue } from '../contract/queues';
 import { describe, isDeadline, RunbookRun } from './kernel/runbook-run';
+import { call } from './call';
+import { pollUntil } from './options';
 import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 /** Runs started before the divergence checks replay without them (test/histories/failback.json). */
@@ -106,17 +108,14 @@ async function keepWhatWouldBeDiscarded(run: RunbookRun, names: readonly string[
   // Idempotent, and only what this run stopped: a node that ran read-only runs again; a writable one stays down.
   const restart = () =>
     Promise.all(stopped.map((before) =>
-      divergence.restartFormerPrimary.executeWithOptions({ ...stopOptions, ...check.host, summary: `restart ${before.database} in ${nodeRegion} as it was` }, [{ database: before.database, node, before }]),
+      call(divergence.restartFormerPrimary, { ...stopOptions, ...check.host }, `restart ${before.database} in ${nodeRegion} as it was`, { database: before.database, node, before }),
     ));
   const measured = await run.step(check.measure, () =>
     Promise.all(names.map(async (database): Promise<FormerPrimaryCheck> => {
-      const stop = await divergence.stopFormerPrimary.executeWithOptions({ ...stopOptions, ...check.host, summary: `stop ${database} in ${nodeRegion} before measuring it` }, [{ database, node }]);
+      const stop = await call(divergence.stopFormerPrimary, { ...stopOptions, ...check.host }, `stop ${database} in ${nodeRegion} before measuring it`, { database, node });
       stopped.push(stop);
       if (stop.alreadyAStandby) return { database, stop };
-      const measurement = await divergence.measureDivergence.executeWithOptions(
-        { ...measureOptions, ...check.host, summary: `measure ${database} in ${nodeRegion}: its WAL past the fork of ${sourceRegion}'s timeline` },
-        [{ database, node }],
-      );
+      const measurement = await call(divergence.measureDivergence, { ...measureOptions, ...check.host }, `measure ${database} in ${nodeRegion}: its WAL past the fork of ${sourceRegion}'s timeline`, { database, node });
       return { database, stop, measurement };
     })),
   { undoIfInterrupted: restart, compensate: () => restart },
@@ -134,14 +133,11 @@ async function keepWhatWouldBeDiscarded(run: RunbookRun, names: readonly string[
   await run.step(check.keep, () =>
     Promise.all(diverged.map(async (m) => {
       const { database } = m;
-      const copy = await divergence.setAsideDataDir.executeWithOptions({ ...keepOptions, ...check.host, summary: `copy ${database}'s data directory in ${nodeRegion} aside` }, [{ database, node, tag }]);
-      const report = await divergence.reconcileDivergence.executeWithOptions(
-        { ...keepOptions, ...check.host, summary: `reconcile ${database}: rows on ${nodeRegion}'s copy missing or different on ${sourceRegion}` },
-        [{ database, node, copy: copy.copy, ...limits }],
-      );
+      const copy = await call(divergence.setAsideDataDir, { ...keepOptions, ...check.host }, `copy ${database}'s data directory in ${nodeRegion} aside`, { database, node, tag });
+      const report = await call(divergence.reconcileDivergence, { ...keepOptions, ...check.host }, `reconcile ${database}: rows on ${nodeRegion}'s copy missing or different on ${sourceRegion}`, { database, node, copy: copy.copy, ...limits });
       const name = reconciliationArtifactName(database, check.rebuild);
       const { digest } = artifactDigest(report);
-      const stored = await evidence.storeArtifact.executeWithOptions({ ...artifactOptions, summary: `store the reconciliation report of ${database}` }, [{ workflowId, runId, name, digest, content: report }]);
+      const stored = await call(evidence.storeArtifact, artifactOptions, `store the reconciliation report of ${database}`, { workflowId, runId, name, digest, content: report });
       const measurement = m.measurement;
       run.attach({
         name,
@@ -254,21 +250,12 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
 
     // No undo: the rebuilt standbys change nothing for the region serving now; a rollback leaves them following it.
     const rebuilt = await run.step('rebuild-standbys', () =>
-      Promise.all(names.map((name) => db.rebuildAsStandby.executeWithOptions({ ...rebuildOptions, ...hostOf(region), summary: `rebuild ${name} in ${region} as a standby of ${from}` }, [name, 'standby']))),
+      Promise.all(names.map((name) => call(db.rebuildAsStandby, { ...rebuildOptions, ...hostOf(region) }, `rebuild ${name} in ${region} as a standby of ${from}`, { database: name, towards: 'standby' }))),
     );
 
     await run.step('catch-up', () =>
       Promise.all(names.map((name) =>
-        db.waitForCatchUp.executeWithOptions(
-          {
-            startToCloseTimeout: '30 seconds',
-            scheduleToCloseTimeout: `${policy.catchUpTimeoutSeconds} seconds`,
-            // Infinity: executeWithOptions deep-merges the proxy's 3 attempts; the catch-up timeout is the bound.
-            retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: Number.POSITIVE_INFINITY, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-            summary: `wait for ${name} in ${region} to catch up`,
-          },
-          [name, policy.catchUpMaxLagBytes, 'primary'],
-        ).catch((err: unknown) => {
+        call(db.waitForCatchUp, pollUntil(policy.catchUpTimeoutSeconds, '1 second', '30 seconds'), `wait for ${name} in ${region} to catch up`, { database: name, maxLagBytes: policy.catchUpMaxLagBytes, towards: 'primary' }).catch((err: unknown) => {
           if (!isDeadline(err)) throw err;
           throw ApplicationFailure.create({
             type: FailureType.ReplayBehind,
@@ -312,16 +299,16 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
       const routes = Object.fromEntries(input.databases.map((d) => [d.name, d.home]));
       // Both regions' services write to the original primaries: the other region's nodes are fenced now.
       for (const serving of [region, from]) {
-        await app.repointDatabases.executeWithOptions({ ...controlOptions, summary: `re-point ${serving} service at the primaries in ${region}` }, [serving, routes]);
+        await call(app.repointDatabases, controlOptions, `re-point ${serving} service at the primaries in ${region}`, { region: serving, routes });
       }
       for (const name of names) {
-        await app.pointDatabaseRecord.executeWithOptions({ ...dnsOptions, summary: `DNS: ${name} primary in ${region}` }, [name, region, from]);
+        await call(app.pointDatabaseRecord, dnsOptions, `DNS: ${name} primary in ${region}`, { database: name, region, standbyRegion: from });
       }
-      await app.setWriteFreeze.executeWithOptions({ ...controlOptions, summary: `lift the write freeze in ${region}` }, [region, false, `failback ${workflowId}`, false]);
+      await call(app.setWriteFreeze, controlOptions, `lift the write freeze in ${region}`, { region, frozen: false, reason: `failback ${workflowId}`, skipIfUnreachable: false });
     });
 
     await run.step('verify-service', () =>
-      app.syntheticCheck.executeWithOptions({ ...verifyOptions, summary: `synthetic checks in ${region}` }, [region, names, workflowId]),
+      call(app.syntheticCheck, verifyOptions, `synthetic checks in ${region}`, { region, databases: names, runId: workflowId }),
     );
 
     await run.step('resume-traffic', () => rampTraffic({ to: region, from, rest: from, ...policy.canary, databases: names, runId: workflowId }));
@@ -331,9 +318,9 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
       ? await keepWhatWouldBeDiscarded(run, names, { measure: 'measure-old-primaries', keep: 'keep-old-primaries', rebuild: 'rebuild-old-primaries', node: 'standby', nodeRegion: from, host: hostOf(from), sourceRegion: region, onReject: `the run stops failed and pages (past the point of no return): ${from} stays as it is, not rebuilt` }, limits)
       : undefined;
     const restored = await run.step('rebuild-old-primaries', () =>
-      Promise.all(names.map((name) => db.rebuildAsStandby.executeWithOptions({ ...rebuildOptions, ...hostOf(from), summary: `rebuild ${name} in ${from} as a standby of ${region}` }, [name, 'primary']))),
+      Promise.all(names.map((name) => call(db.rebuildAsStandby, { ...rebuildOptions, ...hostOf(from) }, `rebuild ${name} in ${from} as a standby of ${region}`, { database: name, towards: 'primary' }))),
     );
-    const trafficAfter = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights after the failback' }, []);
+    const trafficAfter = await call(app.readTrafficWeights, dnsOptions, 'read DNS weights after the failback');
 
     const promoted = outcomes.flatMap((o) => (o.result ? [o.result] : []));
     const discarded = homeChecks || awayChecks

@@ -13,6 +13,7 @@ import { describeRpo, judgeRpo } from '../contract/rpo';
 import type { DatabaseRpoStatus, RunContext } from '../contract/runbook';
 import { dbPromotion } from './db-promotion';
 import { describe, type PreApproval, type RunbookRun } from './kernel/runbook-run';
+import { call } from './call';
 
 export const controlOptions = {
   startToCloseTimeout: '30 seconds',
@@ -66,10 +67,7 @@ export async function measureBeforeGate(run: RunbookRun, databases: readonly Gat
   const rows = await Promise.all(
     databases.map(async (d): Promise<DatabaseRpoStatus> => {
       try {
-        const reading = await db.measureReplication.executeWithOptions(
-          { ...replicationReadOptions, summary: `read ${d.name} replication before the gate (read-only)` },
-          [{ database: d.name, towards, detectedAt: run.context.detectedAt }],
-        );
+        const reading = await call(db.measureReplication, replicationReadOptions, `read ${d.name} replication before the gate (read-only)`, { database: d.name, towards, detectedAt: run.context.detectedAt });
         return replicationRow(reading, d.targetSeconds);
       } catch (err) {
         if (isCancellation(err)) throw err;
@@ -158,9 +156,9 @@ export async function rampTraffic(ramp: Ramp): Promise<void> {
     const weights: Record<string, number> = { [ramp.from]: 0, maintenance: 0 };
     weights[ramp.rest] = 100 - weight;
     weights[ramp.to] = weight;
-    await app.shiftTraffic.executeWithOptions({ ...dnsOptions, summary: `canary: ${weight}% to ${ramp.to}` }, [weights, `lifeboat ${ramp.runId}: canary ${weight}%`]);
+    await call(app.shiftTraffic, dnsOptions, `canary: ${weight}% to ${ramp.to}`, { weights, comment: `lifeboat ${ramp.runId}: canary ${weight}%` });
     for (let held = 0; ; held += ramp.checkEverySeconds) {
-      await app.syntheticCheck.executeWithOptions({ ...canaryCheckOptions, summary: `canary ${weight}%: synthetic check in ${ramp.to}` }, [ramp.to, [...ramp.databases], ramp.runId]);
+      await call(app.syntheticCheck, canaryCheckOptions, `canary ${weight}%: synthetic check in ${ramp.to}`, { region: ramp.to, databases: [...ramp.databases], runId: ramp.runId });
       if (held >= ramp.holdSeconds) break;
       await sleep(ramp.checkEverySeconds * 1000, { summary: `canary ${weight}%: hold` });
     }

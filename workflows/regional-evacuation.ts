@@ -15,6 +15,7 @@ import {
   type RegionalEvacuationResult,
 } from '../contract/regional-evacuation';
 import { RunbookRun } from './kernel/runbook-run';
+import { call } from './call';
 import type { SkippedRun } from '../contract/runbook';
 import { describeRpo, worstRpo } from '../contract/rpo';
 import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
@@ -58,25 +59,22 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       body: `RTO ${Math.round(s.rto.elapsedSeconds)}s of ${s.rto.budgetSeconds}s${s.rto.breached ? ' BREACHED' : ''}; steps done: ${s.steps.filter((x) => x.state === 'done').map((x) => x.id).join(', ') || 'none'}.`,
     }));
 
-    const unfreeze = () => app.setWriteFreeze.executeWithOptions({ ...undoOptions, summary: `undo: unfreeze writes in ${region}` }, [region, false, 'evacuation rolled back', false]);
+    const unfreeze = () => call(app.setWriteFreeze, undoOptions, `undo: unfreeze writes in ${region}`, { region, frozen: false, reason: 'evacuation rolled back', skipIfUnreachable: false });
     const freeze = await run.step(
       'freeze-writes',
       // Unplanned: the region is gone; an unreachable service is skipped with the reason.
-      () => app.setWriteFreeze.executeWithOptions({ ...controlOptions, summary: `freeze risky writes in ${region}` }, [region, true, `evacuation ${workflowId}`, mode === 'unplanned']),
+      () => call(app.setWriteFreeze, controlOptions, `freeze risky writes in ${region}`, { region, frozen: true, reason: `evacuation ${workflowId}`, skipIfUnreachable: mode === 'unplanned' }),
       { undoIfInterrupted: unfreeze, compensate: (r) => (r.frozen ? unfreeze : undefined) },
     );
     if (freeze.skipped) run.skipped('freeze-writes', freeze.skipped);
 
     await run.gate('drain-traffic');
     // The undo restores exactly what Route 53 said before the change.
-    const trafficBefore = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights before draining' }, []);
-    const restore = () => app.shiftTraffic.executeWithOptions({ ...undoOptions, summary: 'undo: restore DNS weights' }, [trafficBefore, `lifeboat ${workflowId}: restore weights`]);
+    const trafficBefore = await call(app.readTrafficWeights, dnsOptions, 'read DNS weights before draining');
+    const restore = () => call(app.shiftTraffic, undoOptions, 'undo: restore DNS weights', { weights: trafficBefore, comment: `lifeboat ${workflowId}: restore weights` });
     await run.step(
       'drain-traffic',
-      () => app.shiftTraffic.executeWithOptions({ ...dnsOptions, summary: `drain ${region}: traffic to the maintenance page` }, [
-        { ...trafficBefore, [region]: 0, maintenance: 100 },
-        `lifeboat ${workflowId}: drain ${region}`,
-      ]),
+      () => call(app.shiftTraffic, dnsOptions, `drain ${region}: traffic to the maintenance page`, { weights: { ...trafficBefore, [region]: 0, maintenance: 100 }, comment: `lifeboat ${workflowId}: drain ${region}` }),
       { undoIfInterrupted: restore, compensate: () => restore },
     );
 
@@ -119,21 +117,21 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
     const promotedNames = promoted.map((o) => o.database);
     await run.step('repoint-service', async () => {
       const routes = Object.fromEntries(promoted.flatMap((o) => (o.result ? [[o.database, o.result.newPrimary]] : [])));
-      await app.repointDatabases.executeWithOptions({ ...controlOptions, summary: `re-point ${survivingRegion} service at ${promotedNames.join(', ')}` }, [survivingRegion, routes]);
+      await call(app.repointDatabases, controlOptions, `re-point ${survivingRegion} service at ${promotedNames.join(', ')}`, { region: survivingRegion, routes });
       for (const database of promotedNames) {
-        await app.pointDatabaseRecord.executeWithOptions({ ...dnsOptions, summary: `DNS: ${database} primary in ${survivingRegion}` }, [database, survivingRegion, region]);
+        await call(app.pointDatabaseRecord, dnsOptions, `DNS: ${database} primary in ${survivingRegion}`, { database, region: survivingRegion, standbyRegion: region });
       }
     });
 
     await run.step('verify-service', () =>
-      app.syntheticCheck.executeWithOptions({ ...verifyOptions, summary: `synthetic checks in ${survivingRegion}` }, [survivingRegion, promotedNames, workflowId]),
+      call(app.syntheticCheck, verifyOptions, `synthetic checks in ${survivingRegion}`, { region: survivingRegion, databases: promotedNames, runId: workflowId }),
     );
     const rto = run.recordRecovery();
 
     await run.step('resume-traffic', () =>
       rampTraffic({ to: survivingRegion, from: region, rest: 'maintenance', ...policy.canary, databases: promotedNames, runId: workflowId }),
     );
-    const trafficAfter = await app.readTrafficWeights.executeWithOptions({ ...dnsOptions, summary: 'read DNS weights after the ramp' }, []);
+    const trafficAfter = await call(app.readTrafficWeights, dnsOptions, 'read DNS weights after the ramp');
 
     // Each database is judged by its own target; one unknown figure makes the worst unknown, never 0.
     const worst = worstRpo(promoted.flatMap((o) => (o.result ? [o.result] : [])));

@@ -26,6 +26,7 @@ import { FailureType } from '../contract/failures';
 import { releaseHoldSignal, holdWorkflowId } from '../contract/holds';
 import { hostTaskQueue } from '../contract/queues';
 import { describeDuty, returnWatchTarget, type ReturnDuty, type ReturnWatchInput, type ReturnWatchResult } from '../contract/return-watch';
+import { call } from './call';
 
 /** Until its region's worker takes it: no start deadline. Each attempt may shut the node down (a checkpoint). */
 const fenceOptions = {
@@ -63,10 +64,7 @@ export async function returnWatch(input: ReturnWatchInput): Promise<ReturnWatchR
   setCurrentDetails(`Left by \`${input.leftBy}\`: **${describeDuty(duty)}**. Cancel this watch only if ${duty.region} is gone for good.`);
   try {
     if (duty.kind === 'freeze') {
-      await app.setWriteFreeze.executeWithOptions(
-        { ...freezeOptions, summary: `freeze ${duty.region} service once it answers (left by ${input.leftBy})` },
-        [duty.region, true, `lost region back: frozen by the return watch of ${input.leftBy}`, false],
-      );
+      await call(app.setWriteFreeze, freezeOptions, `freeze ${duty.region} service once it answers (left by ${input.leftBy})`, { region: duty.region, frozen: true, reason: `lost region back: frozen by the return watch of ${input.leftBy}`, skipIfUnreachable: false });
       const at = new Date().toISOString();
       await tell(input, 'incident', 'warning', `${duty.region} service answered again and was frozen`, `The ${duty.region} service, unreachable during ${input.leftBy}, answers again: risky writes there are frozen. Its traffic stays where ${input.leftBy} left it.`);
       return { duty: 'freeze', region: duty.region, at };
@@ -87,10 +85,7 @@ export async function returnWatch(input: ReturnWatchInput): Promise<ReturnWatchR
 
 /** The fence waits on its region's queue; a probe from here pages the on-call once per change while the node answers without a worker there. */
 async function fenceOnReturn(input: ReturnWatchInput, duty: FenceDuty): Promise<FenceResult> {
-  const fencing = db.fencePrimary.executeWithOptions(
-    { ...fenceOptions, taskQueue: hostTaskQueue(workflowInfo().taskQueue, duty.region), summary: `fence ${duty.database} old primary in ${duty.region} once its worker runs again` },
-    [duty.database, 'unplanned', duty.towards],
-  );
+  const fencing = call(db.fencePrimary, { ...fenceOptions, taskQueue: hostTaskQueue(workflowInfo().taskQueue, duty.region) }, `fence ${duty.database} old primary in ${duty.region} once its worker runs again`, { database: duty.database, mode: 'unplanned', towards: duty.towards });
   const probeEvery = input.probeEverySeconds ?? DEFAULT_PROBE_SECONDS;
   const probes = new CancellationScope();
   const probing = probes.run(() => probeWhileWaiting(input, duty, probeEvery));
@@ -111,7 +106,7 @@ async function probeWhileWaiting(input: ReturnWatchInput, duty: FenceDuty, every
   let paged = false;
   for (;;) {
     await sleep(everySeconds * 1000, { summary: `is ${duty.database}'s old primary in ${duty.region} answering?` });
-    const probe = await db.probeOldPrimary.executeWithOptions({ ...readOptions, summary: `probe ${duty.database} old primary (read-only)` }, [{ database: duty.database, towards: duty.towards }]).catch((err: unknown) => {
+    const probe = await call(db.probeOldPrimary, readOptions, `probe ${duty.database} old primary (read-only)`, { database: duty.database, towards: duty.towards }).catch((err: unknown) => {
       if (isCancellation(err)) throw err;
       return undefined;
     });
@@ -135,7 +130,7 @@ async function tell(input: ReturnWatchInput, audience: Notification['audience'],
     runbook: input.runbook,
     incident: input.incident,
   };
-  await notifications.notify.executeWithOptions({ summary: `tell ${audience}: ${subject}` }, [notification]).catch((err: unknown) => {
+  await call(notifications.notify, {}, `tell ${audience}: ${subject}`, notification).catch((err: unknown) => {
     if (isCancellation(err)) throw err;
   });
 }
