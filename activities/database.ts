@@ -3,7 +3,7 @@
  * provider behind it (PostgreSQL today, Cloud SQL later) comes from the
  * worker's config, so connection details and secrets never enter history.
  */
-import { activityInfo, heartbeat, log } from '@temporalio/activity';
+import { activityInfo, Context as ActivityContext, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type {
   CatchUpResult,
@@ -27,8 +27,12 @@ export interface DatabaseProvider {
   readonly primary: NodeEndpoint;
   readonly standby: NodeEndpoint;
   inspect(): Promise<ReplicationInspection>;
-  /** Makes the old primary refuse writes. `required`: an unreachable primary is an error, not a skip. `owner`: the run fencing it. */
-  fencePrimary(required: boolean, owner?: string): Promise<FenceResult>;
+  /**
+   * Makes the old primary refuse writes. `required`: an unreachable primary is an error, not a skip. `owner`: the run fencing it.
+   * `supersededOnly` (a return watch, long after the promotion): fence it only if the world shows it is the node that was
+   * replaced, never one that is itself the newest primary (FenceRefused).
+   */
+  fencePrimary(required: boolean, owner?: string, supersededOnly?: boolean): Promise<FenceResult>;
   /** Idempotent undo of `owner`'s fence: a fence another run put in place is left alone. */
   unfencePrimary(owner?: string): Promise<void>;
   replayedUpTo(lsn: string): Promise<{ caughtUp: boolean; replayLsn: string }>;
@@ -55,6 +59,15 @@ export interface RebuildOutcome {
 export type PromotionTarget = 'standby' | 'primary';
 
 const HEARTBEAT_MS = 1000;
+
+/** What a return watch learns of an old primary from the main worker (read-only). */
+export interface OldPrimaryProbe {
+  answers: boolean;
+  writable: boolean;
+  node: NodeEndpoint;
+  error?: string;
+}
+
 
 /** The run an activity acts for (workflow id and run id): what a fence's marker names as its owner. */
 function runOwner(): string | undefined {
@@ -95,10 +108,11 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
       return inspection;
     },
 
-    async fencePrimary({ database, mode, towards }: { database: string; mode: PromotionMode; towards?: PromotionTarget }): Promise<FenceResult> {
+    /** `supersededOnly`: see DatabaseProvider.fencePrimary (a return watch's fence). */
+    async fencePrimary({ database, mode, towards, supersededOnly }: { database: string; mode: PromotionMode; towards?: PromotionTarget; supersededOnly?: boolean }): Promise<FenceResult> {
       const timer = setInterval(() => heartbeat(), HEARTBEAT_MS);
       try {
-        return await provider(database, towards).fencePrimary(mode === 'planned', runOwner());
+        return await provider(database, towards).fencePrimary(mode === 'planned', runOwner(), supersededOnly === true);
       } finally {
         clearInterval(timer);
       }
@@ -139,10 +153,26 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
      * Read-only, for a return watch: does the node a promotion left behind answer, and does it take
      * writes (not in recovery)? From this worker, over the network: it changes nothing.
      */
-    async probeOldPrimary(input: { database: string; towards?: PromotionTarget }): Promise<{ answers: boolean; writable: boolean; node: NodeEndpoint; error?: string }> {
+    async probeOldPrimary(input: { database: string; towards?: PromotionTarget }): Promise<OldPrimaryProbe> {
       const p = provider(input.database, input.towards);
       const { primary } = await p.inspect();
       return { answers: primary.reachable, writable: primary.reachable && primary.currentLsn !== undefined, node: p.primary, error: primary.error };
+    },
+
+    /**
+     * Long-running, read-only: probes the old primary every `everySeconds` and returns once it is (`until: 'writable'`)
+     * or is no longer (`'not-writable'`) taking writes. One activity for days of watching: the history does not grow.
+     */
+    async awaitOldPrimary(input: { database: string; towards?: PromotionTarget; everySeconds: number; until: 'writable' | 'not-writable' }): Promise<OldPrimaryProbe> {
+      const p = provider(input.database, input.towards);
+      for (;;) {
+        const { primary } = await p.inspect();
+        const probe = { answers: primary.reachable, writable: primary.reachable && primary.currentLsn !== undefined, node: p.primary, error: primary.error };
+        if (probe.writable === (input.until === 'writable')) return probe;
+        heartbeat();
+        // Rejects when the watch cancels this (its fence ran): the probe ends with it.
+        await ActivityContext.current().sleep(input.everySeconds * 1000);
+      }
     },
 
     /**

@@ -79,6 +79,34 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
 
   const where = (node: NodeEndpoint) => `${name} ${node.region} (${node.host}:${node.port})`;
 
+  /** The timeline a node is on: its current WAL file's when it takes writes, else its control file's (stopped) or checkpoint's. */
+  const timelineOf = async (node: NodeEndpoint, location: ClusterLocation | undefined): Promise<number | undefined> => {
+    const live = await tryNode(node, async (c) => (await c.query<{ tli: number }>(
+      `SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())
+                   ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS tli`,
+    )).rows[0]?.tli);
+    if (live.ok) return live.value;
+    return location && existsSync(path.join(location.dataDir, 'PG_VERSION')) ? (await controlData(location.dataDir)).timeline : undefined;
+  };
+
+  /**
+   * A return watch fences the node a promotion replaced, found long after: never the newest primary. It is that
+   * only when the other node takes writes on a newer timeline; a node that is itself on the newest timeline, or
+   * whose partner is still a standby, is refused. A partner that cannot be read is no proof either way: the
+   * node is fenced (two writable primaries are the worse outcome).
+   */
+  const refuseUnlessSuperseded = async (location: ClusterLocation | undefined, writable: boolean): Promise<void> => {
+    const other = await tryNode(standby, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r);
+    if (!other.ok) return;
+    const mine = await timelineOf(primary, location);
+    const theirs = await timelineOf(standby, locations.standby);
+    const refuse = (why: string) => ApplicationFailure.nonRetryable(`refusing to fence ${where(primary)}: ${why}; it is not the primary the promotion replaced`, FailureType.FenceRefused);
+    if (other.value === true && writable) throw refuse(`${where(standby)} is still a standby (in recovery) while this node takes writes`);
+    if (mine !== undefined && theirs !== undefined && mine >= theirs && (writable || other.value === false)) {
+      throw refuse(`it is on timeline ${mine}, not older than ${where(standby)}'s ${theirs}`);
+    }
+  };
+
   return {
     name,
     primary,
@@ -103,8 +131,8 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         return { method: 'already-a-standby', node: primary, source: standby };
       }
       await stopCluster(location);
-      // A restart by anyone at any moment of the rebuild comes back read-only: the standby.signal stays,
-      // except while pg_rewind runs crash recovery on a crashed node (single-user mode refuses it).
+      // A restart by anyone during the rebuild comes back read-only: the standby.signal stays, except while
+      // pg_rewind runs (it removes files the source lacks; its crash recovery of a crashed node refuses it).
       const standbySignal = () => writeOwned(path.join(location.dataDir, 'standby.signal'), '', 'replace');
       if (existsSync(path.join(location.dataDir, 'PG_VERSION'))) standbySignal();
       await withNode(standby, async (c) => {
@@ -134,6 +162,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         if (existsSync(location.dataDir)) renameSync(location.dataDir, `${location.dataDir}.lifeboat-${new Date().toISOString().replace(/[:.]/g, '-')}`);
         prepareDir(location.dataDir);
         await asOwner('pg_basebackup', ['-h', standby.host, '-p', String(standby.port), '-U', credentials.user, '-D', location.dataDir, '-X', 'stream', '-S', spec.slot, '--checkpoint=fast'], env);
+        standbySignal(); // a full copy of the primary: read-only from the moment it exists
       }
       // pg_rewind and pg_basebackup copy the source's configuration: give the node back its own port and make it follow the source.
       writeOwned(path.join(location.dataDir, 'postgresql.conf'), `\n# --- Lifeboat: rebuilt as a standby of ${standby.region} ---\nport = ${primary.port}\nlisten_addresses = '${primary.host}'\n`, 'append');
@@ -205,7 +234,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       return inspection;
     },
 
-    async fencePrimary(required: boolean, owner?: string): Promise<FenceResult> {
+    async fencePrimary(required: boolean, owner?: string, supersededOnly = false): Promise<FenceResult> {
       const location = locations.primary;
       if (!location) {
         throw ApplicationFailure.nonRetryable(
@@ -225,6 +254,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
           return { fenced: true, finalLsn: control.checkpointLsn, terminatedSessions: 0, cleanShutdown: true, method: 'clean shutdown (the shutdown checkpoint streamed to the standby) and a standby.signal, so a restart comes back read-only' };
         }
       }
+      if (supersededOnly) await refuseUnlessSuperseded(location, live.ok && live.value?.r === false);
       if (required && !live.ok) {
         throw ApplicationFailure.create({
           type: FailureType.PrimaryUnreachable,

@@ -36,6 +36,8 @@ export const FailureType = {
   TargetHeld: 'TargetHeld',
   /** An undo that would re-open writes found another node out of recovery, ahead, or unreadable: a person decides. */
   UnfenceRefused: 'UnfenceRefused',
+  /** A return watch found the node it would fence to be the newest primary, not the one that was replaced. */
+  FenceRefused: 'FenceRefused',
   /** A former primary must be stopped before its data directory is measured or copied. */
   FormerPrimaryRunning: 'FormerPrimaryRunning',
   /** Not enough free space beside a data directory to copy it aside: nothing is rebuilt without the copy. */

@@ -174,16 +174,17 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       });
     });
 
+    // About to pass the point of no return with the old primary not fenced: a watch fences it the moment its
+    // region's worker runs again, and holds the database until then (nothing acts on an unfenced node). It is
+    // left before the promotion, so a promotion that takes effect and then fails still leaves it.
+    const returnWatch = !fence.fenced && fence.unreachable === true && patched(PATCH_RETURN_WATCH)
+      ? await run.leaveReturnWatch({ kind: 'fence', database, region, towards }, policy.returnWatchProbeSeconds)
+      : undefined;
+
     const promotion = await run.step(
       'promote',
       () => call(db.promoteStandby, promoteOptions, `promote ${database} ${towards === 'primary' ? 'original primary (failback)' : 'standby'} (pg_promote)`, { database, towards }),
     );
-
-    // Past the point of no return with the old primary not fenced: a watch fences it the moment its
-    // region's worker runs again, and holds the database until then (nothing acts on an unfenced node).
-    const returnWatch = !fence.fenced && fence.unreachable === true && patched(PATCH_RETURN_WATCH)
-      ? await run.leaveReturnWatch({ kind: 'fence', database, region, towards }, policy.returnWatchProbeSeconds)
-      : undefined;
 
     const { workflowId } = workflowInfo();
     await run.step('verify-write', () =>

@@ -88,6 +88,11 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
         : `unplanned: what a promotion now would lose; a promotion beyond its target stops at its own gate for a person`,
     );
     const approval = await run.gate('promote-databases', { briefing });
+    // About to pass the point of no return with the region's service not frozen: a watch freezes it the moment
+    // it answers again (a service coming back must not take risky writes), holding the region until then.
+    const returnWatch = freeze.skipped !== undefined && patched(PATCH_RETURN_WATCH)
+      ? await run.leaveReturnWatch({ kind: 'freeze', region })
+      : undefined;
     const outcomes = await run.step('promote-databases', async () => {
       const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate promote-databases of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(
@@ -106,12 +111,6 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       }
       return results;
     });
-
-    // Past the point of no return with the region's service not frozen: a watch freezes it the moment it
-    // answers again (a service coming back must not take risky writes), holding the region until then.
-    const returnWatch = freeze.skipped !== undefined && patched(PATCH_RETURN_WATCH)
-      ? await run.leaveReturnWatch({ kind: 'freeze', region })
-      : undefined;
 
     const promoted = outcomes.filter((o) => o.state === 'promoted' && o.result);
     const promotedNames = promoted.map((o) => o.database);

@@ -8,6 +8,7 @@
  * member of its target's hold until its duty is done.
  */
 import {
+  ApplicationFailure,
   CancellationScope,
   getExternalWorkflowHandle,
   isCancellation,
@@ -21,9 +22,10 @@ import { ActivityCancellationType } from '@temporalio/workflow';
 import type { DatabaseActivities } from '../activities/database';
 import type { NotificationActivities } from '../activities/notify';
 import type { TrafficActivities } from '../activities/traffic';
+import type { HoldActivities } from '../activities/holds';
 import type { FenceResult, Notification } from '../contract/database';
 import { FailureType } from '../contract/failures';
-import { releaseHoldSignal, holdWorkflowId } from '../contract/holds';
+import { describeTarget, releaseHoldSignal, holdWorkflowId } from '../contract/holds';
 import { hostTaskQueue } from '../contract/queues';
 import { describeDuty, returnWatchTarget, type ReturnDuty, type ReturnWatchInput, type ReturnWatchResult } from '../contract/return-watch';
 import { call } from './call';
@@ -49,6 +51,7 @@ const readOptions = {
 
 const db = proxyActivities<DatabaseActivities>(readOptions);
 const app = proxyActivities<TrafficActivities>(freezeOptions);
+const holds = proxyActivities<HoldActivities>(readOptions);
 const notifications = proxyActivities<NotificationActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '5 seconds', maximumInterval: '5 minutes' },
@@ -62,6 +65,9 @@ type FenceDuty = Extract<ReturnDuty, { kind: 'fence' }>;
 export async function returnWatch(input: ReturnWatchInput): Promise<ReturnWatchResult> {
   const { duty } = input;
   setCurrentDetails(`Left by \`${input.leftBy}\`: **${describeDuty(duty)}**. Cancel this watch only if ${duty.region} is gone for good.`);
+  // Only a run that holds the target leaves a watch: a watch started by anyone else (a raw start) could
+  // shut down a node nobody decided to fence, so it ends here having done nothing.
+  await refuseUnlessLeftByHolder(duty);
   try {
     if (duty.kind === 'freeze') {
       await call(app.setWriteFreeze, freezeOptions, `freeze ${duty.region} service once it answers (left by ${input.leftBy})`, { region: duty.region, frozen: true, reason: `lost region back: frozen by the return watch of ${input.leftBy}`, skipIfUnreachable: false });
@@ -83,40 +89,68 @@ export async function returnWatch(input: ReturnWatchInput): Promise<ReturnWatchR
   }
 }
 
-/** The fence waits on its region's queue; a probe from here pages the on-call once per change while the node answers without a worker there. */
+/** The server's record: this watch's parent holds (or is a member of) the hold on the watch's target. */
+async function refuseUnlessLeftByHolder(duty: ReturnDuty): Promise<void> {
+  const { parent } = workflowInfo();
+  const target = returnWatchTarget(duty);
+  const held = await call(holds.inspectHold, readOptions, `is ${describeTarget(target)} held by the run that left this watch?`, { target });
+  const same = (m: { workflowId: string; runId: string } | undefined) => parent !== undefined && m?.workflowId === parent.workflowId && m.runId === parent.runId;
+  if (held.state === 'held' && (same(held.claimedBy) || (held.members ?? []).some(same))) return;
+  throw ApplicationFailure.create({
+    type: FailureType.NotConfigured,
+    message: `a return watch is left only by the run that holds ${describeTarget(target)} (${parent ? `started by ${parent.workflowId}, which does not hold it` : 'this one was started directly'}): nothing was done`,
+    nonRetryable: true,
+  });
+}
+
+/**
+ * The fence waits on its region's queue and is tried again, however it fails, until the node is fenced or a
+ * person cancels the watch: a watch never ends with the node unfenced. Meanwhile a probe from the main worker
+ * pages the on-call whenever the node starts taking writes.
+ */
 async function fenceOnReturn(input: ReturnWatchInput, duty: FenceDuty): Promise<FenceResult> {
-  const fencing = call(db.fencePrimary, { ...fenceOptions, taskQueue: hostTaskQueue(workflowInfo().taskQueue, duty.region) }, `fence ${duty.database} old primary in ${duty.region} once its worker runs again`, { database: duty.database, mode: 'unplanned', towards: duty.towards });
   const probeEvery = input.probeEverySeconds ?? DEFAULT_PROBE_SECONDS;
   const probes = new CancellationScope();
-  const probing = probes.run(() => probeWhileWaiting(input, duty, probeEvery));
+  const probing = probes.run(() => pageWhileWritable(input, duty, probeEvery));
+  let lastError: string | undefined;
   try {
-    return await fencing;
-  } catch (err) {
-    if (!isCancellation(err)) {
-      await tell(input, 'oncall', 'critical', `${duty.database}: could not fence the old primary in ${duty.region}`, `The return watch left by ${input.leftBy} could not fence ${duty.database}'s old primary in ${duty.region}: ${err instanceof Error ? err.message : String(err)}. Stop that node by hand before anything routes to it.`);
+    for (;;) {
+      try {
+        return await call(db.fencePrimary, { ...fenceOptions, taskQueue: hostTaskQueue(workflowInfo().taskQueue, duty.region) }, `fence ${duty.database} old primary in ${duty.region} once its worker runs again`, { database: duty.database, mode: 'unplanned', towards: duty.towards, supersededOnly: true });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        const message = describeFailure(err);
+        if (message !== lastError) {
+          await tell(input, 'oncall', 'critical', `${duty.database}: could not fence the old primary in ${duty.region} (will try again)`, `The return watch left by ${input.leftBy} could not fence ${duty.database}'s old primary in ${duty.region}: ${message}. It tries again every ${probeEvery}s; until then stop that node by hand before anything routes to it.`);
+          lastError = message;
+        }
+        await sleep(probeEvery * 1000, { summary: `fence ${duty.database} again after: ${message.slice(0, 80)}` });
+      }
     }
-    throw err;
   } finally {
     probes.cancel();
     await probing.catch(() => undefined);
   }
 }
 
-async function probeWhileWaiting(input: ReturnWatchInput, duty: FenceDuty, everySeconds: number): Promise<void> {
-  let paged = false;
-  for (;;) {
-    await sleep(everySeconds * 1000, { summary: `is ${duty.database}'s old primary in ${duty.region} answering?` });
-    const probe = await call(db.probeOldPrimary, readOptions, `probe ${duty.database} old primary (read-only)`, { database: duty.database, towards: duty.towards }).catch((err: unknown) => {
-      if (isCancellation(err)) throw err;
-      return undefined;
-    });
-    const exposed = probe?.writable === true;
-    if (exposed && !paged) {
+/** Pages once each time the old primary starts taking writes, from the main worker (one long activity per change). */
+async function pageWhileWritable(input: ReturnWatchInput, duty: FenceDuty, everySeconds: number): Promise<void> {
+  const probe = { ...readOptions, startToCloseTimeout: '1 day', heartbeatTimeout: `${everySeconds * 2 + 60} seconds`, retry: { initialInterval: '10 seconds', maximumInterval: '5 minutes' } };
+  try {
+    for (;;) {
+      const writable = await call(db.awaitOldPrimary, probe, `wait for ${duty.database}'s old primary in ${duty.region} to take writes (read-only probe)`, { database: duty.database, towards: duty.towards, everySeconds, until: 'writable' });
       await tell(input, 'oncall', 'critical', `${duty.database}: old primary in ${duty.region} TAKES WRITES and is not fenced`,
-        `${duty.database}'s old primary ${probe.node.host}:${probe.node.port} in ${duty.region} answers as a writable primary while its standby was promoted by ${input.leftBy}: two writable primaries. No Lifeboat worker of ${duty.region} runs to fence it: start 'lifeboat worker --region ${duty.region}' on its host (the fence is waiting for it), or stop that node by hand.`);
+        `${duty.database}'s old primary ${writable.node.host}:${writable.node.port} in ${duty.region} answers as a writable primary while its standby was promoted by ${input.leftBy}: two writable primaries. No Lifeboat worker of ${duty.region} has fenced it: start 'lifeboat worker --region ${duty.region}' on its host (the fence is waiting for it), or stop that node by hand.`);
+      await call(db.awaitOldPrimary, probe, `wait for ${duty.database}'s old primary in ${duty.region} to stop taking writes (read-only probe)`, { database: duty.database, towards: duty.towards, everySeconds, until: 'not-writable' });
     }
-    paged = exposed;
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
   }
+}
+
+function describeFailure(err: unknown): string {
+  const cause = err instanceof Error && 'cause' in err && err.cause instanceof Error ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 async function tell(input: ReturnWatchInput, audience: Notification['audience'], severity: Notification['severity'], subject: string, body: string): Promise<void> {

@@ -19,7 +19,10 @@ import { returnWatchWorkflowId } from '../../contract/return-watch';
 import type { returnWatch } from '../../workflows';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
-import { countRows, inRecovery, sql } from '../helpers/postgres';
+import { countRows, inRecovery, sql, tryWrite } from '../helpers/postgres';
+import { WorkflowFailedError } from '@temporalio/client';
+import { FailureType } from '../../contract/failures';
+import { buildActivityDependencies } from '../../workers/dependencies';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 
 let lab: TestLab;
@@ -144,6 +147,34 @@ describe('an old primary that was unreachable', () => {
       await temporal.hosts.start('east');
       await lab.lab.reset();
     }
+  });
+});
+
+describe('a return watch acts only for the run that left it', () => {
+  it('a watch started by hand (not by the holder of its target) ends at once, having shut nothing down', async () => {
+    const db = orders();
+    // The attack: a raw start that would "fence the old primary" of a database whose primary is healthy.
+    const forged = await temporal.client.workflow.start('returnWatch', {
+      taskQueue: lab.taskQueue,
+      workflowId: `lifeboat-return-watch:database:orders-forged-${process.pid}`,
+      args: [{ duty: { kind: 'fence', database: 'orders', region: 'east', towards: 'standby' }, leftBy: 'nobody', runbook: 'db-promotion', drill: false }],
+    });
+    const failure = await forged.result().then(() => undefined, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(((failure as WorkflowFailedError).cause as Error).message).toMatch(/^a return watch is left only by the run that holds orders \(this one was started directly\): nothing was done$/);
+    // Nothing was stopped: the primary still takes writes.
+    expect(await inRecovery(db.primary)).toBe(false);
+    expect(await tryWrite(db.primary, 'orders', 'still writable')).toBeUndefined();
+  });
+
+  it('the fence of a return watch refuses a node that is the only primary (its standby was never promoted)', async () => {
+    const provider = buildActivityDependencies(lab.loaded).databases.get('orders');
+    if (!provider) throw new Error('no orders provider');
+    await expect(provider.fencePrimary(false, 'test/forged', true)).rejects.toMatchObject({
+      type: FailureType.FenceRefused,
+      message: expect.stringMatching(/^refusing to fence orders east \(.*\): orders west \(.*\) is still a standby \(in recovery\) while this node takes writes; it is not the primary the promotion replaced$/),
+    });
+    expect(await inRecovery(orders().primary)).toBe(false);
   });
 });
 
