@@ -15,10 +15,17 @@ export interface TargetRef {
   name: string;
 }
 
-/** One run in a hold: the holder that claimed it, or a child run it started. */
+/** One run in a hold: the holder that claimed it, or a child run it let in. */
 export interface HoldMember {
   workflowId: string;
+  /** The run that claimed or joined. */
   runId: string;
+  /**
+   * The first run of its chain (`workflowInfo().firstExecutionRunId`, the server's `firstRunId`):
+   * a reset or a continue-as-new of the member keeps it, a later run that reuses the workflow id
+   * has its own. Absent in members recorded before it was kept: their `runId` stands for it.
+   */
+  firstExecutionRunId?: string;
 }
 
 export interface HolderInfo extends HoldMember {
@@ -51,6 +58,22 @@ export interface HoldInspection {
   members?: HoldMember[];
   /** Human: `orders is held by db-promotion:orders (alice, started 21:02, waiting at gate promote)`. */
   description: string;
+}
+
+/** The run chain a member is: its reset and continued runs are the member, a new start under its id is not. */
+export function memberChain(member: HoldMember): string {
+  return member.firstExecutionRunId ?? member.runId;
+}
+
+export function sameMember(a: HoldMember, b: HoldMember): boolean {
+  return a.workflowId === b.workflowId && memberChain(a) === memberChain(b);
+}
+
+/** A member as the hold keeps it (a holder's or a signal's other fields left out). */
+export function memberOf(run: HoldMember): HoldMember {
+  return run.firstExecutionRunId === undefined
+    ? { workflowId: run.workflowId, runId: run.runId }
+    : { workflowId: run.workflowId, runId: run.runId, firstExecutionRunId: run.firstExecutionRunId };
 }
 
 /** The workflow id of a target's hold. */

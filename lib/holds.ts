@@ -4,20 +4,33 @@
  * (inside runs) and by `lifeboat start` (to refuse early, with the same words).
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { describeTarget, holdQuery, holdWorkflowId, type HoldInspection, type HoldMember, type TargetRef } from '../contract/holds';
+import { describeTarget, holdQuery, holdWorkflowId, memberChain, sameMember, type HoldInspection, type HoldMember, type TargetRef } from '../contract/holds';
 import { statusQuery } from '../contract/runbook';
 
-/** The members whose run is still open, as the server says (a missing run is ended). */
+/**
+ * The open run of `member`'s chain, as the server says; undefined when the chain has ended (a missing
+ * run has ended). A reset or continued member is open under its new run id; a later run that merely
+ * reuses the workflow id starts a chain of its own and is not the member.
+ */
+export async function openRunOf(client: Client, member: HoldMember): Promise<string | undefined> {
+  let description;
+  try {
+    description = await client.workflow.getHandle(member.workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+  if (description.status.name !== 'RUNNING') return undefined;
+  const firstRunId = description.raw.workflowExecutionInfo?.firstRunId;
+  // A server that does not report the chain: only the member's own run counts (a reset of it reads as ended).
+  if (!firstRunId) return description.runId === member.runId ? description.runId : undefined;
+  return firstRunId === memberChain(member) ? description.runId : undefined;
+}
+
+/** The members whose chain still runs, as the server says. */
 export async function openMembers(client: Client, members: readonly HoldMember[]): Promise<HoldMember[]> {
   const open: HoldMember[] = [];
-  for (const member of members) {
-    try {
-      const description = await client.workflow.getHandle(member.workflowId, member.runId).describe();
-      if (description.status.name === 'RUNNING') open.push(member);
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-    }
-  }
+  for (const member of members) if (await openRunOf(client, member)) open.push(member);
   return open;
 }
 
@@ -40,7 +53,14 @@ export async function inspectHold(client: Client, target: TargetRef, options: { 
   // This run of the hold, by its run id: a newer hold claimed meanwhile must never be read or ended for this one.
   const run = client.workflow.getHandle(holdWorkflowId(target), description.runId);
   const hold = await run.query(holdQuery);
-  const open = await openMembers(client, hold.members);
+  const open: HoldMember[] = [];
+  let holderRun: string | undefined;
+  for (const member of hold.members) {
+    const openRun = await openRunOf(client, member);
+    if (!openRun) continue;
+    open.push(member);
+    if (sameMember(member, hold.holder)) holderRun = openRun;
+  }
   if (open.length === 0) {
     if (!options.endOrphan) return { state: 'free', description: `${name} is free (its last holder ${hold.holder.workflowId} has ended)` };
     await run.terminate(`every member of the hold on ${name} has ended`).catch((err: unknown) => {
@@ -49,8 +69,8 @@ export async function inspectHold(client: Client, target: TargetRef, options: { 
     return { state: 'free', description: `${name} is free (its last holder ${hold.holder.workflowId} had ended)` };
   }
   const claimedBy = description.raw.workflowExecutionInfo?.parentExecution;
-  const holderOpen = open.some((m) => m.workflowId === hold.holder.workflowId && m.runId === hold.holder.runId);
-  const where = holderOpen ? await holderPhase(client, hold.holder) : `ended; still held by ${open.map((m) => m.workflowId).join(', ')}`;
+  // The holder's phase from its open run: after a reset that is not the run that claimed.
+  const where = holderRun ? await holderPhase(client, { workflowId: hold.holder.workflowId, runId: holderRun }) : `ended; still held by ${open.map((m) => m.workflowId).join(', ')}`;
   return {
     state: 'held',
     holder: hold.holder,

@@ -11,6 +11,8 @@ import {
   joinHoldSignal,
   releaseHoldSignal,
   describeTarget,
+  memberOf,
+  sameMember,
   type HoldMember,
   type TargetHoldInput,
 } from '../contract/holds';
@@ -23,20 +25,18 @@ const holds = proxyActivities<HoldActivities>({
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
 });
 
-const same = (a: HoldMember, b: HoldMember) => a.workflowId === b.workflowId && a.runId === b.runId;
-
 /** Holds `input.target` for `input.holder` and the child runs it lets in. */
 export async function targetHold(input: TargetHoldInput): Promise<{ releasedAt: string }> {
-  let members: HoldMember[] = input.members ?? [{ workflowId: input.holder.workflowId, runId: input.holder.runId }];
+  let members: HoldMember[] = input.members ?? [memberOf(input.holder)];
   const render = () =>
     setCurrentDetails(`**${describeTarget(input.target)}** is held by \`${input.holder.workflowId}\` (${input.holder.runbook}, ${input.holder.initiator}, started ${input.holder.startedAt}); members: ${members.map((m) => `\`${m.workflowId}\``).join(', ')}`);
   setHandler(holdQuery, () => ({ target: input.target, holder: input.holder, members: [...members] }));
   setHandler(joinHoldSignal, (member) => {
-    if (isMember(member) && !members.some((m) => same(m, member))) members.push({ workflowId: member.workflowId, runId: member.runId });
+    if (isMember(member) && !members.some((m) => sameMember(m, member))) members.push(memberOf(member));
     render();
   });
   setHandler(releaseHoldSignal, (member) => {
-    if (isMember(member)) members = members.filter((m) => !same(m, member));
+    if (isMember(member)) members = members.filter((m) => !sameMember(m, member));
     render();
   });
   render();
@@ -47,7 +47,7 @@ export async function targetHold(input: TargetHoldInput): Promise<{ releasedAt: 
       { startToCloseTimeout: '20 seconds', retry: { initialInterval: '1 second', maximumAttempts: 3 }, summary: `hold ${describeTarget(input.target)}: are its members still running?` },
       [{ members }],
     ).catch(() => ({ open: members })); // unknown is not ended: keep the hold
-    members = members.filter((m) => open.some((o) => same(o, m)));
+    members = members.filter((m) => open.some((o) => sameMember(o, m)));
     render();
     if (members.length > 0 && workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof targetHold>({ ...input, members });
@@ -57,6 +57,7 @@ export async function targetHold(input: TargetHoldInput): Promise<{ releasedAt: 
 }
 
 function isMember(value: unknown): value is HoldMember {
-  return typeof value === 'object' && value !== null
-    && typeof (value as HoldMember).workflowId === 'string' && typeof (value as HoldMember).runId === 'string';
+  if (typeof value !== 'object' || value === null) return false;
+  const { workflowId, runId, firstExecutionRunId } = value as Partial<Record<keyof HoldMember, unknown>>;
+  return typeof workflowId === 'string' && typeof runId === 'string' && (firstExecutionRunId === undefined || typeof firstExecutionRunId === 'string');
 }

@@ -1,9 +1,11 @@
 /**
  * Target holds against the real Temporal dev server and real PostgreSQL: a
  * second run on a held database is refused before it changes anything,
- * whatever its id or its starter (the CLI, a raw start, a Schedule), and a
- * hold never outlives its holder.
+ * whatever its id or its starter (the CLI, a raw start, a Schedule), a hold
+ * never outlives its holder, and what others may send or do to a hold (a
+ * reset of its holder) never frees a target a run still changes.
  */
+import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +50,31 @@ async function rawStart(id: string, mode: 'planned' | 'unplanned' = 'planned'): 
   const plan = planStart(lab.loaded, { runbook: 'db-promotion', params: ['database=orders', `mode=${mode}`], as: 'carol', id, drill: true });
   if (plan.workflowType !== 'dbPromotion') throw new Error('expected a db-promotion plan');
   return temporal.client.workflow.start<typeof dbPromotion>('dbPromotion', { taskQueue: lab.taskQueue, workflowId: id, args: [plan.input] });
+}
+
+/** `temporal workflow reset --type LastWorkflowTask`: a new run from the last completed workflow task; the server terminates the old run. */
+async function resetToLastWorkflowTask(handle: WorkflowHandle): Promise<{ before: string; after: string }> {
+  const { runId } = await handle.describe();
+  const history = await handle.fetchHistory();
+  const lastTask = (history.events ?? []).filter((e) => e.workflowTaskCompletedEventAttributes).at(-1);
+  if (!lastTask?.eventId) throw new Error(`${handle.workflowId} has no completed workflow task to reset to`);
+  const reset = await temporal.client.workflowService.resetWorkflowExecution({
+    namespace: lab.loaded.config.temporal.namespace,
+    workflowExecution: { workflowId: handle.workflowId, runId },
+    workflowTaskFinishEventId: lastTask.eventId,
+    requestId: randomUUID(),
+    reason: 'test: an operator resets the holder',
+  });
+  return { before: runId, after: reset.runId };
+}
+
+/** Cancels `run` before its point of no return: its own undo lifts its fence, and west streams from east again. */
+async function rollBack(run: WorkflowHandle): Promise<void> {
+  await run.cancel();
+  await run.result().catch(() => undefined);
+  expect((await run.query(statusQuery)).state).toBe('rolled-back');
+  expect(await tryWrite(orders().primary, 'orders', 'after rollback')).toBeUndefined();
+  await waitForStreaming(lab.lab.clusters('orders').standby);
 }
 
 async function refusal(handle: WorkflowHandle): Promise<ApplicationFailure> {
@@ -113,12 +140,7 @@ describe('one changing run per target', () => {
     } finally {
       await schedule.delete();
     }
-    await a.cancel();
-    await a.result().catch(() => undefined);
-    expect((await a.query(statusQuery)).state).toBe('rolled-back');
-    // East is writable again after A's own undo, and west streams from it again.
-    expect(await tryWrite(orders().primary, 'orders', 'after rollback')).toBeUndefined();
-    await waitForStreaming(lab.lab.clusters('orders').standby);
+    await rollBack(a);
   });
 
   it('frees the target when its holder is terminated: a hold never outlives its holder', async () => {
@@ -138,6 +160,30 @@ describe('one changing run per target', () => {
     expect((await b.query(statusQuery)).state).toBe('rolled-back');
     // B's undo leaves A's fence alone: it is not B's to lift, and the standby was never promoted by a live run.
     expect(await tryWrite(orders().primary, 'orders', 'still fenced by A')).toMatch(/ECONNREFUSED/);
+    await lab.lab.reset();
+  });
+
+  it('keeps the target held by a holder reset at its gate: the reset run is the member, a contender is refused', async () => {
+    const a = await startA();
+    await waitForStatus(a, gateWaiting('promote'), 'A waits at gate promote');
+    const { before, after } = await resetToLastWorkflowTask(a);
+    expect(after).not.toBe(before);
+    expect((await temporal.client.workflow.getHandle(a.workflowId, before).describe()).status.name).toBe('TERMINATED');
+    await waitForStatus(a, gateWaiting('promote'), 'the reset run waits at gate promote');
+    expect((await a.describe()).runId).toBe(after);
+
+    // The run that claimed is terminated, but its reset carries on changing orders: still held, by the same chain.
+    const b = await rawStart(nextId());
+    const failure = await refusal(b);
+    expect(failure.type).toBe(FailureType.TargetHeld);
+    expect(failure.message).toMatch(new RegExp(`orders is held by ${a.workflowId} \\(alice, started \\d\\d:\\d\\d UTC, waiting at gate promote\\)`));
+    const hold = await temporal.client.workflow.getHandle(HOLD).query(holdQuery);
+    expect(hold.members).toEqual([{ workflowId: a.workflowId, runId: before, firstExecutionRunId: before }]);
+
+    await a.cancel();
+    await a.result().catch(() => undefined);
+    expect((await a.query(statusQuery)).state).toBe('rolled-back');
+    // The fence names the run that put it in place (workflow id and run id): the reset run's undo leaves it, so the lab is reset.
     await lab.lab.reset();
   });
 });

@@ -8,6 +8,7 @@ import {
   ApplicationFailure,
   getExternalWorkflowHandle,
   ParentClosePolicy,
+  patched,
   ChildWorkflowCancellationType,
   proxyActivities,
   sleep,
@@ -17,7 +18,17 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { HoldActivities } from '../../activities/holds';
-import { describeTarget, holdWorkflowId, joinHoldSignal, releaseHoldSignal, type HolderInfo, type HoldMember, type TargetRef } from '../../contract/holds';
+import {
+  describeTarget,
+  holdWorkflowId,
+  joinHoldSignal,
+  memberChain,
+  releaseHoldSignal,
+  type HoldInspection,
+  type HolderInfo,
+  type HoldMember,
+  type TargetRef,
+} from '../../contract/holds';
 import { FailureType } from '../../contract/failures';
 import { targetHold } from '../target-hold';
 
@@ -29,6 +40,9 @@ const holds = proxyActivities<HoldActivities>({
 /** A contender that found a hold whose members all ended retries this often (the inspection ended it). */
 const CLAIM_ATTEMPTS = 5;
 
+/** Runs that met their own hold (a reset to before the claim) take it as theirs; older histories were refused. */
+const PATCH_OWN_CHAIN = 'lifeboat-hold-own-chain';
+
 export interface ClaimedHold {
   target: TargetRef;
   /** `claimed`: this run started the hold; `joined`: its parent holds it. */
@@ -36,9 +50,9 @@ export interface ClaimedHold {
 }
 
 /** Claims `targets` for this run into `claimed` (so a partial claim is released too); throws TargetHeld (nothing changed) when one is held by another run. */
-export async function claimHolds(targets: readonly TargetRef[], holder: Omit<HolderInfo, 'workflowId' | 'runId'>, note: (detail: string) => void, claimed: ClaimedHold[]): Promise<void> {
+export async function claimHolds(targets: readonly TargetRef[], holder: Omit<HolderInfo, keyof HoldMember>, note: (detail: string) => void, claimed: ClaimedHold[]): Promise<void> {
+  const me = thisRun();
   const info = workflowInfo();
-  const me: HoldMember = { workflowId: info.workflowId, runId: info.runId };
   // One order for every run (regions before databases, by name): two runs never wait on each other's half.
   const ordered = [...targets].sort((a, b) => (a.kind === b.kind ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.kind === 'region' ? -1 : 1));
   for (const target of ordered) {
@@ -64,6 +78,12 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
           { startToCloseTimeout: '20 seconds', retry: { initialInterval: '1 second', maximumAttempts: 5 }, summary: `who holds ${describeTarget(target)}?` },
           [{ target }],
         );
+        if (heldByThisChain(held, me) && patched(PATCH_OWN_CHAIN)) {
+          // A reset of this run (to before its claim) meets the hold its first run claimed: the server counts it as that member.
+          claimed.push({ target, how: 'claimed' });
+          note(`still holds ${describeTarget(target)} (claimed by an earlier run of this workflow)`);
+          break;
+        }
         const parent = info.parent;
         const byParent = parent !== undefined && held.state === 'held'
           && ((held.claimedBy?.workflowId === parent.workflowId && held.claimedBy.runId === parent.runId)
@@ -91,8 +111,18 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
 
 /** Leaves every hold this run claimed or joined; a hold ends when its last member leaves. */
 export async function releaseHolds(claimed: readonly ClaimedHold[]): Promise<void> {
-  const { workflowId, runId } = workflowInfo();
+  const me = thisRun();
   for (const { target } of claimed) {
-    await getExternalWorkflowHandle(holdWorkflowId(target)).signal(releaseHoldSignal, { workflowId, runId }).catch(() => undefined);
+    await getExternalWorkflowHandle(holdWorkflowId(target)).signal(releaseHoldSignal, me).catch(() => undefined);
   }
+}
+
+/** This run as a hold member: by its chain, which a reset or a continue-as-new keeps. */
+function thisRun(): HoldMember {
+  const { workflowId, runId, firstExecutionRunId } = workflowInfo();
+  return { workflowId, runId, firstExecutionRunId };
+}
+
+function heldByThisChain(held: HoldInspection, me: HoldMember): boolean {
+  return held.state === 'held' && (held.members ?? []).some((m) => m.workflowId === me.workflowId && memberChain(m) === memberChain(me));
 }
