@@ -34,6 +34,8 @@ export const FailureType = {
   ProviderOperationFailed: 'ProviderOperationFailed',
   /** The target (a database, a region) is held by another run that may change it; nothing was changed. */
   TargetHeld: 'TargetHeld',
+  /** A target hold was started by someone other than the run it names as its holder (a raw start): it held nothing and ended. */
+  HoldNotClaimed: 'HoldNotClaimed',
   /** An undo that would re-open writes found another node out of recovery, ahead, or unreadable: a person decides. */
   UnfenceRefused: 'UnfenceRefused',
   /** A former primary must be stopped before its data directory is measured or copied. */

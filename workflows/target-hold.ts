@@ -1,10 +1,11 @@
 /**
  * A target's hold: claimed by starting this workflow under the target's id
- * (the server refuses a second start while it runs), left when every member
+ * (the server refuses a second start while it runs) as a child of the run it
+ * names as holder (any other start ends at once), left when every member
  * has released it or ended. It never outlives its members: it checks them on
  * a timer, and a contender that finds them all ended ends it at once.
  */
-import { condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, continueAsNew, log, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { HoldActivities } from '../activities/holds';
 import {
   holdQuery,
@@ -16,6 +17,10 @@ import {
   type HoldMember,
   type TargetHoldInput,
 } from '../contract/holds';
+import { FailureType } from '../contract/failures';
+
+/** Holds from before the claimant was checked replay without the check. */
+const PATCH_CLAIMED_BY_HOLDER = 'lifeboat-hold-claimed-by-holder';
 
 /** How often the hold checks that its members still run (a terminated holder cannot release). */
 const LIVENESS_CHECK_MS = 30_000;
@@ -27,6 +32,7 @@ const holds = proxyActivities<HoldActivities>({
 
 /** Holds `input.target` for `input.holder` and the child runs it lets in. */
 export async function targetHold(input: TargetHoldInput): Promise<{ releasedAt: string }> {
+  if (patched(PATCH_CLAIMED_BY_HOLDER)) endUnlessClaimedByHolder(input);
   let members: HoldMember[] = input.members ?? [memberOf(input.holder)];
   const render = () =>
     setCurrentDetails(`**${describeTarget(input.target)}** is held by \`${input.holder.workflowId}\` (${input.holder.runbook}, ${input.holder.initiator}, started ${input.holder.startedAt}); members: ${members.map((m) => `\`${m.workflowId}\``).join(', ')}`);
@@ -54,6 +60,20 @@ export async function targetHold(input: TargetHoldInput): Promise<{ releasedAt: 
     }
   }
   return { releasedAt: new Date().toISOString() };
+}
+
+/**
+ * Only its holder's own claim holds a target: the hold must be the child of the run it names. A raw
+ * `temporal workflow start --type targetHold` has no parent (or another one) and ends at once, holding
+ * nothing. The server carries the parent across continue-as-new, so every run of a hold passes the same check.
+ */
+function endUnlessClaimedByHolder(input: TargetHoldInput): void {
+  const { parent } = workflowInfo();
+  if (parent?.workflowId === input.holder.workflowId && parent.runId === input.holder.runId) return;
+  const startedBy = parent ? `${parent.workflowId} (run ${parent.runId})` : 'no run (a raw start)';
+  const message = `this hold on ${describeTarget(input.target)} names ${input.holder.workflowId} (run ${input.holder.runId}) as its holder but was started by ${startedBy}: it holds nothing and ends`;
+  log.warn(message, { target: input.target, holder: input.holder, parent });
+  throw ApplicationFailure.create({ type: FailureType.HoldNotClaimed, message, nonRetryable: true });
 }
 
 function isMember(value: unknown): value is HoldMember {

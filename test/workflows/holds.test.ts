@@ -6,16 +6,16 @@
  * reset of its holder) never frees a target a run still changes.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideGate, RunRefusedError, startRun } from '../../cli/runs';
 import { planStart } from '../../cli/start';
 import { postgresDatabase } from '../../config/load';
 import { FailureType } from '../../contract/failures';
-import { holdQuery, holdWorkflowId } from '../../contract/holds';
+import { holdQuery, holdWorkflowId, TARGET_HOLD_WORKFLOW_TYPE, type TargetRef } from '../../contract/holds';
 import { statusQuery } from '../../contract/runbook';
-import type { dbPromotion } from '../../workflows';
+import type { dbPromotion, targetHold } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { countRows, inRecovery, tryWrite } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
@@ -25,7 +25,8 @@ import { waitForStreaming } from '../../lab/postgres';
 let lab: TestLab;
 let temporal: TestTemporal;
 let counter = 0;
-const HOLD = holdWorkflowId({ kind: 'database', name: 'orders' });
+const ORDERS: TargetRef = { kind: 'database', name: 'orders' };
+const HOLD = holdWorkflowId(ORDERS);
 
 beforeAll(async () => {
   lab = await createTestLab('holds');
@@ -75,6 +76,11 @@ async function rollBack(run: WorkflowHandle): Promise<void> {
   expect((await run.query(statusQuery)).state).toBe('rolled-back');
   expect(await tryWrite(orders().primary, 'orders', 'after rollback')).toBeUndefined();
   await waitForStreaming(lab.lab.clusters('orders').standby);
+}
+
+/** An open workflow that has nothing to do with orders: a type no worker knows, on a queue nobody polls. */
+async function unrelatedOpenWorkflow(): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  return temporal.client.workflow.start('unrelatedWorkflow', { taskQueue: `${lab.taskQueue}-nobody`, workflowId: `unrelated-${process.pid}-${++counter}` });
 }
 
 async function refusal(handle: WorkflowHandle): Promise<ApplicationFailure> {
@@ -185,5 +191,21 @@ describe('one changing run per target', () => {
     expect((await a.query(statusQuery)).state).toBe('rolled-back');
     // The fence names the run that put it in place (workflow id and run id): the reset run's undo leaves it, so the lab is reset.
     await lab.lab.reset();
+  });
+
+  it('ends at once a hold started raw for a holder that never claimed it: a real run then claims the target', async () => {
+    const decoy = await unrelatedOpenWorkflow();
+    const holder = { workflowId: decoy.workflowId, runId: decoy.firstExecutionRunId, runbook: 'db-promotion', initiator: 'mallory', startedAt: new Date().toISOString() };
+    const forged = await temporal.client.workflow.start<typeof targetHold>(TARGET_HOLD_WORKFLOW_TYPE, { taskQueue: lab.taskQueue, workflowId: HOLD, args: [{ target: ORDERS, holder }] });
+    const failure = await refusal(forged);
+    expect(failure.type).toBe(FailureType.HoldNotClaimed);
+    expect(failure.message).toBe(`this hold on orders names ${decoy.workflowId} (run ${decoy.firstExecutionRunId}) as its holder but was started by no run (a raw start): it holds nothing and ends`);
+    expect((await decoy.describe()).status.name).toBe('RUNNING'); // the named holder still runs: only the check ended the hold
+
+    const a = await startA();
+    await waitForStatus(a, gateWaiting('promote'), 'A claims orders and waits at its gate');
+    expect((await temporal.client.workflow.getHandle(HOLD).query(holdQuery)).holder.workflowId).toBe(a.workflowId);
+    await rollBack(a);
+    await decoy.terminate('test: done');
   });
 });
