@@ -56,6 +56,11 @@ export interface HoldInspection {
   /** The server's record of who started the hold (its parent execution). */
   claimedBy?: HoldMember;
   members?: HoldMember[];
+  /**
+   * Held, but every open member says (its status query) that it has reached its final state: it has
+   * released the hold or is about to, and closes in a moment. A contender waits for it instead of being refused.
+   */
+  closing?: boolean;
   /** Human: `orders is held by db-promotion:orders (alice, started 21:02, waiting at gate promote)`. */
   description: string;
 }
@@ -85,7 +90,10 @@ export function describeTarget(target: TargetRef): string {
   return target.kind === 'region' ? `region ${target.name}` : target.name;
 }
 
-/** A member leaves the hold; the hold ends when no member is left. */
+/**
+ * A member says it is leaving. Anyone may send a signal, so it is only a prompt: the hold checks its
+ * members again soon, and drops one only when the server says its run has closed.
+ */
 export const releaseHoldSignal = defineSignal<[HoldMember]>('releaseHold');
 /** A child run of the holder joins the hold (it changes the target on the holder's decision). */
 export const joinHoldSignal = defineSignal<[HoldMember]>('joinHold');

@@ -5,7 +5,7 @@
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { describeTarget, holdQuery, holdWorkflowId, memberChain, sameMember, type HoldInspection, type HoldMember, type TargetRef } from '../contract/holds';
-import { statusQuery } from '../contract/runbook';
+import { isFinalState, statusQuery, type RunbookStatus } from '../contract/runbook';
 
 /**
  * The open run of `member`'s chain, as the server says; undefined when the chain has ended (a missing
@@ -54,12 +54,16 @@ export async function inspectHold(client: Client, target: TargetRef, options: { 
   const run = client.workflow.getHandle(holdWorkflowId(target), description.runId);
   const hold = await run.query(holdQuery);
   const open: HoldMember[] = [];
-  let holderRun: string | undefined;
+  const statuses: (RunbookStatus | undefined)[] = [];
+  let holderStatus: RunbookStatus | undefined;
   for (const member of hold.members) {
     const openRun = await openRunOf(client, member);
     if (!openRun) continue;
+    // Its status from its open run: after a reset that is not the run that claimed or joined.
+    const status = await runStatus(client, member.workflowId, openRun);
     open.push(member);
-    if (sameMember(member, hold.holder)) holderRun = openRun;
+    statuses.push(status);
+    if (sameMember(member, hold.holder)) holderStatus = status;
   }
   if (open.length === 0) {
     if (!options.endOrphan) return { state: 'free', description: `${name} is free (its last holder ${hold.holder.workflowId} has ended)` };
@@ -69,25 +73,31 @@ export async function inspectHold(client: Client, target: TargetRef, options: { 
     return { state: 'free', description: `${name} is free (its last holder ${hold.holder.workflowId} had ended)` };
   }
   const claimedBy = description.raw.workflowExecutionInfo?.parentExecution;
-  // The holder's phase from its open run: after a reset that is not the run that claimed.
-  const where = holderRun ? await holderPhase(client, { workflowId: hold.holder.workflowId, runId: holderRun }) : `ended; still held by ${open.map((m) => m.workflowId).join(', ')}`;
+  const where = open.some((m) => sameMember(m, hold.holder)) ? phase(holderStatus) : `ended; still held by ${open.map((m) => m.workflowId).join(', ')}`;
   return {
     state: 'held',
     holder: hold.holder,
     members: open,
+    // Each member's own word (a query of its run), not a release signal anyone may send.
+    ...(statuses.every((s) => s !== undefined && isFinalState(s.state)) ? { closing: true } : {}),
     ...(claimedBy?.workflowId && claimedBy.runId ? { claimedBy: { workflowId: claimedBy.workflowId, runId: claimedBy.runId } } : {}),
     description: `${name} is held by ${hold.holder.workflowId} (${hold.holder.initiator}, started ${clock(hold.holder.startedAt)}, ${where})`,
   };
 }
 
-async function holderPhase(client: Client, holder: HoldMember): Promise<string> {
+/** A run's runbook status; undefined when it does not answer (not a runbook run, or no worker). */
+async function runStatus(client: Client, workflowId: string, runId: string): Promise<RunbookStatus | undefined> {
   try {
-    const status = await client.workflow.getHandle(holder.workflowId, holder.runId).query(statusQuery);
-    if (status.state === 'waiting-approval') return `waiting at ${status.phase}`;
-    return `${status.state} at ${status.phase}`;
+    return await client.workflow.getHandle(workflowId, runId).query(statusQuery);
   } catch {
-    return 'running';
+    return undefined;
   }
+}
+
+function phase(status: RunbookStatus | undefined): string {
+  if (!status) return 'running';
+  if (status.state === 'waiting-approval') return `waiting at ${status.phase}`;
+  return `${status.state} at ${status.phase}`;
 }
 
 /** `21:02 UTC` today, else the date too: what a commander reads at a glance. */

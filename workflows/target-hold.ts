@@ -2,8 +2,9 @@
  * A target's hold: claimed by starting this workflow under the target's id
  * (the server refuses a second start while it runs) as a child of the run it
  * names as holder (any other start ends at once), left when every member
- * has released it or ended. It never outlives its members: it checks them on
- * a timer, and a contender that finds them all ended ends it at once.
+ * has ended (a member's release only makes it check soon). It never outlives
+ * its members: it checks them on a timer, and a contender that finds them all
+ * ended ends it at once.
  */
 import { ApplicationFailure, condition, continueAsNew, log, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { HoldActivities } from '../activities/holds';
@@ -22,8 +23,14 @@ import { FailureType } from '../contract/failures';
 /** Holds from before the claimant was checked replay without the check. */
 const PATCH_CLAIMED_BY_HOLDER = 'lifeboat-hold-claimed-by-holder';
 
+/** Holds from before a release was only a prompt replay dropping the member the signal names. */
+const PATCH_RELEASE_PROMPTS = 'lifeboat-hold-release-prompts';
+
 /** How often the hold checks that its members still run (a terminated holder cannot release). */
 const LIVENESS_CHECK_MS = 30_000;
+
+/** After a release the hold checks again this soon, then at its liveness cadence: a member releases just before it closes. */
+const RECHECKS_AFTER_RELEASE_MS: readonly number[] = [500, 1_000, 2_000, 4_000, 8_000];
 
 const holds = proxyActivities<HoldActivities>({
   startToCloseTimeout: '20 seconds',
@@ -33,6 +40,9 @@ const holds = proxyActivities<HoldActivities>({
 /** Holds `input.target` for `input.holder` and the child runs it lets in. */
 export async function targetHold(input: TargetHoldInput): Promise<{ releasedAt: string }> {
   if (patched(PATCH_CLAIMED_BY_HOLDER)) endUnlessClaimedByHolder(input);
+  const releaseIsPrompt = patched(PATCH_RELEASE_PROMPTS);
+  let releasePrompted = false;
+  let rechecks: number[] = [];
   let members: HoldMember[] = input.members ?? [memberOf(input.holder)];
   const render = () =>
     setCurrentDetails(`**${describeTarget(input.target)}** is held by \`${input.holder.workflowId}\` (${input.holder.runbook}, ${input.holder.initiator}, started ${input.holder.startedAt}); members: ${members.map((m) => `\`${m.workflowId}\``).join(', ')}`);
@@ -42,20 +52,30 @@ export async function targetHold(input: TargetHoldInput): Promise<{ releasedAt: 
     render();
   });
   setHandler(releaseHoldSignal, (member) => {
-    if (isMember(member)) members = members.filter((m) => !sameMember(m, member));
+    if (!isMember(member)) return;
+    // Anyone may send it (with any member's ids): the member leaves when the server says its run has closed.
+    if (releaseIsPrompt) releasePrompted = true;
+    else members = members.filter((m) => !sameMember(m, member));
     render();
   });
   render();
   while (members.length > 0) {
-    const left = await condition(() => members.length === 0, LIVENESS_CHECK_MS);
-    if (left) break;
+    await condition(() => members.length === 0 || releasePrompted, rechecks[0] ?? LIVENESS_CHECK_MS);
+    if (members.length === 0) break;
+    if (releasePrompted) {
+      releasePrompted = false;
+      rechecks = [...RECHECKS_AFTER_RELEASE_MS];
+      continue;
+    }
+    rechecks.shift();
     const { open } = await holds.openMembers.executeWithOptions(
       { startToCloseTimeout: '20 seconds', retry: { initialInterval: '1 second', maximumAttempts: 3 }, summary: `hold ${describeTarget(input.target)}: are its members still running?` },
       [{ members }],
     ).catch(() => ({ open: members })); // unknown is not ended: keep the hold
     members = members.filter((m) => open.some((o) => sameMember(o, m)));
     render();
-    if (members.length > 0 && workflowInfo().continueAsNewSuggested) {
+    // Not between the checks after a release: the member is about to close, and the next run would wait the full cadence.
+    if (members.length > 0 && rechecks.length === 0 && workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof targetHold>({ ...input, members });
     }
   }

@@ -13,7 +13,7 @@ import { decideGate, RunRefusedError, startRun } from '../../cli/runs';
 import { planStart } from '../../cli/start';
 import { postgresDatabase } from '../../config/load';
 import { FailureType } from '../../contract/failures';
-import { holdQuery, holdWorkflowId, TARGET_HOLD_WORKFLOW_TYPE, type TargetRef } from '../../contract/holds';
+import { holdQuery, holdWorkflowId, releaseHoldSignal, TARGET_HOLD_WORKFLOW_TYPE, type TargetRef } from '../../contract/holds';
 import { statusQuery } from '../../contract/runbook';
 import type { dbPromotion, targetHold } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
@@ -83,6 +83,19 @@ async function unrelatedOpenWorkflow(): Promise<WorkflowHandleWithFirstExecution
   return temporal.client.workflow.start('unrelatedWorkflow', { taskQueue: `${lab.taskQueue}-nobody`, workflowId: `unrelated-${process.pid}-${++counter}` });
 }
 
+/** The hold has checked its members with the server (an activity completed) since the last `signal` it received. */
+async function holdCheckedSince(signal: string): Promise<true | undefined> {
+  const { events } = await temporal.client.workflow.getHandle(HOLD).fetchHistory();
+  const all = events ?? [];
+  const signalled = all.findLastIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === signal);
+  return signalled >= 0 && all.slice(signalled).some((e) => e.activityTaskCompletedEventAttributes) ? true : undefined;
+}
+
+/** The hold ended by itself (completed), not ended by a contender's inspection. */
+async function holdCompletes(): Promise<void> {
+  await waitFor('the hold to end', async () => ((await temporal.client.workflow.getHandle(HOLD).describe()).status.name === 'COMPLETED' ? true : undefined), 30_000, 200);
+}
+
 async function refusal(handle: WorkflowHandle): Promise<ApplicationFailure> {
   const err = await handle.result().then(() => undefined, (e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
@@ -121,7 +134,7 @@ describe('one changing run per target', () => {
     expect(await tryWrite(orders().primary, 'orders', 'split brain?')).toBeDefined();
     expect(await countRows(orders().standby, 'orders')).toBe(rowsEast + 1); // every east row, plus the one written on west above
     // The hold ended with its holder.
-    await waitFor('the hold to end', async () => ((await temporal.client.workflow.getHandle(HOLD).describe()).status.name === 'COMPLETED' ? true : undefined), 20_000, 200);
+    await holdCompletes();
     await lab.lab.reset();
   });
 
@@ -207,5 +220,26 @@ describe('one changing run per target', () => {
     expect((await temporal.client.workflow.getHandle(HOLD).query(holdQuery)).holder.workflowId).toBe(a.workflowId);
     await rollBack(a);
     await decoy.terminate('test: done');
+  });
+
+  it('keeps the holder after a forged releaseHold while it waits at its gate: a second run is still refused', async () => {
+    const a = await startA();
+    await waitForStatus(a, gateWaiting('promote'), 'A waits at gate promote');
+    const hold = temporal.client.workflow.getHandle(HOLD);
+    // `temporal workflow signal --name releaseHold` with the holder's own ids, by someone else.
+    const { runId } = await a.describe();
+    await hold.signal(releaseHoldSignal, { workflowId: a.workflowId, runId });
+    await waitFor('the hold to check its members after the release', () => holdCheckedSince(releaseHoldSignal.name), 20_000, 200);
+    expect((await hold.query(holdQuery)).members.map((m) => m.workflowId)).toEqual([a.workflowId]);
+    expect((await hold.describe()).status.name).toBe('RUNNING');
+
+    const b = await rawStart(nextId());
+    const failure = await refusal(b);
+    expect(failure.type).toBe(FailureType.TargetHeld);
+    expect(failure.message).toContain(`orders is held by ${a.workflowId}`);
+
+    // A's own release, once A has closed, ends the hold by itself.
+    await rollBack(a);
+    await holdCompletes();
   });
 });

@@ -40,6 +40,12 @@ const holds = proxyActivities<HoldActivities>({
 /** A contender that found a hold whose members all ended retries this often (the inspection ended it). */
 const CLAIM_ATTEMPTS = 5;
 
+/** How long a contender waits for a hold whose members have all finished to close (a run's last notifications may take a minute). */
+const CLOSING_WAIT_MS = 90_000;
+
+/** Runs from before contenders waited for closing members were refused at once. */
+const PATCH_WAIT_FOR_CLOSING = 'lifeboat-hold-wait-for-closing';
+
 /** Runs that met their own hold (a reset to before the claim) take it as theirs; older histories were refused. */
 const PATCH_OWN_CHAIN = 'lifeboat-hold-own-chain';
 
@@ -57,7 +63,8 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
   const ordered = [...targets].sort((a, b) => (a.kind === b.kind ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.kind === 'region' ? -1 : 1));
   for (const target of ordered) {
     const id = holdWorkflowId(target);
-    for (let attempt = 1; ; attempt++) {
+    const nextWait = claimWaits();
+    for (;;) {
       try {
         await startChild(targetHold, {
           workflowId: id,
@@ -94,8 +101,9 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
           note(`joins its parent's hold on ${describeTarget(target)}`);
           break;
         }
-        if (held.state === 'free' && attempt < CLAIM_ATTEMPTS) {
-          await sleep(attempt * 500, { summary: `claim ${describeTarget(target)} again` });
+        const wait = nextWait(held);
+        if (wait !== undefined) {
+          await sleep(wait, { summary: held.state === 'free' ? `claim ${describeTarget(target)} again` : `wait for ${held.holder?.workflowId ?? 'the holder'} to close` });
           continue;
         }
         throw ApplicationFailure.create({
@@ -115,6 +123,23 @@ export async function releaseHolds(claimed: readonly ClaimedHold[]): Promise<voi
   for (const { target } of claimed) {
     await getExternalWorkflowHandle(holdWorkflowId(target)).signal(releaseHoldSignal, me).catch(() => undefined);
   }
+}
+
+/**
+ * How long to wait before claiming again, or undefined: refused. A hold whose members have all ended
+ * was ended by the inspection (a few quick retries); one whose members have all finished and are
+ * closing (they released it a moment ago) is waited for, growing to 5 s, up to CLOSING_WAIT_MS.
+ */
+function claimWaits(): (held: HoldInspection) => number | undefined {
+  let freeAttempts = 0;
+  let waitedForClosing = 0;
+  return (held) => {
+    if (held.state === 'free') return ++freeAttempts < CLAIM_ATTEMPTS ? freeAttempts * 500 : undefined;
+    if (!held.closing || waitedForClosing >= CLOSING_WAIT_MS || !patched(PATCH_WAIT_FOR_CLOSING)) return undefined;
+    const wait = Math.min(waitedForClosing + 1_000, 5_000);
+    waitedForClosing += wait;
+    return wait;
+  };
 }
 
 /** This run as a hold member: by its chain, which a reset or a continue-as-new keeps. */
