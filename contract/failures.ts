@@ -36,6 +36,8 @@ export const FailureType = {
   TargetHeld: 'TargetHeld',
   /** A target hold was started by someone other than the run it names as its holder (a raw start): it held nothing and ended. */
   HoldNotClaimed: 'HoldNotClaimed',
+  /** A target hold has not yet decided whether a run that asked to join is let in (retried as a poll). */
+  JoinUndecided: 'JoinUndecided',
   /** An undo that would re-open writes found another node out of recovery, ahead, or unreadable: a person decides. */
   UnfenceRefused: 'UnfenceRefused',
   /** A former primary must be stopped before its data directory is measured or copied. */

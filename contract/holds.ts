@@ -46,7 +46,21 @@ export interface HoldState {
   target: TargetRef;
   holder: HolderInfo;
   members: HoldMember[];
+  /** The last runs that asked to join and were not let in, with why (what the joiner reads back). */
+  turnedAway?: TurnedAway[];
 }
+
+export interface TurnedAway {
+  /** As the joinHold signal named it. */
+  joiner: HoldMember;
+  reason: string;
+}
+
+/** The server's word on a run that asks to join: let in (with its chain as the server records it), or why not. */
+export type JoinVerdict = { admitted: HoldMember } | { refused: string };
+
+/** What a joiner learns from the hold; undefined (the hold has not decided yet) is asked again. */
+export type JoinDecision = { admitted: true } | { admitted: false; reason: string };
 
 /** What a contender learns about a hold (read by an activity from the server, not from the hold's word alone). */
 export interface HoldInspection {
@@ -95,6 +109,10 @@ export function describeTarget(target: TargetRef): string {
  * members again soon, and drops one only when the server says its run has closed.
  */
 export const releaseHoldSignal = defineSignal<[HoldMember]>('releaseHold');
-/** A child run of the holder joins the hold (it changes the target on the holder's decision). */
+/**
+ * A run asks to join the hold, itself or by its parent on its behalf (it changes the target on the
+ * holder's decision). Anyone may send it: the hold lets the run in only when the server records its
+ * parent as an open member.
+ */
 export const joinHoldSignal = defineSignal<[HoldMember]>('joinHold');
 export const holdQuery = defineQuery<HoldState>('hold');

@@ -13,13 +13,14 @@ import { decideGate, RunRefusedError, startRun } from '../../cli/runs';
 import { planStart } from '../../cli/start';
 import { postgresDatabase } from '../../config/load';
 import { FailureType } from '../../contract/failures';
-import { holdQuery, holdWorkflowId, releaseHoldSignal, TARGET_HOLD_WORKFLOW_TYPE, type TargetRef } from '../../contract/holds';
+import { holdQuery, holdWorkflowId, joinHoldSignal, releaseHoldSignal, TARGET_HOLD_WORKFLOW_TYPE, type TargetRef } from '../../contract/holds';
 import { statusQuery } from '../../contract/runbook';
 import type { dbPromotion, targetHold } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { countRows, inRecovery, tryWrite } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 import { waitFor } from '../../lib/processes';
+import { inspectHold } from '../../lib/holds';
 import { waitForStreaming } from '../../lab/postgres';
 
 let lab: TestLab;
@@ -241,5 +242,29 @@ describe('one changing run per target', () => {
     // A's own release, once A has closed, ends the hold by itself.
     await rollBack(a);
     await holdCompletes();
+  });
+
+  it('turns away a forged joinHold of an unrelated open workflow: once the holder ends the target is free', async () => {
+    const a = await startA();
+    await waitForStatus(a, gateWaiting('promote'), 'A waits at gate promote');
+    const hold = temporal.client.workflow.getHandle(HOLD);
+    const members = (await hold.query(holdQuery)).members;
+    const decoy = await unrelatedOpenWorkflow();
+    // `temporal workflow signal --name joinHold` naming a workflow that would keep orders held as long as it runs.
+    await hold.signal(joinHoldSignal, { workflowId: decoy.workflowId, runId: decoy.firstExecutionRunId });
+    const turnedAway = await waitFor('the hold to decide on the joiner', async () => (await hold.query(holdQuery)).turnedAway?.find((t) => t.joiner.workflowId === decoy.workflowId), 20_000, 200);
+    expect(turnedAway.reason).toBe(`${decoy.workflowId} was not started by a run (it has no parent)`);
+    // The hold itself is A's child: let in, it would keep itself alive after A.
+    const { runId } = await hold.describe();
+    await hold.signal(joinHoldSignal, { workflowId: HOLD, runId });
+    const itself = await waitFor('the hold to decide on itself', async () => (await hold.query(holdQuery)).turnedAway?.find((t) => t.joiner.workflowId === HOLD), 20_000, 200);
+    expect(itself.reason).toBe(`${HOLD} is a hold, never a member`);
+    expect((await hold.query(holdQuery)).members).toEqual(members);
+
+    await rollBack(a);
+    await holdCompletes();
+    expect((await decoy.describe()).status.name).toBe('RUNNING');
+    expect((await inspectHold(temporal.client, ORDERS, { endOrphan: false })).state).toBe('free');
+    await decoy.terminate('test: done');
   });
 });

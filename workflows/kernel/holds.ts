@@ -1,12 +1,14 @@
 /**
  * The kernel's target holds: before a run changes anything it claims every
  * target it may change, by starting the target's hold workflow (the server
- * admits one per id). A child run of the holder joins its parent's hold; any
- * other contender is refused with who holds the target and where they stand.
+ * admits one per id). A child run of the holder (or of a member) asks to join
+ * its parent's hold and goes on once the hold, on the server's word, has let it
+ * in; any other contender is refused with who holds the target and where they stand.
  */
 import {
   ApplicationFailure,
   getExternalWorkflowHandle,
+  isCancellation,
   ParentClosePolicy,
   patched,
   ChildWorkflowCancellationType,
@@ -27,6 +29,7 @@ import {
   type HoldInspection,
   type HolderInfo,
   type HoldMember,
+  type JoinDecision,
   type TargetRef,
 } from '../../contract/holds';
 import { FailureType } from '../../contract/failures';
@@ -45,6 +48,9 @@ const CLOSING_WAIT_MS = 90_000;
 
 /** Runs from before contenders waited for closing members were refused at once. */
 const PATCH_WAIT_FOR_CLOSING = 'lifeboat-hold-wait-for-closing';
+
+/** Runs from before the hold verified joiners joined on their signal alone (and only a parent's own run). */
+const PATCH_VERIFIED_JOIN = 'lifeboat-hold-verified-join';
 
 /** Runs that met their own hold (a reset to before the claim) take it as theirs; older histories were refused. */
 const PATCH_OWN_CHAIN = 'lifeboat-hold-own-chain';
@@ -92,11 +98,9 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
           break;
         }
         const parent = info.parent;
-        const byParent = parent !== undefined && held.state === 'held'
-          && ((held.claimedBy?.workflowId === parent.workflowId && held.claimedBy.runId === parent.runId)
-            || (held.members ?? []).some((m) => m.workflowId === parent.workflowId && m.runId === parent.runId));
-        if (byParent) {
+        if (parent !== undefined && heldByParent(held, parent)) {
           await getExternalWorkflowHandle(id).signal(joinHoldSignal, me);
+          if (patched(PATCH_VERIFIED_JOIN)) await confirmJoin(target, me, parent);
           claimed.push({ target, how: 'joined' });
           note(`joins its parent's hold on ${describeTarget(target)}`);
           break;
@@ -106,12 +110,7 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
           await sleep(wait, { summary: held.state === 'free' ? `claim ${describeTarget(target)} again` : `wait for ${held.holder?.workflowId ?? 'the holder'} to close` });
           continue;
         }
-        throw ApplicationFailure.create({
-          type: FailureType.TargetHeld,
-          message: `${held.description}: this run changed nothing; wait for that run to end, or cancel it`,
-          nonRetryable: true,
-          details: [{ target, holder: held.holder }],
-        });
+        throw targetHeld(target, held.holder, `${held.description}: this run changed nothing; wait for that run to end, or cancel it`);
       }
     }
   }
@@ -123,6 +122,40 @@ export async function releaseHolds(claimed: readonly ClaimedHold[]): Promise<voi
   for (const { target } of claimed) {
     await getExternalWorkflowHandle(holdWorkflowId(target)).signal(releaseHoldSignal, me).catch(() => undefined);
   }
+}
+
+/**
+ * Is the hold its parent's (the claimant, or a member)? Since the hold verifies joiners itself, the
+ * parent's workflow id is enough to ask: a parent reset after its claim has another run id.
+ */
+function heldByParent(held: HoldInspection, parent: { workflowId: string; runId: string }): boolean {
+  if (held.state !== 'held') return false;
+  const runs = [...(held.claimedBy ? [held.claimedBy] : []), ...(held.members ?? [])];
+  if (runs.some((m) => m.workflowId === parent.workflowId && m.runId === parent.runId)) return true;
+  return runs.some((m) => m.workflowId === parent.workflowId) && patched(PATCH_VERIFIED_JOIN);
+}
+
+/** Waits for the hold's word on this run's join; turned away (or no answer), the run is refused: it changed nothing. */
+async function confirmJoin(target: TargetRef, me: HoldMember, parent: { workflowId: string }): Promise<void> {
+  const decision = await holds.joinDecision.executeWithOptions(
+    {
+      startToCloseTimeout: '10 seconds',
+      // A poll: the hold asks the server about this run's parent, then says.
+      retry: { initialInterval: '250 milliseconds', backoffCoefficient: 1, maximumAttempts: 80 },
+      summary: `was this run let into the hold on ${describeTarget(target)}?`,
+    },
+    [{ target, joiner: me }],
+  ).catch((err: unknown): JoinDecision => {
+    if (isCancellation(err)) throw err;
+    return { admitted: false, reason: `it gave no answer: ${err instanceof Error ? err.message : String(err)}` };
+  });
+  if (!decision.admitted) {
+    throw targetHeld(target, undefined, `${describeTarget(target)} is held by this run's parent ${parent.workflowId}, but its hold turned this run away (${decision.reason}): this run changed nothing`);
+  }
+}
+
+function targetHeld(target: TargetRef, holder: HolderInfo | undefined, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.TargetHeld, message, nonRetryable: true, details: [{ target, holder }] });
 }
 
 /**
