@@ -48,7 +48,8 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
   // The run claims its targets itself (whatever starts it); asking first gives the commander the holder's name at once.
   for (const hold of plannedHolds(plan)) {
     const held = await inspectHold(client, hold, { endOrphan: false });
-    if (held.state === 'held') throw new RunRefusedError(`${held.description}: nothing was started; wait for that run to end, or cancel it`);
+    // A hold whose members are closing is the run's to wait for: it claims once they have closed.
+    if (held.state === 'held' && !held.closing) throw new RunRefusedError(`${held.description}: nothing was started; wait for that run to end, or cancel it`);
   }
   try {
     const options = {

@@ -34,6 +34,10 @@ export const FailureType = {
   ProviderOperationFailed: 'ProviderOperationFailed',
   /** The target (a database, a region) is held by another run that may change it; nothing was changed. */
   TargetHeld: 'TargetHeld',
+  /** A target hold was started by someone other than the run it names as its holder (a raw start): it held nothing and ended. */
+  HoldNotClaimed: 'HoldNotClaimed',
+  /** A target hold has not yet decided whether a run that asked to join is let in (retried as a poll). */
+  JoinUndecided: 'JoinUndecided',
   /** An undo that would re-open writes found another node out of recovery, ahead, or unreadable: a person decides. */
   UnfenceRefused: 'UnfenceRefused',
   /** A return watch found the node it would fence to be the newest primary, not the one that was replaced. */

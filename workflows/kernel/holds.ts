@@ -1,13 +1,16 @@
 /**
  * The kernel's target holds: before a run changes anything it claims every
  * target it may change, by starting the target's hold workflow (the server
- * admits one per id). A child run of the holder joins its parent's hold; any
- * other contender is refused with who holds the target and where they stand.
+ * admits one per id). A child run of the holder (or of a member) asks to join
+ * its parent's hold and goes on once the hold, on the server's word, has let it
+ * in; any other contender is refused with who holds the target and where they stand.
  */
 import {
   ApplicationFailure,
   getExternalWorkflowHandle,
+  isCancellation,
   ParentClosePolicy,
+  patched,
   ChildWorkflowCancellationType,
   proxyActivities,
   sleep,
@@ -17,7 +20,18 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { HoldActivities } from '../../activities/holds';
-import { describeTarget, holdWorkflowId, joinHoldSignal, releaseHoldSignal, type HolderInfo, type HoldMember, type TargetRef } from '../../contract/holds';
+import {
+  describeTarget,
+  holdWorkflowId,
+  joinHoldSignal,
+  memberChain,
+  releaseHoldSignal,
+  type HoldInspection,
+  type HolderInfo,
+  type HoldMember,
+  type JoinDecision,
+  type TargetRef,
+} from '../../contract/holds';
 import { FailureType } from '../../contract/failures';
 import { targetHold } from '../target-hold';
 
@@ -29,6 +43,18 @@ const holds = proxyActivities<HoldActivities>({
 /** A contender that found a hold whose members all ended retries this often (the inspection ended it). */
 const CLAIM_ATTEMPTS = 5;
 
+/** How long a contender waits for a hold whose members have all finished to close (a run's last notifications may take a minute). */
+const CLOSING_WAIT_MS = 90_000;
+
+/** Runs from before contenders waited for closing members were refused at once. */
+const PATCH_WAIT_FOR_CLOSING = 'lifeboat-hold-wait-for-closing';
+
+/** Runs from before the hold verified joiners joined on their signal alone (and only a parent's own run). */
+const PATCH_VERIFIED_JOIN = 'lifeboat-hold-verified-join';
+
+/** Runs that met their own hold (a reset to before the claim) take it as theirs; older histories were refused. */
+const PATCH_OWN_CHAIN = 'lifeboat-hold-own-chain';
+
 export interface ClaimedHold {
   target: TargetRef;
   /** `claimed`: this run started the hold; `joined`: its parent holds it. */
@@ -36,14 +62,15 @@ export interface ClaimedHold {
 }
 
 /** Claims `targets` for this run into `claimed` (so a partial claim is released too); throws TargetHeld (nothing changed) when one is held by another run. */
-export async function claimHolds(targets: readonly TargetRef[], holder: Omit<HolderInfo, 'workflowId' | 'runId'>, note: (detail: string) => void, claimed: ClaimedHold[]): Promise<void> {
+export async function claimHolds(targets: readonly TargetRef[], holder: Omit<HolderInfo, keyof HoldMember>, note: (detail: string) => void, claimed: ClaimedHold[]): Promise<void> {
+  const me = thisRun();
   const info = workflowInfo();
-  const me: HoldMember = { workflowId: info.workflowId, runId: info.runId };
   // One order for every run (regions before databases, by name): two runs never wait on each other's half.
   const ordered = [...targets].sort((a, b) => (a.kind === b.kind ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.kind === 'region' ? -1 : 1));
   for (const target of ordered) {
     const id = holdWorkflowId(target);
-    for (let attempt = 1; ; attempt++) {
+    const nextWait = claimWaits();
+    for (;;) {
       try {
         await startChild(targetHold, {
           workflowId: id,
@@ -64,26 +91,26 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
           { startToCloseTimeout: '20 seconds', retry: { initialInterval: '1 second', maximumAttempts: 5 }, summary: `who holds ${describeTarget(target)}?` },
           [{ target }],
         );
+        if (heldByThisChain(held, me) && patched(PATCH_OWN_CHAIN)) {
+          // A reset of this run (to before its claim) meets the hold its first run claimed: the server counts it as that member.
+          claimed.push({ target, how: 'claimed' });
+          note(`still holds ${describeTarget(target)} (claimed by an earlier run of this workflow)`);
+          break;
+        }
         const parent = info.parent;
-        const byParent = parent !== undefined && held.state === 'held'
-          && ((held.claimedBy?.workflowId === parent.workflowId && held.claimedBy.runId === parent.runId)
-            || (held.members ?? []).some((m) => m.workflowId === parent.workflowId && m.runId === parent.runId));
-        if (byParent) {
+        if (parent !== undefined && heldByParent(held, parent)) {
           await getExternalWorkflowHandle(id).signal(joinHoldSignal, me);
+          if (patched(PATCH_VERIFIED_JOIN)) await confirmJoin(target, me, parent);
           claimed.push({ target, how: 'joined' });
           note(`joins its parent's hold on ${describeTarget(target)}`);
           break;
         }
-        if (held.state === 'free' && attempt < CLAIM_ATTEMPTS) {
-          await sleep(attempt * 500, { summary: `claim ${describeTarget(target)} again` });
+        const wait = nextWait(held);
+        if (wait !== undefined) {
+          await sleep(wait, { summary: held.state === 'free' ? `claim ${describeTarget(target)} again` : `wait for ${held.holder?.workflowId ?? 'the holder'} to close` });
           continue;
         }
-        throw ApplicationFailure.create({
-          type: FailureType.TargetHeld,
-          message: `${held.description}: this run changed nothing; wait for that run to end, or cancel it`,
-          nonRetryable: true,
-          details: [{ target, holder: held.holder }],
-        });
+        throw targetHeld(target, held.holder, `${held.description}: this run changed nothing; wait for that run to end, or cancel it`);
       }
     }
   }
@@ -98,8 +125,69 @@ export async function admitToHold(claimed: readonly ClaimedHold[], target: Targe
 
 /** Leaves every hold this run claimed or joined; a hold ends when its last member leaves. */
 export async function releaseHolds(claimed: readonly ClaimedHold[]): Promise<void> {
-  const { workflowId, runId } = workflowInfo();
+  const me = thisRun();
   for (const { target } of claimed) {
-    await getExternalWorkflowHandle(holdWorkflowId(target)).signal(releaseHoldSignal, { workflowId, runId }).catch(() => undefined);
+    await getExternalWorkflowHandle(holdWorkflowId(target)).signal(releaseHoldSignal, me).catch(() => undefined);
   }
+}
+
+/**
+ * Is the hold its parent's (the claimant, or a member)? Since the hold verifies joiners itself, the
+ * parent's workflow id is enough to ask: a parent reset after its claim has another run id.
+ */
+function heldByParent(held: HoldInspection, parent: { workflowId: string; runId: string }): boolean {
+  if (held.state !== 'held') return false;
+  const runs = [...(held.claimedBy ? [held.claimedBy] : []), ...(held.members ?? [])];
+  if (runs.some((m) => m.workflowId === parent.workflowId && m.runId === parent.runId)) return true;
+  return runs.some((m) => m.workflowId === parent.workflowId) && patched(PATCH_VERIFIED_JOIN);
+}
+
+/** Waits for the hold's word on this run's join; turned away (or no answer), the run is refused: it changed nothing. */
+async function confirmJoin(target: TargetRef, me: HoldMember, parent: { workflowId: string }): Promise<void> {
+  const decision = await holds.joinDecision.executeWithOptions(
+    {
+      startToCloseTimeout: '10 seconds',
+      // A poll: the hold asks the server about this run's parent, then says.
+      retry: { initialInterval: '250 milliseconds', backoffCoefficient: 1, maximumAttempts: 80 },
+      summary: `was this run let into the hold on ${describeTarget(target)}?`,
+    },
+    [{ target, joiner: me }],
+  ).catch((err: unknown): JoinDecision => {
+    if (isCancellation(err)) throw err;
+    return { admitted: false, reason: `it gave no answer: ${err instanceof Error ? err.message : String(err)}` };
+  });
+  if (!decision.admitted) {
+    throw targetHeld(target, undefined, `${describeTarget(target)} is held by this run's parent ${parent.workflowId}, but its hold turned this run away (${decision.reason}): this run changed nothing`);
+  }
+}
+
+function targetHeld(target: TargetRef, holder: HolderInfo | undefined, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.TargetHeld, message, nonRetryable: true, details: [{ target, holder }] });
+}
+
+/**
+ * How long to wait before claiming again, or undefined: refused. A hold whose members have all ended
+ * was ended by the inspection (a few quick retries); one whose members have all finished and are
+ * closing (they released it a moment ago) is waited for, growing to 5 s, up to CLOSING_WAIT_MS.
+ */
+function claimWaits(): (held: HoldInspection) => number | undefined {
+  let freeAttempts = 0;
+  let waitedForClosing = 0;
+  return (held) => {
+    if (held.state === 'free') return ++freeAttempts < CLAIM_ATTEMPTS ? freeAttempts * 500 : undefined;
+    if (!held.closing || waitedForClosing >= CLOSING_WAIT_MS || !patched(PATCH_WAIT_FOR_CLOSING)) return undefined;
+    const wait = Math.min(waitedForClosing + 1_000, 5_000);
+    waitedForClosing += wait;
+    return wait;
+  };
+}
+
+/** This run as a hold member: by its chain, which a reset or a continue-as-new keeps. */
+function thisRun(): HoldMember {
+  const { workflowId, runId, firstExecutionRunId } = workflowInfo();
+  return { workflowId, runId, firstExecutionRunId };
+}
+
+function heldByThisChain(held: HoldInspection, me: HoldMember): boolean {
+  return held.state === 'held' && (held.members ?? []).some((m) => m.workflowId === me.workflowId && memberChain(m) === memberChain(me));
 }
