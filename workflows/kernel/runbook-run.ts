@@ -4,9 +4,7 @@
  * plumbing. Deterministic orchestration only: every side effect is an activity.
  */
 import {
-  ActivityFailure,
   ApplicationFailure,
-  ChildWorkflowFailure,
   CancellationScope,
   condition,
   isCancellation,
@@ -17,12 +15,11 @@ import {
   setHandler,
   sleep,
   TemporalFailure,
-  TimeoutFailure,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import { defineSearchAttributeKey, RetryState, SearchAttributeType, type SearchAttributeUpdatePair } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributeUpdatePair } from '@temporalio/common';
 import type { NotificationActivities } from '../../activities/notify';
 import type { EvidenceActivities } from '../../activities/evidence';
 import { GENESIS, sealRecord, type EvidenceHead, type EvidenceRecord } from '../../contract/evidence';
@@ -61,27 +58,12 @@ import { refuseDecision, refuseOperator, refuseResolve } from './decisions';
 import { claimHolds, releaseHolds, type ClaimedHold } from './holds';
 import { leaveReturnWatch } from './return-watches';
 import type { ReturnDuty } from '../../contract/return-watch';
-import type { TargetRef } from '../../contract/holds';
 import { renderStatusMarkdown } from './status-markdown';
+import { describe, failureType, ignoreCancellation, wrapStepFailure } from './failures';
+import type { RunbookRunOptions } from './plan';
 
-export interface StepDefinition {
-  readonly id: string;
-  readonly title: string;
-  /** A point of no return: it must follow an approved gate, and seals the undos before it. */
-  readonly irreversible?: boolean;
-}
-
-export interface GateDefinition {
-  readonly id: string;
-  readonly title: string;
-  /** The irreversible step this gate guards. */
-  readonly before?: string;
-}
-
-export interface RunbookPlan {
-  readonly steps: readonly StepDefinition[];
-  readonly gates: readonly GateDefinition[];
-}
+export { describe, isDeadline } from './failures';
+export type { GateDefinition, Plan, RunbookRunOptions, StepDefinition } from './plan';
 
 /** A gate decided in a parent run, passed to a child run. */
 export interface PreApproval {
@@ -89,23 +71,6 @@ export interface PreApproval {
   at: string;
   comment: string;
 }
-
-export interface RunbookRunOptions {
-  runbook: string;
-  /** What the run acts on (a database, a region), for the status and the UI. */
-  target: string;
-  plan: RunbookPlan;
-  context: RunContext;
-  rto: RtoPolicy;
-  rpoTargetSeconds: number;
-  stepBudgets: Readonly<Record<string, number | undefined>>;
-  gates: Readonly<Record<string, GatePolicy>>;
-  /** Tell the incident channel (email first) and page the on-call (SMS first) when the run fails, with the reason. */
-  announceFailure?: boolean;
-  /** What the run may change: claimed before the procedure's first step, so a second run on them is refused before it changes anything. */
-  holds?: readonly TargetRef[];
-}
-
 
 /** An undo: idempotent, because it may run after a half-applied step. */
 export type Undo = () => Promise<unknown>;
@@ -971,50 +936,6 @@ function str(value: unknown): string | undefined {
   return typeof value === 'string' ? value.slice(0, 200) : undefined;
 }
 
-function ignoreCancellation(err: unknown): void {
-  if (!isCancellation(err)) throw err;
-}
-
 function structuredCloneStatus(status: RunbookStatus): RunbookStatus {
   return JSON.parse(JSON.stringify(status)) as RunbookStatus;
-}
-
-/**
- * A poll loop that ran out of its schedule-to-close budget (e.g. a catch-up deadline). The server
- * does not always attach the last attempt's error, so the caller says what was not reached.
- */
-export function isDeadline(err: unknown): boolean {
-  if (!(err instanceof ActivityFailure)) return false;
-  if (err.cause instanceof TimeoutFailure) return true;
-  // When the next retry would start past the schedule-to-close deadline, the server ends the activity with the
-  // last attempt's own (retryable) failure instead of a timeout: the poll ran out of time all the same.
-  return err.cause instanceof ApplicationFailure && err.cause.nonRetryable !== true && err.retryState === RetryState.TIMEOUT;
-}
-
-/** The innermost message: an activity failure's cause says what went wrong; a timeout keeps the last attempt's error. */
-export function describe(err: unknown): string {
-  if ((err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && err.cause) return describe(err.cause);
-  if (err instanceof ApplicationFailure && err.type === FailureType.StepFailed && err.cause) return describe(err.cause);
-  if (err instanceof TimeoutFailure) return err.cause ? `${err.message}: ${describe(err.cause)}` : err.message;
-  return err instanceof Error ? err.message : String(err);
-}
-
-function failureType(err: unknown): string {
-  let current: unknown = err;
-  while (current instanceof TemporalFailure) {
-    if (current instanceof ApplicationFailure && current.type && current.type !== FailureType.StepFailed) return current.type;
-    current = current.cause;
-  }
-  return err instanceof Error ? err.name : 'Error';
-}
-
-function wrapStepFailure(id: string, err: unknown): unknown {
-  if (isCancellation(err) || !(err instanceof TemporalFailure)) return err;
-  if (err instanceof ApplicationFailure) return err;
-  return ApplicationFailure.create({
-    type: FailureType.StepFailed,
-    message: `step ${id} failed: ${describe(err)}`,
-    nonRetryable: true,
-    cause: err,
-  });
 }
