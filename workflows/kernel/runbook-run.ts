@@ -22,17 +22,21 @@ import { claimHolds, releaseHolds, type ClaimedHold } from './holds';
 import { RunLedger } from './ledger';
 import { registerHandlers } from './messages';
 import { Notifier, type Outgoing } from './notifications';
-import type { RunbookRunOptions } from './plan';
+import type { GateId, Plan, RunbookRunOptions, StepId } from './plan';
 import { leaveReturnWatch } from './return-watches';
 import { Steps, type StepOptions } from './steps';
 
 export { describe, isDeadline } from './failures';
-export type { GateDefinition, Plan, RunbookRunOptions, StepDefinition } from './plan';
+export type { GateDefinition, GateId, Plan, RunbookRunOptions, StepDefinition, StepId } from './plan';
 export type { GateOptions, PreApproval } from './gates';
 export type { Outgoing } from './notifications';
 export type { StepOptions, Undo } from './steps';
 
-export class RunbookRun {
+/**
+ * One run of a runbook, typed by its plan `P`: a step, gate or step budget the plan does not
+ * name does not compile (test/workflows/kernel/plan-ids.typecheck.ts).
+ */
+export class RunbookRun<P extends Plan = Plan> {
   /**
    * The procedure and the watchers run under a shield, not under the root scope:
    * a cancel of the workflow is forwarded to the procedure only while rollback is
@@ -54,7 +58,7 @@ export class RunbookRun {
   /** Started by a Schedule (the context is rewritten, so this is kept apart). */
   private readonly scheduledRun: boolean;
 
-  constructor(options: RunbookRunOptions) {
+  constructor(options: RunbookRunOptions<P>) {
     // The order of these patched() calls is part of every recorded history.
     const { context, scheduled } = clockedContext(options.context);
     this.evidence = new EvidenceChain(options.runbook, patched('lifeboat-evidence-chain'));
@@ -96,17 +100,17 @@ export class RunbookRun {
   }
 
   /** Runs one named step; its activity carries its own summary for the UI. */
-  step<T>(id: string, action: () => Promise<T>, options: StepOptions<T> = {}): Promise<T> {
+  step<T>(id: StepId<P>, action: () => Promise<T>, options: StepOptions<T> = {}): Promise<T> {
     return this.steps.run(id, action, options);
   }
 
   /** A word on a step for the status and the UI (what it measured, why it waits). */
-  note(id: string, text: string): void {
+  note(id: StepId<P>, text: string): void {
     this.steps.note(id, text);
   }
 
   /** Marks a done step as skipped, with the reason (e.g. the old primary was unreachable). */
-  skipped(id: string, reason: string): void {
+  skipped(id: StepId<P>, reason: string): void {
     this.steps.skipped(id, reason);
   }
 
@@ -118,12 +122,12 @@ export class RunbookRun {
    * (e.g. an RPO beyond the target): then a person must decide here, and the on-call is paged.
    * `briefing`: what the approver should see, added to the gate-opened event.
    */
-  gate(id: string, options: GateOptions = {}): Promise<GateStatus> {
+  gate(id: GateId<P>, options: GateOptions = {}): Promise<GateStatus> {
     return this.gates.open(id, options);
   }
 
   /** A document the run stored with its evidence, sealed in the chain by its digest (see RunLedger.attach). */
-  attach(artifact: Omit<RunArtifact, 'at'>): void {
+  attach(artifact: Omit<RunArtifact, 'at' | 'step'> & { step?: StepId<P> }): void {
     this.ledger.attach(artifact);
   }
 
