@@ -101,7 +101,7 @@ interface DivergenceCheck {
  * stop it, measure its WAL past the fork, and where any diverged keep a copy and a reconciliation
  * report, then wait at `discard-divergence`. A rejection rolls back before anything is rebuilt.
  */
-async function keepWhatWouldBeDiscarded(run: RunbookRun, names: readonly string[], check: DivergenceCheck, limits: { keyLimit: number; rowLimit: number }): Promise<Map<string, FormerPrimaryCheck>> {
+async function keepWhatWouldBeDiscarded(run: RunbookRun<typeof failbackPlan>, names: readonly string[], check: DivergenceCheck, limits: { keyLimit: number; rowLimit: number }): Promise<Map<string, FormerPrimaryCheck>> {
   const { workflowId, runId } = workflowInfo();
   const { node, nodeRegion, sourceRegion } = check;
   const stopped: FormerPrimaryStop[] = [];

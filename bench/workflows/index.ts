@@ -8,7 +8,7 @@ import type { BenchOnlyActivities } from '../activities';
 import type { DatabaseEvacuationOutcome } from '../../contract/regional-evacuation';
 import type { DbPromotionPolicy, PromotionMode } from '../../contract/db-promotion';
 import type { RunContext } from '../../contract/runbook';
-import { RunbookRun, type RunbookPlan } from '../../workflows/kernel/runbook-run';
+import { RunbookRun, type Plan } from '../../workflows/kernel/runbook-run';
 import { promoteInParallel } from '../../workflows/procedures';
 
 export { dbPromotion } from '../../workflows/db-promotion';
@@ -17,7 +17,7 @@ const bench = proxyActivities<BenchOnlyActivities>({ startToCloseTimeout: '30 se
 
 const RTO = { budgetSeconds: 3600, onBreach: 'continue' } as const;
 
-function plan(steps: number, gate?: string): RunbookPlan {
+function plan(steps: number, gate?: string): Plan {
   return {
     steps: Array.from({ length: steps }, (_, i) => ({ id: `s${i + 1}`, title: `bench step ${i + 1}` })),
     gates: gate ? [{ id: gate, title: `bench gate ${gate}` }] : [],

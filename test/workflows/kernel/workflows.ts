@@ -1,0 +1,82 @@
+/**
+ * The kernel tests' workflow bundle: a small runbook written on the real
+ * kernel (RunbookRun), whose steps are activities the test fakes, and the
+ * real runbooks, run with fake activities too.
+ */
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { GatePolicy, RtoPolicy, RunContext } from '../../../contract/runbook';
+import { RunbookRun } from '../../../workflows/kernel/runbook-run';
+
+export * from '../../../workflows';
+
+export const REHEARSAL_RUNBOOK = 'rehearsal';
+
+/** Two undoable changes, a gate, a point of no return and a check: the shape of a promotion. */
+export const rehearsalPlan = {
+  steps: [
+    { id: 'freeze', title: 'Freeze writes' },
+    { id: 'drain', title: 'Drain traffic' },
+    { id: 'promote', title: 'Promote (point of no return)', irreversible: true },
+    { id: 'verify', title: 'Verify the service' },
+  ],
+  gates: [{ id: 'promote', title: 'Approve the promotion', before: 'promote' }],
+} as const;
+
+export type RehearsalStepId = (typeof rehearsalPlan.steps)[number]['id'];
+
+/** What the rehearsal's steps do, answered by the test's fakes. */
+export interface RehearsalActivities {
+  /** The change a step makes. */
+  change(input: { step: RehearsalStepId }): Promise<{ step: RehearsalStepId }>;
+  /** Undoes a step's change; idempotent. */
+  undo(input: { step: RehearsalStepId }): Promise<void>;
+}
+
+export interface RehearsalInput {
+  run: RunContext;
+  rto: RtoPolicy;
+  gate: GatePolicy;
+  stepBudgets?: Partial<Record<RehearsalStepId, number>>;
+  /** Attempts of each undo before the run asks a person. */
+  compensationAttempts: number;
+}
+
+/** A change fails at its first error (the test says which); it heartbeats, so a cancel reaches it. */
+const changeOptions = {
+  startToCloseTimeout: '1 minute',
+  heartbeatTimeout: '2 seconds',
+  retry: { maximumAttempts: 1 },
+} as const satisfies ActivityOptions;
+
+const rehearse = proxyActivities<RehearsalActivities>(changeOptions);
+
+/** Freeze and drain (each with its undo), the gate, the promotion, the check. */
+export async function rehearsal(input: RehearsalInput): Promise<{ changed: RehearsalStepId[] }> {
+  const run = new RunbookRun({
+    runbook: REHEARSAL_RUNBOOK,
+    target: 'the lab',
+    plan: rehearsalPlan,
+    context: input.run,
+    rto: input.rto,
+    rpoTargetSeconds: 60,
+    stepBudgets: input.stepBudgets ?? {},
+    gates: { promote: input.gate },
+  });
+  const undoOptions = {
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '100 milliseconds', maximumAttempts: input.compensationAttempts },
+  } as const satisfies ActivityOptions;
+  const change = (step: RehearsalStepId) => () => rehearse.change.executeWithOptions({ ...changeOptions, summary: `change: ${step}` }, [{ step }]);
+  const undo = (step: RehearsalStepId) => () => rehearse.undo.executeWithOptions({ ...undoOptions, summary: `undo: ${step}` }, [{ step }]);
+
+  return run.execute(async () => {
+    const changed: RehearsalStepId[] = [];
+    changed.push((await run.step('freeze', change('freeze'), { compensate: () => undo('freeze') })).step);
+    // The drain can half-apply: its undo is registered before it runs.
+    changed.push((await run.step('drain', change('drain'), { undoIfInterrupted: undo('drain'), compensate: () => undo('drain') })).step);
+    await run.gate('promote');
+    changed.push((await run.step('promote', change('promote'))).step);
+    changed.push((await run.step('verify', change('verify'))).step);
+    return { changed };
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * Gates and decisions: a gate opens with a fresh nonce and waits for its
+ * approvers (two distinct ones for a two-person gate), escalates, then times
+ * out; a parent run's approval is taken, or set aside with the reason. Who may
+ * decide is decided by decisions.ts; this room applies what it allows.
+ */
+import { ApplicationFailure, condition, uuid4, workflowInfo } from '@temporalio/workflow';
+import { FailureType } from '../../contract/failures';
+import { lookup } from '../../contract/records';
+import type { DecideRequest, DecideResult, GateStatus } from '../../contract/runbook';
+import { refuseDecision } from './decisions';
+import { definitionError } from './failures';
+import type { RunLedger } from './ledger';
+import type { Notifier } from './notifications';
+
+/** A gate decided in a parent run, passed to a child run. */
+export interface PreApproval {
+  by: string;
+  at: string;
+  comment: string;
+}
+
+export interface GateOptions {
+  /** Decided at a parent run's gate: recorded, not asked again (unless `setAside`). */
+  preApproved?: PreApproval;
+  /** Why the parent's approval does not cover what this run found (e.g. an RPO beyond the target): a person decides here, paged at once. */
+  setAside?: string;
+  /** What the approver should see, added to the gate-opened event. */
+  briefing?: string;
+}
+
+export class Gates {
+  constructor(
+    private readonly ledger: RunLedger,
+    private readonly notifier: Notifier,
+  ) {}
+
+  /**
+   * Waits for an authorised approver. Escalates after `escalateAfterSeconds`, rejects
+   * as timed out after `timeoutSeconds`; a rejection throws GateRejected.
+   */
+  async open(id: string, options: GateOptions = {}): Promise<GateStatus> {
+    const { ledger } = this;
+    const gate = ledger.gateStatus(id);
+    const policy = lookup(ledger.options.gates, id);
+    if (!policy) throw definitionError(`no policy configured for gate '${id}'`);
+    gate.nonce = uuid4();
+    gate.openedAt = ledger.now();
+    gate.decidedBy = gate.decidedAt = gate.comment = gate.escalatedAt = undefined;
+    gate.approvals = [];
+    if (options.preApproved && options.setAside !== undefined) {
+      ledger.record('pre-approval-set-aside', `gate ${id}: the approval by ${options.preApproved.by} at the parent run's gate does not cover this: ${options.setAside}; a person must approve here`, { by: options.preApproved.by, gate: id });
+    } else if (options.preApproved) {
+      // Decided at the parent run's gate (e.g. an evacuation's promote-databases): recorded, not asked again.
+      const { by, at, comment } = options.preApproved;
+      Object.assign(gate, { state: 'approved', decidedBy: by, decidedAt: at, comment });
+      ledger.record('gate-approved', `gate ${id} approved by ${by} at the parent run's gate: ${comment}`, { by, gate: id });
+      ledger.publish();
+      return { ...gate };
+    }
+    gate.state = 'waiting';
+    ledger.status.state = 'waiting-approval';
+    ledger.setPhase(`gate ${id}`);
+    ledger.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}${options.briefing ? `. ${options.briefing}` : ''}`, { gate: id });
+    if (options.preApproved && options.setAside !== undefined) {
+      // The parent's approver believes this promotion is under way: someone must come now, not after the escalation delay.
+      this.notifier.escalate('escalation', 'critical', `gate ${id} needs a person: the parent run's approval does not cover it`, `${options.setAside}. Approve or reject gate ${id} of this run (approvers: ${gate.approvers.join(', ')}).`, { gate: id });
+    }
+    ledger.publish();
+
+    const decided = () => gate.state !== 'waiting';
+    const escalateAfterMs = Math.min(policy.escalateAfterSeconds, policy.timeoutSeconds) * 1000;
+    let done = await condition(decided, escalateAfterMs, { summary: `gate ${id} escalation` });
+    if (!done) {
+      gate.escalatedAt = ledger.now();
+      this.notifier.escalate('escalation', 'warning', `gate ${id} still waiting`, `Gate ${id} has waited ${policy.escalateAfterSeconds}s for an approver (${gate.approvers.join(', ')}).`, { gate: id });
+      const rest = (policy.timeoutSeconds * 1000) - escalateAfterMs;
+      done = rest > 0 ? await condition(decided, rest, { summary: `gate ${id} timeout` }) : false;
+    }
+    if (!done) {
+      gate.state = 'timed-out';
+      gate.decidedAt = ledger.now();
+      ledger.record('gate-timed-out', `gate ${id} timed out after ${policy.timeoutSeconds}s without a decision`, { gate: id });
+    }
+    ledger.status.state = 'running';
+    ledger.publish();
+    const outcome = ledger.gateStatus(id).state; // set by the handlers while we waited
+    if (outcome !== 'approved') {
+      const why = gate.state === 'timed-out' ? 'timed out' : `rejected by ${gate.decidedBy ?? '?'}: ${gate.comment ?? ''}`;
+      throw ApplicationFailure.create({
+        type: FailureType.GateRejected,
+        message: `gate ${id} ${why}`,
+        nonRetryable: true,
+        details: [{ gate: id, state: gate.state, decidedBy: gate.decidedBy, comment: gate.comment }],
+      });
+    }
+    return { ...gate };
+  }
+
+  /** Why a decision may not be applied now (decisions.ts), or undefined. */
+  refusal(request: unknown): string | undefined {
+    return refuseDecision(request, this.ledger.status.gates, this.ledger.context, { workflowId: workflowInfo().workflowId });
+  }
+
+  /** Applies a decision `refusal` allowed: an approval (the first of two, or the one that opens the gate) or a rejection. */
+  apply(request: DecideRequest): DecideResult {
+    const { ledger } = this;
+    const gate = ledger.gateStatus(request.gate);
+    const at = ledger.now();
+    // Verified by refusal(): a signature here is the approver's, for this opening.
+    const signed = request.signature !== undefined ? ' (signed)' : '';
+    if (request.decision === 'approve') {
+      gate.approvals.push({ by: request.approver, at, comment: request.comment, ...(signed ? { signed: true } : {}) });
+      if (gate.approvals.length < gate.required) {
+        // A two-person gate: the first approval is recorded, the gate keeps waiting for a different person.
+        ledger.record('gate-approved', `gate ${gate.id}: approval ${gate.approvals.length} of ${gate.required} by ${request.approver}${signed}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
+        ledger.publish();
+        return { gate: gate.id, state: gate.state, decidedBy: request.approver, decidedAt: at };
+      }
+    }
+    gate.state = request.decision === 'approve' ? 'approved' : 'rejected';
+    gate.decidedBy = request.decision === 'approve' ? gate.approvals.map((a) => a.by).join(' + ') : request.approver;
+    gate.decidedAt = at;
+    gate.comment = request.comment;
+    ledger.record(request.decision === 'approve' ? 'gate-approved' : 'gate-rejected', `gate ${gate.id} ${gate.state} by ${gate.decidedBy}${signed}${request.comment ? `: ${request.comment}` : ''}`, { by: request.approver, gate: gate.id });
+    ledger.publish();
+    return { gate: gate.id, state: gate.state, decidedBy: gate.decidedBy, decidedAt: at };
+  }
+}

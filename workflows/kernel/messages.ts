@@ -1,0 +1,98 @@
+/**
+ * The run's message handlers (their definitions are in contract/runbook.ts):
+ * the status query, the approve/reject signals and the decide Update for
+ * gates, the requestCancel Update and the resolve signal. Validators reject
+ * only what is not a request at all; every rule is checked in the handler, so
+ * a refusal is recorded in the run (and its evidence) and the caller still
+ * gets the reason.
+ */
+import { ApplicationFailure, log, setHandler } from '@temporalio/workflow';
+import {
+  approveSignal,
+  decideUpdate,
+  isFinalState,
+  rejectSignal,
+  requestCancelUpdate,
+  resolveSignal,
+  statusQuery,
+  type DecideRequest,
+  type DecideResult,
+  type GateDecision,
+} from '../../contract/runbook';
+import { refuseOperator, refuseResolve } from './decisions';
+import type { Gates } from './gates';
+import type { RunLedger } from './ledger';
+import type { Steps } from './steps';
+
+export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps): void {
+  const { context } = ledger;
+  const decide = (request: DecideRequest): DecideResult => {
+    const refusal = gates.refusal(request);
+    return refusal ? refuse(ledger, 'decide', request, refusal) : gates.apply(request);
+  };
+
+  setHandler(statusQuery, () => ledger.snapshot());
+  const onSignal = (decision: 'approve' | 'reject') => (payload: GateDecision) => {
+    const request = { ...(isObject(payload) ? payload : {}), decision } as DecideRequest;
+    const refusal = gates.refusal(payload === undefined ? undefined : request);
+    if (refusal) {
+      ledger.record('decision-refused', `${decision} refused: ${refusal}`, { by: str(request.approver), gate: str(request.gate) });
+      log.warn('gate decision refused', { decision, refusal });
+      ledger.publish();
+      return;
+    }
+    gates.apply(request);
+  };
+  setHandler(approveSignal, onSignal('approve'));
+  setHandler(rejectSignal, onSignal('reject'));
+  // An Update, so the CLI gets an answer: the gate's new state, or the reason it was refused.
+  setHandler(decideUpdate, (request) => {
+    if (request.decision !== 'approve' && request.decision !== 'reject') return refuse(ledger, 'decide', request, 'decision must be "approve" or "reject"');
+    return decide(request);
+  }, {
+    validator: (request) => {
+      if (!isObject(request)) throw new Error('a decision must be an object {gate, approver, decision, comment?, nonce?, signature?}');
+    },
+  });
+  setHandler(requestCancelUpdate, (request) => {
+    const { status } = ledger;
+    const refusal = refuseOperator(request.by, context, 'cancel a run')
+      ?? (typeof request.reason !== 'string' || request.reason.trim() === '' ? 'a cancel needs a reason' : undefined)
+      ?? (isFinalState(status.state) ? `the run has already ended (${status.state})` : undefined)
+      ?? (status.pointOfNoReturnPassed ? 'the run is past its point of no return: cancelling would not roll it back; let it finish or resolve by hand' : undefined);
+    if (refusal) return refuse(ledger, 'cancel', request, refusal);
+    ledger.record('cancel-requested', `cancel requested: ${request.reason}`, { by: request.by });
+    ledger.publish();
+    return { accepted: true as const };
+  }, {
+    validator: (request) => {
+      if (!isObject(request)) throw new Error('a cancel request must be an object {by, reason}');
+    },
+  });
+  setHandler(resolveSignal, (request) => {
+    const refusal = refuseResolve(request, context, steps.awaitingResolution);
+    if (refusal) {
+      ledger.record('decision-refused', `resolve refused: ${refusal}`, { by: isObject(request) ? str(request.by) : undefined });
+      ledger.publish();
+      return;
+    }
+    ledger.record('resolved', `${request.action}: ${request.comment}`, { by: request.by });
+    steps.resolve(request);
+  });
+}
+
+/** Records a refused Update (who, what, which rule) and fails it with the reason. */
+function refuse(ledger: RunLedger, what: 'decide' | 'cancel', request: { approver?: unknown; by?: unknown; gate?: unknown; decision?: unknown }, refusal: string): never {
+  const by = str(request.approver) ?? str(request.by);
+  ledger.record('decision-refused', `${what === 'decide' ? String(request.decision ?? 'decision') : 'cancel'} refused: ${refusal}`, { by, gate: str(request.gate) });
+  ledger.publish();
+  throw ApplicationFailure.nonRetryable(refusal, 'DecisionRefused');
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value.slice(0, 200) : undefined;
+}
