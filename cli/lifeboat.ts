@@ -382,7 +382,7 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
 
   program
     .command('demo')
-    .description('bring the lab up, run a worker, and run a planned db-promotion approved by a second person')
+    .description('bring the lab up with its workers, evacuate the region of the first database (planned), then fail back; a second person approves every gate, and the lab stays up')
     .action(async (_o, cmd: Command) => {
       await runDemo(config(cmd), { projectRoot: PROJECT_ROOT, log: say });
     });

@@ -16,6 +16,12 @@ describe('help and completion', () => {
     expect(help).toContain('--prune');
   });
 
+  it('demo --help names what the demo runs: an evacuation, then a failback', () => {
+    const help = (buildProgram().commands.find((c) => c.name() === 'demo')?.helpInformation() ?? '').replace(/\s+/g, ' ');
+    expect(help).toMatch(/evacuate .*then fail back/);
+    expect(help).not.toContain('db-promotion');
+  });
+
   it('bash completes commands, subcommands, options and runbook names', () => {
     const script = bashCompletion(buildProgram());
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-completion-'));
