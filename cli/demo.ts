@@ -4,12 +4,11 @@
  * person. Prints RTO and RPO per database, the emails and SMS that went out, and
  * the Temporal UI link; the lab stays up for inspection.
  */
-import { ranToEnd } from '../contract/runbook';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load';
 import type { RegionalEvacuationResult } from '../contract/regional-evacuation';
-import { statusQuery, type RunbookStatus } from '../contract/runbook';
+import { hasRole, isFinalState, ranToEnd, ROLE_SETS, statusQuery, type RunbookStatus } from '../contract/runbook';
 import { Lab } from '../lab/lab';
 import { GiveUp, isAlive, waitFor } from '../lib/processes';
 import { connectClient, temporalTarget } from '../lib/temporal';
@@ -21,8 +20,8 @@ import { UsageError } from './start';
 export async function runDemo(loaded: LoadedConfig, options: { projectRoot: string; log: (line: string) => void }): Promise<RegionalEvacuationResult> {
   const { log } = options;
   const people = Object.entries(loaded.config.people);
-  const commander = people.find(([, p]) => p.roles.includes('commander'))?.[0];
-  const approver = people.find(([name, p]) => p.roles.includes('approver') && name !== commander)?.[0];
+  const commander = people.find(([, p]) => hasRole(p.roles, ROLE_SETS.start))?.[0];
+  const approver = people.find(([name, p]) => hasRole(p.roles, ROLE_SETS.decide) && name !== commander)?.[0];
   if (!commander || !approver) throw new UsageError(`the demo needs a commander and a different approver under people: in ${loaded.file}`);
   const region = Object.values(loaded.config.databases)[0]?.primary.region;
   if (!region || !loaded.config.runbooks['regional-evacuation']) throw new UsageError(`the demo needs databases and runbooks.regional-evacuation in ${loaded.file}`);
@@ -57,7 +56,7 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
         async (): Promise<RunbookStatus | undefined> => {
           if (!isAlive(workerPid)) throw new GiveUp(`the lab worker (pid ${workerPid}) exited: see ${path.join(lab.stateDir, 'logs', 'worker.log')}`);
           const s = await handle.query(statusQuery);
-          if (s.state === 'failed' || s.state === 'rolled-back') throw new GiveUp(`the run ended ${s.state}: ${s.error?.message ?? ''}`);
+          if (isFinalState(s.state)) throw new GiveUp(`the run ended ${s.state}: ${s.error?.message ?? ''}`);
           return s.gates.some((g) => g.id === gate && g.state === 'waiting') ? s : undefined;
         },
         300_000,

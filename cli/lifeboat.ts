@@ -15,7 +15,7 @@ import { createLifeboatWorker, type WorkflowSource } from '../workers/worker';
 import { formatStatus } from './format';
 import { cancelRun, decideGate, resolveRun, RunRefusedError, runStatus, startRun } from './runs';
 import { requirePerson, UsageError } from './start';
-import { ROLES } from '../contract/runbook';
+import { ROLE_SETS } from '../contract/runbook';
 import { runDemo } from './demo';
 import { syncRunbookDocs } from './docs';
 import { formatRuns, listRuns } from './runs-list';
@@ -188,7 +188,7 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
     .action(async (workflowId: string, o: { json?: boolean; watch?: boolean; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
-      requirePerson(loaded, o.as, ROLES, 'read run status');
+      requirePerson(loaded, o.as, ROLE_SETS.read, 'read run status');
       if (o.watch) {
         exit.code = await watchRun(await connectClient(temporalTarget(loaded)), workflowId, { tty: process.stdout.isTTY === true, write: (t) => process.stdout.write(t) });
         return;
@@ -208,7 +208,7 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
     .action(async (o: { runbook?: string; state?: string; drill?: boolean; since?: string; json?: boolean; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
-      requirePerson(loaded, o.as, ROLES, 'list runs');
+      requirePerson(loaded, o.as, ROLE_SETS.read, 'list runs');
       const rows = await listRuns(await connectClient(temporalTarget(loaded)), { runbook: o.runbook, state: o.state, drill: o.drill, since: o.since });
       console.log(o.json ? JSON.stringify(rows, null, 2) : formatRuns(rows));
     });
@@ -234,7 +234,7 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
     .action(async (workflowId: string, o: { format: ReportFormat; out?: string; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
-      requirePerson(loaded, o.as, ROLES, 'read reports');
+      requirePerson(loaded, o.as, ROLE_SETS.read, 'read reports');
       const written = await writeReport(await connectClient(temporalTarget(loaded)), loaded, workflowId, o.format, o.out);
       console.log(`report written to ${written.file}${written.stored ? ` and ${written.stored}` : ''}`);
     });
@@ -253,7 +253,7 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
       else {
         if (!workflowId) throw new UsageError('give a workflow id, or --bundle <file>');
         const loaded = config(cmd);
-        requirePerson(loaded, o.as, ROLES, 'verify evidence');
+        requirePerson(loaded, o.as, ROLE_SETS.read, 'verify evidence');
         report = await verifyRunEvidence(await connectClient(temporalTarget(loaded)), loaded, workflowId);
       }
       console.log(o.json ? JSON.stringify(report, null, 2) : formatEvidenceReport(report));
@@ -267,7 +267,7 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
     .action(async (workflowId: string, o: { out: string; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
-      requirePerson(loaded, o.as, ROLES, 'export evidence');
+      requirePerson(loaded, o.as, ROLE_SETS.read, 'export evidence');
       const bundle = await exportRunEvidence(await connectClient(temporalTarget(loaded)), loaded, workflowId, o.out);
       console.log(`wrote ${o.out}: ${bundle.chain.length} evidence records, ${(bundle.history as { events?: unknown[] }).events?.length ?? 0} history events`);
     });
@@ -281,7 +281,7 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .addHelpText('after', '\nFindings: NO_FAILOVER, TEST_OVERDUE, RTO_EXCEEDED, BACKUP_OVERDUE, FAILED_TEST.\nExit code 1 when a tier-1 finding exists.')
     .action(async (o: { json?: boolean; asOf?: string; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
-      requirePerson(loaded, o.as, ROLES, 'run the audit');
+      requirePerson(loaded, o.as, ROLE_SETS.read, 'run the audit');
       const asOf = o.asOf === undefined ? undefined : new Date(o.asOf);
       if (asOf && Number.isNaN(asOf.getTime())) throw new UsageError(`--as-of must be an ISO 8601 time such as 2026-12-31T23:59:59Z, not '${o.asOf}'`);
       const report = await runAudit(await connectClient(temporalTarget(loaded)), loaded, { asOf });
