@@ -31,7 +31,11 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   resolve: ['lifeboat resolve db-promotion:orders --action retry --comment "primary reachable again" --as alice'],
   keys: ['lifeboat keys generate --out ~/.lifeboat/bob.pem'],
   'keys generate': ['lifeboat keys generate --out ~/.lifeboat/bob.pem'],
-  report: ['lifeboat report regional-evacuation:east --as dave', 'lifeboat report regional-evacuation:east --format html --out east.html --as dave'],
+  report: [
+    'lifeboat report regional-evacuation:east --as dave',
+    'lifeboat report regional-evacuation:east --format html --out east.html --as dave',
+    'lifeboat report db-promotion:orders --no-store --as dave',
+  ],
   evidence: ['lifeboat evidence verify db-promotion:orders --as dave'],
   'evidence verify': ['lifeboat evidence verify db-promotion:orders --as dave', 'lifeboat evidence verify --bundle orders-evidence.json'],
   'evidence export': ['lifeboat evidence export db-promotion:orders --out orders-evidence.json --as dave'],

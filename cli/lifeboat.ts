@@ -231,11 +231,12 @@ export function buildProgram(exit: { code: number } = { code: 0 }): Command {
     .argument('<workflowId>')
     .addOption(new Option('--format <format>', 'output format').choices(['md', 'html', 'json']).default('md'))
     .option('--out <file>', 'where to write it (default: <lab state>/reports/<id>.<format>)')
+    .option('--no-store', 'only the local file: no copy under reports/ in the evidence bucket (for a read-only S3 key)')
     .option('--as <user>', 'who you are (default: LIFEBOAT_USER); any configured role may read')
-    .action(async (workflowId: string, o: { format: ReportFormat; out?: string; as?: string }, cmd: Command) => {
+    .action(async (workflowId: string, o: { format: ReportFormat; out?: string; store: boolean; as?: string }, cmd: Command) => {
       const loaded = config(cmd);
       requirePerson(loaded, o.as, ROLE_SETS.read, 'read reports');
-      const written = await writeReport(await connectClient(temporalTarget(loaded)), loaded, workflowId, o.format, o.out);
+      const written = await writeReport(await connectClient(temporalTarget(loaded)), loaded, workflowId, o.format, o.out, { store: o.store });
       console.log(`report written to ${written.file}${written.stored ? ` and ${written.stored}` : ''}`);
     });
 
