@@ -11,7 +11,7 @@ import type { RegionalEvacuationResult } from '../contract/regional-evacuation';
 import { hasRole, isFinalState, ranToEnd, ROLE_SETS, statusQuery, type RunbookStatus } from '../contract/runbook';
 import { Lab } from '../lab/lab';
 import { GiveUp, isAlive, waitFor } from '../lib/processes';
-import { connectClient, temporalTarget } from '../lib/temporal';
+import { connect } from './commands/context';
 import type { failback, regionalEvacuation } from '../workflows';
 import { formatStatus } from './format';
 import { decideGate, startRun } from './runs';
@@ -41,8 +41,7 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
   // Host-bound work (fencing by shutdown, rewinding) runs on a worker of the node's region.
   for (const region of lab.nodeRegions()) await lab.ensureWorker(region, process.execPath, [cli, '--config', loaded.file, 'worker', '--region', region], log, builtAt);
 
-  const target = temporalTarget(loaded);
-  const client = await connectClient(target);
+  const client = await connect(loaded);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   /** Starts a run as the commander, approves each gate as the approver when it opens, returns its handle. */
   const runWithApprovals = async (runbook: string, params: string[], gates: string[]) => {

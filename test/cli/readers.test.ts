@@ -98,7 +98,7 @@ describe("the CLI's composition root", () => {
     const dir = path.join(__dirname, '../../cli');
     const importers = readdirSync(dir, { recursive: true, encoding: 'utf8' })
       .filter((file) => file.endsWith('.ts') && /from '(\.\.\/)+workers\/dependencies'/.test(readFileSync(path.join(dir, file), 'utf8')));
-    expect(importers).toEqual(['lifeboat.ts']);
+    expect(importers).toEqual(['commands/worker.ts']);
   });
 });
 
