@@ -4,15 +4,14 @@
  * person. Prints RTO and RPO per database, the emails and SMS that went out, and
  * the Temporal UI link; the lab stays up for inspection.
  */
-import { ranToEnd } from '../contract/runbook';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load';
 import type { RegionalEvacuationResult } from '../contract/regional-evacuation';
-import { statusQuery, type RunbookStatus } from '../contract/runbook';
+import { hasRole, isFinalState, ranToEnd, ROLE_SETS, statusQuery, type RunbookStatus } from '../contract/runbook';
 import { Lab } from '../lab/lab';
 import { GiveUp, isAlive, waitFor } from '../lib/processes';
-import { connectClient, temporalTarget } from '../lib/temporal';
+import { connect } from './commands/context';
 import type { failback, regionalEvacuation } from '../workflows';
 import { formatStatus } from './format';
 import { decideGate, startRun } from './runs';
@@ -21,8 +20,8 @@ import { UsageError } from './start';
 export async function runDemo(loaded: LoadedConfig, options: { projectRoot: string; log: (line: string) => void }): Promise<RegionalEvacuationResult> {
   const { log } = options;
   const people = Object.entries(loaded.config.people);
-  const commander = people.find(([, p]) => p.roles.includes('commander'))?.[0];
-  const approver = people.find(([name, p]) => p.roles.includes('approver') && name !== commander)?.[0];
+  const commander = people.find(([, p]) => hasRole(p.roles, ROLE_SETS.start))?.[0];
+  const approver = people.find(([name, p]) => hasRole(p.roles, ROLE_SETS.decide) && name !== commander)?.[0];
   if (!commander || !approver) throw new UsageError(`the demo needs a commander and a different approver under people: in ${loaded.file}`);
   const region = Object.values(loaded.config.databases)[0]?.primary.region;
   if (!region || !loaded.config.runbooks['regional-evacuation']) throw new UsageError(`the demo needs databases and runbooks.regional-evacuation in ${loaded.file}`);
@@ -42,8 +41,7 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
   // Host-bound work (fencing by shutdown, rewinding) runs on a worker of the node's region.
   for (const region of lab.nodeRegions()) await lab.ensureWorker(region, process.execPath, [cli, '--config', loaded.file, 'worker', '--region', region], log, builtAt);
 
-  const target = temporalTarget(loaded);
-  const client = await connectClient(target);
+  const client = await connect(loaded);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   /** Starts a run as the commander, approves each gate as the approver when it opens, returns its handle. */
   const runWithApprovals = async (runbook: string, params: string[], gates: string[]) => {
@@ -57,7 +55,7 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
         async (): Promise<RunbookStatus | undefined> => {
           if (!isAlive(workerPid)) throw new GiveUp(`the lab worker (pid ${workerPid}) exited: see ${path.join(lab.stateDir, 'logs', 'worker.log')}`);
           const s = await handle.query(statusQuery);
-          if (s.state === 'failed' || s.state === 'rolled-back') throw new GiveUp(`the run ended ${s.state}: ${s.error?.message ?? ''}`);
+          if (isFinalState(s.state)) throw new GiveUp(`the run ended ${s.state}: ${s.error?.message ?? ''}`);
           return s.gates.some((g) => g.id === gate && g.state === 'waiting') ? s : undefined;
         },
         300_000,

@@ -11,7 +11,7 @@ import type { LoadedConfig } from '../config/load';
 import { DB_PROMOTION_RUNBOOK, dbPromotionPlan } from '../contract/db-promotion';
 import { FAILBACK_RUNBOOK, failbackPlan } from '../contract/failback';
 import { REGIONAL_EVACUATION_RUNBOOK, regionalEvacuationPlan } from '../contract/regional-evacuation';
-import type { GatePolicy, RtoPolicy } from '../contract/runbook';
+import { hasRole, ROLE_SETS, type GatePolicy, type RtoPolicy } from '../contract/runbook';
 import { BACKUP_RESTORE_TEST_RUNBOOK, backupRestoreTestPlan, DATABASE_BACKUP_RUNBOOK, databaseBackupPlan } from '../contract/backup';
 
 const START = '<!-- generated from the workflow plan and the config: edit the code or runbooks/lab.yaml, then run `npm run docs` -->';
@@ -38,7 +38,7 @@ export const DOCUMENTED_RUNBOOKS: ReadonlyArray<{ runbook: string; plan: Plan; p
 
 /** The generated section of one runbook's doc. */
 export function renderRunbookSection(loaded: LoadedConfig, plan: Plan, policy: RunbookPolicy | undefined): string {
-  const approvers = Object.entries(loaded.config.people).filter(([, p]) => p.roles.includes('approver')).map(([name]) => name);
+  const approvers = Object.entries(loaded.config.people).filter(([, p]) => hasRole(p.roles, ROLE_SETS.decide)).map(([name]) => name);
   const lines = [
     START,
     '',

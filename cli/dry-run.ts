@@ -1,7 +1,8 @@
 /**
  * `lifeboat start … --dry-run`: validates the start like a real one, runs the
  * read-only preflight checks directly against the providers (nothing is
- * started, nothing changes), prints the plan and estimates the RTO from the
+ * started, nothing changes; the clients come from the CLI's own read-only
+ * root, cli/readers.ts), prints the plan and estimates the RTO from the
  * per-step budgets and from the measured RTO of past runs on the same targets.
  */
 import type { Client } from '@temporalio/client';
@@ -10,9 +11,7 @@ import { BACKUP_RESTORE_TEST_RUNBOOK, DATABASE_BACKUP_RUNBOOK } from '../contrac
 import { DB_PROMOTION_RUNBOOK } from '../contract/db-promotion';
 import { FAILBACK_RUNBOOK } from '../contract/failback';
 import { REGIONAL_EVACUATION_RUNBOOK } from '../contract/regional-evacuation';
-import { buildActivityDependencies } from '../workers/dependencies';
-import type { ActivityDependencies } from '../activities';
-import type { EvidenceStore } from '../activities/evidence';
+import { buildCliReaders, type CliReaders, type EvidenceReader } from './readers';
 import { DOCUMENTED_RUNBOOKS } from './docs';
 import { planStart, UsageError, type StartRequest } from './start';
 
@@ -67,12 +66,12 @@ async function check(name: string, probe: () => Promise<string>): Promise<Prefli
 }
 
 /** The read-only checks a run would start with, made directly against the providers. */
-async function preflight(deps: ActivityDependencies, runbook: string, targets: readonly string[], mode: string | undefined): Promise<PreflightCheck[]> {
+async function preflight(readers: CliReaders, runbook: string, targets: readonly string[], mode: string | undefined): Promise<PreflightCheck[]> {
   const checks: Array<Promise<PreflightCheck>> = [];
-  const databases = targets.filter((t) => deps.databases.has(t));
+  const databases = targets.filter((t) => readers.databases.has(t));
   if (runbook === DB_PROMOTION_RUNBOOK || runbook === REGIONAL_EVACUATION_RUNBOOK || runbook === FAILBACK_RUNBOOK) {
     for (const db of databases) {
-      const provider = deps.databases.get(db);
+      const provider = readers.databases.get(db);
       if (!provider) continue;
       const p = runbook === FAILBACK_RUNBOOK ? provider.reversed() : provider;
       checks.push(check(`${db}: replication`, async () => {
@@ -85,7 +84,7 @@ async function preflight(deps: ActivityDependencies, runbook: string, targets: r
     }
   }
   if (runbook === REGIONAL_EVACUATION_RUNBOOK || runbook === FAILBACK_RUNBOOK) {
-    const traffic = deps.traffic;
+    const traffic = readers.traffic;
     checks.push(check('DNS weights', async () => {
       if (!traffic) throw new Error('no dns: in the config');
       return Object.entries(await traffic.readWeights()).map(([k, v]) => `${k} ${v}`).join(', ');
@@ -93,7 +92,7 @@ async function preflight(deps: ActivityDependencies, runbook: string, targets: r
   }
   if (runbook === DATABASE_BACKUP_RUNBOOK || runbook === BACKUP_RESTORE_TEST_RUNBOOK) {
     for (const db of targets) {
-      const provider = deps.backups.get(db);
+      const provider = readers.backups.get(db);
       checks.push(check(`${db}: backups`, async () => {
         if (!provider) throw new Error(`no backups configured for ${db}`);
         const backups = await provider.listBackups();
@@ -114,7 +113,7 @@ interface PastRun {
   steps: Record<string, number>;
 }
 
-async function pastDurations(client: Client, runbook: string, targets: readonly string[], evidence: readonly EvidenceStore[]): Promise<PastRun[]> {
+async function pastDurations(client: Client, runbook: string, targets: readonly string[], evidence: EvidenceReader): Promise<PastRun[]> {
   const found: PastRun[] = [];
   const want = JSON.stringify([...targets].sort());
   for await (const wf of client.workflow.list({ query: `LifeboatRunbook = '${runbook}' AND ExecutionStatus = 'Completed'` })) {
@@ -124,13 +123,10 @@ async function pastDurations(client: Client, runbook: string, targets: readonly 
     const seconds = result.rto?.measuredSeconds ?? result.restore?.durationSeconds ?? result.durationSeconds;
     if (typeof seconds !== 'number') continue;
     const steps: Record<string, number> = {};
-    for (const store of evidence) {
-      const chain = await store.read(wf.workflowId, wf.runId).catch(() => []);
-      for (const r of chain) {
-        const o = r.outcome as { startedAt?: string; endedAt?: string } | undefined;
-        if (r.kind === 'step-done' && r.step && o?.startedAt && o.endedAt) steps[r.step] = (Date.parse(o.endedAt) - Date.parse(o.startedAt)) / 1000;
-      }
-      if (chain.length > 0) break;
+    // Without its evidence a past run still counts for the RTO estimate, only not for the step durations.
+    for (const r of await evidence.read(wf.workflowId, wf.runId).catch(() => [])) {
+      const o = r.outcome as { startedAt?: string; endedAt?: string } | undefined;
+      if (r.kind === 'step-done' && r.step && o?.startedAt && o.endedAt) steps[r.step] = (Date.parse(o.endedAt) - Date.parse(o.startedAt)) / 1000;
     }
     found.push({ workflowId: wf.workflowId, seconds, steps });
     if (found.length >= PAST_RUNS) break;
@@ -138,7 +134,7 @@ async function pastDurations(client: Client, runbook: string, targets: readonly 
   return found;
 }
 
-export async function dryRun(client: Client, loaded: LoadedConfig, request: StartRequest, deps: ActivityDependencies = buildActivityDependencies(loaded)): Promise<DryRunReport> {
+export async function dryRun(client: Client, loaded: LoadedConfig, request: StartRequest, readers: CliReaders = buildCliReaders(loaded)): Promise<DryRunReport> {
   const plan = planStart(loaded, request);
   const documented = DOCUMENTED_RUNBOOKS.find((r) => r.runbook === request.runbook);
   if (!documented) throw new UsageError(`no plan for runbook '${request.runbook}'`);
@@ -156,8 +152,8 @@ export async function dryRun(client: Client, loaded: LoadedConfig, request: Star
     };
   });
   const mode = request.params.find((p) => p.startsWith('mode='))?.slice(5) ?? 'planned';
-  const checks = await preflight(deps, request.runbook, plan.targets, mode);
-  const past = await pastDurations(client, request.runbook, plan.targets, deps.evidence ?? []);
+  const checks = await preflight(readers, request.runbook, plan.targets, mode);
+  const past = await pastDurations(client, request.runbook, plan.targets, readers.evidence);
   for (const step of steps) {
     const measured = past.map((p) => p.steps[step.id]).filter((v): v is number => v !== undefined).sort((a, b) => a - b);
     if (measured.length > 0) step.measured = { runs: measured.length, medianSeconds: measured[Math.floor((measured.length - 1) / 2)] ?? 0, worstSeconds: measured.at(-1) ?? 0 };

@@ -1,18 +1,17 @@
 /**
  * `lifeboat evidence verify|export`: recompute a run's evidence chain from its
- * stored log (the evidence bucket, else the local mirror) and check it against
+ * stored log (the evidence bucket, else the local mirror; read with the CLI's
+ * own credentials, cli/readers.ts) and check it against
  * the chain head in the run's result; export a bundle (chain, history, final
  * status, result) that an auditor verifies offline with `verify --bundle`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { LoadedConfig } from '../config/load';
 import { verifyChain, type ChainVerification, type EvidenceHead, type EvidenceRecord } from '../contract/evidence';
 import { statusQuery, type RunbookStatus } from '../contract/runbook';
-import { mirrorEvidenceStore, s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
-import { objectStoreFor } from '../workers/dependencies';
+import { evidenceReader, type EvidenceReader } from './readers';
 import { RunRefusedError } from './runs';
 
 export const BUNDLE_FORMAT = 'lifeboat-evidence-bundle/1';
@@ -39,14 +38,7 @@ export interface EvidenceReport extends ChainVerification {
   expected?: EvidenceHead;
 }
 
-/** Where the CLI reads evidence: the bucket when configured, else the local mirror. */
-export function evidenceStore(loaded: LoadedConfig): EvidenceStore {
-  const { evidence, backups } = loaded.config;
-  if (evidence.bucket && backups) return s3EvidenceStore(objectStoreFor(backups, evidence.bucket));
-  return mirrorEvidenceStore(path.resolve(path.dirname(loaded.file), evidence.mirrorDir));
-}
-
-async function collect(client: Client, loaded: LoadedConfig, workflowId: string) {
+async function collect(client: Client, loaded: LoadedConfig, workflowId: string, s: EvidenceReader) {
   const handle = client.workflow.getHandle(workflowId);
   let runId: string;
   let status: string;
@@ -63,7 +55,6 @@ async function collect(client: Client, loaded: LoadedConfig, workflowId: string)
   // A run that did not complete has no result: its final status (answered by a worker) carries the head.
   const finalStatus = await run.query(statusQuery).catch(() => undefined);
   const expected = result?.evidence ?? finalStatus?.evidence;
-  const s = evidenceStore(loaded);
   let chain: EvidenceRecord[];
   try {
     chain = await s.read(workflowId, runId);
@@ -76,14 +67,14 @@ async function collect(client: Client, loaded: LoadedConfig, workflowId: string)
   return { run, runId, result, finalStatus, expected, source: s.location, chain };
 }
 
-export async function verifyRunEvidence(client: Client, loaded: LoadedConfig, workflowId: string): Promise<EvidenceReport> {
-  const { runId, expected, source, chain } = await collect(client, loaded, workflowId);
+export async function verifyRunEvidence(client: Client, loaded: LoadedConfig, workflowId: string, reader: EvidenceReader = evidenceReader(loaded)): Promise<EvidenceReport> {
+  const { runId, expected, source, chain } = await collect(client, loaded, workflowId, reader);
   if (chain.length === 0) throw new RunRefusedError(`no evidence stored for ${workflowId} (run ${runId}) in ${source}: a run from before the evidence chain, or its records were deleted`);
   return { ...verifyChain(chain, expected), workflowId, runId, source, expected };
 }
 
-export async function exportRunEvidence(client: Client, loaded: LoadedConfig, workflowId: string, out: string): Promise<EvidenceBundle> {
-  const { run, runId, result, finalStatus, expected, source, chain } = await collect(client, loaded, workflowId);
+export async function exportRunEvidence(client: Client, loaded: LoadedConfig, workflowId: string, out: string, reader: EvidenceReader = evidenceReader(loaded)): Promise<EvidenceBundle> {
+  const { run, runId, result, finalStatus, expected, source, chain } = await collect(client, loaded, workflowId, reader);
   const history = await run.fetchHistory();
   const bundle: EvidenceBundle = {
     format: BUNDLE_FORMAT,

@@ -1,5 +1,5 @@
 /** Plain-text rendering of a run's status for the terminal. */
-import type { RunbookStatus } from '../contract/runbook';
+import { isFinalState, type RunbookStatus } from '../contract/runbook';
 import { describeReplication, describeRpo } from '../contract/rpo';
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
@@ -12,7 +12,7 @@ function duration(startedAt?: string, endedAt?: string, now = Date.now()): strin
 
 /** Elapsed RTO is computed here for a live run: the workflow only knows its last activation's time. */
 export function formatStatus(status: RunbookStatus, now = Date.now()): string {
-  const live = status.state === 'running' || status.state === 'waiting-approval' || status.state === 'compensating' || status.state === 'needs-attention';
+  const live = !isFinalState(status.state);
   const elapsed = live ? (now - Date.parse(status.detectedAt)) / 1000 : status.rto.elapsedSeconds;
   const remaining = status.rto.budgetSeconds - elapsed;
   const lines = [

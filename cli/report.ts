@@ -6,20 +6,18 @@
  * rebuilt former primary held that the current primary did not, checked
  * against the digest sealed in the chain), and (in HTML) an SVG Gantt chart of
  * the steps and gates over the RTO budget line. Written to a local file and
- * the evidence bucket.
+ * the evidence bucket (with the CLI's own credentials, cli/readers.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import type { Client } from '@temporalio/client';
 import type { LoadedConfig } from '../config/load';
 import { RECONCILIATION_ARTIFACT_KIND, RECONCILIATION_FORMAT, type ReconciliationReport } from '../contract/divergence';
 import { artifactDigest } from '../contract/evidence';
 import type { RunArtifact, RunbookStatus } from '../contract/runbook';
 import { describeRpo } from '../contract/rpo';
-import { objectStoreFor } from '../workers/dependencies';
-import { evidenceStore } from './evidence';
-import { runStatus } from './runs';
+import { CLI_S3_KEY_ENV, evidenceReader, reportArchive, type EvidenceReader, type ReportArchive } from './readers';
+import { RunRefusedError, runStatus } from './runs';
 
 export type ReportFormat = 'md' | 'html' | 'json';
 
@@ -252,31 +250,42 @@ export function renderHtml(r: RunReport): string {
   ].join('\n');
 }
 
-export async function writeReport(client: Client, loaded: LoadedConfig, workflowId: string, format: ReportFormat, out?: string): Promise<{ file: string; stored?: string; report: RunReport }> {
+export interface ReportOptions {
+  /** Keep a copy under reports/ in the evidence bucket, when there is one (default true; `--no-store`: false). */
+  store?: boolean;
+  /** Where the run's artifacts are read; default: the CLI's evidence reader. */
+  evidence?: EvidenceReader;
+  /** Where the copy goes; default: reports/ in the evidence bucket. */
+  archive?: ReportArchive;
+}
+
+export async function writeReport(client: Client, loaded: LoadedConfig, workflowId: string, format: ReportFormat, out?: string, options: ReportOptions = {}): Promise<{ file: string; stored?: string; report: RunReport }> {
   const status = await runStatus(client, workflowId);
-  const reconciliations = await readReconciliations(client, loaded, workflowId, status.artifacts ?? []);
+  const reconciliations = await readReconciliations(client, options.evidence ?? evidenceReader(loaded), workflowId, status.artifacts ?? []);
   const report = buildReport(status, new Date(), reconciliations);
   const text = format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : format === 'html' ? renderHtml(report) : renderMarkdown(report);
   const file = out ?? path.join(loaded.stateDir, 'reports', `${encodeURIComponent(workflowId)}.${format}`);
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, text);
-  const { evidence, backups } = loaded.config;
+  const archive = options.store === false ? undefined : (options.archive ?? reportArchive(loaded));
   let stored: string | undefined;
-  if (evidence.bucket && backups) {
-    const key = `reports/${workflowId}.${format}`;
-    const bucket = objectStoreFor(backups, evidence.bucket);
-    await bucket.putStream(key, Readable.from([Buffer.from(text)]));
-    stored = `${bucket.location}/${key}`;
+  try {
+    stored = await archive?.store(`${workflowId}.${format}`, text);
+  } catch (err) {
+    throw new RunRefusedError(
+      `the report is written to ${file} but could not be stored in ${archive?.location ?? 'the evidence bucket'}: ${(err as Error).message}; ` +
+        `the CLI stores it with its own S3 key (${CLI_S3_KEY_ENV.accessKeyId}): give that key s3:PutObject on reports/, or pass --no-store`,
+      { cause: err },
+    );
   }
   return { file, stored, report };
 }
 
 /** Reads each reconciliation report the run stored and checks its bytes against the digest in the status (and chain). */
-async function readReconciliations(client: Client, loaded: LoadedConfig, workflowId: string, artifacts: readonly RunArtifact[]): Promise<ReconciliationEntry[]> {
+async function readReconciliations(client: Client, store: EvidenceReader, workflowId: string, artifacts: readonly RunArtifact[]): Promise<ReconciliationEntry[]> {
   const wanted = artifacts.filter((a) => a.kind === RECONCILIATION_ARTIFACT_KIND);
   if (wanted.length === 0) return [];
   const { runId } = await client.workflow.getHandle(workflowId).describe();
-  const store = evidenceStore(loaded);
   const entries: ReconciliationEntry[] = [];
   for (const artifact of wanted) {
     let text: string | undefined;

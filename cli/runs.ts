@@ -23,6 +23,7 @@ import {
   type DecideResult,
   type ResolveRequest,
   type RunbookStatus,
+  ROLE_SETS,
 } from '../contract/runbook';
 import { planStart, plannedHolds, requirePerson, runMemo, type StartRequest } from './start';
 import { inspectHold } from '../lib/holds';
@@ -83,7 +84,7 @@ async function enforceCooldown(client: Client, loaded: LoadedConfig, request: St
   const minutes = (Object.hasOwn(runbooks, request.runbook) ? runbooks[request.runbook] : undefined)?.cooldownMinutes ?? 0;
   if (minutes <= 0) return;
   if (request.force) {
-    requirePerson(loaded, request.as, ['admin'], 'override a cooldown (--force)');
+    requirePerson(loaded, request.as, ROLE_SETS.overrideCooldown, 'override a cooldown (--force)');
     return;
   }
   // describe() reads the latest run of the id from the history store: unlike visibility, never stale.
@@ -146,7 +147,7 @@ export interface DecideCommand {
 }
 
 export async function decideGate(client: Client, loaded: LoadedConfig, command: DecideCommand): Promise<DecideResult> {
-  const approver = requirePerson(loaded, command.as, ['approver'], `${command.decision} a gate`);
+  const approver = requirePerson(loaded, command.as, ROLE_SETS.decide, `${command.decision} a gate`);
   if (command.decision === 'reject' && !command.comment?.trim()) throw new RunRefusedError('a rejection needs --reason');
   const handle = await openRun(client, command.workflowId, command.decision);
   let signature: string | undefined;
@@ -169,7 +170,7 @@ export async function decideGate(client: Client, loaded: LoadedConfig, command: 
 }
 
 export async function cancelRun(client: Client, loaded: LoadedConfig, workflowId: string, as: string | undefined, reason: string): Promise<void> {
-  const by = requirePerson(loaded, as, ['commander', 'admin'], 'cancel a run');
+  const by = requirePerson(loaded, as, ROLE_SETS.operate, 'cancel a run');
   if (!reason.trim()) throw new RunRefusedError('a cancel needs --reason');
   const handle = await openRun(client, workflowId, 'cancel');
   try {
@@ -182,7 +183,7 @@ export async function cancelRun(client: Client, loaded: LoadedConfig, workflowId
 }
 
 export async function resolveRun(client: Client, loaded: LoadedConfig, workflowId: string, request: Omit<ResolveRequest, 'by'> & { as?: string }): Promise<RunbookStatus> {
-  const by = requirePerson(loaded, request.as, ['commander', 'admin'], 'resolve a run');
+  const by = requirePerson(loaded, request.as, ROLE_SETS.operate, 'resolve a run');
   const handle = await openRun(client, workflowId, 'resolve');
   const before = await handle.query(statusQuery);
   if (before.state !== 'needs-attention') throw new RunRefusedError(`run '${workflowId}' is ${before.state}, not needs-attention: nothing to resolve`);

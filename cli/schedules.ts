@@ -21,7 +21,7 @@ import type { LoadedConfig } from '../config/load';
 import type { CalendarConfig } from '../config/schema';
 import { BACKUP_RESTORE_TEST_RUNBOOK, DATABASE_BACKUP_RUNBOOK } from '../contract/backup';
 import { REGIONAL_EVACUATION_RUNBOOK } from '../contract/regional-evacuation';
-import { ROLES } from '../contract/runbook';
+import { ROLE_SETS } from '../contract/runbook';
 import { temporalTarget } from '../lib/temporal';
 import { planStart, requirePerson, runMemo, UsageError, type StartRequest } from './start';
 
@@ -109,7 +109,7 @@ async function lifeboatScheduleIds(client: Client): Promise<string[]> {
 }
 
 export async function applySchedules(client: Client, loaded: LoadedConfig, options: { as?: string; prune: boolean }): Promise<ApplyOutcome> {
-  requirePerson(loaded, options.as, ['admin'], 'change schedules');
+  requirePerson(loaded, options.as, ROLE_SETS.schedules, 'change schedules');
   const desired = desiredSchedules(loaded);
   const outcome: ApplyOutcome = { created: [], updated: [], unchanged: [], removed: [], notInConfig: [] };
   for (const d of desired) {
@@ -159,7 +159,7 @@ export interface ScheduleRow {
 }
 
 export async function listSchedules(client: Client, loaded: LoadedConfig, as: string | undefined): Promise<ScheduleRow[]> {
-  requirePerson(loaded, as, ROLES, 'list schedules');
+  requirePerson(loaded, as, ROLE_SETS.read, 'list schedules');
   const wanted = new Set(desiredSchedules(loaded).map((d) => d.scheduleId));
   const rows: ScheduleRow[] = [];
   for (const id of await lifeboatScheduleIds(client)) {
@@ -198,7 +198,7 @@ export function formatSchedules(rows: readonly ScheduleRow[]): string {
 
 /** pause | unpause | trigger | delete one Lifeboat schedule (admins). */
 export async function changeSchedule(client: Client, loaded: LoadedConfig, action: 'pause' | 'unpause' | 'trigger' | 'delete', scheduleId: string, options: { as?: string; note?: string }): Promise<void> {
-  const who = requirePerson(loaded, options.as, ['admin'], `${action} schedules`);
+  const who = requirePerson(loaded, options.as, ROLE_SETS.schedules, `${action} schedules`);
   if (!scheduleId.startsWith(SCHEDULE_PREFIX)) throw new UsageError(`'${scheduleId}' is not a Lifeboat schedule (ids start with ${SCHEDULE_PREFIX}); see 'lifeboat schedules list'`);
   const handle = client.schedule.getHandle(scheduleId);
   try {

@@ -35,7 +35,7 @@ import {
   type DatabaseBackupInput,
 } from '../contract/backup';
 import { lookup } from '../contract/records';
-import { searchAttributes, type Role, type RunContext } from '../contract/runbook';
+import { hasRole, ROLE_SETS, searchAttributes, type Role, type RunContext } from '../contract/runbook';
 
 /** Bad input on the command line: the message says what to fix. */
 export class UsageError extends Error {
@@ -97,7 +97,7 @@ export function requirePerson(loaded: LoadedConfig, as: string | undefined, role
   if (!who) throw new UsageError(`say who you are: --as NAME or LIFEBOAT_USER (people in ${loaded.file}: ${Object.keys(loaded.config.people).join(', ')})`);
   const person = lookup(loaded.config.people, who);
   if (!person) throw new UsageError(`'${who}' is not a configured person: add them under people: in ${loaded.file}`);
-  if (!person.roles.some((r) => roles.includes(r))) {
+  if (!hasRole(person.roles, roles)) {
     throw new UsageError(`'${who}' may not ${action}: needs the ${roles.join(' or ')} role (has ${person.roles.join(', ')})`);
   }
   return who;
@@ -148,7 +148,7 @@ function common(loaded: LoadedConfig, request: StartRequest, allowedParams: read
     throw new UsageError(`--id must be 1-200 letters, digits, ".", ":", "@", "_" or "-", not '${request.id}'`);
   }
   // An admin may start a run only to override a cooldown (--force); commanders start runs.
-  const initiator = requirePerson(loaded, request.as, request.force ? ['commander', 'admin'] : ['commander'], 'start a runbook');
+  const initiator = requirePerson(loaded, request.as, request.force ? ROLE_SETS.forceStart : ROLE_SETS.start, 'start a runbook');
   const params = parseParams(request.params, allowedParams);
   const mode = params.mode ?? 'planned';
   if (!isPromotionMode(mode)) throw new UsageError(`mode must be planned or unplanned, not '${mode}'`);

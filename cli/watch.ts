@@ -5,12 +5,11 @@
  * for logs and CI. The exit code says how the run ended (0: completed).
  */
 import type { Client } from '@temporalio/client';
-import { FINAL_STATES, statusQuery, type RunbookStatus, type RunState } from '../contract/runbook';
+import { isFinalState, statusQuery, type RunbookStatus } from '../contract/runbook';
 import { sleep } from '../lib/processes';
 import { formatStatus } from './format';
 import { runStatus } from './runs';
 
-const ENDED: readonly RunState[] = FINAL_STATES;
 const RED = '\x1b[31m';
 const GREEN = '\x1b[32m';
 const BOLD = '\x1b[1m';
@@ -25,7 +24,7 @@ export function progressBar(status: RunbookStatus, width = 30): string {
 
 /** The full-screen view for a terminal. */
 export function renderLive(status: RunbookStatus, now = Date.now()): string {
-  const live = !ENDED.includes(status.state);
+  const live = !isFinalState(status.state);
   const elapsed = live ? (now - Date.parse(status.detectedAt)) / 1000 : status.rto.elapsedSeconds;
   const left = status.rto.budgetSeconds - elapsed;
   const breached = status.rto.breached || left < 0;
@@ -67,7 +66,7 @@ export async function watchRun(client: Client, workflowId: string, options: Watc
   if (options.tty) options.write(CLEAR + renderLive(previous) + '\n');
   else options.write(describeChanges(undefined, previous).join('\n') + '\n');
   const handle = client.workflow.getHandle(workflowId);
-  while (!ENDED.includes(previous.state)) {
+  while (!isFinalState(previous.state)) {
     await sleep(options.intervalMs ?? 1000);
     let next: RunbookStatus;
     try {

@@ -13,6 +13,33 @@ export const DEFAULT_TASK_QUEUE = 'lifeboat';
 export const ROLES = ['commander', 'approver', 'viewer', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
+/**
+ * Who may do what, one set per permission. The CLI refuses early with these
+ * sets; the workflows check the same rules again on the run's snapshot of the
+ * people, so a raw signal gets no further than the CLI would.
+ */
+export const ROLE_SETS = {
+  /** Read a run, its report and evidence, the schedules and the audit: anyone configured. */
+  read: ROLES,
+  /** Start a runbook. */
+  start: ['commander'],
+  /** Start with --force: commanders, and admins, who may start a run only to override a cooldown. */
+  forceStart: ['commander', 'admin'],
+  /** Override a runbook's cooldown (--force). */
+  overrideCooldown: ['admin'],
+  /** Approve or reject a gate (never the run's own initiator). */
+  decide: ['approver'],
+  /** Cancel a run, or resolve one in needs-attention. */
+  operate: ['commander', 'admin'],
+  /** Apply, pause, unpause, trigger and delete schedules. */
+  schedules: ['admin'],
+} as const satisfies Record<string, readonly Role[]>;
+
+/** Whether someone with `roles` holds one of the roles of `set`. */
+export function hasRole(roles: readonly Role[], set: readonly Role[]): boolean {
+  return roles.some((role) => set.includes(role));
+}
+
 export type RunState =
   | 'running'
   | 'waiting-approval'

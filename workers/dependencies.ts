@@ -1,5 +1,9 @@
-/** Builds the real provider clients once, from the validated config, for the activities. */
-import { Route53Client } from '@aws-sdk/client-route-53';
+/**
+ * The worker's composition root: the real provider clients, built once from
+ * the validated config with the worker's secrets (database passwords, S3 keys,
+ * the SMTP login, the Twilio token), for the activities. The CLI has a root of
+ * its own (cli/readers.ts) that builds read-only clients and needs none of them.
+ */
 import nodemailer from 'nodemailer';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -7,20 +11,18 @@ import { clusterLocation, postgresDatabase, postgresDatabases, type LoadedConfig
 import type { BackupProvider } from '../activities/backup';
 import type { DatabaseProvider } from '../activities/database';
 import { createPostgresBackupProvider } from '../activities/postgres-backup';
-import { createCloudSqlClients, createCloudSqlProvider } from '../activities/cloudsql';
-import { PassThroughClient } from 'google-auth-library';
-import { createObjectStore, createS3Client, type ObjectStore } from '../activities/s3';
-import { mirrorEvidenceStore, s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
+import { createCloudSqlProvider } from '../activities/cloudsql';
+import { s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
 import type { BackupsConfig } from '../config/schema';
 import { emailChannel } from '../activities/email';
 import { journal, journalChannel, type NotificationChannel, type NotificationRoutes } from '../activities/notify';
 import { createPostgresProvider } from '../activities/postgres';
 import type { DivergenceProvider } from '../activities/divergence';
 import { createPostgresDivergence } from '../activities/postgres-divergence';
-import { createRoute53Traffic } from '../activities/route53';
 import { createServiceControl } from '../activities/service';
 import { createTwilioClient, smsChannel, voiceChannel } from '../activities/twilio';
 import type { ActivityDependencies } from '../activities';
+import { backupStores, bucketStore, cloudSqlClients, evidenceMirror, route53Traffic, storageClient, type S3Keys } from './clients';
 
 /** A node's data directory, only when this worker can manage it: configured, or the lab's cluster exists here. */
 function hostLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby') {
@@ -41,7 +43,9 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
   const databases = new Map<string, DatabaseProvider>();
   const divergence = new Map<string, DivergenceProvider>();
   const backups = new Map<string, BackupProvider>();
-  const stores = config.backups ? objectStores(config.backups, env) : undefined;
+  // One S3 client for the backup buckets and the evidence bucket, with the worker's keys.
+  const s3 = config.backups ? storageClient(config.backups, s3Keys(config.backups, env)) : undefined;
+  const stores = config.backups && s3 ? backupStores(config.backups, s3) : undefined;
   for (const [name, spec] of postgresDatabases(config)) {
     const password = spec.passwordEnv ? secret(env, spec.passwordEnv, `databases.${name}.passwordEnv`) : undefined;
     const locations = { primary: hostLocation(loaded, name, 'primary'), standby: hostLocation(loaded, name, 'standby') };
@@ -62,7 +66,7 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
   const startupChecks: Array<() => Promise<void>> = [];
   for (const [name, spec] of Object.entries(config.databases)) {
     if (spec.provider !== 'cloudsql') continue;
-    const clients = createCloudSqlClients({ apiEndpoint: spec.apiEndpoint, authClient: spec.auth === 'none' ? new PassThroughClient() : undefined });
+    const clients = cloudSqlClients(spec);
     startupChecks.push(async () => {
       try {
         await clients.checkCredentials();
@@ -76,8 +80,8 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
   }
   // The local mirror first: a bucket that is down (its region may be the one being evacuated) must not keep
   // the records from the mirror while the activity retries the bucket.
-  const evidence: EvidenceStore[] = [mirrorEvidenceStore(path.resolve(path.dirname(loaded.file), config.evidence.mirrorDir))];
-  if (config.evidence.bucket && config.backups) evidence.push(s3EvidenceStore(objectStoreFor(config.backups, config.evidence.bucket, env)));
+  const evidence: EvidenceStore[] = [evidenceMirror(loaded)];
+  if (config.evidence.bucket && config.backups && s3) evidence.push(s3EvidenceStore(bucketStore(config.backups, config.evidence.bucket, s3)));
   return {
     databases,
     divergence,
@@ -129,40 +133,10 @@ function notificationRoutes(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Notif
   };
 }
 
-function s3Client(backups: BackupsConfig, env: NodeJS.ProcessEnv) {
+/** backups.storage's keys, from the environment variables the config names; unset: the AWS SDK's default chain. */
+function s3Keys(backups: BackupsConfig, env: NodeJS.ProcessEnv): S3Keys | undefined {
   const { storage } = backups;
-  const keys = storage.accessKeyIdEnv
+  return storage.accessKeyIdEnv
     ? { accessKeyId: secret(env, storage.accessKeyIdEnv, 'backups.storage.accessKeyIdEnv'), secretAccessKey: secret(env, storage.secretAccessKeyEnv ?? '', 'backups.storage.secretAccessKeyEnv') }
     : undefined;
-  return createS3Client({ endpoint: storage.endpoint, region: storage.region, credentials: keys, checksums: storage.checksums, partSizeBytes: storage.partSizeMiB * 1024 * 1024 });
-}
-
-/** One store per region's bucket, sharing one S3 client. */
-function objectStores(backups: BackupsConfig, env: NodeJS.ProcessEnv): ReadonlyMap<string, ObjectStore> {
-  const client = s3Client(backups, env);
-  const part = backups.storage.partSizeMiB * 1024 * 1024;
-  return new Map(Object.entries(backups.storage.buckets).map(([region, bucket]) => [region, createObjectStore(client, bucket, part)]));
-}
-
-/** A bucket on backups.storage's S3 (the evidence bucket). */
-export function objectStoreFor(backups: BackupsConfig, bucket: string, env: NodeJS.ProcessEnv = process.env): ObjectStore {
-  return createObjectStore(s3Client(backups, env), bucket, backups.storage.partSizeMiB * 1024 * 1024);
-}
-
-function route53Traffic(dns: NonNullable<LoadedConfig['config']['dns']>, env: NodeJS.ProcessEnv) {
-  // Credentials come from the usual AWS sources; an emulator endpoint (the lab) accepts any.
-  const emulator = dns.endpoint !== undefined && !env.AWS_ACCESS_KEY_ID;
-  const client = new Route53Client({
-    region: dns.region,
-    endpoint: dns.endpoint,
-    credentials: emulator ? { accessKeyId: 'lifeboat-lab', secretAccessKey: 'lifeboat-lab' } : undefined,
-  });
-  return createRoute53Traffic(client, {
-    zone: dns.zone,
-    record: dns.app.record,
-    ttl: dns.app.ttl,
-    targets: dns.app.targets,
-    syncPollMs: dns.syncPollMs,
-    syncTimeoutMs: dns.syncTimeoutSeconds * 1000,
-  });
 }

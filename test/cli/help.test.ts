@@ -5,15 +5,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../cli/lifeboat';
-import { bashCompletion, commandPaths, EXAMPLES } from '../../cli/help';
+import { bashCompletion, commandPaths, examplesOf } from '../../cli/help';
 
 describe('help and completion', () => {
-  it('every command, nested ones included, has examples; every example names a real command', () => {
-    const paths = commandPaths(buildProgram()).map((c) => c.path);
-    expect(paths.filter((p) => !EXAMPLES[p])).toEqual([]);
-    expect(Object.keys(EXAMPLES).filter((p) => !paths.includes(p))).toEqual([]);
+  it('every command, nested ones included, has examples; every example names its command', () => {
+    const commands = commandPaths(buildProgram());
+    expect(commands.filter(({ command }) => !examplesOf(command)?.length).map((c) => c.path)).toEqual([]);
+    expect(commands.flatMap(({ path, command }) => (examplesOf(command) ?? []).filter((e) => !e.includes(`lifeboat ${path}`)))).toEqual([]);
+    let startHelp = '';
+    buildProgram().commands.find((c) => c.name() === 'start')?.configureOutput({ writeOut: (text) => (startHelp += text) }).outputHelp();
+    expect(startHelp).toMatch(/\nExamples:\n {2}lifeboat start db-promotion database=orders mode=planned --as alice --dry-run\n/);
     const help = buildProgram().commands.find((c) => c.name() === 'schedules')?.commands.find((c) => c.name() === 'apply')?.helpInformation() ?? '';
     expect(help).toContain('--prune');
+  });
+
+  it('demo --help names what the demo runs: an evacuation, then a failback', () => {
+    const help = (buildProgram().commands.find((c) => c.name() === 'demo')?.helpInformation() ?? '').replace(/\s+/g, ' ');
+    expect(help).toMatch(/evacuate .*then fail back/);
+    expect(help).not.toContain('db-promotion');
   });
 
   it('bash completes commands, subcommands, options and runbook names', () => {

@@ -77,6 +77,7 @@ describe('planStart: a valid start', () => {
       rpoTargetSeconds: 5,
       catchUpTimeoutSeconds: 120,
       compensationAttempts: 5,
+      returnWatchProbeSeconds: 300,
     });
   });
 

@@ -1,0 +1,21 @@
+/** The options many commands share, made once so their flags and help read the same everywhere. */
+import { Option } from 'commander';
+import { ROLE_SETS, type Role } from '../../contract/runbook';
+
+/** The program's `-c, --config <file>`. */
+export const configOption = (): Option => new Option('-c, --config <file>', 'runbook config (default: runbooks/lab.yaml)');
+
+/** `--as <user>`: who runs the command; the help names the roles it needs (`roles`, from ROLE_SETS). */
+export function asOption(roles: readonly Role[]): Option {
+  const needs = roles === ROLE_SETS.read ? 'any configured role may read' : `needs the ${roles.join(' or ')} role`;
+  return new Option('--as <user>', `who you are (default: LIFEBOAT_USER); ${needs}`);
+}
+
+/** `--json`: the command's answer as JSON on stdout. */
+export const jsonOption = (description = 'print JSON'): Option => new Option('--json', description);
+
+/** `--reason <text>`, required: why, recorded by the run. */
+export const reasonOption = (): Option => new Option('--reason <text>', 'why (recorded)').makeOptionMandatory();
+
+/** `--key <file>`: sign a gate decision with the approver's Ed25519 private key. */
+export const keyOption = (more = ''): Option => new Option('--key <file>', `sign the decision with your Ed25519 private key (LIFEBOAT_APPROVAL_KEY)${more}`);
