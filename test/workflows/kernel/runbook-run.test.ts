@@ -204,7 +204,7 @@ describe('gates and decisions', () => {
       expect(failure.type).toBe(FailureType.GateRejected);
       expect(failure.message).toBe('gate promote rejected by bob: not tonight');
       expect(calls.names(DATABASE_ACTIVITIES)).toEqual(['preflightPromotion', 'fencePrimary', 'waitForReplay', 'unfencePrimary']);
-      expect(calls.of('unfencePrimary')).toEqual([[database, 'standby']]);
+      expect(calls.of('unfencePrimary')).toEqual([[{ database, towards: 'standby' }]]);
       const status = await handle.query(statusQuery);
       expect(status.state).toBe('rolled-back');
       expect(stepStates(status)).toMatchObject({ 'fence-primary': 'compensated', promote: 'pending' });
@@ -380,7 +380,7 @@ function promotionFakes(answers: Partial<DatabaseActivities> = {}) {
   return (calls: ActivityCalls): DatabaseActivities & HoldActivities => ({
     ...fakeActivities<HoldActivities>(activityNames(createHoldActivities({})), {}, calls),
     ...fakeActivities<DatabaseActivities>(DATABASE_ACTIVITIES, {
-      preflightPromotion: async (database): Promise<ReplicationInspection> => ({
+      preflightPromotion: async ({ database }): Promise<ReplicationInspection> => ({
         database,
         standby: { ...standby, reachable: true, inRecovery: true, streaming: true },
         primary: { ...primary, reachable: true, currentLsn: '0/3000060' },
@@ -388,7 +388,7 @@ function promotionFakes(answers: Partial<DatabaseActivities> = {}) {
         inspectedAt: new Date().toISOString(),
       }),
       fencePrimary: async (): Promise<FenceResult> => ({ fenced: true, finalLsn: '0/3000060', terminatedSessions: 0, method: 'clean shutdown', cleanShutdown: true }),
-      waitForReplay: async (_database, targetLsn) => ({ targetLsn, replayLsn: targetLsn }),
+      waitForReplay: async ({ targetLsn }) => ({ targetLsn, replayLsn: targetLsn }),
       unfencePrimary: async () => undefined,
       promoteStandby: async () => ({ alreadyPromoted: false, timeline: 2, promotedAt: new Date().toISOString(), newPrimary: standby }),
       verifyWrite: async () => ({ ok: true, latencyMs: 3, node: standby }),
