@@ -378,7 +378,8 @@ function promotionFakes(answers: Partial<DatabaseActivities> = {}) {
   const primary = { region: 'east', host: '10.0.0.1', port: 5432 };
   const standby = { region: 'west', host: '10.0.1.1', port: 5432 };
   return (calls: ActivityCalls): DatabaseActivities & HoldActivities => ({
-    ...fakeActivities<HoldActivities>(activityNames(createHoldActivities({})), {}, calls),
+    // The holds are real (the hold itself checks with the server that a member has closed), on the test's client.
+    ...createHoldActivities({ client }),
     ...fakeActivities<DatabaseActivities>(DATABASE_ACTIVITIES, {
       preflightPromotion: async ({ database }): Promise<ReplicationInspection> => ({
         database,
