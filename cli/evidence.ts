@@ -12,6 +12,7 @@ import type { LoadedConfig } from '../config/load';
 import { verifyChain, type ChainVerification, type EvidenceHead, type EvidenceRecord } from '../contract/evidence';
 import { statusQuery, type RunbookStatus } from '../contract/runbook';
 import { evidenceReader, type EvidenceReader } from './readers';
+import { asEvidenceRecords, evidenceBundleSchema, parseOrExplain } from './evidence-schema';
 import { RunRefusedError } from './runs';
 
 export const BUNDLE_FORMAT = 'lifeboat-evidence-bundle/1';
@@ -94,8 +95,21 @@ export async function exportRunEvidence(client: Client, loaded: LoadedConfig, wo
 
 /** Offline: the chain in the bundle against the head the run reported. */
 export function verifyBundle(file: string): EvidenceReport {
-  const bundle = JSON.parse(readFileSync(file, 'utf8')) as EvidenceBundle;
-  if (bundle.format !== BUNDLE_FORMAT) throw new RunRefusedError(`${file} is not a Lifeboat evidence bundle (format ${JSON.stringify(bundle.format)})`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new RunRefusedError(`${file} is not a Lifeboat evidence bundle: ${(err as Error).message}`);
+  }
+  const format = typeof raw === 'object' && raw !== null ? (raw as { format?: unknown }).format : undefined;
+  if (format !== BUNDLE_FORMAT) throw new RunRefusedError(`${file} is not a Lifeboat evidence bundle (format ${JSON.stringify(format)})`);
+  let parsed;
+  try {
+    parsed = parseOrExplain(evidenceBundleSchema, raw, file);
+  } catch (err) {
+    throw new RunRefusedError((err as Error).message);
+  }
+  const bundle = { ...parsed, chain: asEvidenceRecords(parsed.chain) };
   const fromResult = (bundle.result as { evidence?: EvidenceHead } | undefined)?.evidence;
   const expected = fromResult ?? bundle.expected;
   if (fromResult && bundle.expected && (fromResult.head !== bundle.expected.head || fromResult.records !== bundle.expected.records)) {

@@ -7,10 +7,14 @@
  */
 import { sha256 } from '@noble/hashes/sha2';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
+import type { RunEventKind } from './runbook';
 
 export const EVIDENCE_FORMAT = 'lifeboat-evidence/1';
 /** The `prev` of the first record. */
 export const GENESIS = '0'.repeat(64);
+
+/** What a record witnesses: a run event, a step done, an undo done (the chain's own kinds beside the events). */
+export type EvidenceKind = RunEventKind | 'step-done' | 'step-compensated';
 
 export interface EvidenceRecord {
   format: typeof EVIDENCE_FORMAT;
@@ -20,8 +24,8 @@ export interface EvidenceRecord {
   workflowId: string;
   runId: string;
   runbook: string;
-  /** A run event kind (gate-approved, step-failed, …), `step-done`, or `finished`. */
-  kind: string;
+  /** A run event kind (gate-approved, step-failed, …, finished), `step-done` or `step-compensated`. */
+  kind: EvidenceKind;
   detail: string;
   by?: string;
   step?: string;
