@@ -9,7 +9,7 @@
  * needs vitest's `inject`): a temp dir, free ports, three PostgreSQL pairs,
  * the bench's dev server instead of the test run's.
  */
-import { ranToEnd } from '../contract/runbook';
+import { isFinalState, ranToEnd } from '../contract/runbook';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -231,7 +231,7 @@ async function runbookEvacuation(client: Client, loaded: LoadedConfig, label: st
     for (;;) {
       const status = await handle.query(statusQuery);
       if (status.gates.some((g) => g.id === gate && g.state === 'waiting')) break;
-      if (['completed', 'failed', 'rolled-back', 'needs-attention'].includes(status.state)) throw new Error(`${started.workflowId} ended (${status.state}) before gate ${gate}: ${status.error?.message ?? ''}`);
+      if (isFinalState(status.state) || status.state === 'needs-attention') throw new Error(`${started.workflowId} ended (${status.state}) before gate ${gate}: ${status.error?.message ?? ''}`);
       if (Date.now() > deadline) throw new Error(`gate ${gate} of ${started.workflowId} did not open within 120 s (phase ${status.phase})`);
       await delay(20);
     }

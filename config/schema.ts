@@ -3,7 +3,7 @@
  * everything after `loadConfig` is typed. Durations are seconds.
  */
 import { z } from 'zod';
-import { ROLES } from '../contract/runbook';
+import { DEFAULT_TASK_QUEUE, ROLES } from '../contract/runbook';
 import { isPublicKey } from '../contract/approvals';
 import { dbPromotionPlan } from '../contract/db-promotion';
 import { regionalEvacuationPlan } from '../contract/regional-evacuation';
@@ -281,7 +281,7 @@ export const configSchema = z
       .strictObject({
         address: z.string().default('127.0.0.1:7233'),
         namespace: z.string().default('default'),
-        taskQueue: z.string().default('lifeboat'),
+        taskQueue: z.string().default(DEFAULT_TASK_QUEUE),
         uiUrl: z.string().url().optional(),
         /** Encrypt every payload (AES-256-GCM): a key ring from a file (relative to the config file) or an environment variable. */
         encryption: z

@@ -5,7 +5,7 @@
  */
 import { verifyApproval } from '../../contract/approvals';
 import { lookup } from '../../contract/records';
-import type { DecideRequest, GateStatus, ResolveRequest, Role, RunContext } from '../../contract/runbook';
+import { hasRole, ROLE_SETS, type DecideRequest, type GateStatus, type ResolveRequest, type RunContext } from '../../contract/runbook';
 
 const MAX_TEXT = 2000;
 
@@ -39,7 +39,7 @@ export function refuseDecision(
   }
   const roles = lookup(context.people, r.approver);
   if (!roles) return `'${r.approver}' is not a configured person: add them under people: in the config`;
-  if (!roles.includes('approver')) {
+  if (!hasRole(roles, ROLE_SETS.decide)) {
     return `'${r.approver}' does not have the approver role (roles: ${roles.join(', ') || 'none'})`;
   }
   if (r.approver === context.initiator) {
@@ -76,14 +76,11 @@ function refuseSignature(r: Partial<Record<keyof DecideRequest, unknown>>, gate:
   return undefined;
 }
 
-/** Roles that may resolve a run in needs-attention or cancel it. */
-export const OPERATOR_ROLES: readonly Role[] = ['commander', 'admin'];
-
 export function refuseOperator(by: unknown, context: RunContext, what: string): string | undefined {
   if (typeof by !== 'string' || by.length === 0) return `${what} must name who does it`;
   const roles = lookup(context.people, by);
   if (!roles) return `'${by}' is not a configured person: add them under people: in the config`;
-  if (!roles.some((role) => OPERATOR_ROLES.includes(role))) {
+  if (!hasRole(roles, ROLE_SETS.operate)) {
     return `'${by}' may not ${what} (needs the commander or admin role; has ${roles.join(', ') || 'none'})`;
   }
   return undefined;

@@ -10,7 +10,9 @@ import type { EvidenceHead, EvidenceRecord } from '../../contract/evidence';
 import { lookup } from '../../contract/records';
 import { describeReplication, judgeRpo, type RpoVerdict } from '../../contract/rpo';
 import {
+  hasRole,
   isFinalState,
+  ROLE_SETS,
   searchAttributes,
   type ChildStatus,
   type DatabaseRpoStatus,
@@ -74,7 +76,7 @@ export class RunLedger {
         title: g.title,
         state: 'pending',
         approvers: Object.entries(context.people)
-          .filter(([name, roles]) => roles.includes('approver') && name !== context.initiator)
+          .filter(([name, roles]) => hasRole(roles, ROLE_SETS.decide) && name !== context.initiator)
           .map(([name]) => name),
         required: lookup(options.gates, g.id)?.twoPerson ? 2 : 1,
         approvals: [],

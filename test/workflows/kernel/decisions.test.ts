@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { verifyApproval } from '../../../contract/approvals';
 import { rawPublicKey, signApproval } from '../../../lib/approval-keys';
 import type { GateStatus, RunContext } from '../../../contract/runbook';
-import { OPERATOR_ROLES, refuseDecision, refuseOperator, refuseResolve } from '../../../workflows/kernel/decisions';
+import { ROLE_SETS } from '../../../contract/runbook';
+import { refuseDecision, refuseOperator, refuseResolve } from '../../../workflows/kernel/decisions';
 
 const context: RunContext = {
   initiator: 'alice',
@@ -165,7 +166,7 @@ describe('refuseDecision', () => {
 
 describe('refuseOperator', () => {
   it('lets the commander and admin roles act', () => {
-    expect(OPERATOR_ROLES).toEqual(['commander', 'admin']);
+    expect(ROLE_SETS.operate).toEqual(['commander', 'admin']);
     expect(refuseOperator('alice', context, 'cancel a run')).toBeUndefined();
     expect(refuseOperator('erin', context, 'cancel a run')).toBeUndefined();
     expect(refuseOperator('carol', context, 'cancel a run')).toBeUndefined();
