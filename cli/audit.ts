@@ -21,6 +21,7 @@ import { BACKUP_RESTORE_TEST_RUNBOOK, DATABASE_BACKUP_RUNBOOK, type DatabaseBack
 import { DB_PROMOTION_RUNBOOK, type DbPromotionResult } from '../contract/db-promotion';
 import { REGIONAL_EVACUATION_RUNBOOK, type RegionalEvacuationResult } from '../contract/regional-evacuation';
 import { searchAttributes } from '../contract/runbook';
+import { readMemo, runMemoSchema } from './memo';
 
 export const FINDING_CODES = ['NO_FAILOVER', 'TEST_OVERDUE', 'RTO_EXCEEDED', 'BACKUP_OVERDUE', 'FAILED_TEST'] as const;
 export type FindingCode = (typeof FINDING_CODES)[number];
@@ -94,11 +95,7 @@ interface RunList {
 
 /** The memo's targets, or undefined for a run not started by Lifeboat's startRun. */
 function memoTargets(memo: Record<string, unknown> | undefined): string[] | undefined {
-  const lifeboat = memo?.lifeboat;
-  if (typeof lifeboat !== 'object' || lifeboat === null) return undefined;
-  const targets = (lifeboat as { targets?: unknown }).targets;
-  if (!Array.isArray(targets) || !targets.every((t) => typeof t === 'string')) return undefined;
-  return targets;
+  return readMemo(runMemoSchema, memo)?.lifeboat.targets;
 }
 
 function toListed(runbook: string, wf: WorkflowExecutionInfo): ListedRun | undefined {

@@ -24,6 +24,7 @@ import { REGIONAL_EVACUATION_RUNBOOK } from '../contract/regional-evacuation';
 import { ROLE_SETS } from '../contract/runbook';
 import { temporalTarget } from '../lib/temporal';
 import { planStart, requirePerson, runMemo, UsageError, type StartRequest } from './start';
+import { readMemo, scheduleMemoSchema } from './memo';
 
 /** Every schedule Lifeboat owns has an id with this prefix; others in the namespace are never touched. */
 export const SCHEDULE_PREFIX = 'lifeboat:';
@@ -125,8 +126,8 @@ export async function applySchedules(client: Client, loaded: LoadedConfig, optio
       outcome.created.push(d.scheduleId);
       continue;
     }
-    const memo = current.memo as { lifeboat?: { specHash?: string } } | undefined;
-    if (memo?.lifeboat?.specHash === d.specHash) {
+    const memo = readMemo(scheduleMemoSchema, current.memo);
+    if (memo?.lifeboat.specHash === d.specHash) {
       outcome.unchanged.push(d.scheduleId);
       continue;
     }
