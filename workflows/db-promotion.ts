@@ -18,7 +18,7 @@ import {
 } from '../contract/db-promotion';
 import type { RpoMeasurement } from '../contract/database';
 import { describeRpo } from '../contract/rpo';
-import { describe, isDeadline, RunbookRun } from './kernel/runbook-run';
+import { failureMessage, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
 import { pollUntil } from './options';
 
@@ -168,7 +168,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       if (isCancellation(err)) throw err;
       throw ApplicationFailure.create({
         type: FailureType.StandbyNotHealthy,
-        message: `planned promotion of ${database} refused right before promotion: ${describe(err)}; nothing was promoted`,
+        message: `planned promotion of ${database} refused right before promotion: ${failureMessage(err)}; nothing was promoted`,
         nonRetryable: true,
         cause: err instanceof Error ? err : undefined,
       });
@@ -224,7 +224,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
           if (!isDeadline(err)) throw err;
           throw ApplicationFailure.create({
             type: FailureType.ReplayBehind,
-            message: `standby of ${database} did not replay the fenced primary's final LSN ${fence.finalLsn} within catchUpTimeoutSeconds (${policy.catchUpTimeoutSeconds}s): ${describe(err)}`,
+            message: `standby of ${database} did not replay the fenced primary's final LSN ${fence.finalLsn} within catchUpTimeoutSeconds (${policy.catchUpTimeoutSeconds}s): ${failureMessage(err)}`,
             nonRetryable: true,
             cause: err instanceof Error ? err : undefined,
           });

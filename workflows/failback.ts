@@ -23,7 +23,7 @@ import { artifactDigest } from '../contract/evidence';
 import { FAILBACK_RUNBOOK, failbackHolds, failbackPlan, type FailbackInput, type FailbackResult, type FailbackStepId } from '../contract/failback';
 import { FailureType } from '../contract/failures';
 import { hostTaskQueue } from '../contract/queues';
-import { describe, isDeadline, RunbookRun } from './kernel/runbook-run';
+import { failureMessage, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
 import { pollUntil } from './options';
 import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
@@ -259,7 +259,7 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
           if (!isDeadline(err)) throw err;
           throw ApplicationFailure.create({
             type: FailureType.ReplayBehind,
-            message: `${name} in ${region} did not come within ${policy.catchUpMaxLagBytes} bytes of its primary within catchUpTimeoutSeconds (${policy.catchUpTimeoutSeconds}s): ${describe(err)}`,
+            message: `${name} in ${region} did not come within ${policy.catchUpMaxLagBytes} bytes of its primary within catchUpTimeoutSeconds (${policy.catchUpTimeoutSeconds}s): ${failureMessage(err)}`,
             nonRetryable: true,
             cause: err instanceof Error ? err : undefined,
           });

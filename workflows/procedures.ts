@@ -12,7 +12,7 @@ import { FailureType } from '../contract/failures';
 import { describeRpo, judgeRpo } from '../contract/rpo';
 import type { DatabaseRpoStatus, RunContext } from '../contract/runbook';
 import { dbPromotion } from './db-promotion';
-import { describe, type PreApproval, type RunbookRun } from './kernel/runbook-run';
+import { failureMessage, type PreApproval, type RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
 
 export const controlOptions = {
@@ -73,7 +73,7 @@ export async function measureBeforeGate(run: RunbookRun, databases: readonly Gat
         if (isCancellation(err)) throw err;
         return {
           database: d.name, standbyRegion: '?', standbyReachable: false, primaryReachable: false, targetSeconds: d.targetSeconds,
-          method: `could not be read: ${describe(err)}`, met: false, verdict: 'not measured (bytes and seconds unknown)', inspectedAt: new Date().toISOString(),
+          method: `could not be read: ${failureMessage(err)}`, met: false, verdict: 'not measured (bytes and seconds unknown)', inspectedAt: new Date().toISOString(),
         };
       }
     }),
@@ -130,8 +130,8 @@ export async function promoteInParallel(run: RunbookRun, context: RunContext, pr
         track('completed', `timeline ${result.timeline}, RPO ${describeRpo(result.rpo)}`);
         return { database: request.database, childWorkflowId, state: 'promoted', result };
       } catch (err) {
-        track('failed', describe(err));
-        return { database: request.database, childWorkflowId, state: 'failed', error: describe(err) };
+        track('failed', failureMessage(err));
+        return { database: request.database, childWorkflowId, state: 'failed', error: failureMessage(err) };
       }
     }),
   );

@@ -29,6 +29,7 @@ import { describeTarget, releaseHoldSignal, holdWorkflowId } from '../contract/h
 import { hostTaskQueue } from '../contract/queues';
 import { describeDuty, returnWatchTarget, type ReturnDuty, type ReturnWatchInput, type ReturnWatchResult } from '../contract/return-watch';
 import { call } from './call';
+import { failureMessage } from './kernel/failures';
 
 /** Until its region's worker takes it: no start deadline. Each attempt may shut the node down (a checkpoint). */
 const fenceOptions = {
@@ -119,7 +120,7 @@ async function fenceOnReturn(input: ReturnWatchInput, duty: FenceDuty): Promise<
         return await call(db.fencePrimary, { ...fenceOptions, taskQueue: hostTaskQueue(workflowInfo().taskQueue, duty.region) }, `fence ${duty.database} old primary in ${duty.region} once its worker runs again`, { database: duty.database, mode: 'unplanned', towards: duty.towards, supersededOnly: true });
       } catch (err) {
         if (isCancellation(err)) throw err;
-        const message = describeFailure(err);
+        const message = failureMessage(err);
         if (message !== lastError) {
           await tell(input, 'oncall', 'critical', `${duty.database}: could not fence the old primary in ${duty.region} (will try again)`, `The return watch left by ${input.leftBy} could not fence ${duty.database}'s old primary in ${duty.region}: ${message}. It tries again every ${probeEvery}s; until then stop that node by hand before anything routes to it.`);
           lastError = message;
@@ -148,10 +149,6 @@ async function pageWhileWritable(input: ReturnWatchInput, duty: FenceDuty, every
   }
 }
 
-function describeFailure(err: unknown): string {
-  const cause = err instanceof Error && 'cause' in err && err.cause instanceof Error ? err.cause : err;
-  return cause instanceof Error ? cause.message : String(cause);
-}
 
 async function tell(input: ReturnWatchInput, audience: Notification['audience'], severity: Notification['severity'], subject: string, body: string): Promise<void> {
   const notification: Notification = {

@@ -20,10 +20,10 @@ export function isDeadline(err: unknown): boolean {
 }
 
 /** The innermost message: an activity failure's cause says what went wrong; a timeout keeps the last attempt's error. */
-export function describe(err: unknown): string {
-  if ((err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && err.cause) return describe(err.cause);
-  if (err instanceof ApplicationFailure && err.type === FailureType.StepFailed && err.cause) return describe(err.cause);
-  if (err instanceof TimeoutFailure) return err.cause ? `${err.message}: ${describe(err.cause)}` : err.message;
+export function failureMessage(err: unknown): string {
+  if ((err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && err.cause) return failureMessage(err.cause);
+  if (err instanceof ApplicationFailure && err.type === FailureType.StepFailed && err.cause) return failureMessage(err.cause);
+  if (err instanceof TimeoutFailure) return err.cause ? `${err.message}: ${failureMessage(err.cause)}` : err.message;
   return err instanceof Error ? err.message : String(err);
 }
 
@@ -43,7 +43,7 @@ export function wrapStepFailure(id: string, err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
   return ApplicationFailure.create({
     type: FailureType.StepFailed,
-    message: `step ${id} failed: ${describe(err)}`,
+    message: `step ${id} failed: ${failureMessage(err)}`,
     nonRetryable: true,
     cause: err,
   });

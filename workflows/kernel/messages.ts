@@ -93,6 +93,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
 
+/** A name from an untrusted request, for the refusal's record: at most 200 characters, marked when cut. */
 function str(value: unknown): string | undefined {
-  return typeof value === 'string' ? value.slice(0, 200) : undefined;
+  if (typeof value !== 'string') return undefined;
+  return value.length > 200 ? `${value.slice(0, 200)}… (${value.length} characters)` : value;
 }

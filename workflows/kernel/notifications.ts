@@ -8,7 +8,7 @@ import { CancellationScope, isCancellation, proxyActivities, sleep, workflowInfo
 import type { NotificationActivities } from '../../activities/notify';
 import type { Notification } from '../../contract/database';
 import type { RunbookStatus } from '../../contract/runbook';
-import { describe, ignoreCancellation } from './failures';
+import { failureMessage, ignoreCancellation } from './failures';
 import type { EventExtra, RunLedger } from './ledger';
 
 /** Escalations must be delivered even while the run is being cancelled. */
@@ -135,8 +135,8 @@ export class Notifier {
   private undelivered(notification: Notification, err: unknown, round: number): void {
     const counters = this.ledger.status.notifications;
     counters.failedRounds++;
-    counters.lastError = describe(err);
-    this.ledger.record('notification-failed', `round ${round}: could not deliver "${notification.subject}" to ${notification.audience}: ${describe(err)}; retrying`);
+    counters.lastError = failureMessage(err);
+    this.ledger.record('notification-failed', `round ${round}: could not deliver "${notification.subject}" to ${notification.audience}: ${failureMessage(err)}; retrying`);
     this.ledger.publish();
   }
 

@@ -16,7 +16,7 @@ import type { ChildStatus, DatabaseRpoStatus, GateStatus, RpoStatus, RunArtifact
 import type { EvidenceHead } from '../../contract/evidence';
 import { clockedContext, Clocks } from './clocks';
 import { EvidenceChain } from './evidence';
-import { describe } from './failures';
+import { failureMessage } from './failures';
 import { Gates, type GateOptions } from './gates';
 import { claimHolds, releaseHolds, type ClaimedHold } from './holds';
 import { RunLedger } from './ledger';
@@ -26,7 +26,7 @@ import type { GateId, Plan, RunbookRunOptions, StepId } from './plan';
 import { leaveReturnWatch } from './return-watches';
 import { Steps, type StepOptions } from './steps';
 
-export { describe, isDeadline } from './failures';
+export { failureMessage, isDeadline } from './failures';
 export type { GateDefinition, GateId, Plan, RunbookRunOptions, StepDefinition, StepId } from './plan';
 export type { GateOptions, PreApproval } from './gates';
 export type { Outgoing } from './notifications';
@@ -193,10 +193,10 @@ export class RunbookRun<P extends Plan = Plan> {
     } catch (err) {
       if (!(err instanceof TemporalFailure)) throw err; // a bug: fail the workflow task, keep the run for a fixed worker
       if (this.refusedByHold === err) {
-        ledger.status.error = { type: FailureType.TargetHeld, message: describe(err) };
+        ledger.status.error = { type: FailureType.TargetHeld, message: failureMessage(err) };
         if (whenHeld === 'skip') {
           ledger.finish('skipped', 'skipped: target held');
-          return { skipped: { reason: describe(err) } };
+          return { skipped: { reason: failureMessage(err) } };
         }
         ledger.finish('refused', 'refused: target held');
         throw err;
@@ -228,7 +228,7 @@ export class RunbookRun<P extends Plan = Plan> {
     } catch (err) {
       if (err instanceof ApplicationFailure && err.type === FailureType.TargetHeld) {
         this.refusedByHold = err;
-        ledger.record('refused', describe(err));
+        ledger.record('refused', failureMessage(err));
       }
       throw err;
     }

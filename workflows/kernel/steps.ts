@@ -9,7 +9,7 @@ import { ApplicationFailure, CancellationScope, condition, isCancellation, type 
 import { FailureType } from '../../contract/failures';
 import type { ResolveRequest, StepStatus } from '../../contract/runbook';
 import type { Clocks } from './clocks';
-import { definitionError, describe, failureType, wrapStepFailure } from './failures';
+import { definitionError, failureMessage, failureType, wrapStepFailure } from './failures';
 import type { RunLedger } from './ledger';
 import type { Notifier } from './notifications';
 
@@ -60,7 +60,7 @@ export class Steps {
     } catch (err) {
       step.state = 'failed';
       step.endedAt = this.ledger.now();
-      step.note = isCancellation(err) ? 'cancelled' : describe(err);
+      step.note = isCancellation(err) ? 'cancelled' : failureMessage(err);
       this.ledger.record('step-failed', `step ${id} failed: ${step.note}`, { step: id });
       throw wrapStepFailure(id, err);
     } finally {
@@ -107,10 +107,10 @@ export class Steps {
     const { status, options } = this.ledger;
     this.recovering = true;
     for (const gate of status.gates) if (gate.state === 'waiting') gate.state = 'cancelled';
-    status.error = { type: failureType(err), message: describe(err) };
+    status.error = { type: failureType(err), message: failureMessage(err) };
     if (status.pointOfNoReturnPassed) {
-      this.ledger.record('finished', `failed past the point of no return: no rollback offered (${describe(err)})`);
-      this.notifier.escalate('needs-attention', 'critical', 'failed past the point of no return', `The run failed after an irreversible step; finish the procedure by hand. Cause: ${describe(err)}`);
+      this.ledger.record('finished', `failed past the point of no return: no rollback offered (${failureMessage(err)})`);
+      this.notifier.escalate('needs-attention', 'critical', 'failed past the point of no return', `The run failed after an irreversible step; finish the procedure by hand. Cause: ${failureMessage(err)}`);
       this.ledger.finish('failed', 'failed');
       return err;
     }
@@ -118,7 +118,7 @@ export class Steps {
     this.ledger.finish('rolled-back', 'rolled back');
     if (options.announceFailure) {
       const subject = `${options.runbook} of ${options.target} FAILED`;
-      const body = `${describe(err)}. Every undo ran (${status.steps.filter((s) => s.state === 'compensated').map((s) => s.id).join(', ') || 'nothing to undo'}).`;
+      const body = `${failureMessage(err)}. Every undo ran (${status.steps.filter((s) => s.state === 'compensated').map((s) => s.id).join(', ') || 'nothing to undo'}).`;
       this.notifier.deliver({ audience: 'incident', kind: 'final', severity: 'critical', subject, body });
       this.notifier.escalate('final', 'critical', subject, body);
     }
@@ -151,8 +151,8 @@ export class Steps {
           } catch (err) {
             status.state = 'needs-attention';
             this.ledger.setPhase(`needs-attention: undo ${step.id}`);
-            this.ledger.record('compensation-failed', `undo of step ${step.id} failed: ${describe(err)}; waiting for a 'resolve' signal`, { step: step.id });
-            this.notifier.escalate('needs-attention', 'critical', `undo of ${step.id} failed`, `The undo of step ${step.id} failed (${describe(err)}). Fix it, then send 'resolve' with action retry or done-by-hand.`, { step: step.id });
+            this.ledger.record('compensation-failed', `undo of step ${step.id} failed: ${failureMessage(err)}; waiting for a 'resolve' signal`, { step: step.id });
+            this.notifier.escalate('needs-attention', 'critical', `undo of ${step.id} failed`, `The undo of step ${step.id} failed (${failureMessage(err)}). Fix it, then send 'resolve' with action retry or done-by-hand.`, { step: step.id });
             this.ledger.publish();
             this.pendingResolution = undefined;
             await condition(() => this.pendingResolution !== undefined);
