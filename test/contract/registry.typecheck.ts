@@ -15,10 +15,9 @@ export type RegisteredWorkflows = { [N in RunbookName]: Bundle[DefinitionOf<N>['
 
 /** The bundle's workflow is exactly the definition's signature, both ways. */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-export const signatures: { [N in RunbookName]: Same<RegisteredWorkflows[N], WorkflowOf<DefinitionOf<N>>> } = {
-  'db-promotion': true,
-  'regional-evacuation': true,
-  failback: true,
-  'database-backup': true,
-  'backup-restore-test': true,
-};
+
+/** The names of the runbooks whose workflow does not match their definition (never, when all do). */
+type Mismatched = { [N in RunbookName]: Same<RegisteredWorkflows[N], WorkflowOf<DefinitionOf<N>>> extends true ? never : N }[RunbookName];
+
+/** Fails to compile, naming the runbook, when one registered workflow does not match its definition. */
+export const everyWorkflowMatches: [Mismatched] extends [never] ? true : Mismatched = true;
