@@ -5,7 +5,7 @@
  * approve). `lifeboat docs` rewrites it; `lifeboat docs --check` and a test fail
  * when the committed docs differ.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load';
 import type { RunbookPlan } from '../contract/definition';
@@ -57,7 +57,8 @@ export function syncRunbookDocs(loaded: LoadedConfig, docsDir: string, write: bo
   const changed: string[] = [];
   for (const { runbook, plan, policy } of documented(runbooks)) {
     const file = path.join(docsDir, `${runbook}.md`);
-    const current = readFileSync(file, 'utf8');
+    // A new runbook's doc starts as its name; the generated section is appended below it.
+    const current = existsSync(file) ? readFileSync(file, 'utf8') : `# ${runbook}\n`;
     const section = renderRunbookSection(loaded, plan, policy(loaded));
     const start = current.indexOf(START);
     const end = current.indexOf(END);
