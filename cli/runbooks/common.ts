@@ -12,11 +12,9 @@ import type { DbPromotionPolicy, PromotionMode } from '../../contract/db-promoti
 import { lookup } from '../../contract/records';
 import { hasRole, ROLE_SETS, searchAttributes, type GatePolicy, type Role, type RtoPolicy, type RunContext } from '../../contract/runbook';
 import type { CliReaders } from '../readers';
+import { UsageError } from '../usage-error';
 
-/** Bad input on the command line: the message says what to fix. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 export interface StartRequest {
   runbook: string;
