@@ -5,39 +5,26 @@
  * approve). `lifeboat docs` rewrites it; `lifeboat docs --check` and a test fail
  * when the committed docs differ.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load';
-import { DB_PROMOTION_RUNBOOK, dbPromotionPlan } from '../contract/db-promotion';
-import { FAILBACK_RUNBOOK, failbackPlan } from '../contract/failback';
-import { REGIONAL_EVACUATION_RUNBOOK, regionalEvacuationPlan } from '../contract/regional-evacuation';
-import { hasRole, ROLE_SETS, type GatePolicy, type RtoPolicy } from '../contract/runbook';
-import { BACKUP_RESTORE_TEST_RUNBOOK, backupRestoreTestPlan, DATABASE_BACKUP_RUNBOOK, databaseBackupPlan } from '../contract/backup';
+import type { RunbookPlan } from '../contract/definition';
+import { hasRole, ROLE_SETS } from '../contract/runbook';
+import type { CliRunbook, RunbookPolicy } from './runbooks/common';
+import { CLI_RUNBOOK_LIST } from './runbooks/index';
 
 const START = '<!-- generated from the workflow plan and the config: edit the code or runbooks/lab.yaml, then run `npm run docs` -->';
 const END = '<!-- end of generated section -->';
 
-interface Plan {
-  readonly steps: readonly { readonly id: string; readonly title: string; readonly irreversible?: boolean; readonly undo?: string }[];
-  readonly gates: readonly { readonly id: string; readonly title: string; readonly before?: string }[];
-}
+/** Every registered runbook's doc: its name, its plan and its configured policy. */
+export const DOCUMENTED_RUNBOOKS: ReadonlyArray<{ runbook: string; plan: RunbookPlan; policy: (loaded: LoadedConfig) => RunbookPolicy | undefined }> = documented(CLI_RUNBOOK_LIST);
 
-interface RunbookPolicy {
-  rto: RtoPolicy;
-  steps: Partial<Record<string, { budgetSeconds: number }>>;
-  gates: Record<string, GatePolicy>;
+function documented(runbooks: readonly CliRunbook[]) {
+  return runbooks.map((r) => ({ runbook: r.definition.name, plan: r.definition.plan, policy: (loaded: LoadedConfig) => r.policy(loaded) }));
 }
-
-export const DOCUMENTED_RUNBOOKS: ReadonlyArray<{ runbook: string; plan: Plan; policy: (loaded: LoadedConfig) => RunbookPolicy | undefined }> = [
-  { runbook: DB_PROMOTION_RUNBOOK, plan: dbPromotionPlan, policy: (l) => l.config.runbooks['db-promotion'] },
-  { runbook: REGIONAL_EVACUATION_RUNBOOK, plan: regionalEvacuationPlan, policy: (l) => l.config.runbooks['regional-evacuation'] },
-  { runbook: FAILBACK_RUNBOOK, plan: failbackPlan, policy: (l) => l.config.runbooks.failback },
-  { runbook: DATABASE_BACKUP_RUNBOOK, plan: databaseBackupPlan, policy: (l) => ({ ...l.config.runbooks['database-backup'], gates: {} }) },
-  { runbook: BACKUP_RESTORE_TEST_RUNBOOK, plan: backupRestoreTestPlan, policy: (l) => ({ ...l.config.runbooks['backup-restore-test'], gates: {} }) },
-];
 
 /** The generated section of one runbook's doc. */
-export function renderRunbookSection(loaded: LoadedConfig, plan: Plan, policy: RunbookPolicy | undefined): string {
+export function renderRunbookSection(loaded: LoadedConfig, plan: RunbookPlan, policy: RunbookPolicy | undefined): string {
   const approvers = Object.entries(loaded.config.people).filter(([, p]) => hasRole(p.roles, ROLE_SETS.decide)).map(([name]) => name);
   const lines = [
     START,
@@ -65,12 +52,13 @@ export function renderRunbookSection(loaded: LoadedConfig, plan: Plan, policy: R
   return lines.join('\n');
 }
 
-/** Replaces (or appends) the generated section of each runbook doc; returns the files whose content changed. */
-export function syncRunbookDocs(loaded: LoadedConfig, docsDir: string, write: boolean): string[] {
+/** Replaces (or appends) the generated section of each runbook's doc (runbooks/<name>.md); returns the files whose content changed. */
+export function syncRunbookDocs(loaded: LoadedConfig, docsDir: string, write: boolean, runbooks: readonly CliRunbook[] = CLI_RUNBOOK_LIST): string[] {
   const changed: string[] = [];
-  for (const { runbook, plan, policy } of DOCUMENTED_RUNBOOKS) {
+  for (const { runbook, plan, policy } of documented(runbooks)) {
     const file = path.join(docsDir, `${runbook}.md`);
-    const current = readFileSync(file, 'utf8');
+    // A new runbook's doc starts as its name; the generated section is appended below it.
+    const current = existsSync(file) ? readFileSync(file, 'utf8') : `# ${runbook}\n`;
     const section = renderRunbookSection(loaded, plan, policy(loaded));
     const start = current.indexOf(START);
     const end = current.indexOf(END);

@@ -7,13 +7,11 @@
  */
 import type { Client } from '@temporalio/client';
 import type { LoadedConfig } from '../config/load';
-import { BACKUP_RESTORE_TEST_RUNBOOK, DATABASE_BACKUP_RUNBOOK } from '../contract/backup';
-import { DB_PROMOTION_RUNBOOK } from '../contract/db-promotion';
-import { FAILBACK_RUNBOOK } from '../contract/failback';
-import { REGIONAL_EVACUATION_RUNBOOK } from '../contract/regional-evacuation';
 import { buildCliReaders, type CliReaders, type EvidenceReader } from './readers';
-import { DOCUMENTED_RUNBOOKS } from './docs';
-import { planStart, UsageError, type StartRequest } from './start';
+import type { PreflightCheck } from './runbooks/common';
+import { cliRunbookNamed, type StartRequest } from './start';
+
+export type { PreflightCheck } from './runbooks/common';
 
 export interface DryRunStep {
   id: string;
@@ -25,12 +23,6 @@ export interface DryRunStep {
   measured?: { runs: number; medianSeconds: number; worstSeconds: number };
   /** The gate a person must approve before this step. */
   gate?: { id: string; escalateAfterSeconds?: number; timeoutSeconds?: number; twoPerson?: boolean };
-}
-
-export interface PreflightCheck {
-  check: string;
-  ok: boolean;
-  detail: string;
 }
 
 export interface DryRunReport {
@@ -56,54 +48,6 @@ export interface DryRunReport {
 }
 
 const PAST_RUNS = 5;
-
-async function check(name: string, probe: () => Promise<string>): Promise<PreflightCheck> {
-  try {
-    return { check: name, ok: true, detail: await probe() };
-  } catch (err) {
-    return { check: name, ok: false, detail: (err as Error).message };
-  }
-}
-
-/** The read-only checks a run would start with, made directly against the providers. */
-async function preflight(readers: CliReaders, runbook: string, targets: readonly string[], mode: string | undefined): Promise<PreflightCheck[]> {
-  const checks: Array<Promise<PreflightCheck>> = [];
-  const databases = targets.filter((t) => readers.databases.has(t));
-  if (runbook === DB_PROMOTION_RUNBOOK || runbook === REGIONAL_EVACUATION_RUNBOOK || runbook === FAILBACK_RUNBOOK) {
-    for (const db of databases) {
-      const provider = readers.databases.get(db);
-      if (!provider) continue;
-      const p = runbook === FAILBACK_RUNBOOK ? provider.reversed() : provider;
-      checks.push(check(`${db}: replication`, async () => {
-        const i = await p.inspect();
-        if (!i.standby.reachable) throw new Error(`target ${i.standby.region} ${i.standby.host}:${i.standby.port} unreachable: ${i.standby.error ?? ''}`);
-        if (runbook !== FAILBACK_RUNBOOK && i.standby.inRecovery !== true) throw new Error(`target ${i.standby.region} is not a standby (not in recovery): nothing to promote`);
-        if (mode === 'planned' && !i.primary.reachable) throw new Error(`planned mode needs the primary ${i.primary.region}, which is unreachable: ${i.primary.error ?? ''}`);
-        return `target ${i.standby.region} ${i.standby.host}:${i.standby.port} ${i.standby.inRecovery ? 'in recovery' : 'writable'}${i.standby.streaming ? ', streaming' : ''}; lag ${i.lagBytes ?? '?'} bytes / ${i.lagSeconds ?? '?'} s; primary ${i.primary.reachable ? 'reachable' : 'unreachable'}`;
-      }));
-    }
-  }
-  if (runbook === REGIONAL_EVACUATION_RUNBOOK || runbook === FAILBACK_RUNBOOK) {
-    const traffic = readers.traffic;
-    checks.push(check('DNS weights', async () => {
-      if (!traffic) throw new Error('no dns: in the config');
-      return Object.entries(await traffic.readWeights()).map(([k, v]) => `${k} ${v}`).join(', ');
-    }));
-  }
-  if (runbook === DATABASE_BACKUP_RUNBOOK || runbook === BACKUP_RESTORE_TEST_RUNBOOK) {
-    for (const db of targets) {
-      const provider = readers.backups.get(db);
-      checks.push(check(`${db}: backups`, async () => {
-        if (!provider) throw new Error(`no backups configured for ${db}`);
-        const backups = await provider.listBackups();
-        const verified = backups.filter((b) => b.verified);
-        if (runbook === BACKUP_RESTORE_TEST_RUNBOOK && verified.length === 0) throw new Error(`no verified backup of ${db} to test: run database-backup first`);
-        return `${backups.length} backups, ${verified.length} verified; newest ${backups[0]?.backupId ?? 'none'}`;
-      }));
-    }
-  }
-  return Promise.all(checks);
-}
 
 /** Measured RTO (or duration) of the newest completed runs of the runbook on the same targets. */
 interface PastRun {
@@ -135,12 +79,12 @@ async function pastDurations(client: Client, runbook: string, targets: readonly 
 }
 
 export async function dryRun(client: Client, loaded: LoadedConfig, request: StartRequest, readers: CliReaders = buildCliReaders(loaded)): Promise<DryRunReport> {
-  const plan = planStart(loaded, request);
-  const documented = DOCUMENTED_RUNBOOKS.find((r) => r.runbook === request.runbook);
-  if (!documented) throw new UsageError(`no plan for runbook '${request.runbook}'`);
-  const policy = documented.policy(loaded);
-  const steps: DryRunStep[] = documented.plan.steps.map((s) => {
-    const gate = documented.plan.gates.find((g) => g.before === s.id);
+  const runbook = cliRunbookNamed(request.runbook);
+  const plan = runbook.plan(loaded, request);
+  const policy = runbook.policy(loaded);
+  const { plan: definitionPlan } = runbook.definition;
+  const steps: DryRunStep[] = definitionPlan.steps.map((s) => {
+    const gate = definitionPlan.gates.find((g) => g.before === s.id);
     const gatePolicy = gate ? policy?.gates[gate.id] : undefined;
     return {
       id: s.id,
@@ -152,7 +96,7 @@ export async function dryRun(client: Client, loaded: LoadedConfig, request: Star
     };
   });
   const mode = request.params.find((p) => p.startsWith('mode='))?.slice(5) ?? 'planned';
-  const checks = await preflight(readers, request.runbook, plan.targets, mode);
+  const checks = await Promise.all(runbook.preflight(readers, plan.targets, mode));
   const past = await pastDurations(client, request.runbook, plan.targets, readers.evidence);
   for (const step of steps) {
     const measured = past.map((p) => p.steps[step.id]).filter((v): v is number => v !== undefined).sort((a, b) => a - b);

@@ -5,7 +5,7 @@
  * fall behind the commands.
  */
 import type { Command } from 'commander';
-import { RUNBOOKS } from './start';
+import { RUNBOOKS } from './runbooks/index';
 
 const EXAMPLES = new WeakMap<Command, readonly string[]>();
 

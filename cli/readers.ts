@@ -30,7 +30,7 @@ import type { Route53Traffic } from '../activities/route53';
 import type { ObjectStore } from '../activities/s3';
 import { Lab } from '../lab/lab';
 import { backupStores, bucketStore, cloudSqlClients, evidenceMirror, route53Traffic, storageClient, type S3Keys } from '../workers/clients';
-import { UsageError } from './start';
+import { UsageError } from './usage-error';
 
 /** One database's replication, read (both directions: `reversed()` for a failback). */
 export interface ReplicationReader {

@@ -11,6 +11,8 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
   type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+  type WorkflowStartOptions,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LoadedConfig } from '../config/load';
@@ -25,7 +27,8 @@ import {
   type RunbookStatus,
   ROLE_SETS,
 } from '../contract/runbook';
-import { planStart, plannedHolds, requirePerson, runMemo, type StartRequest } from './start';
+import type { AnyRunbookDefinition, WorkflowOf } from '../contract/definition';
+import { planStart, plannedHolds, requirePerson, runMemo, type PlannedStartOf, type StartRequest } from './start';
 import { inspectHold } from '../lib/holds';
 import { loadApprovalKey, signApproval } from '../lib/approval-keys';
 import { runUrl, temporalTarget } from '../lib/temporal';
@@ -64,8 +67,8 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     } as const;
-    // PlannedStart pairs each workflow type with its input type, so the string form is safe here.
-    const handle = await client.workflow.start(plan.workflowType, { ...options, args: [plan.input] });
+    // Each runbook's module built `plan` as a PlannedStartOf its definition; the union is started as any of them.
+    const handle = await startPlanned<AnyRunbookDefinition>(client, plan, options);
     return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, url: runUrl(target, handle.workflowId, handle.firstExecutionRunId) };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
@@ -73,6 +76,16 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
     }
     throw err;
   }
+}
+
+/**
+ * Starts a planned run typed by its runbook's definition: the input is the one its workflow takes
+ * (test/contract/registry.typecheck.ts checks every registered workflow has that signature), and the
+ * CLI never imports workflow code.
+ */
+export function startPlanned<D extends AnyRunbookDefinition>(client: Client, plan: PlannedStartOf<D>, options: Omit<WorkflowStartOptions<WorkflowOf<D>>, 'args'>): Promise<WorkflowHandleWithFirstExecutionRunId<WorkflowOf<D>>> {
+  const args: Parameters<WorkflowOf<D>> = [plan.input];
+  return client.workflow.start<WorkflowOf<D>>(plan.workflowType, { ...options, args });
 }
 
 /**

@@ -4,6 +4,7 @@
  * the workflows, the activities, the CLI and the audit.
  */
 import type { RtoPolicy, RunContext } from './runbook';
+import { defineRunbook } from './definition';
 
 export const DATABASE_BACKUP_RUNBOOK = 'database-backup';
 export const DATABASE_BACKUP_WORKFLOW_TYPE = 'databaseBackup' as const;
@@ -192,3 +193,21 @@ export function databaseBackupWorkflowId(database: string, startedAt: string): s
 export function backupRestoreTestWorkflowId(database: string, startedAt: string): string {
   return `${BACKUP_RESTORE_TEST_RUNBOOK}:${database}:${startedAt}`;
 }
+
+/** The database-backup runbook's one definition; a backup changes no topology, so it holds nothing. */
+export const databaseBackupRunbook = defineRunbook<DatabaseBackupInput, DatabaseBackupResult>()({
+  name: DATABASE_BACKUP_RUNBOOK,
+  workflowType: DATABASE_BACKUP_WORKFLOW_TYPE,
+  plan: databaseBackupPlan,
+  workflowId: databaseBackupWorkflowId,
+  holds: () => [],
+});
+
+/** The backup-restore-test runbook's one definition; it restores into a scratch target of its own and holds nothing. */
+export const backupRestoreTestRunbook = defineRunbook<BackupRestoreTestInput, BackupRestoreTestResult>()({
+  name: BACKUP_RESTORE_TEST_RUNBOOK,
+  workflowType: BACKUP_RESTORE_TEST_WORKFLOW_TYPE,
+  plan: backupRestoreTestPlan,
+  workflowId: backupRestoreTestWorkflowId,
+  holds: () => [],
+});

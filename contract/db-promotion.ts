@@ -5,6 +5,7 @@
  */
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
 import type { TargetRef } from './holds';
+import { defineRunbook } from './definition';
 
 export const DB_PROMOTION_RUNBOOK = 'db-promotion';
 export const DB_PROMOTION_WORKFLOW_TYPE = 'dbPromotion' as const;
@@ -82,3 +83,12 @@ export function dbPromotionHolds(input: Pick<DbPromotionInput, 'database'>): Tar
 export function dbPromotionWorkflowId(database: string): string {
   return `${DB_PROMOTION_RUNBOOK}:${database}`;
 }
+
+/** The db-promotion runbook's one definition: the workflow, the worker and the CLI read it. */
+export const dbPromotionRunbook = defineRunbook<DbPromotionInput, DbPromotionResult>()({
+  name: DB_PROMOTION_RUNBOOK,
+  workflowType: DB_PROMOTION_WORKFLOW_TYPE,
+  plan: dbPromotionPlan,
+  workflowId: dbPromotionWorkflowId,
+  holds: dbPromotionHolds,
+});

@@ -8,6 +8,7 @@ import type { DiscardOutcome } from './divergence';
 import type { NodeEndpoint } from './database';
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
 import type { TargetRef } from './holds';
+import { defineRunbook } from './definition';
 
 export const FAILBACK_RUNBOOK = 'failback';
 export const FAILBACK_WORKFLOW_TYPE = 'failback' as const;
@@ -101,3 +102,12 @@ export function failbackHolds(input: Pick<FailbackInput, 'region' | 'from'> & { 
 export function failbackWorkflowId(region: string): string {
   return `${FAILBACK_RUNBOOK}:${region}`;
 }
+
+/** The failback runbook's one definition. */
+export const failbackRunbook = defineRunbook<FailbackInput, FailbackResult>()({
+  name: FAILBACK_RUNBOOK,
+  workflowType: FAILBACK_WORKFLOW_TYPE,
+  plan: failbackPlan,
+  workflowId: failbackWorkflowId,
+  holds: failbackHolds,
+});

@@ -5,8 +5,9 @@
  */
 import type { DbPromotionPolicy, DbPromotionResult, PromotionMode } from './db-promotion';
 import type { NodeEndpoint } from './database';
-import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
+import type { GatePolicy, RtoPolicy, RunContext, SkippedRun } from './runbook';
 import type { TargetRef } from './holds';
+import { defineRunbook } from './definition';
 
 export const REGIONAL_EVACUATION_RUNBOOK = 'regional-evacuation';
 export const REGIONAL_EVACUATION_WORKFLOW_TYPE = 'regionalEvacuation' as const;
@@ -96,3 +97,12 @@ export function regionalEvacuationHolds(input: Pick<RegionalEvacuationInput, 're
 export function regionalEvacuationWorkflowId(region: string): string {
   return `${REGIONAL_EVACUATION_RUNBOOK}:${region}`;
 }
+
+/** The regional-evacuation runbook's one definition; a scheduled drill that finds its region held ends skipped. */
+export const regionalEvacuationRunbook = defineRunbook<RegionalEvacuationInput, RegionalEvacuationResult | SkippedRun>()({
+  name: REGIONAL_EVACUATION_RUNBOOK,
+  workflowType: REGIONAL_EVACUATION_WORKFLOW_TYPE,
+  plan: regionalEvacuationPlan,
+  workflowId: regionalEvacuationWorkflowId,
+  holds: regionalEvacuationHolds,
+});

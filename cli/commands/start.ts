@@ -4,7 +4,8 @@ import { ROLE_SETS } from '../../contract/runbook';
 import { dryRun, formatDryRun } from '../dry-run';
 import { examples } from '../help';
 import { startRun } from '../runs';
-import { RUNBOOKS, type StartRequest } from '../start';
+import { RUNBOOKS } from '../runbooks/index';
+import type { StartRequest } from '../start';
 import { commandConfig, connect, type CliContext } from './context';
 import { asOption } from './options';
 

@@ -1,0 +1,41 @@
+/** The CLI side of db-promotion: `database=NAME mode=planned|unplanned` becomes a promotion of that database's standby. */
+import { standbyRegion } from '../../config/load';
+import { dbPromotionRunbook } from '../../contract/db-promotion';
+import { lookup } from '../../contract/records';
+import { replicationChecks } from './checks';
+import { cliRunbook, commonStart, initiatorLine, promotionPolicy, startAttributes, UsageError } from './common';
+
+export const dbPromotionCli = cliRunbook({
+  definition: dbPromotionRunbook,
+  plan(loaded, request) {
+    const { config } = loaded;
+    const { initiator, context, mode, params } = commonStart(loaded, request, ['database', 'mode']);
+    const database = params.database;
+    if (!database) throw new UsageError(`db-promotion needs database=NAME (configured: ${Object.keys(config.databases).join(', ')})`);
+    const db = lookup(config.databases, database);
+    if (!db) throw new UsageError(`unknown database '${database}': configured databases are ${Object.keys(config.databases).join(', ')}`);
+    if (db.provider === 'cloudsql' && mode === 'planned' && db.promotion !== 'switchover') {
+      // promoteReplica leaves the old primary writable: a planned move could lose the writes it takes meanwhile.
+      throw new UsageError(`a planned promotion of Cloud SQL database '${database}' needs promotion: switchover (zero data loss) in ${loaded.file}; with promote-replica use mode=unplanned`);
+    }
+    const runbook = config.runbooks['db-promotion'];
+    return {
+      workflowType: dbPromotionRunbook.workflowType,
+      workflowId: request.id ?? dbPromotionRunbook.workflowId(database),
+      input: { database, mode, run: context, policy: promotionPolicy(config, db) },
+      searchAttributes: startAttributes(dbPromotionRunbook.name, request),
+      targets: [database],
+      staticSummary: `${request.drill ? 'DRILL: ' : ''}promote ${database} standby (${standbyRegion(db)}) in ${mode} mode`,
+      staticDetails: [
+        `**Runbook** db-promotion, **database** ${database}, **mode** ${mode}`,
+        initiatorLine(initiator, request),
+        `**Detected** ${context.detectedAt}, **RTO budget** ${runbook.rto.budgetSeconds}s (${runbook.rto.onBreach} on breach), **RPO target** ${db.rpoTargetSeconds}s`,
+        db.provider === 'postgres'
+          ? `**Primary** ${db.primary.region} ${db.primary.host}:${db.primary.port} → **standby** ${db.standby.region} ${db.standby.host}:${db.standby.port}`
+          : `**Cloud SQL** ${db.project}: **primary** ${db.primary.instance} (${db.primary.region}) → **replica** ${db.replica.instance} (${db.replica.region}), ${db.promotion}`,
+      ].join('\n'),
+    };
+  },
+  preflight: (readers, targets, mode) => replicationChecks(readers, targets, mode, { reversed: false }),
+  policy: (loaded) => loaded.config.runbooks['db-promotion'],
+});
