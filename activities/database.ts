@@ -19,6 +19,7 @@ import type {
 } from '../contract/database';
 import type { PromotionMode } from '../contract/db-promotion';
 import { FailureType } from '../contract/failures';
+import { refusePromotion } from '../contract/preflight';
 import { lsnToBigInt } from './postgres';
 
 /** What a runbook needs from one replicated database, whatever runs it. */
@@ -91,19 +92,8 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
     /** Read-only: the target must be a standby in recovery (streaming, in planned mode). */
     async preflightPromotion({ database, mode, towards }: { database: string; mode: PromotionMode; towards?: PromotionTarget }): Promise<ReplicationInspection> {
       const inspection = await provider(database, towards).inspect();
-      const { standby, primary } = inspection;
-      if (!standby.reachable) throw ApplicationFailure.retryable(`standby of ${database} unreachable: ${standby.error ?? ''}`, FailureType.StandbyNotHealthy);
-      if (standby.inRecovery !== true) {
-        throw ApplicationFailure.nonRetryable(`${database} ${standby.region} (${standby.host}:${standby.port}) is not a standby (not in recovery): nothing to promote`, FailureType.StandbyNotHealthy);
-      }
-      if (mode === 'planned') {
-        if (!primary.reachable) {
-          throw ApplicationFailure.nonRetryable(`planned promotion needs the primary of ${database}, which is unreachable (${primary.error ?? ''}); use mode=unplanned if it is lost`, FailureType.PrimaryUnreachable);
-        }
-        if (standby.streaming !== true) {
-          throw ApplicationFailure.nonRetryable(`standby of ${database} is not streaming from the primary: a planned promotion could not prove zero data loss`, FailureType.StandbyNotHealthy);
-        }
-      }
+      const refusal = refusePromotion(inspection, database, mode);
+      if (refusal) throw refusal.retryable ? ApplicationFailure.retryable(refusal.message, refusal.type) : ApplicationFailure.nonRetryable(refusal.message, refusal.type);
       log.info('preflight passed', { database, mode, lagBytes: inspection.lagBytes, lagSeconds: inspection.lagSeconds });
       return inspection;
     },

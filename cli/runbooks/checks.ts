@@ -4,6 +4,7 @@
  */
 import type { CliReaders } from '../readers';
 import type { PreflightCheck } from './common';
+import { refusePromotion } from '../../contract/preflight';
 
 /** Runs one read-only check; a thrown error is the check's failure, its message the detail. */
 export async function check(name: string, probe: () => Promise<string>): Promise<PreflightCheck> {
@@ -25,9 +26,9 @@ export function replicationChecks(readers: CliReaders, targets: readonly string[
     const p = reversed ? provider.reversed() : provider;
     return [check(`${db}: replication`, async () => {
       const i = await p.inspect();
-      if (!i.standby.reachable) throw new Error(`target ${i.standby.region} ${i.standby.host}:${i.standby.port} unreachable: ${i.standby.error ?? ''}`);
-      if (!reversed && i.standby.inRecovery !== true) throw new Error(`target ${i.standby.region} is not a standby (not in recovery): nothing to promote`);
-      if (mode === 'planned' && !i.primary.reachable) throw new Error(`planned mode needs the primary ${i.primary.region}, which is unreachable: ${i.primary.error ?? ''}`);
+      // The run's own rule (contract/preflight.ts), so the dry run refuses what the run would.
+      const refusal = refusePromotion(i, db, mode === 'planned' ? 'planned' : 'unplanned', { targetMayBeWritable: reversed });
+      if (refusal) throw new Error(`target ${i.standby.region} ${i.standby.host}:${i.standby.port}: ${refusal.message}`);
       return `target ${i.standby.region} ${i.standby.host}:${i.standby.port} ${i.standby.inRecovery ? 'in recovery' : 'writable'}${i.standby.streaming ? ', streaming' : ''}; lag ${i.lagBytes ?? '?'} bytes / ${i.lagSeconds ?? '?'} s; primary ${i.primary.reachable ? 'reachable' : 'unreachable'}`;
     })];
   });

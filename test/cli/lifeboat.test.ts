@@ -114,7 +114,7 @@ describe('lifeboat CLI', () => {
     writeFileSync(broken, stringify(doc));
     const failed = await cli(['start', 'db-promotion', 'database=orders', '--as', 'alice', '--dry-run'], broken);
     expect(failed.code).toBe(1);
-    expect(failed.out).toMatch(/FAIL orders: replication: target west 127\.0\.0\.1:1 unreachable/);
+    expect(failed.out).toMatch(/FAIL orders: replication: target west 127\.0\.0\.1:1: standby of orders unreachable/);
   });
 
   it('missing required options are usage errors (exit 2)', async () => {
