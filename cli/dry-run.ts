@@ -10,6 +10,7 @@ import type { LoadedConfig } from '../config/load';
 import { buildCliReaders, type CliReaders, type EvidenceReader } from './readers';
 import type { PreflightCheck } from './runbooks/common';
 import { cliRunbookNamed, type StartRequest } from './start';
+import { readMemo, runMemoSchema } from './memo';
 
 export type { PreflightCheck } from './runbooks/common';
 
@@ -61,8 +62,8 @@ async function pastDurations(client: Client, runbook: string, targets: readonly 
   const found: PastRun[] = [];
   const want = JSON.stringify([...targets].sort());
   for await (const wf of client.workflow.list({ query: `LifeboatRunbook = '${runbook}' AND ExecutionStatus = 'Completed'` })) {
-    const memo = wf.memo as { lifeboat?: { targets?: string[] } } | undefined;
-    if (JSON.stringify([...(memo?.lifeboat?.targets ?? [])].sort()) !== want) continue;
+    const memo = readMemo(runMemoSchema, wf.memo);
+    if (JSON.stringify([...(memo?.lifeboat.targets ?? [])].sort()) !== want) continue;
     const result = (await client.workflow.getHandle(wf.workflowId, wf.runId).result()) as { rto?: { measuredSeconds?: number }; durationSeconds?: number; restore?: { durationSeconds?: number } };
     const seconds = result.rto?.measuredSeconds ?? result.restore?.durationSeconds ?? result.durationSeconds;
     if (typeof seconds !== 'number') continue;
