@@ -22,6 +22,7 @@ import {
   type TurnedAway,
 } from '../contract/holds';
 import { FailureType } from '../contract/failures';
+import { call } from './call';
 
 /** Holds from before the claimant was checked replay without the check. */
 const PATCH_CLAIMED_BY_HOLDER = 'lifeboat-hold-claimed-by-holder';
@@ -104,10 +105,7 @@ class Hold {
   /** Lets `joiner` in only on the server's word that its parent is an open member (whoever sent the signal). */
   private async admit(joiner: HoldMember): Promise<void> {
     if (this.members.some((m) => m.workflowId === joiner.workflowId && m.runId === joiner.runId)) return;
-    const verdict = await holds.verifyJoiner.executeWithOptions(
-      { ...holdActivityOptions, summary: `hold ${describeTarget(this.input.target)}: may ${joiner.workflowId} join?` },
-      [{ members: this.members, joiner }],
-    ).catch((): JoinVerdict => ({ refused: 'its parent could not be checked' })); // unknown is not a member
+    const verdict = await call(holds.verifyJoiner, holdActivityOptions, `hold ${describeTarget(this.input.target)}: may ${joiner.workflowId} join?`, { members: this.members, joiner }).catch((): JoinVerdict => ({ refused: 'its parent could not be checked' })); // unknown is not a member
     if ('admitted' in verdict) {
       const { admitted } = verdict;
       if (!this.members.some((m) => sameMember(m, admitted))) this.members.push(admitted);
@@ -126,10 +124,7 @@ class Hold {
 
   private async checkMembers(): Promise<void> {
     this.rechecks.shift();
-    const { open } = await holds.openMembers.executeWithOptions(
-      { ...holdActivityOptions, summary: `hold ${describeTarget(this.input.target)}: are its members still running?` },
-      [{ members: this.members }],
-    ).catch(() => ({ open: this.members })); // unknown is not ended: keep the hold
+    const { open } = await call(holds.openMembers, holdActivityOptions, `hold ${describeTarget(this.input.target)}: are its members still running?`, { members: this.members }).catch(() => ({ open: this.members })); // unknown is not ended: keep the hold
     this.members = this.members.filter((m) => open.some((o) => sameMember(o, m)));
     this.render();
     // Not with work queued, nor between the checks after a release (the next run would wait the full cadence).

@@ -7,6 +7,7 @@ import { CancellationScope, proxyActivities, workflowInfo, type ActivityOptions 
 import type { EvidenceActivities } from '../../activities/evidence';
 import { GENESIS, sealRecord, type EvidenceHead, type EvidenceRecord } from '../../contract/evidence';
 import type { Witness, WitnessFields } from './ledger';
+import { call } from '../call';
 
 /** Storing evidence retries until it works: records must not be lost while a bucket is down. */
 const storeOptions = {
@@ -59,7 +60,7 @@ export class EvidenceChain implements Witness {
     while (this.unstored.length > 0) {
       const batch = this.unstored;
       this.unstored = [];
-      await evidenceStore.appendEvidence.executeWithOptions({ ...storeOptions, summary: `evidence: records ${batch[0]?.seq}-${batch.at(-1)?.seq}` }, [batch]);
+      await call(evidenceStore.appendEvidence, storeOptions, `evidence: records ${batch[0]?.seq}-${batch.at(-1)?.seq}`, batch);
     }
     this.writer = undefined;
   }

@@ -34,11 +34,18 @@ import {
 } from '../../contract/holds';
 import { FailureType } from '../../contract/failures';
 import { targetHold } from '../target-hold';
+import { call } from '../call';
 
 const holds = proxyActivities<HoldActivities>({
   startToCloseTimeout: '20 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 5 },
 });
+
+/** A poll: the hold asks the server about this run's parent, then says. */
+const JOIN_DECISION_POLL = {
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '250 milliseconds', backoffCoefficient: 1, maximumAttempts: 80 },
+} as const;
 
 /** A contender that found a hold whose members all ended retries this often (the inspection ended it). */
 const CLAIM_ATTEMPTS = 5;
@@ -87,10 +94,7 @@ export async function claimHolds(targets: readonly TargetRef[], holder: Omit<Hol
         break;
       } catch (err) {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        const held = await holds.inspectHold.executeWithOptions(
-          { startToCloseTimeout: '20 seconds', retry: { initialInterval: '1 second', maximumAttempts: 5 }, summary: `who holds ${describeTarget(target)}?` },
-          [{ target }],
-        );
+        const held = await call(holds.inspectHold, { startToCloseTimeout: '20 seconds', retry: { initialInterval: '1 second', maximumAttempts: 5 } }, `who holds ${describeTarget(target)}?`, { target });
         if (heldByThisChain(held, me) && patched(PATCH_OWN_CHAIN)) {
           // A reset of this run (to before its claim) meets the hold its first run claimed: the server counts it as that member.
           claimed.push({ target, how: 'claimed' });
@@ -144,15 +148,7 @@ function heldByParent(held: HoldInspection, parent: { workflowId: string; runId:
 
 /** Waits for the hold's word on this run's join; turned away (or no answer), the run is refused: it changed nothing. */
 async function confirmJoin(target: TargetRef, me: HoldMember, parent: { workflowId: string }): Promise<void> {
-  const decision = await holds.joinDecision.executeWithOptions(
-    {
-      startToCloseTimeout: '10 seconds',
-      // A poll: the hold asks the server about this run's parent, then says.
-      retry: { initialInterval: '250 milliseconds', backoffCoefficient: 1, maximumAttempts: 80 },
-      summary: `was this run let into the hold on ${describeTarget(target)}?`,
-    },
-    [{ target, joiner: me }],
-  ).catch((err: unknown): JoinDecision => {
+  const decision = await call(holds.joinDecision, JOIN_DECISION_POLL, `was this run let into the hold on ${describeTarget(target)}?`, { target, joiner: me }).catch((err: unknown): JoinDecision => {
     if (isCancellation(err)) throw err;
     return { admitted: false, reason: `it gave no answer: ${err instanceof Error ? err.message : String(err)}` };
   });
