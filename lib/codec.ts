@@ -1,12 +1,15 @@
 /**
  * Payload encryption for everything Lifeboat sends through Temporal: inputs,
- * results, signals, updates, queries, summaries. AES-256-GCM with a random
- * 96-bit IV per payload; the key id travels in the payload metadata, so keys
- * can rotate (the current key encrypts, every listed key still decrypts). The
- * server stores only ciphertext; the codec server lets the Temporal UI decode.
+ * results, signals, updates, queries, summaries, and failures' messages and
+ * stack traces (lib/failure-converter.mts moves them into a payload).
+ * AES-256-GCM with a random 96-bit IV per payload; the key id travels in the
+ * payload metadata, so keys can rotate (the current key encrypts, every listed
+ * key still decrypts). The server stores only ciphertext; the codec server lets
+ * the Temporal UI decode.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
@@ -106,7 +109,17 @@ export class AesGcmCodec implements PayloadCodec {
   }
 }
 
-/** The one data converter of every Lifeboat client and worker: encrypted when a key ring is given. */
-export function getDataConverter(ring: KeyRing | undefined): DataConverter | undefined {
-  return ring ? { payloadCodecs: [new AesGcmCodec(ring)] } : undefined;
+/**
+ * lib/failure-converter.mts, by path (clients, workers and the workflow bundle `require` it):
+ * the TypeScript source in a checkout, the compiled module in dist/.
+ */
+export const FAILURE_CONVERTER_PATH = ['failure-converter.mts', 'failure-converter.mjs'].map((f) => path.join(__dirname, f)).find((f) => existsSync(f)) ?? path.join(__dirname, 'failure-converter.mjs');
+
+/**
+ * The one data converter of every Lifeboat client and worker (and of the pre-built workflow bundle,
+ * scripts/build.mjs): failures' messages and stack traces always travel as a payload, and every
+ * payload is encrypted when a key ring is given.
+ */
+export function getDataConverter(ring: KeyRing | undefined): DataConverter {
+  return { failureConverterPath: FAILURE_CONVERTER_PATH, ...(ring ? { payloadCodecs: [new AesGcmCodec(ring)] } : {}) };
 }

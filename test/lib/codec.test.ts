@@ -1,12 +1,15 @@
 /**
- * Payload encryption: AES-256-GCM with key ids, rotation, tamper detection; the
- * codec server's token, CORS and namespace rules; and a real run whose history
- * on the Temporal server holds only ciphertext, readable through the codec server.
+ * Payload encryption: AES-256-GCM with key ids, rotation, tamper detection;
+ * failures whose message and stack trace are encrypted too; the codec server's
+ * token, CORS and namespace rules; and a real run whose history on the Temporal
+ * server holds only ciphertext, readable through the codec server.
  */
 import { AddressInfo } from 'node:net';
 import type http from 'node:http';
 import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { decodeFailure, encodeFailure, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow';
+import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { AesGcmCodec, ENCRYPTED_ENCODING, getDataConverter, newKeyRing, parseKeyRing, PayloadDecryptionError } from '../../lib/codec';
@@ -57,6 +60,35 @@ describe('AesGcmCodec', () => {
     expect(() => parseKeyRing('{"current":"k1","keys":{"k1":"c2hvcnQ="}}', 'keys.json')).toThrow('key ring keys.json: keys.k1: each key must be 32 bytes, base64-encoded');
     expect(() => parseKeyRing(JSON.stringify({ current: 'k2', keys: newKeyRing('k1').keys }), 'keys.json')).toThrow('the current key id must be one of keys');
     expect(() => parseKeyRing('not json', '$LIFEBOAT_KEYS')).toThrow(/^key ring \$LIFEBOAT_KEYS is not JSON/);
+  });
+});
+
+describe('failures', () => {
+  it("a failure's message and stack trace, and its cause's, are ciphertext in the encoded proto; decoding restores them", async () => {
+    const converter = loadDataConverter(getDataConverter(newKeyRing('k1')));
+    const cause = new Error('PostgreSQL: password authentication failed for user "replicator"');
+    const error = ApplicationFailure.create({ message: 'gate promote rejected by bob: east is back', type: 'GateRejected', nonRetryable: true, cause });
+    const failure = await encodeFailure(converter.payloadCodecs, converter.failureConverter.errorToFailure(error, converter.payloadConverter));
+    const wire = Buffer.from(temporal.api.failure.v1.Failure.encode(failure).finish()).toString('latin1');
+    for (const secret of ['east is back', 'replicator', 'password authentication', 'codec.test.ts']) expect(wire).not.toContain(secret);
+    expect(failure.message).toBe('Encoded failure');
+    expect(failure.stackTrace).toBe('');
+    expect(Buffer.from(failure.encodedAttributes?.metadata?.encoding ?? new Uint8Array()).toString()).toBe(ENCRYPTED_ENCODING);
+    expect(Buffer.from(failure.cause?.encodedAttributes?.metadata?.encoding ?? new Uint8Array()).toString()).toBe(ENCRYPTED_ENCODING);
+    expect(failure.applicationFailureInfo?.type).toBe('GateRejected'); // the type stays in clear: retry policies match on it
+
+    const decoded = converter.failureConverter.failureToError(await decodeFailure(converter.payloadCodecs, failure), converter.payloadConverter);
+    expect(decoded).toBeInstanceOf(ApplicationFailure);
+    expect(decoded.message).toBe('gate promote rejected by bob: east is back');
+    expect(decoded.stack).toContain('codec.test.ts');
+    expect((decoded as ApplicationFailure).cause?.message).toBe('PostgreSQL: password authentication failed for user "replicator"');
+  });
+
+  it('without a key ring the failure is still encoded the same way (one converter for the pre-built bundle), as plain JSON', async () => {
+    const converter = loadDataConverter(getDataConverter(undefined));
+    const failure = await encodeFailure(converter.payloadCodecs, converter.failureConverter.errorToFailure(new Error('plain lab'), converter.payloadConverter));
+    expect(failure.message).toBe('Encoded failure');
+    expect(defaultPayloadConverter.fromPayload(failure.encodedAttributes ?? {})).toMatchObject({ message: 'plain lab' });
   });
 });
 
