@@ -137,6 +137,32 @@ describe('codec server, and a history on the Temporal server', () => {
     expect((await post('/decode', { nope: 1 }, { authorization: `Bearer ${token}` })).status).toBe(400);
   });
 
+  it('refuses a request from another browser origin even with the token: nothing is decoded for it', async () => {
+    const [sealed] = await new AesGcmCodec(ring).encode([payload('for the UI only')]);
+    const body = { payloads: [{ metadata: Object.fromEntries(Object.entries(sealed?.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(sealed?.data ?? new Uint8Array()).toString('base64') }] };
+    const evil = await post('/decode', body, { authorization: `Bearer ${token}`, origin: 'http://evil.example' });
+    expect(evil.status).toBe(403);
+    expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+    expect(await evil.json()).toEqual({ error: 'origin http://evil.example is not allowed: only http://127.0.0.1:8233' }); // and no payloads
+    expect((await post('/decode', body, { authorization: `Bearer ${token}` })).status).toBe(200);
+  });
+
+  it('serves without a token only when told to (the lab), and still only its UI origin', async () => {
+    expect(() => createCodecServer({ codec: new AesGcmCodec(ring), allowedOrigins: [uiOrigin] })).toThrow('a codec server needs a token (allowUnauthenticated is for the lab only)');
+    const lab = createCodecServer({ codec: new AesGcmCodec(ring), allowedOrigins: [uiOrigin], allowUnauthenticated: true });
+    await new Promise<void>((resolve) => lab.listen(0, '127.0.0.1', resolve));
+    try {
+      const at = `http://127.0.0.1:${(lab.address() as AddressInfo).port}/decode`;
+      const send = (origin: string) => fetch(at, { method: 'POST', headers: { 'content-type': 'application/json', origin }, body: JSON.stringify({ payloads: [] }) });
+      const ui = await send(uiOrigin);
+      expect(ui.status).toBe(200);
+      expect(ui.headers.get('access-control-allow-origin')).toBe(uiOrigin);
+      expect((await send('http://localhost:9999')).status).toBe(403);
+    } finally {
+      lab.close();
+    }
+  });
+
   it('a run\'s input is ciphertext on the server and plaintext through the codec server', async () => {
     const handle = await client.workflow.start('dbPromotion', {
       taskQueue: `codec-test-no-worker-${Date.now()}`,
