@@ -8,7 +8,7 @@
  * the Temporal UI decode.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
@@ -48,7 +48,12 @@ export function parseKeyRing(text: string, source: string): KeyRing {
 }
 
 export function loadKeyRing(options: { keyFile?: string; keysEnv?: string }, env: NodeJS.ProcessEnv = process.env): KeyRing {
-  if (options.keyFile) return parseKeyRing(readFileSync(options.keyFile, 'utf8'), options.keyFile);
+  if (options.keyFile) {
+    if (!existsSync(options.keyFile)) {
+      throw new Error(`key ring ${options.keyFile} does not exist: 'lifeboat lab up' creates the lab's; elsewhere point temporal.encryption.keyFile at your key ring (or use keysEnv)`);
+    }
+    return parseKeyRing(readFileSync(options.keyFile, 'utf8'), options.keyFile);
+  }
   if (options.keysEnv) {
     const value = env[options.keysEnv];
     if (!value) throw new Error(`encryption keys are configured in ${options.keysEnv}, which is not set`);
@@ -60,6 +65,23 @@ export function loadKeyRing(options: { keyFile?: string; keysEnv?: string }, env
 /** A fresh key ring with one random key, for `lifeboat lab up` and tests. */
 export function newKeyRing(keyId = `k-${new Date().toISOString().slice(0, 10)}`): KeyRing {
   return { current: keyId, keys: { [keyId]: randomBytes(32).toString('base64') } };
+}
+
+/**
+ * Writes a fresh key ring to `file` (mode 0600, readable by its owner only) unless one is there;
+ * never replaces an existing ring, whose keys old histories need. Returns true when it wrote one.
+ */
+export function createKeyRingFile(file: string): boolean {
+  if (existsSync(file)) return false;
+  mkdirSync(path.dirname(file), { recursive: true });
+  try {
+    writeFileSync(file, `${JSON.stringify(newKeyRing(), null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another `lab up` wrote it between the check and the write: keep theirs.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  return true;
 }
 
 export class AesGcmCodec implements PayloadCodec {
