@@ -4,7 +4,6 @@
  * there, and the service is verified. One run per region at a time.
  */
 import type { DbPromotionPolicy, DbPromotionResult, PromotionMode } from './db-promotion';
-import type { NodeEndpoint } from './database';
 import type { GatePolicy, RtoPolicy, RunContext, SkippedRun } from './runbook';
 import type { TargetRef } from './holds';
 import { defineRunbook } from './definition';
@@ -34,8 +33,6 @@ export type EvacuationGateId = (typeof regionalEvacuationPlan.gates)[number]['id
 
 export interface EvacuatedDatabase {
   name: string;
-  /** Where the promoted primary will be (the standby), for re-pointing the service. */
-  standby: NodeEndpoint;
   promotion: DbPromotionPolicy;
 }
 

@@ -10,9 +10,7 @@ import type { FenceResult } from '../contract/database';
 import type { DatabaseActivities } from '../activities/database';
 import { FailureType } from '../contract/failures';
 import {
-  DB_PROMOTION_RUNBOOK,
-  dbPromotionHolds,
-  dbPromotionPlan,
+  dbPromotionRunbook,
   type DbPromotionInput,
   type DbPromotionResult,
 } from '../contract/db-promotion';
@@ -20,7 +18,7 @@ import type { RpoMeasurement } from '../contract/database';
 import { describeRpo } from '../contract/rpo';
 import { failureMessage, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
-import { pollUntil } from './options';
+import { pollUntil, undoProfile } from './options';
 
 const readOptions = {
   startToCloseTimeout: '30 seconds',
@@ -77,22 +75,9 @@ const UNPLANNED_CATCH_UP_SECONDS = 15;
 export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionResult> {
   const { database, mode, policy } = input;
   const towards = input.towards ?? 'standby';
-  const run = new RunbookRun({
-    runbook: DB_PROMOTION_RUNBOOK,
-    target: database,
-    plan: dbPromotionPlan,
-    context: input.run,
-    rto: policy.rto,
-    rpoTargetSeconds: policy.rpoTargetSeconds,
-    stepBudgets: policy.stepBudgets,
-    gates: policy.gates,
-    holds: dbPromotionHolds(input),
-  });
+  const run = RunbookRun.of(dbPromotionRunbook, input, { target: database, rpoTargetSeconds: policy.rpoTargetSeconds });
   // Undos retry a bounded number of times; then the kernel asks a person (needs-attention).
-  const undoOptions = {
-    startToCloseTimeout: '30 seconds',
-    retry: { initialInterval: '1 second', maximumAttempts: policy.compensationAttempts },
-  } as const satisfies ActivityOptions;
+  const undoOptions = undoProfile({ startToCloseTimeout: '30 seconds', retry: { initialInterval: '1 second' } }, policy.compensationAttempts);
 
   return run.execute(async () => {
     const preflight = await run.step('preflight', () =>

@@ -20,13 +20,13 @@ import {
   type SetAsideCopy,
 } from '../contract/divergence';
 import { artifactDigest } from '../contract/evidence';
-import { FAILBACK_RUNBOOK, failbackHolds, failbackPlan, type FailbackInput, type FailbackResult, type FailbackStepId } from '../contract/failback';
+import { failbackRunbook, type failbackPlan, type FailbackInput, type FailbackResult, type FailbackStepId } from '../contract/failback';
 import { FailureType } from '../contract/failures';
 import { hostTaskQueue } from '../contract/queues';
 import { failureMessage, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
 import { pollUntil } from './options';
-import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { controlOptions, dnsOptions, failIfAnyFailed, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 /** Runs started before the divergence checks replay without them (test/histories/failback.json). */
 const DIVERGENCE_PATCH = 'lifeboat-failback-divergence';
@@ -216,17 +216,7 @@ function discardOutcome(step: DiscardOutcome['step'], check: FormerPrimaryCheck 
 /** Returns every database of `input.from` to its original primary in `input.region`, then restores the standbys. */
 export async function failback(input: FailbackInput): Promise<FailbackResult> {
   const { region, from, policy } = input;
-  const run = new RunbookRun({
-    runbook: FAILBACK_RUNBOOK,
-    target: region,
-    plan: failbackPlan,
-    context: input.run,
-    rto: policy.rto,
-    rpoTargetSeconds: 0,
-    stepBudgets: policy.stepBudgets,
-    gates: policy.gates,
-    holds: failbackHolds(input),
-  });
+  const run = RunbookRun.of(failbackRunbook, input, { target: region, rpoTargetSeconds: 0 });
   const { workflowId } = workflowInfo();
   const names = input.databases.map((d) => d.name);
   const started = Date.now();
@@ -284,14 +274,7 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
         // Planned, towards the configured primary: fence the current primary, wait for replay, promote the original one.
         input.databases.map((d) => ({ database: d.name, input: { mode: 'planned', towards: 'primary', policy: d.promotion }, summary: `failback: promote ${d.name} in ${region}` })),
       );
-      const failed = results.filter((r) => r.state === 'failed');
-      if (failed.length > 0) {
-        throw ApplicationFailure.create({
-          type: FailureType.PromotionFailed,
-          message: `switchover failed for ${failed.map((f) => `${f.database} (${f.error ?? '?'})`).join(', ')}`,
-          nonRetryable: true,
-        });
-      }
+      failIfAnyFailed(results, 'switchover failed');
       return results;
     });
 

@@ -2,7 +2,7 @@
  * Procedures shared by the regional runbooks (evacuation, failback): parallel
  * database promotions as child runs, and a canary traffic ramp with checks.
  */
-import { ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, patched, proxyActivities, sleep, startChild, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, patched, proxyActivities, sleep, startChild, type ActivityOptions } from '@temporalio/workflow';
 import type { DatabaseActivities } from '../activities/database';
 import type { TrafficActivities } from '../activities/traffic';
 import { DB_PROMOTION_RUNBOOK, dbPromotionWorkflowId, type DbPromotionInput } from '../contract/db-promotion';
@@ -135,6 +135,20 @@ export async function promoteInParallel(run: RunbookRun, context: RunContext, pr
       }
     }),
   );
+}
+
+/**
+ * Throws PromotionFailed naming every failed promotion and its reason (`${what} for orders (why)`),
+ * when one failed; `suffix` says why the run stops for it (a policy).
+ */
+export function failIfAnyFailed(results: readonly DatabaseEvacuationOutcome[], what: string, suffix = ''): void {
+  const failed = results.filter((r) => r.state === 'failed');
+  if (failed.length === 0) return;
+  throw ApplicationFailure.create({
+    type: FailureType.PromotionFailed,
+    message: `${what} for ${failed.map((f) => `${f.database} (${f.error ?? '?'})`).join(', ')}${suffix}`,
+    nonRetryable: true,
+  });
 }
 
 export interface Ramp {

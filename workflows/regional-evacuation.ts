@@ -4,21 +4,19 @@
  * (child db-promotion runs), re-point and verify the service there, then bring
  * traffic back gradually. See runbooks/regional-evacuation.md.
  */
-import { ApplicationFailure, patched, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { TrafficActivities } from '../activities/traffic';
-import { FailureType } from '../contract/failures';
 import {
-  REGIONAL_EVACUATION_RUNBOOK,
-  regionalEvacuationHolds,
-  regionalEvacuationPlan,
+  regionalEvacuationRunbook,
   type RegionalEvacuationInput,
   type RegionalEvacuationResult,
 } from '../contract/regional-evacuation';
 import { RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
+import { undoProfile } from './options';
 import type { SkippedRun } from '../contract/runbook';
 import { describeRpo, worstRpo } from '../contract/rpo';
-import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { controlOptions, dnsOptions, failIfAnyFailed, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 const app = proxyActivities<TrafficActivities>(controlOptions);
 
@@ -29,21 +27,8 @@ const PATCH_RETURN_WATCH = 'lifeboat-return-watch';
 export async function regionalEvacuation(input: RegionalEvacuationInput): Promise<RegionalEvacuationResult | SkippedRun> {
   const { region, survivingRegion, mode, policy } = input;
   const rpoTarget = Math.min(...input.databases.map((d) => d.promotion.rpoTargetSeconds));
-  const run = new RunbookRun({
-    runbook: REGIONAL_EVACUATION_RUNBOOK,
-    target: region,
-    plan: regionalEvacuationPlan,
-    context: input.run,
-    rto: policy.rto,
-    rpoTargetSeconds: rpoTarget,
-    stepBudgets: policy.stepBudgets,
-    gates: policy.gates,
-    holds: regionalEvacuationHolds(input),
-  });
-  const undoOptions = {
-    startToCloseTimeout: '11 minutes',
-    retry: { initialInterval: '1 second', maximumAttempts: policy.compensationAttempts },
-  } as const satisfies ActivityOptions;
+  const run = RunbookRun.of(regionalEvacuationRunbook, input, { target: region, rpoTargetSeconds: rpoTarget });
+  const undoOptions = undoProfile({ startToCloseTimeout: '11 minutes', retry: { initialInterval: '1 second' } }, policy.compensationAttempts);
   const { workflowId } = workflowInfo();
   const names = input.databases.map((d) => d.name);
 
@@ -101,14 +86,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
         preApproved,
         input.databases.map((db) => ({ database: db.name, input: { mode, policy: db.promotion }, summary: `promote ${db.name} in ${survivingRegion} (evacuation of ${region})` })),
       );
-      const failed = results.filter((r) => r.state === 'failed');
-      if (failed.length > 0 && policy.onPromotionFailure === 'abort') {
-        throw ApplicationFailure.create({
-          type: FailureType.PromotionFailed,
-          message: `promotion failed for ${failed.map((f) => `${f.database} (${f.error ?? '?'})`).join(', ')}; policy abort`,
-          nonRetryable: true,
-        });
-      }
+      if (policy.onPromotionFailure === 'abort') failIfAnyFailed(results, 'promotion failed', '; policy abort');
       return results;
     });
 

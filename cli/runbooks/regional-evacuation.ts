@@ -22,7 +22,7 @@ export const regionalEvacuationCli = cliRunbook({
         survivingRegion,
         mode,
         run: context,
-        databases: databases.map(({ name, config: d, promotion }) => ({ name, standby: { region: d.standby.region, host: d.standby.host, port: d.standby.port }, promotion })),
+        databases: databases.map(({ name, promotion }) => ({ name, promotion })),
         policy: {
           rto: runbook.rto,
           stepBudgets: stepBudgets(runbook.steps),

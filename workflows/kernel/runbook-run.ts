@@ -12,7 +12,7 @@ import { FailureType } from '../../contract/failures';
 import type { TargetRef } from '../../contract/holds';
 import type { ReturnDuty } from '../../contract/return-watch';
 import type { RpoVerdict } from '../../contract/rpo';
-import type { ChildStatus, DatabaseRpoStatus, GateStatus, RpoStatus, RunArtifact, RunbookStatus, RunContext, SkippedRun } from '../../contract/runbook';
+import type { ChildStatus, DatabaseRpoStatus, GateStatus, RpoStatus, RtoPolicy, RunArtifact, RunbookStatus, RunContext, SkippedRun } from '../../contract/runbook';
 import type { EvidenceHead } from '../../contract/evidence';
 import { clockedContext, Clocks } from './clocks';
 import { EvidenceChain } from './evidence';
@@ -31,6 +31,12 @@ export type { GateDefinition, GateId, Plan, RunbookRunOptions, StepDefinition, S
 export type { GateOptions, PreApproval } from './gates';
 export type { Outgoing } from './notifications';
 export type { StepOptions, Undo } from './steps';
+
+/** What RunbookRun.of reads from every runbook's input: who started it and its policy's budgets and gates. */
+export interface RunbookInputShape<P extends Plan> {
+  run: RunContext;
+  policy: { rto: RtoPolicy; stepBudgets: RunbookRunOptions<P>['stepBudgets']; gates?: RunbookRunOptions<P>['gates'] };
+}
 
 /**
  * One run of a runbook, typed by its plan `P`: a step, gate or step budget the plan does not
@@ -57,6 +63,30 @@ export class RunbookRun<P extends Plan = Plan> {
   private refusedByHold: TemporalFailure | undefined;
   /** Started by a Schedule (the context is rewritten, so this is kept apart). */
   private readonly scheduledRun: boolean;
+
+  /**
+   * A run of `definition` for `input`, with what every runbook passes the same way: its name, plan,
+   * context, RTO policy, step budgets and gate policies from the input's policy, and the targets the
+   * definition says a run holds. `options` gives the target and the RPO target, and overrides the rest.
+   */
+  static of<P extends Plan, I extends RunbookInputShape<P>>(
+    definition: { readonly name: string; readonly plan: P; holds(input: I): TargetRef[] },
+    input: I,
+    options: Pick<RunbookRunOptions<P>, 'target' | 'rpoTargetSeconds'> & Partial<Pick<RunbookRunOptions<P>, 'stepBudgets' | 'gates' | 'announceFailure'>>,
+  ): RunbookRun<P> {
+    const gates = options.gates ?? input.policy.gates;
+    if (gates === undefined) throw ApplicationFailure.nonRetryable(`runbook ${definition.name} gives no gate policies (neither its policy nor its run options have gates)`, 'RunbookDefinitionError');
+    return new RunbookRun<P>({
+      runbook: definition.name,
+      plan: definition.plan,
+      context: input.run,
+      rto: input.policy.rto,
+      stepBudgets: input.policy.stepBudgets,
+      holds: definition.holds(input),
+      ...options,
+      gates,
+    });
+  }
 
   constructor(options: RunbookRunOptions<P>) {
     // The order of these patched() calls is part of every recorded history.
