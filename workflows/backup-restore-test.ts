@@ -5,7 +5,7 @@
  * scratch target (a compensation, so also on failure and on cancel). A failed
  * test tells the incident channel and pages the on-call with the reason.
  */
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import {
   backupRestoreTestRunbook,
@@ -15,12 +15,12 @@ import {
 import { FailureType } from '../contract/failures';
 import { RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
-import { backupProfiles, undoProfile } from './options';
+import { backupProfiles, proxyFor, undoProfile } from './options';
 
 /** Reading or restoring a whole backup: heartbeats carry the bytes, and deliver a cancel to the activity. */
 const { transfer: transferOptions, short: shortOptions } = backupProfiles([FailureType.UnknownDatabase, FailureType.BackupNotFound, FailureType.BackupCorrupt, FailureType.RestoreMismatch]);
 
-const backups = proxyActivities<BackupActivities>(shortOptions);
+const backups = proxyFor<BackupActivities>();
 
 export async function backupRestoreTest(input: BackupRestoreTestInput): Promise<BackupRestoreTestResult> {
   const { database, policy } = input;

@@ -3,7 +3,7 @@
  * in a second region verified by re-reading it, then retention. See
  * runbooks/database-backup.md for the procedure.
  */
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import {
   backupIdFor,
@@ -14,12 +14,12 @@ import {
 import { FailureType } from '../contract/failures';
 import { RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
-import { backupProfiles, undoProfile } from './options';
+import { backupProfiles, proxyFor, undoProfile } from './options';
 
 /** A dump streams for as long as the database is big; heartbeats carry the bytes uploaded, so a lost worker is noticed in a minute. */
 const { transfer: transferOptions, short: shortOptions } = backupProfiles([FailureType.UnknownDatabase, FailureType.BackupNotFound]);
 
-const backups = proxyActivities<BackupActivities>(shortOptions);
+const backups = proxyFor<BackupActivities>();
 
 export async function databaseBackup(input: DatabaseBackupInput): Promise<DatabaseBackupResult> {
   const { database, policy } = input;

@@ -4,7 +4,7 @@
  * (child db-promotion runs), re-point and verify the service there, then bring
  * traffic back gradually. See runbooks/regional-evacuation.md.
  */
-import { patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import type { TrafficActivities } from '../activities/traffic';
 import {
   regionalEvacuationRunbook,
@@ -13,12 +13,13 @@ import {
 } from '../contract/regional-evacuation';
 import { RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
-import { undoProfile } from './options';
+import { proxyFor, trafficProfiles, undoProfile } from './options';
 import type { SkippedRun } from '../contract/runbook';
 import { describeRpo, worstRpo } from '../contract/rpo';
-import { controlOptions, dnsOptions, failIfAnyFailed, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { failIfAnyFailed, measureBeforeGate, promoteInParallel, rampTraffic } from './procedures';
 
-const app = proxyActivities<TrafficActivities>(controlOptions);
+const { control: controlOptions, dns: dnsOptions, verify: verifyOptions } = trafficProfiles;
+const app = proxyFor<TrafficActivities>();
 
 /** Runs started before return watches replay without them (test/histories/*.json). */
 const PATCH_RETURN_WATCH = 'lifeboat-return-watch';
@@ -28,7 +29,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
   const { region, survivingRegion, mode, policy } = input;
   const rpoTarget = Math.min(...input.databases.map((d) => d.promotion.rpoTargetSeconds));
   const run = RunbookRun.of(regionalEvacuationRunbook, input, { target: region, rpoTargetSeconds: rpoTarget });
-  const undoOptions = undoProfile({ startToCloseTimeout: '11 minutes', retry: { initialInterval: '1 second' } }, policy.compensationAttempts);
+  const undoOptions = undoProfile(trafficProfiles.undo, policy.compensationAttempts);
   const { workflowId } = workflowInfo();
   const names = input.databases.map((d) => d.name);
 
