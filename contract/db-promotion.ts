@@ -20,7 +20,8 @@ export const dbPromotionPlan = {
     { id: 'catch-up', title: 'Planned: wait for the standby to replay the primary’s last LSN; unplanned: record the lag as RPO' },
     { id: 'promote', title: 'Promote the standby (pg_promote)', irreversible: true },
     { id: 'verify-write', title: 'Verify a write on the new primary' },
-    { id: 'record-evidence', title: 'Record measured RTO and RPO' },
+    // The id is older than the step's job (the kernel records the RTO, RPO and evidence): operators' step budgets and recorded runs name it, so it stays.
+    { id: 'record-evidence', title: 'Final notification with the measured RTO and RPO' },
   ],
   /** The gate opens after fence and catch-up, so the approver sees the measured RPO. */
   gates: [{ id: 'promote', title: 'Approve promotion (point of no return)', before: 'promote' }],

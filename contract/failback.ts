@@ -27,7 +27,8 @@ export const failbackPlan = {
     { id: 'measure-old-primaries', title: 'Stop the other region’s nodes; measure their WAL past the fork point of the original primaries’ new timeline' },
     { id: 'keep-old-primaries', title: 'Where one diverged: copy it aside and read the reconciliation report' },
     { id: 'rebuild-old-primaries', title: 'Rebuild the other region as standbys again: the initial topology' },
-    { id: 'record-evidence', title: 'Record measured duration, data loss and what each rebuild discarded per database; final notification' },
+    // The id is older than the step's job (the kernel records the RTO, RPO and evidence): operators' step budgets and recorded runs name it, so it stays.
+    { id: 'record-evidence', title: 'Final notification with the measured duration, data loss and what each rebuild discarded per database' },
   ],
   gates: [
     {

@@ -20,7 +20,8 @@ export const regionalEvacuationPlan = {
     { id: 'repoint-service', title: 'Re-point the surviving region at the promoted databases (service and DNS)' },
     { id: 'verify-service', title: 'Synthetic checks against the surviving region: health, a write, a read' },
     { id: 'resume-traffic', title: 'Resume traffic gradually on the surviving region (canary weights)' },
-    { id: 'record-evidence', title: 'Record measured RTO and RPO per database; final notification' },
+    // The id is older than the step's job (the kernel records the RTO, RPO and evidence): operators' step budgets and recorded runs name it, so it stays.
+    { id: 'record-evidence', title: 'Final notification with the measured RTO and the RPO per database' },
   ],
   gates: [
     { id: 'drain-traffic', title: 'Approve draining traffic from the region', before: 'drain-traffic' },
