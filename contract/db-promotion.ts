@@ -5,6 +5,7 @@
  */
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
 import type { TargetRef } from './holds';
+import type { RtoOutcome, RunOutcome } from './outcome';
 import { defineRunbook } from './definition';
 
 export const DB_PROMOTION_RUNBOOK = 'db-promotion';
@@ -55,7 +56,7 @@ export interface DbPromotionInput {
   preApproved?: { by: string; at: string; comment: string };
 }
 
-export interface DbPromotionResult {
+export interface DbPromotionResult extends RunOutcome {
   workflowId: string;
   database: string;
   mode: PromotionMode;
@@ -67,7 +68,7 @@ export interface DbPromotionResult {
   fence?: { fenced: true; method: string } | { fenced: false; reason: string };
   /** The return watch left to fence the old primary when its region answers again (only when it was unreachable). */
   returnWatch?: string;
-  rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
+  rto: RtoOutcome;
   /**
    * Judged by contract/rpo.ts: bytes of WAL not replayed first; a figure not measured is
    * undefined (never 0), and unknown is not met. `verdict` says why (absent on older runs).

@@ -8,6 +8,7 @@ import type { DiscardOutcome } from './divergence';
 import type { NodeEndpoint } from './database';
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
 import type { TargetRef } from './holds';
+import type { RunOutcome } from './outcome';
 import { defineRunbook } from './definition';
 
 export const FAILBACK_RUNBOOK = 'failback';
@@ -74,7 +75,7 @@ export interface FailbackInput {
   policy: FailbackPolicy;
 }
 
-export interface FailbackResult {
+export interface FailbackResult extends RunOutcome {
   workflowId: string;
   region: string;
   from: string;

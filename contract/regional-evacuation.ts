@@ -6,6 +6,7 @@
 import type { DbPromotionPolicy, DbPromotionResult, PromotionMode } from './db-promotion';
 import type { GatePolicy, RtoPolicy, RunContext, SkippedRun } from './runbook';
 import type { TargetRef } from './holds';
+import type { RtoOutcome, RunOutcome } from './outcome';
 import { defineRunbook } from './definition';
 
 export const REGIONAL_EVACUATION_RUNBOOK = 'regional-evacuation';
@@ -65,7 +66,7 @@ export interface DatabaseEvacuationOutcome {
   error?: string;
 }
 
-export interface RegionalEvacuationResult {
+export interface RegionalEvacuationResult extends RunOutcome {
   workflowId: string;
   region: string;
   survivingRegion: string;
@@ -73,7 +74,7 @@ export interface RegionalEvacuationResult {
   databases: DatabaseEvacuationOutcome[];
   trafficBefore: Record<string, number>;
   trafficAfter: Record<string, number>;
-  rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
+  rto: RtoOutcome;
   /**
    * Worst RPO across the promoted databases; a figure one of them could not measure is undefined
    * (never 0); met only when every promoted database met its own target.

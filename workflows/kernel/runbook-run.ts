@@ -13,7 +13,7 @@ import type { TargetRef } from '../../contract/holds';
 import type { ReturnDuty } from '../../contract/return-watch';
 import type { RpoVerdict } from '../../contract/rpo';
 import type { ChildStatus, DatabaseRpoStatus, GateStatus, RpoStatus, RtoPolicy, RunArtifact, RunbookStatus, RunContext, SkippedRun } from '../../contract/runbook';
-import type { EvidenceHead } from '../../contract/evidence';
+import type { RtoOutcome, RunOutcome } from '../../contract/outcome';
 import { clockedContext, Clocks } from './clocks';
 import { EvidenceChain } from './evidence';
 import { failureMessage } from './failures';
@@ -110,7 +110,7 @@ export class RunbookRun<P extends Plan = Plan> {
    * no return, the registered undos run in reverse and the run ends rolled back;
    * after it, the run ends failed and pages, because undoing would split the brain.
    */
-  async execute<T extends object>(procedure: () => Promise<T>): Promise<T & { evidence?: EvidenceHead }> {
+  async execute<T extends object>(procedure: () => Promise<T>): Promise<T & Pick<RunOutcome, 'evidence'>> {
     const outcome = await this.run(procedure, 'fail');
     if ('skipped' in outcome) throw ApplicationFailure.nonRetryable('a run that may not skip was skipped', 'RunbookDefinitionError');
     return outcome;
@@ -120,7 +120,7 @@ export class RunbookRun<P extends Plan = Plan> {
    * As execute, but a scheduled run (a drill) that finds its target held by another run
    * (a real incident) ends `skipped`, recorded, instead of failing or queueing behind it.
    */
-  async executeOrSkip<T extends object>(procedure: () => Promise<T>): Promise<(T & { evidence?: EvidenceHead }) | SkippedRun> {
+  async executeOrSkip<T extends object>(procedure: () => Promise<T>): Promise<(T & Pick<RunOutcome, 'evidence'>) | SkippedRun> {
     return this.run(procedure, this.scheduledRun ? 'skip' : 'fail');
   }
 
@@ -172,7 +172,7 @@ export class RunbookRun<P extends Plan = Plan> {
   }
 
   /** Measured RTO: from detection to now (call when the service is verified). */
-  recordRecovery(): { budgetSeconds: number; measuredSeconds: number; met: boolean } {
+  recordRecovery(): RtoOutcome {
     return this.clocks.recordRecovery();
   }
 
@@ -202,7 +202,7 @@ export class RunbookRun<P extends Plan = Plan> {
     return left.workflowId;
   }
 
-  private async run<T extends object>(procedure: () => Promise<T>, whenHeld: 'fail' | 'skip'): Promise<(T & { evidence?: EvidenceHead }) | SkippedRun> {
+  private async run<T extends object>(procedure: () => Promise<T>, whenHeld: 'fail' | 'skip'): Promise<(T & Pick<RunOutcome, 'evidence'>) | SkippedRun> {
     const { ledger } = this;
     const { runbook, target } = ledger.options;
     ledger.record('started', `${runbook} on ${target} started by ${ledger.context.initiator}`);
