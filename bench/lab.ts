@@ -29,6 +29,7 @@ import { statusQuery, type RunbookStatus } from '../contract/runbook';
 import { mailpitBinary, motoBinary } from '../lab/emulators';
 import { Lab, LAB_ENVIRONMENT, LAB_TWILIO_TOKEN_ENV } from '../lab/lab';
 import { ensureNamespace } from '../lab/temporal-server';
+import { LAB_RECORDS, labDatabase, labDbPromotionPolicy } from '../test/helpers/config';
 import { freePort } from '../lib/processes';
 import { dataConverter, temporalTarget } from '../lib/temporal';
 import { buildActivityDependencies } from '../workers/dependencies';
@@ -108,25 +109,19 @@ async function prepareBuildLayout(): Promise<{ bundleMs: number; bundleBytes: nu
 async function labConfig(address: string, namespace: string, taskQueue: string): Promise<Record<string, unknown>> {
   const databases: Record<string, unknown> = {};
   for (const db of LAB_DATABASES) {
-    databases[db] = {
-      provider: 'postgres',
-      database: db,
-      primary: { region: REGION, host: '127.0.0.1', port: await freePort() },
-      standby: { region: SURVIVING, host: '127.0.0.1', port: await freePort() },
-      rpoTargetSeconds: 5,
-    };
+    databases[db] = labDatabase(db, { primary: REGION, standby: SURVIVING }, { primary: await freePort(), standby: await freePort() });
   }
   return {
     temporal: { address, namespace, taskQueue },
     lab: { stateDir: './state', temporal: { port: 7233, uiPort: 8233 }, inbox: { port: await freePort() } },
     notifications: {
-      journal: './state/notifications.jsonl',
+      journal: LAB_RECORDS.journal,
       email: { smtp: { host: '127.0.0.1', port: await freePort() }, from: 'lifeboat@lab.local', incidentChannel: ['incidents@lab.local'] },
       twilio: { accountSid: 'AC00000000000000000000000000000001', authTokenEnv: LAB_TWILIO_TOKEN_ENV, from: '+15550100000', apiBaseUrl: `http://127.0.0.1:${await freePort()}` },
       onCall: ['carol'],
       statusEveryMinutes: 0,
     },
-    evidence: { mirrorDir: './state/evidence' },
+    evidence: { mirrorDir: LAB_RECORDS.mirrorDir },
     people: {
       alice: { roles: ['commander'] },
       bob: { roles: ['approver'] },
@@ -142,12 +137,7 @@ async function labConfig(address: string, namespace: string, taskQueue: string):
     },
     services: { east: { url: `http://127.0.0.1:${await freePort()}` }, west: { url: `http://127.0.0.1:${await freePort()}` } },
     runbooks: {
-      'db-promotion': {
-        rto: { budgetSeconds: 600, onBreach: 'continue' },
-        gates: { promote: { escalateAfterSeconds: 120, timeoutSeconds: 300 } },
-        catchUpTimeoutSeconds: 30,
-        compensationAttempts: 3,
-      },
+      'db-promotion': labDbPromotionPolicy(),
       'regional-evacuation': {
         rto: { budgetSeconds: 900, onBreach: 'continue' },
         gates: { 'drain-traffic': { escalateAfterSeconds: 120, timeoutSeconds: 300 }, 'promote-databases': { escalateAfterSeconds: 120, timeoutSeconds: 300 } },

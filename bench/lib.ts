@@ -7,6 +7,7 @@ import { planDbPromotion } from '../cli/start';
 import type { DbPromotionPolicy } from '../contract/db-promotion';
 import type { RunContext } from '../contract/runbook';
 import { databaseName } from './simulated-database';
+import { LAB_RECORDS, labDatabase, labDbPromotionPolicy } from '../test/helpers/config';
 
 /** The checkout's root (this file runs compiled from bench/.build/bench/). */
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -87,26 +88,15 @@ export function say(message: string): void {
 export function benchConfig(address: string, databases: number): LoadedConfig {
   const dbs: Record<string, unknown> = {};
   for (let i = 1; i <= databases; i++) {
-    dbs[databaseName(i)] = {
-      provider: 'postgres',
-      database: 'bench',
-      primary: { region: 'east', host: '127.0.0.1', port: 20000 + i },
-      standby: { region: 'west', host: '127.0.0.1', port: 30000 + i },
-      rpoTargetSeconds: 5,
-    };
+    dbs[databaseName(i)] = labDatabase('bench', { primary: 'east', standby: 'west' }, { primary: 20000 + i, standby: 30000 + i });
   }
   const config = {
     temporal: { address, namespace: 'default', taskQueue: 'bench' },
+    notifications: { journal: LAB_RECORDS.journal },
+    evidence: { mirrorDir: LAB_RECORDS.mirrorDir },
     people: { alice: { roles: ['commander'] }, bob: { roles: ['approver'] } },
     databases: dbs,
-    runbooks: {
-      'db-promotion': {
-        rto: { budgetSeconds: 3600, onBreach: 'continue' },
-        gates: { promote: { escalateAfterSeconds: 600, timeoutSeconds: 1200 } },
-        catchUpTimeoutSeconds: 30,
-        compensationAttempts: 3,
-      },
-    },
+    runbooks: { 'db-promotion': labDbPromotionPolicy(3600, { escalateAfterSeconds: 600, timeoutSeconds: 1200 }) },
   };
   return parseConfig(stringify(config), path.join(os.tmpdir(), 'lifeboat-bench.yaml'));
 }

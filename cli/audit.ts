@@ -18,7 +18,8 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { LoadedConfig } from '../config/load';
 import type { DatabaseConfig, LifeboatConfig } from '../config/schema';
 import { BACKUP_RESTORE_TEST_RUNBOOK, DATABASE_BACKUP_RUNBOOK, type DatabaseBackupResult } from '../contract/backup';
-import { DB_PROMOTION_RUNBOOK, type DbPromotionResult } from '../contract/db-promotion';
+import { DB_PROMOTION_RUNBOOK } from '../contract/db-promotion';
+import { readOutcome } from '../contract/outcome';
 import { REGIONAL_EVACUATION_RUNBOOK, type RegionalEvacuationResult } from '../contract/regional-evacuation';
 import { searchAttributes } from '../contract/runbook';
 import { readMemo, runMemoSchema } from './memo';
@@ -218,9 +219,8 @@ export async function runAudit(client: Client, loaded: LoadedConfig, options: Au
   }
 
   async function measuredRto(run: ListedRun, database?: string): Promise<number | undefined> {
-    if (run.runbook === DB_PROMOTION_RUNBOOK) return (await results.get<DbPromotionResult>(run))?.rto.measuredSeconds;
-    if (database !== undefined) return (await recovered(run, database)).rtoSeconds;
-    return (await results.get<RegionalEvacuationResult>(run))?.rto.measuredSeconds;
+    if (run.runbook !== DB_PROMOTION_RUNBOOK && database !== undefined) return (await recovered(run, database)).rtoSeconds;
+    return readOutcome(await results.get<unknown>(run)).rto?.measuredSeconds;
   }
 
   const rows: AuditRow[] = [];

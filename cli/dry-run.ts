@@ -11,6 +11,7 @@ import { buildCliReaders, type CliReaders, type EvidenceReader } from './readers
 import type { PreflightCheck } from './runbooks/common';
 import { cliRunbookNamed, type StartRequest } from './start';
 import { readMemo, runMemoSchema } from './memo';
+import { outcomeSeconds, readOutcome } from '../contract/outcome';
 
 export type { PreflightCheck } from './runbooks/common';
 
@@ -64,9 +65,8 @@ async function pastDurations(client: Client, runbook: string, targets: readonly 
   for await (const wf of client.workflow.list({ query: `LifeboatRunbook = '${runbook}' AND ExecutionStatus = 'Completed'` })) {
     const memo = readMemo(runMemoSchema, wf.memo);
     if (JSON.stringify([...(memo?.lifeboat.targets ?? [])].sort()) !== want) continue;
-    const result = (await client.workflow.getHandle(wf.workflowId, wf.runId).result()) as { rto?: { measuredSeconds?: number }; durationSeconds?: number; restore?: { durationSeconds?: number } };
-    const seconds = result.rto?.measuredSeconds ?? result.restore?.durationSeconds ?? result.durationSeconds;
-    if (typeof seconds !== 'number') continue;
+    const seconds = outcomeSeconds(readOutcome(await client.workflow.getHandle(wf.workflowId, wf.runId).result()));
+    if (seconds === undefined) continue;
     const steps: Record<string, number> = {};
     // Without its evidence a past run still counts for the RTO estimate, only not for the step durations.
     for (const r of await evidence.read(wf.workflowId, wf.runId).catch(() => [])) {

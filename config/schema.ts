@@ -312,8 +312,8 @@ export const configSchema = z
       .prefault({}),
     notifications: z
       .strictObject({
-        /** JSON-lines record of every delivery attempt, relative to the config file. */
-        journal: z.string().default('../.lifeboat/lab/notifications.jsonl'),
+        /** JSON-lines record of every delivery attempt, relative to the config file. No default: a lab path would be wrong anywhere else. */
+        journal: z.string({ error: 'give notifications.journal: where the record of every notification attempt is written (JSON lines, relative to this file; the lab uses ../.lifeboat/lab/notifications.jsonl)' }).min(1),
         /** The incident channel: email first, SMS when SMTP is down. */
         email: z
           .strictObject({
@@ -336,8 +336,7 @@ export const configSchema = z
         onCall: z.array(name).default([]),
         /** Minutes between status updates to the incident channel while a run is open (0: none). */
         statusEveryMinutes: z.number().min(0).default(15),
-      })
-      .prefault({}),
+      }, { error: (issue) => (issue.input === undefined ? 'give notifications: with at least journal: (where every notification attempt is recorded, relative to this file)' : undefined) }),
     /** Route 53: weighted records for the app, failover pairs for the databases. */
     dns: z
       .strictObject({
@@ -366,10 +365,9 @@ export const configSchema = z
     evidence: z
       .strictObject({
         bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name').optional(),
-        /** Relative to the config file. */
-        mirrorDir: z.string().default('../.lifeboat/lab/evidence'),
-      })
-      .prefault({}),
+        /** Relative to the config file. No default: a lab path would be wrong anywhere else. */
+        mirrorDir: z.string({ error: 'give evidence.mirrorDir: the local directory that mirrors every run\'s evidence chain (relative to this file; the lab uses ../.lifeboat/lab/evidence)' }).min(1),
+      }, { error: (issue) => (issue.input === undefined ? 'give evidence: with at least mirrorDir: (the local directory that mirrors every run\'s evidence chain, relative to this file)' : undefined) }),
     /** Signed gate decisions: `required` in production (identity by key), `optional` in a lab (identity by --as). */
     approvals: z.strictObject({ signatures: z.enum(['optional', 'required']).default('optional') }).prefault({}),
     runbooks: z.strictObject({

@@ -5,6 +5,7 @@
  */
 import type { RtoPolicy, RunContext } from './runbook';
 import { defineRunbook } from './definition';
+import type { RunOutcome } from './outcome';
 
 export const DATABASE_BACKUP_RUNBOOK = 'database-backup';
 export const DATABASE_BACKUP_WORKFLOW_TYPE = 'databaseBackup' as const;
@@ -141,7 +142,7 @@ export interface DatabaseBackupInput {
   policy: DatabaseBackupPolicy;
 }
 
-export interface DatabaseBackupResult {
+export interface DatabaseBackupResult extends RunOutcome {
   workflowId: string;
   database: string;
   backupId: string;
@@ -168,7 +169,7 @@ export interface BackupRestoreTestInput {
   policy: BackupRestoreTestPolicy;
 }
 
-export interface BackupRestoreTestResult {
+export interface BackupRestoreTestResult extends RunOutcome {
   workflowId: string;
   database: string;
   backupId: string;

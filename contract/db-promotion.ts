@@ -5,6 +5,7 @@
  */
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
 import type { TargetRef } from './holds';
+import type { RtoOutcome, RunOutcome } from './outcome';
 import { defineRunbook } from './definition';
 
 export const DB_PROMOTION_RUNBOOK = 'db-promotion';
@@ -20,7 +21,8 @@ export const dbPromotionPlan = {
     { id: 'catch-up', title: 'Planned: wait for the standby to replay the primary’s last LSN; unplanned: record the lag as RPO' },
     { id: 'promote', title: 'Promote the standby (pg_promote)', irreversible: true },
     { id: 'verify-write', title: 'Verify a write on the new primary' },
-    { id: 'record-evidence', title: 'Record measured RTO and RPO' },
+    // The id is older than the step's job (the kernel records the RTO, RPO and evidence): operators' step budgets and recorded runs name it, so it stays.
+    { id: 'record-evidence', title: 'Final notification with the measured RTO and RPO' },
   ],
   /** The gate opens after fence and catch-up, so the approver sees the measured RPO. */
   gates: [{ id: 'promote', title: 'Approve promotion (point of no return)', before: 'promote' }],
@@ -54,7 +56,7 @@ export interface DbPromotionInput {
   preApproved?: { by: string; at: string; comment: string };
 }
 
-export interface DbPromotionResult {
+export interface DbPromotionResult extends RunOutcome {
   workflowId: string;
   database: string;
   mode: PromotionMode;
@@ -66,7 +68,7 @@ export interface DbPromotionResult {
   fence?: { fenced: true; method: string } | { fenced: false; reason: string };
   /** The return watch left to fence the old primary when its region answers again (only when it was unreachable). */
   returnWatch?: string;
-  rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
+  rto: RtoOutcome;
   /**
    * Judged by contract/rpo.ts: bytes of WAL not replayed first; a figure not measured is
    * undefined (never 0), and unknown is not met. `verdict` says why (absent on older runs).

@@ -8,6 +8,7 @@ import type { DiscardOutcome } from './divergence';
 import type { NodeEndpoint } from './database';
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
 import type { TargetRef } from './holds';
+import type { RunOutcome } from './outcome';
 import { defineRunbook } from './definition';
 
 export const FAILBACK_RUNBOOK = 'failback';
@@ -27,7 +28,8 @@ export const failbackPlan = {
     { id: 'measure-old-primaries', title: 'Stop the other region’s nodes; measure their WAL past the fork point of the original primaries’ new timeline' },
     { id: 'keep-old-primaries', title: 'Where one diverged: copy it aside and read the reconciliation report' },
     { id: 'rebuild-old-primaries', title: 'Rebuild the other region as standbys again: the initial topology' },
-    { id: 'record-evidence', title: 'Record measured duration, data loss and what each rebuild discarded per database; final notification' },
+    // The id is older than the step's job (the kernel records the RTO, RPO and evidence): operators' step budgets and recorded runs name it, so it stays.
+    { id: 'record-evidence', title: 'Final notification with the measured duration, data loss and what each rebuild discarded per database' },
   ],
   gates: [
     {
@@ -73,7 +75,7 @@ export interface FailbackInput {
   policy: FailbackPolicy;
 }
 
-export interface FailbackResult {
+export interface FailbackResult extends RunOutcome {
   workflowId: string;
   region: string;
   from: string;

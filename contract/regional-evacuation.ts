@@ -4,9 +4,9 @@
  * there, and the service is verified. One run per region at a time.
  */
 import type { DbPromotionPolicy, DbPromotionResult, PromotionMode } from './db-promotion';
-import type { NodeEndpoint } from './database';
 import type { GatePolicy, RtoPolicy, RunContext, SkippedRun } from './runbook';
 import type { TargetRef } from './holds';
+import type { RtoOutcome, RunOutcome } from './outcome';
 import { defineRunbook } from './definition';
 
 export const REGIONAL_EVACUATION_RUNBOOK = 'regional-evacuation';
@@ -21,7 +21,8 @@ export const regionalEvacuationPlan = {
     { id: 'repoint-service', title: 'Re-point the surviving region at the promoted databases (service and DNS)' },
     { id: 'verify-service', title: 'Synthetic checks against the surviving region: health, a write, a read' },
     { id: 'resume-traffic', title: 'Resume traffic gradually on the surviving region (canary weights)' },
-    { id: 'record-evidence', title: 'Record measured RTO and RPO per database; final notification' },
+    // The id is older than the step's job (the kernel records the RTO, RPO and evidence): operators' step budgets and recorded runs name it, so it stays.
+    { id: 'record-evidence', title: 'Final notification with the measured RTO and the RPO per database' },
   ],
   gates: [
     { id: 'drain-traffic', title: 'Approve draining traffic from the region', before: 'drain-traffic' },
@@ -34,8 +35,6 @@ export type EvacuationGateId = (typeof regionalEvacuationPlan.gates)[number]['id
 
 export interface EvacuatedDatabase {
   name: string;
-  /** Where the promoted primary will be (the standby), for re-pointing the service. */
-  standby: NodeEndpoint;
   promotion: DbPromotionPolicy;
 }
 
@@ -67,7 +66,7 @@ export interface DatabaseEvacuationOutcome {
   error?: string;
 }
 
-export interface RegionalEvacuationResult {
+export interface RegionalEvacuationResult extends RunOutcome {
   workflowId: string;
   region: string;
   survivingRegion: string;
@@ -75,7 +74,7 @@ export interface RegionalEvacuationResult {
   databases: DatabaseEvacuationOutcome[];
   trafficBefore: Record<string, number>;
   trafficAfter: Record<string, number>;
-  rto: { budgetSeconds: number; measuredSeconds: number; met: boolean };
+  rto: RtoOutcome;
   /**
    * Worst RPO across the promoted databases; a figure one of them could not measure is undefined
    * (never 0); met only when every promoted database met its own target.

@@ -5,42 +5,27 @@
  * scratch target (a compensation, so also on failure and on cancel). A failed
  * test tells the incident channel and pages the on-call with the reason.
  */
-import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import {
-  backupRestoreTestPlan,
-  BACKUP_RESTORE_TEST_RUNBOOK,
+  backupRestoreTestRunbook,
   type BackupRestoreTestInput,
   type BackupRestoreTestResult,
 } from '../contract/backup';
 import { FailureType } from '../contract/failures';
 import { RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
-
-const nonRetryableErrorTypes = [FailureType.UnknownDatabase, FailureType.BackupNotFound, FailureType.BackupCorrupt, FailureType.RestoreMismatch];
-
-const shortOptions = {
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 5, nonRetryableErrorTypes },
-} as const satisfies ActivityOptions;
+import { backupProfiles, proxyFor, undoProfile } from './options';
 
 /** Reading or restoring a whole backup: heartbeats carry the bytes, and deliver a cancel to the activity. */
-const transferOptions = {
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes },
-} as const satisfies ActivityOptions;
+const { transfer: transferOptions, short: shortOptions } = backupProfiles([FailureType.UnknownDatabase, FailureType.BackupNotFound, FailureType.BackupCorrupt, FailureType.RestoreMismatch]);
 
-const backups = proxyActivities<BackupActivities>(shortOptions);
+const backups = proxyFor<BackupActivities>();
 
 export async function backupRestoreTest(input: BackupRestoreTestInput): Promise<BackupRestoreTestResult> {
   const { database, policy } = input;
-  const run = new RunbookRun({
-    runbook: BACKUP_RESTORE_TEST_RUNBOOK,
+  const run = RunbookRun.of(backupRestoreTestRunbook, input, {
     target: database,
-    plan: backupRestoreTestPlan,
-    context: input.run,
-    rto: policy.rto,
     rpoTargetSeconds: 0,
     // The restore itself is held to the data category's recovery-time target.
     stepBudgets: { ...policy.stepBudgets, restore: policy.restoreTargetSeconds },
@@ -49,7 +34,7 @@ export async function backupRestoreTest(input: BackupRestoreTestInput): Promise<
   });
   const { workflowId, runId, runStartTime } = workflowInfo();
   const runKey = `${database}_${runId.slice(-12)}`;
-  const undoOptions = { ...shortOptions, retry: { ...shortOptions.retry, maximumAttempts: policy.compensationAttempts } };
+  const undoOptions = undoProfile(shortOptions, policy.compensationAttempts);
   const dropScratch = () =>
     call(backups.dropScratchTarget, undoOptions, `drop the scratch restore target of ${database}`, { database, runKey });
 

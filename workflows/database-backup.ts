@@ -3,52 +3,31 @@
  * in a second region verified by re-reading it, then retention. See
  * runbooks/database-backup.md for the procedure.
  */
-import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import {
   backupIdFor,
-  databaseBackupPlan,
-  DATABASE_BACKUP_RUNBOOK,
+  databaseBackupRunbook,
   type DatabaseBackupInput,
   type DatabaseBackupResult,
 } from '../contract/backup';
 import { FailureType } from '../contract/failures';
 import { RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
-
-const nonRetryableErrorTypes = [FailureType.UnknownDatabase, FailureType.BackupNotFound];
+import { backupProfiles, proxyFor, undoProfile } from './options';
 
 /** A dump streams for as long as the database is big; heartbeats carry the bytes uploaded, so a lost worker is noticed in a minute. */
-const transferOptions = {
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes },
-} as const satisfies ActivityOptions;
+const { transfer: transferOptions, short: shortOptions } = backupProfiles([FailureType.UnknownDatabase, FailureType.BackupNotFound]);
 
-const shortOptions = {
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 5, nonRetryableErrorTypes },
-} as const satisfies ActivityOptions;
-
-const backups = proxyActivities<BackupActivities>(shortOptions);
+const backups = proxyFor<BackupActivities>();
 
 export async function databaseBackup(input: DatabaseBackupInput): Promise<DatabaseBackupResult> {
   const { database, policy } = input;
-  const run = new RunbookRun({
-    runbook: DATABASE_BACKUP_RUNBOOK,
-    target: database,
-    plan: databaseBackupPlan,
-    context: input.run,
-    rto: policy.rto,
-    rpoTargetSeconds: 0,
-    stepBudgets: policy.stepBudgets,
-    gates: {},
-    announceFailure: true,
-  });
+  const run = RunbookRun.of(databaseBackupRunbook, input, { target: database, rpoTargetSeconds: 0, gates: {}, announceFailure: true });
   const { workflowId, runId, runStartTime } = workflowInfo();
   // Sorts by time; the run id's random tail keeps two backups in one second apart (its head is a timestamp). Deterministic on replay.
   const backupId = backupIdFor(database, runStartTime.toISOString(), runId.slice(-8));
-  const undoOptions = { ...shortOptions, retry: { ...shortOptions.retry, maximumAttempts: policy.compensationAttempts } };
+  const undoOptions = undoProfile(shortOptions, policy.compensationAttempts);
 
   return run.execute(async () => {
     const manifest = await run.step('dump', () =>

@@ -2,17 +2,14 @@
  * Runbook `db-promotion`: promote a database's standby to primary, with the old
  * primary fenced first and the promotion behind an approval gate.
  */
-import { ActivityFailure, ApplicationFailure, isCancellation, patched, proxyActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, patched, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
-import { ActivityCancellationType } from '@temporalio/workflow';
 import { hostTaskQueue } from '../contract/queues';
 import type { FenceResult } from '../contract/database';
 import type { DatabaseActivities } from '../activities/database';
 import { FailureType } from '../contract/failures';
 import {
-  DB_PROMOTION_RUNBOOK,
-  dbPromotionHolds,
-  dbPromotionPlan,
+  dbPromotionRunbook,
   type DbPromotionInput,
   type DbPromotionResult,
 } from '../contract/db-promotion';
@@ -20,41 +17,10 @@ import type { RpoMeasurement } from '../contract/database';
 import { describeRpo } from '../contract/rpo';
 import { failureMessage, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
-import { pollUntil } from './options';
+import { databaseProfiles, pollUntil, proxyFor, undoProfile } from './options';
 
-const readOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-} as const satisfies ActivityOptions;
-
-/** A clean shutdown may take a while (the shutdown checkpoint): the fence heartbeats, and a cancel waits for it to end. */
-const fenceOptions = {
-  startToCloseTimeout: '3 minutes',
-  heartbeatTimeout: '20 seconds',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-} as const satisfies ActivityOptions;
-
-/** pg_promote(wait => true) blocks up to 60 s; heartbeats let a lost worker be noticed in seconds. */
-const promoteOptions = {
-  startToCloseTimeout: '90 seconds',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-} as const satisfies ActivityOptions;
-
-/** A new primary may need a moment to accept writes: poll at a steady pace. */
-const verifyOptions = {
-  startToCloseTimeout: '20 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 10, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-} as const satisfies ActivityOptions;
-
-/** Not streaming may be a WAL receiver restarting: a few checks a second apart, then the refusal stands. */
-const streamingOptions = {
-  startToCloseTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
-} as const satisfies ActivityOptions;
-
-const db = proxyActivities<DatabaseActivities>(readOptions);
+const { read: readOptions, fence: fenceOptions, promote: promoteOptions, verifyWrite: verifyOptions, streaming: streamingOptions } = databaseProfiles;
+const db = proxyFor<DatabaseActivities>();
 
 /** How long a host-bound fence may wait for its region's worker: planned needs it; unplanned then calls the node unreachable. */
 const PLANNED_FENCE_WAIT_SECONDS = 60;
@@ -77,22 +43,9 @@ const UNPLANNED_CATCH_UP_SECONDS = 15;
 export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionResult> {
   const { database, mode, policy } = input;
   const towards = input.towards ?? 'standby';
-  const run = new RunbookRun({
-    runbook: DB_PROMOTION_RUNBOOK,
-    target: database,
-    plan: dbPromotionPlan,
-    context: input.run,
-    rto: policy.rto,
-    rpoTargetSeconds: policy.rpoTargetSeconds,
-    stepBudgets: policy.stepBudgets,
-    gates: policy.gates,
-    holds: dbPromotionHolds(input),
-  });
+  const run = RunbookRun.of(dbPromotionRunbook, input, { target: database, rpoTargetSeconds: policy.rpoTargetSeconds });
   // Undos retry a bounded number of times; then the kernel asks a person (needs-attention).
-  const undoOptions = {
-    startToCloseTimeout: '30 seconds',
-    retry: { initialInterval: '1 second', maximumAttempts: policy.compensationAttempts },
-  } as const satisfies ActivityOptions;
+  const undoOptions = undoProfile(databaseProfiles.unfence, policy.compensationAttempts);
 
   return run.execute(async () => {
     const preflight = await run.step('preflight', () =>

@@ -4,7 +4,7 @@
  * former primary over data the current primary lacks without a copy, a
  * reconciliation report and a gate. See runbooks/failback.md.
  */
-import { ApplicationFailure, patched, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, patched, workflowInfo } from '@temporalio/workflow';
 import type { DatabaseActivities, RebuildOutcome } from '../activities/database';
 import type { DivergenceActivities } from '../activities/divergence';
 import type { EvidenceActivities } from '../activities/evidence';
@@ -20,56 +20,26 @@ import {
   type SetAsideCopy,
 } from '../contract/divergence';
 import { artifactDigest } from '../contract/evidence';
-import { FAILBACK_RUNBOOK, failbackHolds, failbackPlan, type FailbackInput, type FailbackResult, type FailbackStepId } from '../contract/failback';
+import { failbackRunbook, type failbackPlan, type FailbackInput, type FailbackResult, type FailbackStepId } from '../contract/failback';
 import { FailureType } from '../contract/failures';
 import { hostTaskQueue } from '../contract/queues';
 import { failureMessage, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
-import { pollUntil } from './options';
-import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { databaseProfiles, divergenceProfiles, evidenceProfiles, pollUntil, proxyFor, trafficProfiles } from './options';
+import { failIfAnyFailed, measureBeforeGate, promoteInParallel, rampTraffic } from './procedures';
 
 /** Runs started before the divergence checks replay without them (test/histories/failback.json). */
 const DIVERGENCE_PATCH = 'lifeboat-failback-divergence';
 const DEFAULT_RECONCILIATION = { keyLimit: 1000, rowLimit: 50 } as const;
 
-/** Stopping a former primary: a fast shutdown, up to a minute. */
-const stopOptions = {
-  startToCloseTimeout: '3 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured] },
-} as const satisfies ActivityOptions;
-
-/** pg_waldump over the WAL past the fork: long only when much diverged. */
-const measureOptions = {
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '5 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured, FailureType.FormerPrimaryRunning, FailureType.StandbyNotHealthy] },
-} as const satisfies ActivityOptions;
-
-/** Copying a data directory and reading every keyed table: hours on a large database. */
-const keepOptions = {
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured, FailureType.FormerPrimaryRunning, FailureType.NoRoomForCopy] },
-} as const satisfies ActivityOptions;
-
-/** Nothing is discarded before its report is stored: a store that stays down fails the step (and rolls back). */
-const artifactOptions = {
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: ['EvidenceConflict'] },
-} as const satisfies ActivityOptions;
-
-/** pg_rewind or a full copy of a cluster; heartbeats while it runs. */
-const rebuildOptions = {
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '5 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured, FailureType.StandbyNotHealthy] },
-} as const satisfies ActivityOptions;
-
-const db = proxyActivities<DatabaseActivities>(controlOptions);
-const app = proxyActivities<TrafficActivities>(controlOptions);
-const divergence = proxyActivities<DivergenceActivities>(measureOptions);
-const evidence = proxyActivities<EvidenceActivities>(artifactOptions);
+const { control: controlOptions, dns: dnsOptions, verify: verifyOptions } = trafficProfiles;
+const { stop: stopOptions, measure: measureOptions, keep: keepOptions } = divergenceProfiles;
+const { artifact: artifactOptions } = evidenceProfiles;
+const { rebuild: rebuildOptions } = databaseProfiles;
+const db = proxyFor<DatabaseActivities>();
+const app = proxyFor<TrafficActivities>();
+const divergence = proxyFor<DivergenceActivities>();
+const evidence = proxyFor<EvidenceActivities>();
 
 /** One former primary, from its stop to the rebuild: what the rebuild would discard and where it is kept. */
 interface FormerPrimaryCheck {
@@ -216,17 +186,7 @@ function discardOutcome(step: DiscardOutcome['step'], check: FormerPrimaryCheck 
 /** Returns every database of `input.from` to its original primary in `input.region`, then restores the standbys. */
 export async function failback(input: FailbackInput): Promise<FailbackResult> {
   const { region, from, policy } = input;
-  const run = new RunbookRun({
-    runbook: FAILBACK_RUNBOOK,
-    target: region,
-    plan: failbackPlan,
-    context: input.run,
-    rto: policy.rto,
-    rpoTargetSeconds: 0,
-    stepBudgets: policy.stepBudgets,
-    gates: policy.gates,
-    holds: failbackHolds(input),
-  });
+  const run = RunbookRun.of(failbackRunbook, input, { target: region, rpoTargetSeconds: 0 });
   const { workflowId } = workflowInfo();
   const names = input.databases.map((d) => d.name);
   const started = Date.now();
@@ -284,14 +244,7 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
         // Planned, towards the configured primary: fence the current primary, wait for replay, promote the original one.
         input.databases.map((d) => ({ database: d.name, input: { mode: 'planned', towards: 'primary', policy: d.promotion }, summary: `failback: promote ${d.name} in ${region}` })),
       );
-      const failed = results.filter((r) => r.state === 'failed');
-      if (failed.length > 0) {
-        throw ApplicationFailure.create({
-          type: FailureType.PromotionFailed,
-          message: `switchover failed for ${failed.map((f) => `${f.database} (${f.error ?? '?'})`).join(', ')}`,
-          nonRetryable: true,
-        });
-      }
+      failIfAnyFailed(results, 'switchover failed');
       return results;
     });
 

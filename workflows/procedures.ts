@@ -2,7 +2,7 @@
  * Procedures shared by the regional runbooks (evacuation, failback): parallel
  * database promotions as child runs, and a canary traffic ramp with checks.
  */
-import { ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, patched, proxyActivities, sleep, startChild, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, patched, sleep, startChild } from '@temporalio/workflow';
 import type { DatabaseActivities } from '../activities/database';
 import type { TrafficActivities } from '../activities/traffic';
 import { DB_PROMOTION_RUNBOOK, dbPromotionWorkflowId, type DbPromotionInput } from '../contract/db-promotion';
@@ -14,38 +14,12 @@ import type { DatabaseRpoStatus, RunContext } from '../contract/runbook';
 import { dbPromotion } from './db-promotion';
 import { failureMessage, type PreApproval, type RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
+import { databaseProfiles, proxyFor, trafficProfiles } from './options';
 
-export const controlOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured] },
-} as const satisfies ActivityOptions;
-
-/** After re-pointing, poll the checks at a steady pace until the surviving region answers. */
-export const verifyOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 1, maximumAttempts: 30, nonRetryableErrorTypes: [FailureType.NotConfigured] },
-} as const satisfies ActivityOptions;
-
-/** A DNS change includes waiting for INSYNC. */
-export const dnsOptions = {
-  startToCloseTimeout: '11 minutes',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NotConfigured] },
-} as const satisfies ActivityOptions;
-
-/** While traffic ramps up, one red check stops the ramp: no retry hides it. */
-const canaryCheckOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 1 },
-} as const satisfies ActivityOptions;
-
-/** Reading replication changes nothing: a few quick attempts, then the database is shown as not measured. */
-const replicationReadOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.UnknownDatabase, FailureType.NotConfigured] },
-} as const satisfies ActivityOptions;
-
-const app = proxyActivities<TrafficActivities>(dnsOptions);
-const db = proxyActivities<DatabaseActivities>(replicationReadOptions);
+const { dns: dnsOptions, canaryCheck: canaryCheckOptions } = trafficProfiles;
+const replicationReadOptions = databaseProfiles.readBeforeGate;
+const app = proxyFor<TrafficActivities>();
+const db = proxyFor<DatabaseActivities>();
 
 /** Runs started before the parent gates showed the RPO replay without the reading (test/histories/*.json). */
 export const PATCH_RPO_BEFORE_PARENT_GATE = 'lifeboat-rpo-before-parent-gate';
@@ -99,7 +73,6 @@ function replicationRow(r: ReplicationReading, targetSeconds: number): DatabaseR
   };
 }
 
-
 export interface PromotionRequest {
   database: string;
   input: Omit<DbPromotionInput, 'database' | 'run' | 'preApproved'>;
@@ -135,6 +108,20 @@ export async function promoteInParallel(run: RunbookRun, context: RunContext, pr
       }
     }),
   );
+}
+
+/**
+ * Throws PromotionFailed naming every failed promotion and its reason (`${what} for orders (why)`),
+ * when one failed; `suffix` says why the run stops for it (a policy).
+ */
+export function failIfAnyFailed(results: readonly DatabaseEvacuationOutcome[], what: string, suffix = ''): void {
+  const failed = results.filter((r) => r.state === 'failed');
+  if (failed.length === 0) return;
+  throw ApplicationFailure.create({
+    type: FailureType.PromotionFailed,
+    message: `${what} for ${failed.map((f) => `${f.database} (${f.error ?? '?'})`).join(', ')}${suffix}`,
+    nonRetryable: true,
+  });
 }
 
 export interface Ramp {

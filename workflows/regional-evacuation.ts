@@ -4,23 +4,22 @@
  * (child db-promotion runs), re-point and verify the service there, then bring
  * traffic back gradually. See runbooks/regional-evacuation.md.
  */
-import { ApplicationFailure, patched, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import type { TrafficActivities } from '../activities/traffic';
-import { FailureType } from '../contract/failures';
 import {
-  REGIONAL_EVACUATION_RUNBOOK,
-  regionalEvacuationHolds,
-  regionalEvacuationPlan,
+  regionalEvacuationRunbook,
   type RegionalEvacuationInput,
   type RegionalEvacuationResult,
 } from '../contract/regional-evacuation';
 import { RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
+import { proxyFor, trafficProfiles, undoProfile } from './options';
 import type { SkippedRun } from '../contract/runbook';
 import { describeRpo, worstRpo } from '../contract/rpo';
-import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { failIfAnyFailed, measureBeforeGate, promoteInParallel, rampTraffic } from './procedures';
 
-const app = proxyActivities<TrafficActivities>(controlOptions);
+const { control: controlOptions, dns: dnsOptions, verify: verifyOptions } = trafficProfiles;
+const app = proxyFor<TrafficActivities>();
 
 /** Runs started before return watches replay without them (test/histories/*.json). */
 const PATCH_RETURN_WATCH = 'lifeboat-return-watch';
@@ -29,21 +28,8 @@ const PATCH_RETURN_WATCH = 'lifeboat-return-watch';
 export async function regionalEvacuation(input: RegionalEvacuationInput): Promise<RegionalEvacuationResult | SkippedRun> {
   const { region, survivingRegion, mode, policy } = input;
   const rpoTarget = Math.min(...input.databases.map((d) => d.promotion.rpoTargetSeconds));
-  const run = new RunbookRun({
-    runbook: REGIONAL_EVACUATION_RUNBOOK,
-    target: region,
-    plan: regionalEvacuationPlan,
-    context: input.run,
-    rto: policy.rto,
-    rpoTargetSeconds: rpoTarget,
-    stepBudgets: policy.stepBudgets,
-    gates: policy.gates,
-    holds: regionalEvacuationHolds(input),
-  });
-  const undoOptions = {
-    startToCloseTimeout: '11 minutes',
-    retry: { initialInterval: '1 second', maximumAttempts: policy.compensationAttempts },
-  } as const satisfies ActivityOptions;
+  const run = RunbookRun.of(regionalEvacuationRunbook, input, { target: region, rpoTargetSeconds: rpoTarget });
+  const undoOptions = undoProfile(trafficProfiles.undo, policy.compensationAttempts);
   const { workflowId } = workflowInfo();
   const names = input.databases.map((d) => d.name);
 
@@ -101,14 +87,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
         preApproved,
         input.databases.map((db) => ({ database: db.name, input: { mode, policy: db.promotion }, summary: `promote ${db.name} in ${survivingRegion} (evacuation of ${region})` })),
       );
-      const failed = results.filter((r) => r.state === 'failed');
-      if (failed.length > 0 && policy.onPromotionFailure === 'abort') {
-        throw ApplicationFailure.create({
-          type: FailureType.PromotionFailed,
-          message: `promotion failed for ${failed.map((f) => `${f.database} (${f.error ?? '?'})`).join(', ')}; policy abort`,
-          nonRetryable: true,
-        });
-      }
+      if (policy.onPromotionFailure === 'abort') failIfAnyFailed(results, 'promotion failed', '; policy abort');
       return results;
     });
 

@@ -2,7 +2,7 @@
 import { backupRestoreTestRunbook } from '../../contract/backup';
 import { backedUpDatabase } from './backups';
 import { backupChecks } from './checks';
-import { cliRunbook, commonStart, startAttributes, stepBudgets, UsageError } from './common';
+import { cliRunbook, commonStart, startEnvelope, stepBudgets, UsageError } from './common';
 
 export const backupRestoreTestCli = cliRunbook({
   definition: backupRestoreTestRunbook,
@@ -13,8 +13,7 @@ export const backupRestoreTestCli = cliRunbook({
     if (params.backup !== undefined && !/^[\w.:-]{1,200}$/.test(params.backup)) throw new UsageError(`backup must be a backup id such as ${database}-20261123T030000Z-1a2b3c4d, not '${params.backup}'`);
     const runbook = config.runbooks['backup-restore-test'];
     return {
-      workflowType: backupRestoreTestRunbook.workflowType,
-      workflowId: request.id ?? backupRestoreTestRunbook.workflowId(database, context.detectedAt),
+      ...startEnvelope(backupRestoreTestRunbook, request, database, context.detectedAt),
       input: {
         database,
         backupId: params.backup,
@@ -27,7 +26,6 @@ export const backupRestoreTestCli = cliRunbook({
           compensationAttempts: runbook.compensationAttempts,
         },
       },
-      searchAttributes: startAttributes(backupRestoreTestRunbook.name, request),
       targets: [database],
       staticSummary: `${request.drill ? 'DRILL: ' : ''}restore test of ${database}: ${params.backup ?? 'newest verified backup'}`,
       staticDetails: [

@@ -169,6 +169,14 @@ export function startAttributes(runbook: string, request: StartRequest): TypedSe
   ]);
 }
 
+/**
+ * What every runbook's start fills alike: the workflow type, the workflow id (`--id`, else the
+ * definition's id from the business `key`) and the search attributes the run starts with.
+ */
+export function startEnvelope<D extends AnyRunbookDefinition>(definition: D, request: StartRequest, ...key: string[]): Pick<PlannedStartOf<D>, 'workflowType' | 'workflowId' | 'searchAttributes'> {
+  return { workflowType: definition.workflowType, workflowId: request.id ?? definition.workflowId(...key), searchAttributes: startAttributes(definition.name, request) };
+}
+
 /** The per-step budgets of a configured runbook, in seconds. */
 export const stepBudgets = (steps: Partial<Record<string, { budgetSeconds: number }>>) =>
   Object.fromEntries(Object.entries(steps).flatMap(([id, s]) => (s ? [[id, s.budgetSeconds]] : [])));

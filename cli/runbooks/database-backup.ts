@@ -2,7 +2,7 @@
 import { databaseBackupRunbook } from '../../contract/backup';
 import { backedUpDatabase } from './backups';
 import { backupChecks } from './checks';
-import { cliRunbook, commonStart, startAttributes, stepBudgets } from './common';
+import { cliRunbook, commonStart, startEnvelope, stepBudgets } from './common';
 
 export const databaseBackupCli = cliRunbook({
   definition: databaseBackupRunbook,
@@ -12,14 +12,12 @@ export const databaseBackupCli = cliRunbook({
     const { database, backup } = backedUpDatabase(loaded, databaseBackupRunbook.name, params.database);
     const runbook = config.runbooks['database-backup'];
     return {
-      workflowType: databaseBackupRunbook.workflowType,
-      workflowId: request.id ?? databaseBackupRunbook.workflowId(database, context.detectedAt),
+      ...startEnvelope(databaseBackupRunbook, request, database, context.detectedAt),
       input: {
         database,
         run: context,
         policy: { rto: runbook.rto, keepVerified: config.backups?.keepVerified ?? 1, stepBudgets: stepBudgets(runbook.steps), compensationAttempts: runbook.compensationAttempts },
       },
-      searchAttributes: startAttributes(databaseBackupRunbook.name, request),
       targets: [database],
       staticSummary: `${request.drill ? 'DRILL: ' : ''}back up ${database} (category ${backup.category}) to ${Object.values(config.backups?.storage.buckets ?? {}).join(' + ')}`,
       staticDetails: [

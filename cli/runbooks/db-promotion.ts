@@ -3,7 +3,7 @@ import { standbyRegion } from '../../config/load';
 import { dbPromotionRunbook } from '../../contract/db-promotion';
 import { lookup } from '../../contract/records';
 import { replicationChecks } from './checks';
-import { cliRunbook, commonStart, initiatorLine, promotionPolicy, startAttributes, UsageError } from './common';
+import { cliRunbook, commonStart, initiatorLine, promotionPolicy, startEnvelope, UsageError } from './common';
 
 export const dbPromotionCli = cliRunbook({
   definition: dbPromotionRunbook,
@@ -20,10 +20,8 @@ export const dbPromotionCli = cliRunbook({
     }
     const runbook = config.runbooks['db-promotion'];
     return {
-      workflowType: dbPromotionRunbook.workflowType,
-      workflowId: request.id ?? dbPromotionRunbook.workflowId(database),
+      ...startEnvelope(dbPromotionRunbook, request, database),
       input: { database, mode, run: context, policy: promotionPolicy(config, db) },
-      searchAttributes: startAttributes(dbPromotionRunbook.name, request),
       targets: [database],
       staticSummary: `${request.drill ? 'DRILL: ' : ''}promote ${database} standby (${standbyRegion(db)}) in ${mode} mode`,
       staticDetails: [

@@ -1,6 +1,6 @@
 /** The CLI side of failback: `region=NAME` becomes a return of that region's databases from where they were evacuated to. */
 import { failbackRunbook } from '../../contract/failback';
-import { cliRunbook, initiatorLine, startAttributes, stepBudgets } from './common';
+import { cliRunbook, initiatorLine, startEnvelope, stepBudgets } from './common';
 import { regionalPreflight, regionalStart } from './regional';
 
 export const failbackCli = cliRunbook({
@@ -15,8 +15,7 @@ export const failbackCli = cliRunbook({
       otherwise: 'fail them back one by one',
     });
     return {
-      workflowType: failbackRunbook.workflowType,
-      workflowId: request.id ?? failbackRunbook.workflowId(region),
+      ...startEnvelope(failbackRunbook, request, region),
       input: {
         region,
         from,
@@ -34,7 +33,6 @@ export const failbackCli = cliRunbook({
           statusEverySeconds: config.notifications.statusEveryMinutes * 60,
         },
       },
-      searchAttributes: startAttributes(failbackRunbook.name, request),
       targets: [region, ...names],
       staticSummary: `${request.drill ? 'DRILL: ' : ''}fail back ${names.join(', ')} from ${from} to ${region}`,
       staticDetails: [`**Runbook** failback, **from** ${from} → **${region}**`, `**Databases** ${names.join(', ')}`, initiatorLine(initiator, request)].join('\n'),

@@ -1,6 +1,6 @@
 /** The CLI side of regional-evacuation: `region=NAME mode=planned|unplanned` becomes an evacuation of that region's databases. */
 import { regionalEvacuationRunbook } from '../../contract/regional-evacuation';
-import { cliRunbook, initiatorLine, startAttributes, stepBudgets } from './common';
+import { cliRunbook, initiatorLine, startEnvelope, stepBudgets } from './common';
 import { regionalPreflight, regionalStart } from './regional';
 
 export const regionalEvacuationCli = cliRunbook({
@@ -15,14 +15,13 @@ export const regionalEvacuationCli = cliRunbook({
       otherwise: 'evacuate them with db-promotion one by one',
     });
     return {
-      workflowType: regionalEvacuationRunbook.workflowType,
-      workflowId: request.id ?? regionalEvacuationRunbook.workflowId(region),
+      ...startEnvelope(regionalEvacuationRunbook, request, region),
       input: {
         region,
         survivingRegion,
         mode,
         run: context,
-        databases: databases.map(({ name, config: d, promotion }) => ({ name, standby: { region: d.standby.region, host: d.standby.host, port: d.standby.port }, promotion })),
+        databases: databases.map(({ name, promotion }) => ({ name, promotion })),
         policy: {
           rto: runbook.rto,
           stepBudgets: stepBudgets(runbook.steps),
@@ -33,7 +32,6 @@ export const regionalEvacuationCli = cliRunbook({
           statusEverySeconds: config.notifications.statusEveryMinutes * 60,
         },
       },
-      searchAttributes: startAttributes(regionalEvacuationRunbook.name, request),
       targets: [region, ...names],
       staticSummary: `${request.drill ? 'DRILL: ' : ''}evacuate ${region} to ${survivingRegion} (${mode}): ${names.join(', ')}`,
       staticDetails: [

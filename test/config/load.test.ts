@@ -201,6 +201,18 @@ describe('parseConfig refuses a bad config', () => {
     ]);
   });
 
+  it('no notification journal or evidence mirror: the schema has no lab path to fall back on', () => {
+    expectRefused(labWith((doc) => { delete doc.notifications.journal; }), [
+      'notifications.journal: give notifications.journal: where the record of every notification attempt is written (JSON lines, relative to this file; the lab uses ../.lifeboat/lab/notifications.jsonl)',
+    ]);
+    expectRefused(labWith((doc) => { delete doc.notifications; }), [
+      'notifications: give notifications: with at least journal: (where every notification attempt is recorded, relative to this file)',
+    ]);
+    expectRefused(labWith((doc) => { delete doc.evidence; }), [
+      "evidence: give evidence: with at least mirrorDir: (the local directory that mirrors every run's evidence chain, relative to this file)",
+    ]);
+  });
+
   it('missing databases', () => {
     expectRefused(labWith((doc) => { delete doc.databases; }), ['databases: Invalid input: expected record, received undefined']);
   });

@@ -13,6 +13,7 @@ import { Lab, LAB_ENVIRONMENT, LAB_S3_KEY_ENV, LAB_TWILIO_TOKEN_ENV } from '../.
 import { ensureNamespace } from '../../lab/temporal-server';
 import { newKeyRing } from '../../lib/codec';
 import { freePort } from '../../lib/processes';
+import { LAB_RECORDS, labDatabase, labDbPromotionPolicy } from './config';
 
 export interface TestLab {
   dir: string;
@@ -57,11 +58,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
   const databases: Record<string, unknown> = {};
   for (const db of options.databases ?? ['orders']) {
     databases[db] = {
-      provider: 'postgres',
-      database: db,
-      primary: { region: 'east', host: '127.0.0.1', port: await freePort() },
-      standby: { region: 'west', host: '127.0.0.1', port: await freePort() },
-      rpoTargetSeconds: 5,
+      ...labDatabase(db, { primary: 'east', standby: 'west' }, { primary: await freePort(), standby: await freePort() }),
       ...(options.passwordEnv ? { passwordEnv: options.passwordEnv } : {}),
     };
   }
@@ -74,18 +71,12 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       uiUrl: inject('temporalUiUrl') || 'http://127.0.0.1:8233',
     },
     lab: { stateDir: './state', temporal: { port: 7233, uiPort: 8233 }, inbox: { port: await freePort() } },
-    notifications: { journal: './state/notifications.jsonl' },
-    evidence: { mirrorDir: './state/evidence' },
+    notifications: { journal: LAB_RECORDS.journal },
+    evidence: { mirrorDir: LAB_RECORDS.mirrorDir },
     people: TEST_PEOPLE,
     databases,
     runbooks: {
-      'db-promotion': {
-        rto: { budgetSeconds: 600, onBreach: 'continue' },
-        gates: { promote: { escalateAfterSeconds: 120, timeoutSeconds: 300 } },
-        catchUpTimeoutSeconds: 30,
-        compensationAttempts: 3,
-        ...options.dbPromotion,
-      },
+      'db-promotion': { ...labDbPromotionPolicy(), ...options.dbPromotion },
     },
   };
   if (options.backups) {
@@ -104,7 +95,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       keepVerified: 2,
       categories: { transactional: { rpoSeconds: 86400, restoreTargetSeconds: 300 } },
     };
-    config.evidence = { bucket: 'lifeboat-evidence', mirrorDir: './state/evidence' };
+    config.evidence = { bucket: 'lifeboat-evidence', mirrorDir: LAB_RECORDS.mirrorDir };
   }
   if (options.encryption) {
     writeFileSync(path.join(dir, 'keys.json'), JSON.stringify(newKeyRing('test-k1')));
@@ -112,7 +103,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
   }
   if (options.regions) {
     config.notifications = {
-      journal: './state/notifications.jsonl',
+      journal: LAB_RECORDS.journal,
       email: { smtp: { host: '127.0.0.1', port: await freePort() }, from: 'lifeboat@lab.local', incidentChannel: ['incidents@lab.local'] },
       twilio: { accountSid: 'AC00000000000000000000000000000001', authTokenEnv: LAB_TWILIO_TOKEN_ENV, from: '+15550100000', apiBaseUrl: `http://127.0.0.1:${await freePort()}` },
       onCall: ['carol'],

@@ -6,10 +6,10 @@
  */
 import { ranToEnd } from '../../contract/runbook';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
 import { statusQuery } from '../../contract/runbook';
@@ -18,7 +18,8 @@ import { startDevServer, stopDevServer, type DevServer } from '../../lab/tempora
 import type { regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
-import { gateWaiting, startHostWorkers, startWorkerProcess, waitForStatus } from '../helpers/temporal';
+import { gateWaiting, waitForStatus } from '../helpers/temporal';
+import { WorkerProcesses } from '../helpers/worker-processes';
 import { postgresDatabase } from '../../config/load';
 
 const DATABASES = ['orders', 'users', 'billing'];
@@ -29,24 +30,16 @@ let serverDir: string;
 let ports: { port: number; uiPort: number };
 let client: Client;
 let counter = 0;
-const workers: ChildProcess[] = [];
-let hostWorkers: { close(): Promise<void> } | undefined;
-const workerNames: string[] = [];
+let rig: WorkerProcesses | undefined;
 
-function startWorker(name: string, region?: string): ChildProcess {
-  const child = startWorkerProcess(lab.configFile, lab.dir, name, region);
-  workers.push(child);
-  workerNames.push(name);
-  return child;
+function startWorker(name: string): ChildProcess {
+  if (!rig) throw new Error('the worker rig did not start (see beforeAll)');
+  return rig.startWorker(name);
 }
 
 /** The last lines of every worker process's log, for a failure message. */
 function workerLogTails(): string {
-  return workerNames.map((name) => {
-    const file = path.join(lab.dir, `${name}.log`);
-    const lines = existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').slice(-15) : ['(no log)'];
-    return `--- ${name}.log ---\n${lines.join('\n')}`;
-  }).join('\n');
+  return rig?.logTails() ?? '(no workers)';
 }
 
 async function startServer(): Promise<DevServer> {
@@ -58,24 +51,19 @@ beforeAll(async () => {
   ports = { port: await freePort(), uiPort: await freePort() };
   server = await startServer();
   lab = await createTestLab('durability', { databases: DATABASES, regions: true, temporalAddress: server.address });
-  const connection = await Connection.connect({ address: server.address });
-  client = new Client({ connection, namespace: lab.loaded.config.temporal.namespace });
-  // The host workers of the node regions (fencing by shutdown runs on the node's host), in this process:
-  // the tests kill and restart only the main worker process.
-  hostWorkers = await startHostWorkers(lab.loaded);
+  rig = await WorkerProcesses.start(lab, server.address);
+  client = rig.client;
 });
 
 afterAll(async () => {
-  await hostWorkers?.close();
-  for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-  await client?.connection.close();
+  await rig?.close();
   await lab?.destroy();
   if (server) await stopDevServer(server.pid);
   rmSync(serverDir, { recursive: true, force: true });
 });
 
 beforeEach(async () => {
-  for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+  rig?.killAll();
   await lab.lab.reset({ seedRows: 10 });
 });
 

@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRun } from '../../cli/runs';
 import { approveSignal, statusQuery } from '../../contract/runbook';
@@ -15,7 +15,8 @@ import { waitFor } from '../../lib/processes';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, timeline } from '../helpers/postgres';
-import { gateWaiting, startHostWorkers, startWorkerProcess, waitForStatus } from '../helpers/temporal';
+import { gateWaiting, waitForStatus } from '../helpers/temporal';
+import { WorkerProcesses } from '../helpers/worker-processes';
 import { postgresDatabase } from '../../config/load';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -23,13 +24,11 @@ const CLI = path.join(ROOT, 'dist', 'cli', 'lifeboat.js');
 
 let lab: TestLab;
 let client: Client;
-const workers: ChildProcess[] = [];
-let hostWorkers: { close(): Promise<void> } | undefined;
+let rig: WorkerProcesses | undefined;
 
-function startWorker(name: string, region?: string): ChildProcess {
-  const child = startWorkerProcess(lab.configFile, lab.dir, name, region);
-  workers.push(child);
-  return child;
+function startWorker(name: string): ChildProcess {
+  if (!rig) throw new Error('the worker rig did not start (see beforeAll)');
+  return rig.startWorker(name);
 }
 
 beforeAll(async () => {
@@ -37,17 +36,12 @@ beforeAll(async () => {
     throw new Error("dist/ is missing: run 'npm run build' (npm test does it)");
   }
   lab = await createTestLab('crash');
-  const connection = await Connection.connect({ address: lab.loaded.config.temporal.address });
-  client = new Client({ connection, namespace: lab.loaded.config.temporal.namespace });
-  // The host workers of the node regions (fencing by shutdown runs on the node's host), in this process:
-  // the tests kill and restart only the main worker process.
-  hostWorkers = await startHostWorkers(lab.loaded);
+  rig = await WorkerProcesses.start(lab);
+  client = rig.client;
 });
 
 afterAll(async () => {
-  await hostWorkers?.close();
-  for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-  await client?.connection.close();
+  await rig?.close();
   await lab?.destroy();
 });
 

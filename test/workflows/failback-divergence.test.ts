@@ -17,15 +17,15 @@ import { decideGate, startRun } from '../../cli/runs';
 import { postgresDatabase } from '../../config/load';
 import type { ReconciliationReport } from '../../contract/divergence';
 import { FailureType } from '../../contract/failures';
-import { dbPromotionWorkflowId } from '../../contract/db-promotion';
 import { ranToEnd, statusQuery, type RunbookStatus } from '../../contract/runbook';
 import { asOwner, clusterOwner, pgBin } from '../../activities/postgres-host';
-import { clusterPid, stopCluster } from '../../lab/postgres';
-import { freePort, stopPid, waitFor } from '../../lib/processes';
-import type { failback, regionalEvacuation } from '../../workflows';
+import { clusterPid } from '../../lab/postgres';
+import { freePort, waitFor } from '../../lib/processes';
+import type { failback } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { inRecovery, sql, timeline } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
+import { evacuateLostEast } from '../helpers/lost-region';
 
 const DATABASES = ['orders', 'users'];
 /** Rows east commits on orders after west stopped receiving its WAL. */
@@ -46,10 +46,6 @@ afterAll(async () => {
 });
 
 const db = (name: string) => postgresDatabase(lab.loaded.config, name);
-
-function labDaemons(): Record<string, { pid: number }> {
-  return (JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> }).daemons;
-}
 
 async function approve(handle: WorkflowHandle, gate: string): Promise<RunbookStatus> {
   const status = await waitForStatus(handle, gateWaiting(gate), `gate ${gate}`, 240_000);
@@ -122,23 +118,9 @@ async function divergeAndEvacuate(): Promise<Diverged> {
   expect(await count(orders.standby, 'orders', "payload LIKE 'diverged %'")).toBe(0);
   const eastCounts = Object.fromEntries(await Promise.all(DATABASES.map(async (n) => [n, await count(db(n).primary, n)] as const)));
 
-  for (const name of DATABASES) await stopCluster(lab.lab.clusters(name).primary, 'kill');
-  const east = labDaemons()['service-east'];
-  if (east) await stopPid(east.pid, 'SIGKILL');
-  const detectedAt = new Date().toISOString();
-  const started = await startRun(temporal.client, lab.loaded, {
-    runbook: 'regional-evacuation', params: ['region=east', 'mode=unplanned'], as: 'alice', id: `regional-evacuation:east:test-${process.pid}-${++counter}`, drill: true, detectedAt,
-  });
-  const evacuation = temporal.client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
-  await approve(evacuation, 'drain-traffic');
-  await approve(evacuation, 'promote-databases');
   // A child whose RPO after the kill is beyond its target (the upper bound grows with a loaded machine) waits
-  // at its own gate for a person: approve it there, as the on-call would.
-  for (const name of DATABASES) {
-    const child = temporal.client.workflow.getHandle(dbPromotionWorkflowId(name));
-    const at = await waitForStatus(child, (s) => s.detectedAt === detectedAt && (s.state === 'completed' || gateWaiting('promote')(s)), `${name}: promoted or waiting at its own gate`, 120_000);
-    if (at.state !== 'completed') await decideGate(temporal.client, lab.loaded, { workflowId: child.workflowId, gate: 'promote', as: 'carol', comment: 'east is gone', decision: 'approve' });
-  }
+  // at its own gate for a person: the helper approves it there, as the on-call would.
+  const { handle: evacuation } = await evacuateLostEast(temporal.client, lab, DATABASES, `regional-evacuation:east:test-${process.pid}-${++counter}`);
   const result = ranToEnd(await evacuation.result());
   expect(result.databases.every((d) => d.state === 'promoted')).toBe(true);
   for (const name of DATABASES) expect(await timeline(db(name).standby)).toBe(2);

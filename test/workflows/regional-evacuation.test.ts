@@ -14,7 +14,6 @@ import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
 import { planStart } from '../../cli/start';
-import { dbPromotionWorkflowId } from '../../contract/db-promotion';
 import { FailureType } from '../../contract/failures';
 import { rpoMet } from '../../contract/rpo';
 import { statusQuery } from '../../contract/runbook';
@@ -24,6 +23,7 @@ import { workflowsSourcePath } from '../../workers/worker';
 import type { failback, regionalEvacuation } from '../../workflows';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { countRows, inRecovery, sql, timeline } from '../helpers/postgres';
+import { evacuateLostEast, labDaemons } from '../helpers/lost-region';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 import { postgresDatabase } from '../../config/load';
 
@@ -74,10 +74,6 @@ async function emailText(id: string): Promise<string> {
 
 async function twilioOutage(down: boolean): Promise<void> {
   await fetch(`${config().notifications.twilio?.apiBaseUrl ?? ''}/__outage`, { method: 'POST', body: JSON.stringify({ down }) });
-}
-
-function labDaemons(): Record<string, { pid: number }> {
-  return (JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> }).daemons;
 }
 
 async function texts(): Promise<Array<{ kind: string; form: Record<string, string>; outage: boolean }>> {
@@ -380,7 +376,7 @@ describe('regional-evacuation', () => {
   });
 
   it('SMTP down: the declaration still reaches people by SMS', async () => {
-    const smtp = labDaemons().smtp;
+    const smtp = labDaemons(lab).smtp;
     if (!smtp) throw new Error('no smtp daemon in the lab');
     await stopPid(smtp.pid, 'SIGKILL');
     try {
@@ -398,7 +394,7 @@ describe('regional-evacuation', () => {
   });
 
   it('every channel down: the run carries on, shows the failures, and delivers once a channel is back', async () => {
-    const smtp = labDaemons().smtp;
+    const smtp = labDaemons(lab).smtp;
     if (!smtp) throw new Error('no smtp daemon in the lab');
     await stopPid(smtp.pid, 'SIGKILL');
     await twilioOutage(true);
@@ -419,24 +415,10 @@ describe('regional-evacuation', () => {
 
   it('unplanned after SIGKILL of the east region: completes in west and records RPO per database', async () => {
     for (const name of DATABASES) await sql(db(name).primary, name, "INSERT INTO lab_records (payload) SELECT 'late ' || g FROM generate_series(1, 50) g");
-    for (const name of DATABASES) await stopCluster(lab.lab.clusters(name).primary, 'kill');
-    const east = labDaemons()['service-east'];
-    if (east) await stopPid(east.pid, 'SIGKILL');
-    const detectedAt = new Date().toISOString();
-
-    const started = await startRun(temporal.client, lab.loaded, {
-      runbook: 'regional-evacuation', params: ['region=east', 'mode=unplanned'], as: 'alice', id: `regional-evacuation:east:test-${process.pid}-${++counter}`, drill: true, detectedAt,
-    });
-    const handle = temporal.client.workflow.getHandle<typeof regionalEvacuation>(started.workflowId);
-    await approve(handle, 'drain-traffic');
-    await approve(handle, 'promote-databases');
     // Each child's loss window is an upper bound (detection minus its last replayed commit): the kills
     // take seconds, so it may exceed the 5 s target. A child within it promotes on the parent's
-    // approval; one beyond it waits at its own gate for a person, with the reason recorded.
-    for (const name of DATABASES) {
-      const child = temporal.client.workflow.getHandle(dbPromotionWorkflowId(name));
-      // This evacuation's child (it inherits the run's detection time), not an earlier run with the same id.
-      const at = await waitForStatus(child, (s) => s.detectedAt === detectedAt && (s.state === 'completed' || gateWaiting('promote')(s)), `${name}: promoted or waiting at its own gate`, 120_000);
+    // approval; one beyond it waits at its own gate for a person (the helper approves it as carol), with the reason recorded.
+    const { handle } = await evacuateLostEast(temporal.client, lab, DATABASES, `regional-evacuation:east:test-${process.pid}-${++counter}`, async (name, at) => {
       expect(at.rpo.measuredBytes).toBeUndefined();
       expect(at.rpo.met).toBe(rpoMet(5, at.rpo));
       if (at.state === 'completed') {
@@ -446,9 +428,8 @@ describe('regional-evacuation', () => {
         expect(at.rpo.met).toBe(false);
         expect(at.events.find((e) => e.kind === 'pre-approval-set-aside')?.detail).toMatch(/^gate promote: the approval by bob at the parent run's gate does not cover this: RPO at promotion time is target 5s, bytes unknown, \d+\.\ds \(MISSED\)/);
         expect(await inRecovery(db(name).standby)).toBe(true);
-        await decideGate(temporal.client, lab.loaded, { workflowId: child.workflowId, gate: 'promote', as: 'carol', comment: 'east is gone', decision: 'approve' });
       }
-    }
+    });
     const result = ranToEnd(await handle.result());
     expect(result.databases.every((d) => d.state === 'promoted')).toBe(true);
     for (const d of result.databases) {

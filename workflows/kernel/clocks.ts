@@ -6,6 +6,7 @@
  */
 import { CancellationScope, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { RtoOutcome } from '../../contract/outcome';
 import type { RunContext, StepStatus } from '../../contract/runbook';
 import { ignoreCancellation } from './failures';
 import type { RunLedger } from './ledger';
@@ -90,7 +91,7 @@ export class Clocks {
   }
 
   /** Measured RTO: from detection to now (call when the service is verified). */
-  recordRecovery(): { budgetSeconds: number; measuredSeconds: number; met: boolean } {
+  recordRecovery(): RtoOutcome {
     const { budgetSeconds } = this.ledger.options.rto;
     const measuredSeconds = (Date.now() - Date.parse(this.ledger.context.detectedAt)) / 1000;
     this.ledger.status.rto.measuredSeconds = measuredSeconds;

@@ -12,8 +12,8 @@ import { FailureType } from '../../contract/failures';
 import type { TargetRef } from '../../contract/holds';
 import type { ReturnDuty } from '../../contract/return-watch';
 import type { RpoVerdict } from '../../contract/rpo';
-import type { ChildStatus, DatabaseRpoStatus, GateStatus, RpoStatus, RunArtifact, RunbookStatus, RunContext, SkippedRun } from '../../contract/runbook';
-import type { EvidenceHead } from '../../contract/evidence';
+import type { ChildStatus, DatabaseRpoStatus, GateStatus, RpoStatus, RtoPolicy, RunArtifact, RunbookStatus, RunContext, SkippedRun } from '../../contract/runbook';
+import type { RtoOutcome, RunOutcome } from '../../contract/outcome';
 import { clockedContext, Clocks } from './clocks';
 import { EvidenceChain } from './evidence';
 import { failureMessage } from './failures';
@@ -36,6 +36,12 @@ export type { GateDefinition, GateId, Plan, RunbookRunOptions, StepDefinition, S
 export type { GateOptions, PreApproval } from './gates';
 export type { Outgoing } from './notifications';
 export type { StepOptions, Undo } from './steps';
+
+/** What RunbookRun.of reads from every runbook's input: who started it and its policy's budgets and gates. */
+export interface RunbookInputShape<P extends Plan> {
+  run: RunContext;
+  policy: { rto: RtoPolicy; stepBudgets: RunbookRunOptions<P>['stepBudgets']; gates?: RunbookRunOptions<P>['gates'] };
+}
 
 /**
  * One run of a runbook, typed by its plan `P`: a step, gate or step budget the plan does not
@@ -64,6 +70,30 @@ export class RunbookRun<P extends Plan = Plan> {
   /** Started by a Schedule (the context is rewritten, so this is kept apart). */
   private readonly scheduledRun: boolean;
 
+  /**
+   * A run of `definition` for `input`, with what every runbook passes the same way: its name, plan,
+   * context, RTO policy, step budgets and gate policies from the input's policy, and the targets the
+   * definition says a run holds. `options` gives the target and the RPO target, and overrides the rest.
+   */
+  static of<P extends Plan, I extends RunbookInputShape<P>>(
+    definition: { readonly name: string; readonly plan: P; holds(input: I): TargetRef[] },
+    input: I,
+    options: Pick<RunbookRunOptions<P>, 'target' | 'rpoTargetSeconds'> & Partial<Pick<RunbookRunOptions<P>, 'stepBudgets' | 'gates' | 'announceFailure'>>,
+  ): RunbookRun<P> {
+    const gates = options.gates ?? input.policy.gates;
+    if (gates === undefined) throw ApplicationFailure.nonRetryable(`runbook ${definition.name} gives no gate policies (neither its policy nor its run options have gates)`, 'RunbookDefinitionError');
+    return new RunbookRun<P>({
+      runbook: definition.name,
+      plan: definition.plan,
+      context: input.run,
+      rto: input.policy.rto,
+      stepBudgets: input.policy.stepBudgets,
+      holds: definition.holds(input),
+      ...options,
+      gates,
+    });
+  }
+
   constructor(options: RunbookRunOptions<P>) {
     // The order of these patched() calls is part of every recorded history.
     const { context, scheduled } = clockedContext(options.context);
@@ -86,7 +116,7 @@ export class RunbookRun<P extends Plan = Plan> {
    * no return, the registered undos run in reverse and the run ends rolled back;
    * after it, the run ends failed and pages, because undoing would split the brain.
    */
-  async execute<T extends object>(procedure: () => Promise<T>): Promise<T & { evidence?: EvidenceHead }> {
+  async execute<T extends object>(procedure: () => Promise<T>): Promise<T & Pick<RunOutcome, 'evidence'>> {
     const outcome = await this.run(procedure, 'fail');
     if ('skipped' in outcome) throw ApplicationFailure.nonRetryable('a run that may not skip was skipped', 'RunbookDefinitionError');
     return outcome;
@@ -96,7 +126,7 @@ export class RunbookRun<P extends Plan = Plan> {
    * As execute, but a scheduled run (a drill) that finds its target held by another run
    * (a real incident) ends `skipped`, recorded, instead of failing or queueing behind it.
    */
-  async executeOrSkip<T extends object>(procedure: () => Promise<T>): Promise<(T & { evidence?: EvidenceHead }) | SkippedRun> {
+  async executeOrSkip<T extends object>(procedure: () => Promise<T>): Promise<(T & Pick<RunOutcome, 'evidence'>) | SkippedRun> {
     return this.run(procedure, this.scheduledRun ? 'skip' : 'fail');
   }
 
@@ -148,7 +178,7 @@ export class RunbookRun<P extends Plan = Plan> {
   }
 
   /** Measured RTO: from detection to now (call when the service is verified). */
-  recordRecovery(): { budgetSeconds: number; measuredSeconds: number; met: boolean } {
+  recordRecovery(): RtoOutcome {
     return this.clocks.recordRecovery();
   }
 
@@ -178,7 +208,7 @@ export class RunbookRun<P extends Plan = Plan> {
     return left.workflowId;
   }
 
-  private async run<T extends object>(procedure: () => Promise<T>, whenHeld: 'fail' | 'skip'): Promise<(T & { evidence?: EvidenceHead }) | SkippedRun> {
+  private async run<T extends object>(procedure: () => Promise<T>, whenHeld: 'fail' | 'skip'): Promise<(T & Pick<RunOutcome, 'evidence'>) | SkippedRun> {
     const { ledger } = this;
     const { runbook, target } = ledger.options;
     ledger.record('started', `${runbook} on ${target} started by ${ledger.context.initiator}`);
