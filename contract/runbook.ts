@@ -177,8 +177,10 @@ export type RunEventKind =
   | 'step-failed'
   /** A target hold claimed or joined. */
   | 'hold'
-  /** The run was refused (a target held by another run). */
+  /** The run was refused (a target held by another run, or refused at admission). */
   | 'refused'
+  /** The run was admitted: its origin and the worker's policy it runs under. */
+  | 'admitted'
   | 'artifact'
   | 'pre-approval-set-aside'
   | 'replication-measured'
@@ -227,6 +229,8 @@ export interface RunbookStatus {
   /** Delivery counters; `lastError` tells why channels are failing while retries go on. */
   notifications: { delivered: number; pending: number; failedRounds: number; lastError?: string };
   error?: { type: string; message: string };
+  /** The failed undo the run waits on in needs-attention: a resolution names it (and a signed one is bound to it). */
+  attention?: { id: string; step: string };
 }
 
 /** A document stored beside the run's evidence chain; `summary` is small enough for the status and the UI. */
@@ -269,6 +273,10 @@ export interface RunContext {
   approvalKeys?: Record<string, string>;
   /** `required`: every gate decision must carry a valid signature; `optional`: a signature, when given, must be valid. */
   signatures?: 'optional' | 'required';
+  /** The initiator's Ed25519 signature of this start (contract/approvals.ts startMessage); never inherited by a child. */
+  startSignature?: string;
+  /** When the start was signed (ISO): a signature is good for a few minutes around the run's start. */
+  signedAt?: string;
 }
 
 export interface GatePolicy {
@@ -310,6 +318,8 @@ export interface DecideResult {
 export interface CancelRequest {
   by: string;
   reason: string;
+  /** Ed25519 signature of the cancel by `by` (contract/approvals.ts cancelMessage). */
+  signature?: string;
 }
 
 export interface ResolveRequest {
@@ -317,6 +327,10 @@ export interface ResolveRequest {
   comment: string;
   /** `retry` runs the failed compensation again; `done-by-hand` records that a person undid it. */
   action: 'retry' | 'done-by-hand';
+  /** The failed undo this resolves (the status's `attention.id`); a signature is bound to it. */
+  attention?: string;
+  /** Ed25519 signature of the resolution by `by` (contract/approvals.ts resolveMessage). */
+  signature?: string;
 }
 
 /** Fire-and-forget approval (Temporal UI, scripts). Invalid ones change nothing and are recorded. */

@@ -22,6 +22,8 @@ import { createPostgresDivergence } from '../activities/postgres-divergence';
 import { createServiceControl } from '../activities/service';
 import { createTwilioClient, smsChannel, voiceChannel } from '../activities/twilio';
 import type { ActivityDependencies } from '../activities';
+import { trustedPolicy } from '../config/governance';
+import { RUNBOOK_WORKFLOW_TYPES } from '../contract/registry';
 import { backupStores, bucketStore, cloudSqlClients, evidenceMirror, route53Traffic, storageClient, type S3Keys } from './clients';
 
 /** A node's data directory, only when this worker can manage it: configured, or the lab's cluster exists here. */
@@ -91,6 +93,7 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
     notifications: { routes: notificationRoutes(loaded, env), record: journal(loaded.journalPath) },
     traffic: config.dns ? route53Traffic(config.dns, env) : undefined,
     services: Object.keys(config.services).length > 0 ? createServiceControl(config.services) : undefined,
+    governance: { policy: (runbook) => trustedPolicy(config, runbook), runbookTypes: new Set(RUNBOOK_WORKFLOW_TYPES), scheduleInitiator: config.schedules?.initiator },
   };
 }
 

@@ -46,6 +46,7 @@ export async function backupRestoreTest(input: BackupRestoreTestInput): Promise<
     stepBudgets: { ...policy.stepBudgets, restore: policy.restoreTargetSeconds },
     gates: {},
     announceFailure: true,
+    input,
   });
   const { workflowId, runId, runStartTime } = workflowInfo();
   const runKey = `${database}_${runId.slice(-12)}`;

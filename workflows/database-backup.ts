@@ -44,6 +44,7 @@ export async function databaseBackup(input: DatabaseBackupInput): Promise<Databa
     stepBudgets: policy.stepBudgets,
     gates: {},
     announceFailure: true,
+    input,
   });
   const { workflowId, runId, runStartTime } = workflowInfo();
   // Sorts by time; the run id's random tail keeps two backups in one second apart (its head is a timestamp). Deterministic on replay.

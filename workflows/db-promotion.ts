@@ -87,6 +87,8 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     stepBudgets: policy.stepBudgets,
     gates: policy.gates,
     holds: dbPromotionHolds(input),
+    input,
+    preApproved: input.preApproved,
   });
   // Undos retry a bounded number of times; then the kernel asks a person (needs-attention).
   const undoOptions = {

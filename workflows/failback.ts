@@ -26,7 +26,7 @@ import { hostTaskQueue } from '../contract/queues';
 import { failureMessage, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
 import { pollUntil } from './options';
-import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { controlOptions, dnsOptions, measureBeforeGate, parentApproval, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 /** Runs started before the divergence checks replay without them (test/histories/failback.json). */
 const DIVERGENCE_PATCH = 'lifeboat-failback-divergence';
@@ -226,6 +226,7 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
     stepBudgets: policy.stepBudgets,
     gates: policy.gates,
     holds: failbackHolds(input),
+    input,
   });
   const { workflowId } = workflowInfo();
   const names = input.databases.map((d) => d.name);
@@ -276,11 +277,10 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
     );
     const approval = await run.gate('switchover', { briefing });
     const outcomes = await run.step('switchover', async () => {
-      const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate switchover of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(
         run,
         run.context,
-        preApproved,
+        parentApproval(approval),
         // Planned, towards the configured primary: fence the current primary, wait for replay, promote the original one.
         input.databases.map((d) => ({ database: d.name, input: { mode: 'planned', towards: 'primary', policy: d.promotion }, summary: `failback: promote ${d.name} in ${region}` })),
       );

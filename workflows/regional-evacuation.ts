@@ -18,7 +18,7 @@ import { RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
 import type { SkippedRun } from '../contract/runbook';
 import { describeRpo, worstRpo } from '../contract/rpo';
-import { controlOptions, dnsOptions, measureBeforeGate, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
+import { controlOptions, dnsOptions, measureBeforeGate, parentApproval, promoteInParallel, rampTraffic, verifyOptions } from './procedures';
 
 const app = proxyActivities<TrafficActivities>(controlOptions);
 
@@ -39,6 +39,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
     stepBudgets: policy.stepBudgets,
     gates: policy.gates,
     holds: regionalEvacuationHolds(input),
+    input,
   });
   const undoOptions = {
     startToCloseTimeout: '11 minutes',
@@ -94,11 +95,10 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       ? await run.leaveReturnWatch({ kind: 'freeze', region })
       : undefined;
     const outcomes = await run.step('promote-databases', async () => {
-      const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate promote-databases of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(
         run,
         run.context,
-        preApproved,
+        parentApproval(approval),
         input.databases.map((db) => ({ database: db.name, input: { mode, policy: db.promotion }, summary: `promote ${db.name} in ${survivingRegion} (evacuation of ${region})` })),
       );
       const failed = results.filter((r) => r.state === 'failed');

@@ -3,7 +3,8 @@
  * budget and the status, so a runbook file reads as the DR procedure and not
  * as Temporal plumbing. RunbookRun composes the kernel's rooms (ledger.ts at
  * the bottom; evidence, notifications, clocks, steps, gates, messages above
- * it) and keeps the run's lifecycle: the targets it holds, the scopes its
+ * it) and keeps the run's lifecycle: its admission under the worker's policy
+ * (admission.ts), the targets it holds, the scopes its
  * procedure and watchers run in, and how a cancel and the end are handled.
  * Deterministic orchestration only: every side effect is an activity.
  */
@@ -14,6 +15,7 @@ import type { ReturnDuty } from '../../contract/return-watch';
 import type { RpoVerdict } from '../../contract/rpo';
 import type { ChildStatus, DatabaseRpoStatus, GateStatus, RpoStatus, RunArtifact, RunbookStatus, RunContext, SkippedRun } from '../../contract/runbook';
 import type { EvidenceHead } from '../../contract/evidence';
+import { admit } from './admission';
 import { clockedContext, Clocks } from './clocks';
 import { EvidenceChain } from './evidence';
 import { failureMessage } from './failures';
@@ -29,6 +31,9 @@ import { Steps, type StepOptions } from './steps';
 export { failureMessage, isDeadline } from './failures';
 export type { GateDefinition, GateId, Plan, RunbookRunOptions, StepDefinition, StepId } from './plan';
 export type { GateOptions, PreApproval } from './gates';
+
+/** Runs admitted under the worker's policy at start; earlier histories replay without the admission activity. */
+const PATCH_WORKER_POLICY = 'lifeboat-worker-policy';
 export type { Outgoing } from './notifications';
 export type { StepOptions, Undo } from './steps';
 
@@ -54,7 +59,10 @@ export class RunbookRun<P extends Plan = Plan> {
   /** Target holds (runs started before holds existed replay without them). */
   private readonly holdsEnabled: boolean;
   private claimed: ClaimedHold[] = [];
-  private refusedByHold: TemporalFailure | undefined;
+  /** What refused the run before it changed anything: a held target, or admission. */
+  private refusal: { failure: TemporalFailure; by: 'hold' | 'admission' } | undefined;
+  /** Admitted under the worker's policy at start (runs started before admission existed replay without it). */
+  private readonly governed: boolean;
   /** Started by a Schedule (the context is rewritten, so this is kept apart). */
   private readonly scheduledRun: boolean;
 
@@ -64,6 +72,7 @@ export class RunbookRun<P extends Plan = Plan> {
     this.evidence = new EvidenceChain(options.runbook, patched('lifeboat-evidence-chain'));
     this.scheduledRun = scheduled;
     this.holdsEnabled = (options.holds?.length ?? 0) > 0 && patched('lifeboat-target-holds');
+    this.governed = patched(PATCH_WORKER_POLICY);
     this.ledger = new RunLedger({ ...options, context }, this.evidence);
     this.notifier = new Notifier(this.ledger, this.watchers);
     this.clocks = new Clocks(this.ledger, this.notifier, this.watchers, {
@@ -182,6 +191,7 @@ export class RunbookRun<P extends Plan = Plan> {
     ledger.publish();
     CancellationScope.current().cancelRequested.catch(() => this.onCancelRequested());
     try {
+      if (this.governed) await this.mainScope.run(() => this.admit());
       if (this.holdsEnabled) {
         await this.mainScope.run(() => this.claimTargets());
         this.clocks.startRtoBudget();
@@ -192,13 +202,14 @@ export class RunbookRun<P extends Plan = Plan> {
       return this.evidence.enabled ? { ...result, evidence: this.evidence.current() } : result;
     } catch (err) {
       if (!(err instanceof TemporalFailure)) throw err; // a bug: fail the workflow task, keep the run for a fixed worker
-      if (this.refusedByHold === err) {
-        ledger.status.error = { type: FailureType.TargetHeld, message: failureMessage(err) };
-        if (whenHeld === 'skip') {
+      if (this.refusal?.failure === err) {
+        const held = this.refusal.by === 'hold';
+        ledger.status.error = { type: held ? FailureType.TargetHeld : FailureType.RunRefused, message: failureMessage(err) };
+        if (held && whenHeld === 'skip') {
           ledger.finish('skipped', 'skipped: target held');
           return { skipped: { reason: failureMessage(err) } };
         }
-        ledger.finish('refused', 'refused: target held');
+        ledger.finish('refused', held ? 'refused: target held' : "refused by the worker's policy");
         throw err;
       }
       throw await this.steps.recover(err);
@@ -209,6 +220,17 @@ export class RunbookRun<P extends Plan = Plan> {
       if (this.claimed.length > 0) await CancellationScope.nonCancellable(() => releaseHolds(this.claimed));
       await this.notifier.flush();
       await this.evidence.flush();
+    }
+  }
+
+  /** Admission under the worker's policy (admission.ts); a refusal ends the run before it claims or changes anything. */
+  private async admit(): Promise<void> {
+    try {
+      const admission = await admit(this.ledger);
+      this.gates.admit(admission.preApproval);
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.type === FailureType.RunRefused) this.refusal = { failure: err, by: 'admission' };
+      throw err;
     }
   }
 
@@ -227,7 +249,7 @@ export class RunbookRun<P extends Plan = Plan> {
       );
     } catch (err) {
       if (err instanceof ApplicationFailure && err.type === FailureType.TargetHeld) {
-        this.refusedByHold = err;
+        this.refusal = { failure: err, by: 'hold' };
         ledger.record('refused', failureMessage(err));
       }
       throw err;
