@@ -23,20 +23,21 @@ export interface GovernanceDependencies {
 }
 
 export function createGovernanceActivities(deps: { governance?: GovernanceDependencies; client?: Client }) {
-  const needs = () => {
-    if (!deps.governance || !deps.client) throw ApplicationFailure.nonRetryable('this worker has no trusted policy (config) or Temporal client to admit runs with', FailureType.NotConfigured);
-    return { governance: deps.governance, client: deps.client };
+  const client = (): Client => {
+    if (!deps.client) throw ApplicationFailure.nonRetryable("this worker has no Temporal client to check a run's Schedule or parent with", FailureType.NotConfigured);
+    return deps.client;
   };
   return {
     /** The worker's policy for the run, and its origin as the server records it. */
     async admitRun(input: AdmissionRequest): Promise<AdmissionFacts> {
-      const { governance, client } = needs();
+      const { governance } = deps;
+      if (!governance) throw ApplicationFailure.nonRetryable('this worker has no trusted policy (config) to admit runs with', FailureType.NotConfigured);
       const policy = governance.policy(input.runbook);
       if (input.scheduledBy !== undefined) {
-        return { policy, origin: await scheduleOrigin(client, governance, input, input.scheduledBy) };
+        return { policy, origin: await scheduleOrigin(client(), governance, input, input.scheduledBy) };
       }
       if (!input.parent) return { policy, origin: { kind: 'client' } };
-      const { origin, status } = await parentOrigin(client, governance, input.parent);
+      const { origin, status } = await parentOrigin(client(), governance, input.parent);
       if (!input.preApproval) return { policy, origin };
       if (!status) return { policy, origin, preApproval: { refused: origin.kind === 'parent' ? (origin.why ?? 'the parent is not verified') : 'no parent' } };
       return { policy, origin, preApproval: checkPreApproval(input.parent.workflowId, status, input.preApproval) };

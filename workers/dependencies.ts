@@ -13,7 +13,8 @@ import type { DatabaseProvider } from '../activities/database';
 import { createPostgresBackupProvider } from '../activities/postgres-backup';
 import { createCloudSqlProvider } from '../activities/cloudsql';
 import { s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
-import type { BackupsConfig } from '../config/schema';
+import type { BackupsConfig, LifeboatConfig } from '../config/schema';
+import type { GovernanceDependencies } from '../activities/governance';
 import { emailChannel } from '../activities/email';
 import { journal, journalChannel, type NotificationChannel, type NotificationRoutes } from '../activities/notify';
 import { createPostgresProvider } from '../activities/postgres';
@@ -93,7 +94,19 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
     notifications: { routes: notificationRoutes(loaded, env), record: journal(loaded.journalPath) },
     traffic: config.dns ? route53Traffic(config.dns, env) : undefined,
     services: Object.keys(config.services).length > 0 ? createServiceControl(config.services) : undefined,
-    governance: { policy: (runbook) => trustedPolicy(config, runbook), runbookTypes: new Set(RUNBOOK_WORKFLOW_TYPES), scheduleInitiator: config.schedules?.initiator },
+    governance: workerGovernance(config),
+  };
+}
+
+/**
+ * What the worker admits runs with (contract/governance.ts): its own config's policy, and the runbooks whose
+ * runs may start children and pre-approve them (`extraRunbookTypes`: a bench's or a test's own parents).
+ */
+export function workerGovernance(config: LifeboatConfig, extraRunbookTypes: readonly string[] = []): GovernanceDependencies {
+  return {
+    policy: (runbook) => trustedPolicy(config, runbook),
+    runbookTypes: new Set([...RUNBOOK_WORKFLOW_TYPES, ...extraRunbookTypes]),
+    scheduleInitiator: config.schedules?.initiator,
   };
 }
 

@@ -5,7 +5,10 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FailureType } from '../../contract/failures';
 import { parse, stringify } from 'yaml';
 import { loadConfig } from '../../config/load';
 import type { BackupRestoreTestResult, DatabaseBackupResult } from '../../contract/backup';
@@ -94,8 +97,27 @@ describe('schedules', () => {
     expect(described.typedSearchAttributes.get(searchAttributes.drill)).toBe(true);
     expect(described.memo).toEqual({ lifeboat: { runbook: 'backup-restore-test', targets: ['orders'] } });
     // The scheduled run's clock started when it started, not when the schedule was written.
-    const status = await handle.query('status');
-    expect(Date.parse((status as { detectedAt: string }).detectedAt)).toBeGreaterThan(Date.now() - 5 * 60_000);
+    const status = await handle.query(statusQuery);
+    expect(Date.parse(status.detectedAt)).toBeGreaterThan(Date.now() - 5 * 60_000);
+    // Admitted on the Schedule's own word: the server's record of its actions lists this run.
+    expect(status.events.find((e) => e.kind === 'admitted')?.detail).toMatch(/^started by Schedule lifeboat:backup-restore-test:orders \(verified with the server\)/);
+  });
+
+  it('a client start that sets the Schedule id attribute itself is refused: the Schedule did not start it', async () => {
+    const plan = planStart(lab.loaded, { runbook: 'backup-restore-test', as: 'alice', drill: true, params: ['database=orders'], scheduled: true, id: `backup-restore-test:orders:posing-${process.pid}` });
+    const scheduledBy = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
+    const handle = await temporal.client.workflow.start(plan.workflowType, {
+      taskQueue: lab.taskQueue,
+      workflowId: plan.workflowId,
+      args: [plan.input],
+      typedSearchAttributes: [{ key: scheduledBy, value: 'lifeboat:backup-restore-test:orders' }],
+    });
+    const failure = await handle.result().then(() => undefined, (err: unknown) => (err as WorkflowFailedError).cause as ApplicationFailure);
+    expect(failure?.type).toBe(FailureType.RunRefused);
+    expect(failure?.message).toMatch(/^refused: the run carries the Schedule id lifeboat:backup-restore-test:orders, but that Schedule did not start it \(Schedule 'lifeboat:backup-restore-test:orders' did not start/);
+    const status = await handle.query(statusQuery);
+    expect(status.state).toBe('refused');
+    expect(status.steps.every((s) => s.state === 'pending')).toBe(true);
   });
 
   it('a run that only says it was scheduled is not taken for one: its clock starts at the detection time it carries', async () => {
