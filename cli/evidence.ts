@@ -9,8 +9,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { LoadedConfig } from '../config/load';
-import { verifyChain, type ChainVerification, type EvidenceHead, type EvidenceRecord } from '../contract/evidence';
-import { statusQuery, type RunbookStatus } from '../contract/runbook';
+import { verifyChain, type ChainVerification, type EvidenceHead, type EvidencePending, type EvidenceRecord } from '../contract/evidence';
+import { evidencePendingQuery, statusQuery, type RunbookStatus } from '../contract/runbook';
 import { evidenceReader, type EvidenceReader } from './readers';
 import { asEvidenceRecords, evidenceBundleSchema, parseOrExplain } from './evidence-schema';
 import { RunRefusedError } from './runs';
@@ -25,7 +25,10 @@ export interface EvidenceBundle {
   storedAt: string;
   /** The chain head the run itself reported (its result, or its final status). */
   expected?: EvidenceHead;
+  /** The stored log, and the records its evidence keeper held when the bucket did not have them yet. */
   chain: EvidenceRecord[];
+  /** Set when part of `chain` came from the keeper, not from `storedAt`. */
+  pending?: EvidencePending;
   status?: RunbookStatus;
   result?: unknown;
   /** The run's full event history (Temporal's JSON form; payloads as the server stores them). */
@@ -37,6 +40,10 @@ export interface EvidenceReport extends ChainVerification {
   runId: string;
   source: string;
   expected?: EvidenceHead;
+  /** Records found in `source`. */
+  stored: number;
+  /** Records of the chain not in `source` yet, held by the run's evidence keeper (part of the verified chain). */
+  pending?: EvidencePending;
 }
 
 async function collect(client: Client, loaded: LoadedConfig, workflowId: string, s: EvidenceReader) {
@@ -65,17 +72,44 @@ async function collect(client: Client, loaded: LoadedConfig, workflowId: string,
     }
     throw err;
   }
-  return { run, runId, result, finalStatus, expected, source: s.location, chain };
+  const stored = chain.length;
+  // The run closed with its bucket down: the end of the chain is held by its evidence keeper until stored.
+  const handed = expected?.pending;
+  if (handed && stored < expected.records) {
+    const held = await keeperRecords(client, handed);
+    // An empty answer: the keeper has just stored them; read the log again.
+    if (held.length === 0) chain = await s.read(workflowId, runId);
+    else {
+      const pending = { ...handed, records: held.filter((r) => !chain.some((c) => c.seq === r.seq)).length };
+      return { run, runId, result, finalStatus, expected, source: s.location, chain: [...chain.filter((r) => r.seq < handed.fromSeq), ...held], stored, pending };
+    }
+  }
+  return { run, runId, result, finalStatus, expected, source: s.location, chain, stored: chain.length, pending: undefined };
 }
 
+/**
+ * Recomputes the run's chain from the stored log. When the run closed with records pending (its
+ * result names its evidence keeper) and the log does not hold them yet, the keeper's records are
+ * checked with the stored ones: the chain verifies and the report says which records are pending.
+ */
 export async function verifyRunEvidence(client: Client, loaded: LoadedConfig, workflowId: string, reader: EvidenceReader = evidenceReader(loaded)): Promise<EvidenceReport> {
-  const { runId, expected, source, chain } = await collect(client, loaded, workflowId, reader);
+  const { runId, expected, source, chain, stored, pending } = await collect(client, loaded, workflowId, reader);
   if (chain.length === 0) throw new RunRefusedError(`no evidence stored for ${workflowId} (run ${runId}) in ${source}: a run from before the evidence chain, or its records were deleted`);
-  return { ...verifyChain(chain, expected), workflowId, runId, source, expected };
+  return { ...verifyChain(chain, expected), workflowId, runId, source, expected, stored, ...(pending ? { pending } : {}) };
+}
+
+/** The records the run's evidence keeper has not stored yet (empty once stored); a missing keeper is said so. */
+async function keeperRecords(client: Client, pending: EvidencePending): Promise<EvidenceRecord[]> {
+  try {
+    return await client.workflow.getHandle(pending.keeper).query(evidencePendingQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new RunRefusedError(`the run handed records ${pending.fromSeq}+ to the evidence keeper ${pending.keeper}, which the server does not know: they may be lost; check 'temporal workflow describe -w ${pending.keeper}'`);
+    throw new RunRefusedError(`the run's records ${pending.fromSeq}+ are pending in the evidence keeper ${pending.keeper}, which did not answer (${(err as Error).message}): is a worker running?`);
+  }
 }
 
 export async function exportRunEvidence(client: Client, loaded: LoadedConfig, workflowId: string, out: string, reader: EvidenceReader = evidenceReader(loaded)): Promise<EvidenceBundle> {
-  const { run, runId, result, finalStatus, expected, source, chain } = await collect(client, loaded, workflowId, reader);
+  const { run, runId, result, finalStatus, expected, source, chain, pending } = await collect(client, loaded, workflowId, reader);
   const history = await run.fetchHistory();
   const bundle: EvidenceBundle = {
     format: BUNDLE_FORMAT,
@@ -85,6 +119,7 @@ export async function exportRunEvidence(client: Client, loaded: LoadedConfig, wo
     storedAt: source,
     expected,
     chain,
+    ...(pending ? { pending } : {}),
     status: finalStatus,
     result,
     history: JSON.parse(historyToJSON(history)) as unknown,
@@ -113,12 +148,16 @@ export function verifyBundle(file: string): EvidenceReport {
   const fromResult = (bundle.result as { evidence?: EvidenceHead } | undefined)?.evidence;
   const expected = fromResult ?? bundle.expected;
   if (fromResult && bundle.expected && (fromResult.head !== bundle.expected.head || fromResult.records !== bundle.expected.records)) {
-    return { ok: false, records: bundle.chain.length, head: '', brokenAt: { position: 0, reason: "the bundle's expected head differs from the head in the run's result: the bundle was altered" }, workflowId: bundle.workflowId, runId: bundle.runId, source: file, expected };
+    return { ok: false, records: bundle.chain.length, head: '', brokenAt: { position: 0, reason: "the bundle's expected head differs from the head in the run's result: the bundle was altered" }, workflowId: bundle.workflowId, runId: bundle.runId, source: file, expected, stored: bundle.chain.length };
   }
-  return { ...verifyChain(bundle.chain, expected), workflowId: bundle.workflowId, runId: bundle.runId, source: file, expected };
+  return { ...verifyChain(bundle.chain, expected), workflowId: bundle.workflowId, runId: bundle.runId, source: file, expected, stored: bundle.chain.length };
 }
 
 export function formatEvidenceReport(r: EvidenceReport): string {
+  if (r.ok && r.pending) {
+    return `evidence of ${r.workflowId} (run ${r.runId}): ${r.records} records, chain verifies; head ${r.head} matches the run's result. ` +
+      `PENDING: ${r.stored} stored in ${r.source}, ${r.pending.records} not yet (from record ${r.pending.fromSeq}), held by the evidence keeper ${r.pending.keeper}, which keeps trying until the bucket takes them; verify again to see them stored`;
+  }
   if (r.ok) {
     return `evidence of ${r.workflowId} (run ${r.runId}) in ${r.source}: ${r.records} records, chain verifies; head ${r.head}` +
       (r.expected ? ' matches the run\'s result' : ' (the run reported no head: truncation at the end cannot be ruled out)');

@@ -12,6 +12,7 @@ import { RunRefusedError } from './runs';
 import { UsageError } from './start';
 import type { CliContext } from './commands/context';
 import { configOption } from './commands/options';
+import * as ack from './commands/ack';
 import * as audit from './commands/audit';
 import * as cancel from './commands/cancel';
 import * as codecServer from './commands/codec-server';
@@ -32,7 +33,7 @@ import * as worker from './commands/worker';
 
 /** In the order `--help` lists them. */
 const COMMANDS: ReadonlyArray<{ register(program: Command, context: CliContext): void }> = [
-  lab, worker, start, decide, status, runs, keys, report, evidence, audit, schedules, cancel, resolve, codecServer, docs, demo, completion,
+  lab, worker, start, decide, status, runs, keys, report, evidence, audit, schedules, cancel, resolve, ack, codecServer, docs, demo, completion,
 ];
 
 /** `exit.code`: a command that succeeded but must report a non-zero exit (the audit with a tier-1 finding). */

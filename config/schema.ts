@@ -285,7 +285,18 @@ export const configSchema = z
         uiUrl: z.string().url().optional(),
         /** Encrypt every payload (AES-256-GCM): a key ring from a file (relative to the config file) or an environment variable. */
         encryption: z
-          .strictObject({ keyFile: z.string().optional(), keysEnv: z.string().optional() })
+          .strictObject({
+            keyFile: z.string().optional(),
+            keysEnv: z.string().optional(),
+            /** `lifeboat codec-server` (the lab starts one), on 127.0.0.1, for the Temporal UI. */
+            codecServer: z
+              .strictObject({
+                port: port.default(8888),
+                /** Lab only (a config with `lab:`): serve the UI without a bearer token. Never in production. */
+                allowUnauthenticated: z.boolean().default(false),
+              })
+              .optional(),
+          })
           .refine((e) => (e.keyFile === undefined) !== (e.keysEnv === undefined), 'give exactly one of keyFile and keysEnv')
           .optional(),
       })

@@ -41,6 +41,36 @@ export interface EvidenceRecord {
 export interface EvidenceHead {
   head: string;
   records: number;
+  /** Records the bucket did not hold yet when the run closed; absent: every record was stored. */
+  pending?: EvidencePending;
+}
+
+/** The end of a chain a run handed to its evidence keeper, which keeps trying until it is stored. */
+export interface EvidencePending {
+  /** How many records, from `fromSeq` to the end of the chain. */
+  records: number;
+  fromSeq: number;
+  /** The keeper's workflow id. */
+  keeper: string;
+}
+
+/** The evidence keeper of one run: its id names the run, so a second handover of the same run is refused by the server. */
+export function evidenceKeeperWorkflowId(workflowId: string, runId: string): string {
+  return `lifeboat-evidence:${workflowId}:${runId}`;
+}
+
+export interface EvidenceKeeperInput {
+  workflowId: string;
+  runId: string;
+  /** The records to store (idempotent by sequence number: some may be stored already). */
+  records: EvidenceRecord[];
+  /** Longest pause between two attempts (default 30 s). */
+  maximumIntervalSeconds?: number;
+}
+
+export interface EvidenceKeeperResult {
+  stored: number;
+  storedAt: string;
 }
 
 /** JSON with keys sorted at every level and undefined values left out: the bytes that are hashed. */

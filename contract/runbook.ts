@@ -6,6 +6,8 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { Notification } from './database';
+import type { EvidencePending, EvidenceRecord } from './evidence';
 
 /** Default task queue; the config's `temporal.taskQueue` overrides it. */
 export const DEFAULT_TASK_QUEUE = 'lifeboat';
@@ -223,11 +225,11 @@ export interface RunbookStatus {
   /** Child runs (an evacuation's database promotions). */
   children: ChildStatus[];
   /** Head of the run's evidence chain (absent on runs from before the chain existed). */
-  evidence?: { head: string; records: number };
+  evidence?: { head: string; records: number; pending?: EvidencePending };
   /** Documents the run stored with its evidence (a reconciliation report), each sealed in the chain by its SHA-256. */
   artifacts?: RunArtifact[];
   /** Delivery counters; `lastError` tells why channels are failing while retries go on. */
-  notifications: { delivered: number; pending: number; failedRounds: number; lastError?: string };
+  notifications: { delivered: number; pending: number; failedRounds: number; lastError?: string; pager?: string };
   error?: { type: string; message: string };
   /** The failed undo the run waits on in needs-attention: a resolution names it (and a signed one is bound to it). */
   attention?: { id: string; step: string };
@@ -349,6 +351,49 @@ export const requestCancelUpdate = defineUpdate<{ accepted: true }, [CancelReque
 export const resolveSignal = defineSignal<[ResolveRequest]>('resolve');
 /** The run's live status as JSON. */
 export const statusQuery = defineQuery<RunbookStatus>('status');
+
+/** An evidence keeper's records not yet stored (empty once stored): `evidence verify` checks them with the stored part. */
+export const evidencePendingQuery = defineQuery<EvidenceRecord[]>('evidencePending');
+
+/** The pager of one run's last pages: its id names the run. */
+export function pagerWorkflowId(workflowId: string, runId: string): string {
+  return `lifeboat-pager:${workflowId}:${runId}`;
+}
+
+export interface PagerInput {
+  workflowId: string;
+  runId: string;
+  /** The pages the run could not deliver before it closed. */
+  notifications: Notification[];
+  /** Pause after the first failed round, doubled up to `maximumIntervalSeconds` (defaults 5 s and 300 s). */
+  initialIntervalSeconds?: number;
+  maximumIntervalSeconds?: number;
+}
+
+export interface PageOutcome {
+  subject: string;
+  audience: Notification['audience'];
+  state: 'pending' | 'delivered' | 'acknowledged';
+  rounds: number;
+  channel?: string;
+  at?: string;
+  lastError?: string;
+}
+
+export interface PagerResult {
+  pages: PageOutcome[];
+  acknowledged?: { by: string; at: string; comment?: string };
+}
+
+export interface AcknowledgeRequest {
+  by: string;
+  comment?: string;
+}
+
+/** Stops a pager's retries: a person has the message. An Update, so the CLI learns what was still undelivered. */
+export const acknowledgeUpdate = defineUpdate<PagerResult, [AcknowledgeRequest]>('acknowledge');
+/** The pager's pages and their delivery. */
+export const pagerQuery = defineQuery<PagerResult>('pager');
 
 export const searchAttributes = {
   runbook: defineSearchAttributeKey('LifeboatRunbook', SearchAttributeType.KEYWORD),

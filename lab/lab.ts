@@ -1,5 +1,6 @@
 /**
- * The local two-region lab: a Temporal dev server and, per configured
+ * The local two-region lab: a Temporal dev server (its UI decoding through the
+ * lab's codec server when payloads are encrypted) and, per configured
  * database, a PostgreSQL primary (its `primary.region`) with a hot standby
  * (its `standby.region`) on loopback. Everything it starts is recorded by pid
  * in `<stateDir>/lab.json` and stopped by `down`.
@@ -26,7 +27,10 @@ import { ensureBuckets, labRoute53, seedLabDns, startMailpit, startMoto, startRe
 import { createS3Client } from '../activities/s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isAlive, isListening, startDaemon, stopPid } from '../lib/processes';
+import { temporalTarget } from '../lib/temporal';
 import { startDevServer, stopDevServer, waitUntilReady } from './temporal-server';
+import { labCodecServer, labKeyFile, startLabCodecServer } from './codec';
+import { createKeyRingFile } from '../lib/codec';
 
 /** The lab's Twilio stand-in accepts any token; the lab worker gets this one. */
 export const LAB_TWILIO_TOKEN_ENV = 'LIFEBOAT_TWILIO_AUTH_TOKEN';
@@ -39,10 +43,11 @@ export const LAB_ENVIRONMENT: Readonly<Record<string, string>> = {
 };
 
 interface LabState {
-  temporal?: { pid?: number; address: string; uiUrl: string };
+  /** codecEndpoint: the UI's `--ui-codec-endpoint` when the lab started the dev server with one. */
+  temporal?: { pid?: number; address: string; uiUrl: string; codecEndpoint?: string };
   /** The lab's workers: `main` (workflows and provider activities) and one per region (host-bound work). */
   workers?: Record<string, { pid: number; logFile: string; startedAt?: number }>;
-  /** The shared parts: dns, smtp, twilio, service-<region>. */
+  /** The shared parts: codec, dns, smtp, twilio, service-<region>. */
   daemons?: Record<string, { pid: number; logFile: string }>;
 }
 
@@ -57,6 +62,8 @@ export interface LabNodeStatus extends NodeLiveState {
 export interface LabStatus {
   stateDir: string;
   temporal: { address: string; uiUrl: string; running: boolean; pid?: number };
+  /** Payload encryption: the key ring, and the codec server the UI decodes through (CORS for uiOrigin only). */
+  encryption?: { keyFile?: string; codec?: { url: string; uiOrigin: string; running: boolean; pid?: number; tokenRequired: boolean } };
   /** Route 53 weights of the app record, read live. */
   dns?: { endpoint: string; weights?: Record<string, number>; error?: string };
   /** Mailpit's inbox API; the Twilio stand-in. */
@@ -105,6 +112,9 @@ export class Lab {
     const say = options.log ?? (() => undefined);
     mkdirSync(path.join(this.stateDir, 'logs'), { recursive: true });
     mkdirSync(path.join(this.stateDir, 'pg'), { recursive: true });
+    const keyFile = labKeyFile(this.loaded);
+    if (keyFile && createKeyRingFile(keyFile)) say(`created the lab's key ring ${keyFile} (mode 0600; keep it: the lab's histories need it)`);
+    await this.upCodecServer(say);
     if (options.temporal) await this.upTemporal(say);
     if (options.databases !== false) for (const name of this.pgNames()) await this.upDatabase(name, options.seedRows ?? 100, say);
     if (options.shared !== false) await this.upShared(say);
@@ -202,6 +212,14 @@ export class Lab {
       services: {},
       databases: {},
     };
+    const encryption = this.loaded.config.temporal.encryption;
+    if (encryption) {
+      const codec = labCodecServer(this.loaded);
+      result.encryption = {
+        keyFile: temporalTarget(this.loaded).encryption?.keyFile,
+        ...(codec ? { codec: { url: codec.url, uiOrigin: codec.uiOrigin, running: await isListening('127.0.0.1', codec.port), pid: state.daemons?.codec?.pid, tokenRequired: !codec.unauthenticated } } : {}),
+      };
+    }
     const { dns, notifications, services } = this.loaded.config;
     if (dns?.endpoint) {
       try {
@@ -242,6 +260,17 @@ export class Lab {
       result.databases[name] = { primary, standby, others: nodes.filter((n) => n !== primary && n !== standby) };
     }
     return result;
+  }
+
+  /** The codec server the lab's UI decodes through, when the config asks for one (temporal.encryption.codecServer). */
+  private async upCodecServer(say: (line: string) => void): Promise<void> {
+    const codec = labCodecServer(this.loaded);
+    if (!codec) return;
+    const running = this.readState().daemons?.codec;
+    if (!(running && isAlive(running.pid)) && (await isListening('127.0.0.1', codec.port))) {
+      throw new Error(`port ${codec.port} on 127.0.0.1 is already in use by something the lab did not start: stop it or change temporal.encryption.codecServer.port`);
+    }
+    await this.ensureDaemon('codec', () => startLabCodecServer(this.loaded, codec, path.join(this.stateDir, 'logs', 'codec-server.log')), say);
   }
 
   /** Starts each shared part the config points at on loopback, unless it runs already. */
@@ -358,18 +387,22 @@ export class Lab {
     const { port, uiPort } = this.loaded.config.lab.temporal;
     const address = `127.0.0.1:${port}`;
     const uiUrl = `http://127.0.0.1:${uiPort}`;
+    const codecEndpoint = labCodecServer(this.loaded)?.url;
     const state = this.readState();
     const logFile = path.join(this.stateDir, 'logs', 'temporal.log');
     if (await isListening('127.0.0.1', port)) {
       // Ours from an earlier `up`, or a server someone started by hand: either way, use it.
       await waitUntilReady(address, state.temporal?.pid, logFile, 30_000);
       say(`Temporal dev server already running at ${address}`);
-      this.writeState({ ...state, temporal: { pid: state.temporal?.pid, address, uiUrl } });
+      if (codecEndpoint && state.temporal?.codecEndpoint !== codecEndpoint) {
+        say(`  it was not started by this lab with --ui-codec-endpoint ${codecEndpoint}: its UI shows encrypted payloads; 'lifeboat lab down' then 'lifeboat lab up' restarts it decoding`);
+      }
+      this.writeState({ ...state, temporal: { pid: state.temporal?.pid, address, uiUrl, ...(state.temporal?.codecEndpoint ? { codecEndpoint: state.temporal.codecEndpoint } : {}) } });
       return;
     }
-    say(`starting the Temporal dev server at ${address} (UI ${uiUrl})`);
-    const server = await startDevServer({ port, uiPort, dbFile: path.join(this.stateDir, 'temporal.db'), logFile });
-    this.writeState({ ...state, temporal: { pid: server.pid, address: server.address, uiUrl: server.uiUrl } });
+    say(`starting the Temporal dev server at ${address} (UI ${uiUrl}${codecEndpoint ? `, decoding through ${codecEndpoint}` : ''})`);
+    const server = await startDevServer({ port, uiPort, dbFile: path.join(this.stateDir, 'temporal.db'), logFile, uiCodecEndpoint: codecEndpoint });
+    this.writeState({ ...state, temporal: { pid: server.pid, address: server.address, uiUrl: server.uiUrl, ...(codecEndpoint ? { codecEndpoint } : {}) } });
   }
 
   private async upDatabase(name: string, seedRows: number, say: (line: string) => void): Promise<void> {

@@ -20,7 +20,7 @@ export interface DevServerOptions {
   /** Persistent store; omitted: in memory. */
   dbFile?: string;
   logFile: string;
-  /** Remote codec endpoint for the UI (issue: encrypted payloads). */
+  /** Codec server the UI calls from the browser to decode encrypted payloads (the lab's: lab/codec.ts). */
   uiCodecEndpoint?: string;
 }
 

@@ -2,8 +2,10 @@
  * A codec server for the Temporal Web UI and CLI (`--ui-codec-endpoint`,
  * `temporal ... --codec-endpoint`): POST /encode and /decode of
  * `{ "payloads": [ { "metadata": { k: base64 }, "data": base64 } ] }`, CORS for
- * the UI's origin, and an access token on every request, so engineers read
- * decoded histories while the Temporal server holds only ciphertext.
+ * the UI's origin only (a request from any other browser origin is refused), and
+ * an access token on every request, so engineers read decoded histories while
+ * the Temporal server holds only ciphertext. Only the lab's codec server may
+ * go without a token (`allowUnauthenticated`).
  */
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
@@ -15,7 +17,12 @@ export interface CodecServerOptions {
   /** Origins allowed to call from a browser (the Temporal UI). */
   allowedOrigins: readonly string[];
   /** Bearer token every request must carry (`Authorization: Bearer <token>`). */
-  token: string;
+  token?: string;
+  /**
+   * Lab only: serve requests that carry no token (the lab's UI sends none). Browser requests must still
+   * come from an allowed origin. Without a token this must be set explicitly.
+   */
+  allowUnauthenticated?: boolean;
   /** Namespaces it serves (the `X-Namespace` header); empty: any. */
   namespaces?: readonly string[];
   log?: (line: string) => void;
@@ -49,6 +56,8 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 export function createCodecServer(options: CodecServerOptions): http.Server {
   const log = options.log ?? (() => undefined);
+  const { token } = options;
+  if (!token && options.allowUnauthenticated !== true) throw new Error('a codec server needs a token (allowUnauthenticated is for the lab only)');
   return http.createServer((req, res) => {
     const origin = req.headers.origin;
     const cors: Record<string, string> = {};
@@ -73,7 +82,12 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
     }
     if (route !== '/encode' && route !== '/decode') return send(404, { error: `no route ${url.pathname}: use POST /encode or /decode` });
     if (req.method !== 'POST') return send(405, { error: 'use POST' });
-    if (!tokenMatches(req.headers.authorization, options.token)) {
+    if (origin !== undefined && !cors['access-control-allow-origin']) {
+      // A page of another origin: the browser would hide the answer, but the decoding must not happen at all.
+      log(`refused ${route} from origin ${origin}: not an allowed origin`);
+      return send(403, { error: `origin ${origin} is not allowed: only ${options.allowedOrigins.join(', ') || '(none)'}` });
+    }
+    if (token && !tokenMatches(req.headers.authorization, token)) {
       log(`refused ${route} from ${req.socket.remoteAddress ?? '?'}: missing or wrong token`);
       return send(401, { error: 'an access token is required: Authorization: Bearer <token>' });
     }

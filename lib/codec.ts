@@ -1,12 +1,15 @@
 /**
  * Payload encryption for everything Lifeboat sends through Temporal: inputs,
- * results, signals, updates, queries, summaries. AES-256-GCM with a random
- * 96-bit IV per payload; the key id travels in the payload metadata, so keys
- * can rotate (the current key encrypts, every listed key still decrypts). The
- * server stores only ciphertext; the codec server lets the Temporal UI decode.
+ * results, signals, updates, queries, summaries, and failures' messages and
+ * stack traces (lib/failure-converter.mts moves them into a payload).
+ * AES-256-GCM with a random 96-bit IV per payload; the key id travels in the
+ * payload metadata, so keys can rotate (the current key encrypts, every listed
+ * key still decrypts). The server stores only ciphertext; the codec server lets
+ * the Temporal UI decode.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
@@ -45,7 +48,12 @@ export function parseKeyRing(text: string, source: string): KeyRing {
 }
 
 export function loadKeyRing(options: { keyFile?: string; keysEnv?: string }, env: NodeJS.ProcessEnv = process.env): KeyRing {
-  if (options.keyFile) return parseKeyRing(readFileSync(options.keyFile, 'utf8'), options.keyFile);
+  if (options.keyFile) {
+    if (!existsSync(options.keyFile)) {
+      throw new Error(`key ring ${options.keyFile} does not exist: 'lifeboat lab up' creates the lab's; elsewhere point temporal.encryption.keyFile at your key ring (or use keysEnv)`);
+    }
+    return parseKeyRing(readFileSync(options.keyFile, 'utf8'), options.keyFile);
+  }
   if (options.keysEnv) {
     const value = env[options.keysEnv];
     if (!value) throw new Error(`encryption keys are configured in ${options.keysEnv}, which is not set`);
@@ -57,6 +65,23 @@ export function loadKeyRing(options: { keyFile?: string; keysEnv?: string }, env
 /** A fresh key ring with one random key, for `lifeboat lab up` and tests. */
 export function newKeyRing(keyId = `k-${new Date().toISOString().slice(0, 10)}`): KeyRing {
   return { current: keyId, keys: { [keyId]: randomBytes(32).toString('base64') } };
+}
+
+/**
+ * Writes a fresh key ring to `file` (mode 0600, readable by its owner only) unless one is there;
+ * never replaces an existing ring, whose keys old histories need. Returns true when it wrote one.
+ */
+export function createKeyRingFile(file: string): boolean {
+  if (existsSync(file)) return false;
+  mkdirSync(path.dirname(file), { recursive: true });
+  try {
+    writeFileSync(file, `${JSON.stringify(newKeyRing(), null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another `lab up` wrote it between the check and the write: keep theirs.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  return true;
 }
 
 export class AesGcmCodec implements PayloadCodec {
@@ -106,7 +131,17 @@ export class AesGcmCodec implements PayloadCodec {
   }
 }
 
-/** The one data converter of every Lifeboat client and worker: encrypted when a key ring is given. */
-export function getDataConverter(ring: KeyRing | undefined): DataConverter | undefined {
-  return ring ? { payloadCodecs: [new AesGcmCodec(ring)] } : undefined;
+/**
+ * lib/failure-converter.mts, by path (clients, workers and the workflow bundle `require` it):
+ * the TypeScript source in a checkout, the compiled module in dist/.
+ */
+export const FAILURE_CONVERTER_PATH = ['failure-converter.mts', 'failure-converter.mjs'].map((f) => path.join(__dirname, f)).find((f) => existsSync(f)) ?? path.join(__dirname, 'failure-converter.mjs');
+
+/**
+ * The one data converter of every Lifeboat client and worker (and of the pre-built workflow bundle,
+ * scripts/build.mjs): failures' messages and stack traces always travel as a payload, and every
+ * payload is encrypted when a key ring is given.
+ */
+export function getDataConverter(ring: KeyRing | undefined): DataConverter {
+  return { failureConverterPath: FAILURE_CONVERTER_PATH, ...(ring ? { payloadCodecs: [new AesGcmCodec(ring)] } : {}) };
 }

@@ -53,8 +53,8 @@ function temporalProfile(env: NodeJS.ProcessEnv): ClientConfigProfile {
 }
 
 /** The data converter every client and worker of this target uses (encrypting when configured). */
-export function dataConverter(target: TemporalTarget): DataConverter | undefined {
-  return target.encryption ? getDataConverter(loadKeyRing(target.encryption)) : undefined;
+export function dataConverter(target: TemporalTarget): DataConverter {
+  return getDataConverter(target.encryption ? loadKeyRing(target.encryption) : undefined);
 }
 
 /** Names the address and what to do when Temporal cannot be reached. */

@@ -15,6 +15,8 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', pat
 const { bundleWorkflowCode } = require('@temporalio/worker');
 const { code } = await bundleWorkflowCode({
   workflowsPath: path.join(root, 'workflows', 'index.ts'),
+  // The workflows' own failures encode their message and stack trace as a payload (lib/codec.ts getDataConverter).
+  failureConverterPath: path.join(root, 'lib', 'failure-converter.mts'),
   logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
 });
 mkdirSync(path.join(root, 'dist'), { recursive: true });

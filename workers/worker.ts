@@ -8,6 +8,7 @@ import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { Client } from '@temporalio/client';
+import { getDataConverter } from '../lib/codec';
 import { hostTaskQueue } from '../contract/queues';
 import { createActivities, type ActivityDependencies } from '../activities';
 
@@ -32,7 +33,7 @@ export interface LifeboatWorkerOptions {
   identity?: string;
   /** Serve only the host-bound activities of this region, on its own queue (no workflows). */
   region?: string;
-  /** Encrypting converter (lib/codec.ts) when payloads are encrypted; the same one the clients use. */
+  /** lib/codec.ts's converter, encrypting when payloads are encrypted; the same one the clients use. Default: unencrypted, failures still encoded as the pre-built bundle encodes them. */
   dataConverter?: DataConverter;
   overrides?: Partial<WorkerOptions>;
 }
@@ -50,14 +51,15 @@ export async function createLifeboatWorker(options: LifeboatWorkerOptions): Prom
       ? { workflowBundle: { codePath: requireBundle() } }
       : { workflowsPath: workflowsSourcePath() };
   for (const check of options.dependencies.startupChecks ?? []) await check();
+  const dataConverter = options.dataConverter ?? getDataConverter(undefined);
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.region !== undefined ? hostTaskQueue(options.taskQueue, options.region) : options.taskQueue,
     // Target holds read the server through the worker's own connection and converter.
-    activities: createActivities({ temporal: new Client({ connection: options.connection, namespace: options.namespace, ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}) }), ...options.dependencies }),
+    activities: createActivities({ temporal: new Client({ connection: options.connection, namespace: options.namespace, dataConverter }), ...options.dependencies }),
     ...(options.identity ? { identity: options.identity } : {}),
-    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
+    dataConverter,
     ...workflows,
     ...options.overrides,
   });

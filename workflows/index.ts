@@ -6,3 +6,5 @@ export { databaseBackup } from './database-backup';
 export { backupRestoreTest } from './backup-restore-test';
 export { targetHold } from './target-hold';
 export { returnWatch } from './return-watch';
+export { evidenceKeeper } from './evidence-keeper';
+export { pager } from './pager';

@@ -7,6 +7,11 @@ import { jsonOption } from './options';
 
 function printLab(status: LabStatus): void {
   console.log(`Temporal ${status.temporal.address} (${status.temporal.running ? 'running' : 'not running'}), UI ${status.temporal.uiUrl}`);
+  const { encryption } = status;
+  if (encryption) {
+    const codec = encryption.codec;
+    console.log(`payloads encrypted, key ring ${encryption.keyFile ?? '(from the environment)'}${codec ? `; codec server ${codec.url} (${codec.running ? 'running' : 'not running'}), CORS ${codec.uiOrigin}${codec.tokenRequired ? '' : ', lab: no token'}` : ''}`);
+  }
   const { s3, scratch } = status.backups ?? {};
   if (s3) console.log(`S3 (versitygw) ${s3.endpoint} (${s3.reachable ? 'running' : 'not running'}): ${s3.buckets.join(', ')}`);
   if (scratch) console.log(`restore-test scratch server ${scratch.host}:${scratch.port} (${scratch.reachable ? 'running' : 'not running'})`);

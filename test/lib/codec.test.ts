@@ -1,12 +1,15 @@
 /**
- * Payload encryption: AES-256-GCM with key ids, rotation, tamper detection; the
- * codec server's token, CORS and namespace rules; and a real run whose history
- * on the Temporal server holds only ciphertext, readable through the codec server.
+ * Payload encryption: AES-256-GCM with key ids, rotation, tamper detection;
+ * failures whose message and stack trace are encrypted too; the codec server's
+ * token, CORS and namespace rules; and a real run whose history on the Temporal
+ * server holds only ciphertext, readable through the codec server.
  */
 import { AddressInfo } from 'node:net';
 import type http from 'node:http';
 import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { decodeFailure, encodeFailure, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow';
+import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { AesGcmCodec, ENCRYPTED_ENCODING, getDataConverter, newKeyRing, parseKeyRing, PayloadDecryptionError } from '../../lib/codec';
@@ -60,6 +63,35 @@ describe('AesGcmCodec', () => {
   });
 });
 
+describe('failures', () => {
+  it("a failure's message and stack trace, and its cause's, are ciphertext in the encoded proto; decoding restores them", async () => {
+    const converter = loadDataConverter(getDataConverter(newKeyRing('k1')));
+    const cause = new Error('PostgreSQL: password authentication failed for user "replicator"');
+    const error = ApplicationFailure.create({ message: 'gate promote rejected by bob: east is back', type: 'GateRejected', nonRetryable: true, cause });
+    const failure = await encodeFailure(converter.payloadCodecs, converter.failureConverter.errorToFailure(error, converter.payloadConverter));
+    const wire = Buffer.from(temporal.api.failure.v1.Failure.encode(failure).finish()).toString('latin1');
+    for (const secret of ['east is back', 'replicator', 'password authentication', 'codec.test.ts']) expect(wire).not.toContain(secret);
+    expect(failure.message).toBe('Encoded failure');
+    expect(failure.stackTrace).toBe('');
+    expect(Buffer.from(failure.encodedAttributes?.metadata?.encoding ?? new Uint8Array()).toString()).toBe(ENCRYPTED_ENCODING);
+    expect(Buffer.from(failure.cause?.encodedAttributes?.metadata?.encoding ?? new Uint8Array()).toString()).toBe(ENCRYPTED_ENCODING);
+    expect(failure.applicationFailureInfo?.type).toBe('GateRejected'); // the type stays in clear: retry policies match on it
+
+    const decoded = converter.failureConverter.failureToError(await decodeFailure(converter.payloadCodecs, failure), converter.payloadConverter);
+    expect(decoded).toBeInstanceOf(ApplicationFailure);
+    expect(decoded.message).toBe('gate promote rejected by bob: east is back');
+    expect(decoded.stack).toContain('codec.test.ts');
+    expect((decoded as ApplicationFailure).cause?.message).toBe('PostgreSQL: password authentication failed for user "replicator"');
+  });
+
+  it('without a key ring the failure is still encoded the same way (one converter for the pre-built bundle), as plain JSON', async () => {
+    const converter = loadDataConverter(getDataConverter(undefined));
+    const failure = await encodeFailure(converter.payloadCodecs, converter.failureConverter.errorToFailure(new Error('plain lab'), converter.payloadConverter));
+    expect(failure.message).toBe('Encoded failure');
+    expect(defaultPayloadConverter.fromPayload(failure.encodedAttributes ?? {})).toMatchObject({ message: 'plain lab' });
+  });
+});
+
 describe('codec server, and a history on the Temporal server', () => {
   const ring = newKeyRing('k1');
   const uiOrigin = 'http://127.0.0.1:8233';
@@ -103,6 +135,32 @@ describe('codec server, and a history on the Temporal server', () => {
     expect((await post('/decode', { payloads: [] }, { authorization: 'Bearer wrong' })).status).toBe(401);
     expect((await post('/decode', { payloads: [] }, { authorization: `Bearer ${token}`, 'x-namespace': 'other' })).status).toBe(403);
     expect((await post('/decode', { nope: 1 }, { authorization: `Bearer ${token}` })).status).toBe(400);
+  });
+
+  it('refuses a request from another browser origin even with the token: nothing is decoded for it', async () => {
+    const [sealed] = await new AesGcmCodec(ring).encode([payload('for the UI only')]);
+    const body = { payloads: [{ metadata: Object.fromEntries(Object.entries(sealed?.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(sealed?.data ?? new Uint8Array()).toString('base64') }] };
+    const evil = await post('/decode', body, { authorization: `Bearer ${token}`, origin: 'http://evil.example' });
+    expect(evil.status).toBe(403);
+    expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+    expect(await evil.json()).toEqual({ error: 'origin http://evil.example is not allowed: only http://127.0.0.1:8233' }); // and no payloads
+    expect((await post('/decode', body, { authorization: `Bearer ${token}` })).status).toBe(200);
+  });
+
+  it('serves without a token only when told to (the lab), and still only its UI origin', async () => {
+    expect(() => createCodecServer({ codec: new AesGcmCodec(ring), allowedOrigins: [uiOrigin] })).toThrow('a codec server needs a token (allowUnauthenticated is for the lab only)');
+    const lab = createCodecServer({ codec: new AesGcmCodec(ring), allowedOrigins: [uiOrigin], allowUnauthenticated: true });
+    await new Promise<void>((resolve) => lab.listen(0, '127.0.0.1', resolve));
+    try {
+      const at = `http://127.0.0.1:${(lab.address() as AddressInfo).port}/decode`;
+      const send = (origin: string) => fetch(at, { method: 'POST', headers: { 'content-type': 'application/json', origin }, body: JSON.stringify({ payloads: [] }) });
+      const ui = await send(uiOrigin);
+      expect(ui.status).toBe(200);
+      expect(ui.headers.get('access-control-allow-origin')).toBe(uiOrigin);
+      expect((await send('http://localhost:9999')).status).toBe(403);
+    } finally {
+      lab.close();
+    }
   });
 
   it('a run\'s input is ciphertext on the server and plaintext through the codec server', async () => {

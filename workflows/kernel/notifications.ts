@@ -2,31 +2,54 @@
  * Notifications and escalation: an announcement waits for one delivery round;
  * pages and status updates go out in the background, retried with backoff
  * until delivered or the run ends, and survive cancellation. Every message
- * says where the run stands. A DR run never waits on email.
+ * says where the run stands. A DR run never waits on email. A final page
+ * (needs-attention, a final word) still undelivered when the run closes is
+ * handed to the run's pager (workflows/pager.ts), which outlives the run.
  */
-import { CancellationScope, isCancellation, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, proxyActivities, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { NotificationActivities } from '../../activities/notify';
-import type { Notification } from '../../contract/database';
-import type { RunbookStatus } from '../../contract/runbook';
+import type { Notification, NotificationReceipt } from '../../contract/database';
+import { pagerWorkflowId, type RunbookStatus } from '../../contract/runbook';
+import { call } from '../call';
+import { pager } from '../pager';
 import { failureMessage, ignoreCancellation } from './failures';
 import type { EventExtra, RunLedger } from './ledger';
 
 /** Escalations must be delivered even while the run is being cancelled. */
-const NOTIFY_BACKOFF_MS = 5_000;
+export const NOTIFY_BACKOFF_MS = 5_000;
+/** Runs from before the pager give their last deliveries this long, then abandon them. */
 const DELIVERY_FLUSH_MS = 60_000;
-const NOTIFY_BACKOFF_MAX_MS = 5 * 60_000;
+export const NOTIFY_BACKOFF_MAX_MS = 5 * 60_000;
+
+/** What still matters once the run has ended: undelivered at the close, these go to the pager. */
+const FINAL_KINDS: ReadonlySet<Notification['kind']> = new Set(['needs-attention', 'final']);
 
 /** A notification as a runbook writes it; the kernel adds the run's identity and link. */
 export type Outgoing = Pick<Notification, 'audience' | 'severity' | 'kind' | 'subject' | 'body'>;
 
-const notifications = proxyActivities<NotificationActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+/** One round: the activity tries every channel of the audience; the rounds are retried by the caller, with backoff. */
+const notifyRoundOptions = {
+  startToCloseTimeout: '60 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 2 },
+} as const;
+
+const notifications = proxyActivities<NotificationActivities>(notifyRoundOptions);
+
+/** One delivery round of `n` (channel failover inside the activity). */
+export function deliverOnce(n: Notification): Promise<NotificationReceipt> {
+  return call(notifications.notify, notifyRoundOptions, `notify ${n.audience}: ${n.subject}`, n);
+}
+
+/** The pause before round `round` (2, 3, …): doubling from `initialMs`, at most `maximumMs`. */
+export function retryBackoffMs(round: number, initialMs = NOTIFY_BACKOFF_MS, maximumMs = NOTIFY_BACKOFF_MAX_MS): number {
+  return Math.min(2 ** (round - 2) * initialMs, maximumMs);
+}
 
 export class Notifier {
   /** Deliveries in flight; the run waits a little for them before it ends, or they would never be sent. */
   private readonly deliveries = new Set<Promise<unknown>>();
+  /** Final pages not delivered yet, handed to the pager if still undelivered at the close. */
+  private readonly undeliveredFinal = new Set<Notification>();
 
   /** `watchers`: the scope of the run's background work, cancelled when the run ends. */
   constructor(
@@ -40,11 +63,10 @@ export class Notifier {
    * (shown in the status) and the run carries on: a DR run never waits on email.
    */
   async announce(n: Outgoing): Promise<'delivered' | 'retrying'> {
-    const notification = this.notification(n);
-    this.ledger.status.notifications.pending++;
+    const notification = this.pending(n);
     try {
-      await notifications.notify.executeWithOptions(notifyOptions(notification), [notification]);
-      this.delivered();
+      await deliverOnce(notification);
+      this.delivered(notification);
       return 'delivered';
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -62,13 +84,12 @@ export class Notifier {
 
   /** Delivers in the background, retrying with backoff until delivered or the run ends. */
   deliver(n: Outgoing): void {
-    const notification = this.notification(n);
-    this.ledger.status.notifications.pending++;
+    const notification = this.pending(n);
     this.track(
       CancellationScope.nonCancellable(async () => {
         try {
-          await notifications.notify.executeWithOptions(notifyOptions(notification), [notification]);
-          this.delivered();
+          await deliverOnce(notification);
+          this.delivered(notification);
         } catch (err) {
           this.undelivered(notification, err, 1);
           // A status update is stale by the next one: only pages and declarations keep retrying.
@@ -92,10 +113,41 @@ export class Notifier {
       .catch(ignoreCancellation);
   }
 
-  /** Gives deliveries started near the end (the last page) up to a minute to go out. */
+  /** Runs from before the pager: deliveries started near the end (the last page) get up to a minute to go out. */
   async flush(): Promise<void> {
     if (this.deliveries.size === 0) return;
-    await CancellationScope.nonCancellable(() => Promise.race([Promise.allSettled([...this.deliveries]), sleep(DELIVERY_FLUSH_MS, { summary: 'last notifications' })]));
+    await CancellationScope.nonCancellable(() => Promise.race([this.settled(), sleep(DELIVERY_FLUSH_MS, { summary: 'last notifications' })]));
+  }
+
+  /** Whether no delivery is in flight or retrying. */
+  get idle(): boolean {
+    return this.deliveries.size === 0;
+  }
+
+  /** Settles when every delivery in flight has ended, delivered or not (the caller bounds the wait). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.deliveries]);
+  }
+
+  /**
+   * At the run's close: the final pages still undelivered go to the run's pager, which retries them
+   * until delivered or acknowledged (`lifeboat ack`); the run waits only for the server to start it.
+   */
+  async handOff(): Promise<void> {
+    const pages = [...this.undeliveredFinal];
+    if (pages.length === 0) return;
+    const { workflowId, runId } = workflowInfo();
+    const id = pagerWorkflowId(workflowId, runId);
+    await startChild(pager, {
+      workflowId: id,
+      args: [{ workflowId, runId, notifications: pages }],
+      // The pager must outlive the run: a "finish by hand" page is the last thing a failed run says.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      cancellationType: ChildWorkflowCancellationType.ABANDON,
+      staticSummary: `last pages of ${workflowId}: ${pages.map((p) => p.subject).join('; ')}`,
+    });
+    this.ledger.status.notifications.pager = id;
+    this.ledger.record('escalation', `${pages.length} undelivered final page(s) handed to the pager ${id}, which retries until delivered or acknowledged`);
   }
 
   private retryDelivery(notification: Notification): void {
@@ -113,11 +165,10 @@ export class Notifier {
 
   private async retryDeliveryLoop(notification: Notification): Promise<void> {
     for (let attempt = 2; ; attempt++) {
-      const backoff = Math.min(2 ** (attempt - 2) * NOTIFY_BACKOFF_MS, NOTIFY_BACKOFF_MAX_MS);
-      await sleep(backoff, { summary: `retry notification "${notification.subject}"` });
+      await sleep(retryBackoffMs(attempt), { summary: `retry notification "${notification.subject}"` });
       try {
-        await notifications.notify.executeWithOptions(notifyOptions(notification), [notification]);
-        this.delivered();
+        await deliverOnce(notification);
+        this.delivered(notification);
         this.ledger.record('escalation', `delivered "${notification.subject}" after ${attempt} rounds`);
         this.ledger.publish();
         return;
@@ -127,7 +178,16 @@ export class Notifier {
     }
   }
 
-  private delivered(): void {
+  /** Counts `n` as pending; a final page is remembered until delivered. */
+  private pending(n: Outgoing): Notification {
+    const notification = this.notification(n);
+    this.ledger.status.notifications.pending++;
+    if (FINAL_KINDS.has(notification.kind)) this.undeliveredFinal.add(notification);
+    return notification;
+  }
+
+  private delivered(notification: Notification): void {
+    this.undeliveredFinal.delete(notification);
     this.ledger.status.notifications.pending--;
     this.ledger.status.notifications.delivered++;
   }
@@ -160,13 +220,4 @@ export class Notifier {
       link: ui ? `${ui.replace(/\/$/, '')}/namespaces/${namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}` : undefined,
     };
   }
-}
-
-/** One round: the activity tries every channel of the audience; the rounds are retried here, with backoff. */
-function notifyOptions(n: Notification) {
-  return {
-    startToCloseTimeout: '60 seconds',
-    retry: { initialInterval: '1 second', maximumAttempts: 2 },
-    summary: `notify ${n.audience}: ${n.subject}`,
-  } as const;
 }

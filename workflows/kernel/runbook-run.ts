@@ -8,7 +8,7 @@
  * procedure and watchers run in, and how a cancel and the end are handled.
  * Deterministic orchestration only: every side effect is an activity.
  */
-import { ApplicationFailure, CancellationScope, patched, TemporalFailure, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, sleep, TemporalFailure, workflowInfo } from '@temporalio/workflow';
 import { FailureType } from '../../contract/failures';
 import type { TargetRef } from '../../contract/holds';
 import type { ReturnDuty } from '../../contract/return-watch';
@@ -27,6 +27,11 @@ import { Notifier, type Outgoing } from './notifications';
 import type { GateId, Plan, RunbookRunOptions, StepId } from './plan';
 import { leaveReturnWatch } from './return-watches';
 import { Steps, type StepOptions } from './steps';
+
+/** Runs started before records outlived their run replay the old close: waiting for the bucket, a minute for the channels. */
+const PATCH_RECORDS_OUTLIVE_RUN = 'lifeboat-records-outlive-run';
+/** How long a closing run gives its last evidence records and pages before it hands them over. */
+const CLOSE_GRACE_MS = 5_000;
 
 export { failureMessage, isDeadline } from './failures';
 export type { GateDefinition, GateId, Plan, RunbookRunOptions, StepDefinition, StepId } from './plan';
@@ -59,6 +64,7 @@ export class RunbookRun<P extends Plan = Plan> {
   /** Target holds (runs started before holds existed replay without them). */
   private readonly holdsEnabled: boolean;
   private claimed: ClaimedHold[] = [];
+  private closing: Promise<void> | undefined;
   /** What refused the run before it changed anything: a held target, or admission. */
   private refusal: { failure: TemporalFailure; by: 'hold' | 'admission' } | undefined;
   /** Admitted under the worker's policy at start (runs started before admission existed replay without it). */
@@ -198,7 +204,8 @@ export class RunbookRun<P extends Plan = Plan> {
       }
       const result = await this.mainScope.run(procedure);
       ledger.finish('completed', 'completed', { result });
-      // The chain head in the result: editing or truncating the stored log is detected against it.
+      await this.close();
+      // The chain head in the result (and what is still pending): editing or truncating the stored log is detected against it.
       return this.evidence.enabled ? { ...result, evidence: this.evidence.current() } : result;
     } catch (err) {
       if (!(err instanceof TemporalFailure)) throw err; // a bug: fail the workflow task, keep the run for a fixed worker
@@ -214,13 +221,42 @@ export class RunbookRun<P extends Plan = Plan> {
       }
       throw await this.steps.recover(err);
     } finally {
+      await this.close();
+    }
+  }
+
+  /** The run's end, once whichever way it ends: free the targets, then the last records and pages. */
+  private close(): Promise<void> {
+    this.closing ??= (async () => {
       this.watchers.cancel();
-      ledger.publish();
+      this.ledger.publish();
       // The targets are free for the next run as soon as this one can change nothing more.
       if (this.claimed.length > 0) await CancellationScope.nonCancellable(() => releaseHolds(this.claimed));
-      await this.notifier.flush();
-      await this.evidence.flush();
+      if (!patched(PATCH_RECORDS_OUTLIVE_RUN)) {
+        await this.notifier.flush();
+        await this.evidence.settled();
+        return;
+      }
+      await CancellationScope.nonCancellable(() => this.handOffRecords());
+    })();
+    return this.closing;
+  }
+
+  /**
+   * A parent waits on this run's outcome, not on a bucket or a phone: the last evidence records and
+   * final pages get a few seconds, then what is left goes to workflows that outlive the run (its
+   * evidence keeper, its pager) and the run closes; its result and status say what is pending.
+   */
+  private async handOffRecords(): Promise<void> {
+    if (!this.notifier.idle || !this.evidence.stored) {
+      await Promise.race([Promise.all([this.notifier.settled(), this.evidence.settled()]), sleep(CLOSE_GRACE_MS, { summary: 'last evidence records and pages' })]);
     }
+    // Never a reason to fail a run that has ended (or to replace its failure): a handover that fails is recorded.
+    for (const handover of await Promise.allSettled([this.notifier.handOff(), this.evidence.handOff()])) {
+      if (handover.status === 'rejected') this.ledger.record('escalation', `could not hand the run's last records or pages to a workflow that outlives it: ${failureMessage(handover.reason)}`);
+    }
+    if (this.evidence.enabled) this.ledger.status.evidence = this.evidence.current();
+    this.ledger.publish();
   }
 
   /** Admission under the worker's policy (admission.ts); a refusal ends the run before it claims or changes anything. */
