@@ -18,6 +18,11 @@ export interface GovernanceDependencies {
   runbookTypes: ReadonlySet<string>;
   /** schedules.initiator: who scheduled runs start as. */
   scheduleInitiator?: string;
+  /**
+   * The startDigest of the input the worker's own config schedules under `scheduleId` (what `schedules apply`
+   * writes), or undefined for a Schedule the config does not ask for: only those vouch for a run.
+   */
+  scheduledInput?(scheduleId: string): string | undefined;
   /** How long to look for this run among the Schedule's actions (the scheduler records a start just after it). */
   scheduleLookupMs?: number;
 }
@@ -37,10 +42,10 @@ export function createGovernanceActivities(deps: { governance?: GovernanceDepend
         return { policy, origin: await scheduleOrigin(client(), governance, input, input.scheduledBy) };
       }
       if (!input.parent) return { policy, origin: { kind: 'client' } };
-      const { origin, status } = await parentOrigin(client(), governance, input.parent);
+      const { origin, status } = await parentOrigin(client(), governance, input);
       if (!input.preApproval) return { policy, origin };
       if (!status) return { policy, origin, preApproval: { refused: origin.kind === 'parent' ? (origin.why ?? 'the parent is not verified') : 'no parent' } };
-      return { policy, origin, preApproval: checkPreApproval(input.parent.workflowId, status, input.preApproval) };
+      return { policy, origin, preApproval: await confirmWithParent(client(), input, status, input.preApproval) };
     },
   };
 }
@@ -50,6 +55,10 @@ export type GovernanceActivities = ReturnType<typeof createGovernanceActivities>
 /** A Schedule vouches for a run only if it exists, runs this workflow type and lists this very run among its actions. */
 async function scheduleOrigin(client: Client, governance: GovernanceDependencies, input: AdmissionRequest, scheduleId: string): Promise<RunOrigin> {
   const refuse = (why: string): RunOrigin => ({ kind: 'schedule', scheduleId, verified: false, why });
+  // Any client may create a Schedule: only one the worker's own config asks for, with the very input it schedules, vouches.
+  const expected = governance.scheduledInput?.(scheduleId);
+  if (expected === undefined) return refuse(`'${scheduleId}' is not a Schedule of this worker's config (schedules:)`);
+  if (expected !== input.inputDigest) return refuse(`the run's input is not the one the worker's config schedules under '${scheduleId}' (the Schedule was changed outside 'lifeboat schedules apply')`);
   const deadline = Date.now() + (governance.scheduleLookupMs ?? 20_000);
   for (;;) {
     let description;
@@ -72,8 +81,10 @@ async function scheduleOrigin(client: Client, governance: GovernanceDependencies
 }
 
 /** A parent vouches for a child only if it is an open run of one of this worker's runbooks; its status says who started it. */
-async function parentOrigin(client: Client, governance: GovernanceDependencies, parent: { workflowId: string; runId: string }): Promise<{ origin: RunOrigin; status?: RunbookStatus }> {
+async function parentOrigin(client: Client, governance: GovernanceDependencies, input: AdmissionRequest): Promise<{ origin: RunOrigin; status?: RunbookStatus }> {
+  const parent = input.parent as NonNullable<AdmissionRequest['parent']>;
   const base = { kind: 'parent' as const, workflowId: parent.workflowId };
+  if (parent.namespace !== input.namespace) return { origin: { ...base, verified: false, why: `the parent runs in namespace ${parent.namespace}, not ${input.namespace}` } };
   let description;
   try {
     description = await client.workflow.getHandle(parent.workflowId, parent.runId).describe();
@@ -86,13 +97,33 @@ async function parentOrigin(client: Client, governance: GovernanceDependencies, 
     return { origin: { ...base, workflowType, verified: false, why: `the parent is a ${workflowType}, not a runbook of this worker` } };
   }
   if (description.status.name !== 'RUNNING') return { origin: { ...base, workflowType, verified: false, why: `the parent run has ended (${description.status.name.toLowerCase()})` } };
+  // A workflow type is only a name: a parent on another task queue is served by someone else's worker.
+  if (description.taskQueue !== input.taskQueue) return { origin: { ...base, workflowType, verified: false, why: `the parent runs on task queue ${description.taskQueue}, not this worker's ${input.taskQueue}` } };
   const status = await client.workflow.getHandle(parent.workflowId, parent.runId).query(statusQuery);
   return { origin: { ...base, workflowType, verified: true, initiator: status.initiator }, status };
 }
 
+/**
+ * The parent lists a child as running once it has seen the child start, which may come just after the child's
+ * first task: ask again for a few seconds before concluding the parent does not wait on this run.
+ */
+async function confirmWithParent(client: Client, input: AdmissionRequest, first: RunbookStatus, pre: PreApproval): Promise<{ verified: VerifiedPreApproval } | { refused: string }> {
+  const parent = input.parent as NonNullable<AdmissionRequest['parent']>;
+  const deadline = Date.now() + 10_000;
+  let status = first;
+  for (;;) {
+    const listed = status.children.some((c) => c.workflowId === input.workflowId && c.state === 'running');
+    if (listed || Date.now() > deadline) return checkPreApproval(parent.workflowId, status, pre, input.workflowId);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    status = await client.workflow.getHandle(parent.workflowId, parent.runId).query(statusQuery);
+  }
+}
+
 /** The parent's own record of the gate: approved, this opening, at this time; its approvers (and comment) are the ones the child counts. */
-function checkPreApproval(parent: string, status: RunbookStatus, pre: PreApproval): { verified: VerifiedPreApproval } | { refused: string } {
+function checkPreApproval(parent: string, status: RunbookStatus, pre: PreApproval, child: string): { verified: VerifiedPreApproval } | { refused: string } {
   if (pre.parent !== undefined && pre.parent !== parent) return { refused: `it names ${pre.parent} as its parent, but the run's parent is ${parent}` };
+  // The parent must be waiting on this very child now (an approval is not reusable by a reset or a later run).
+  if (!status.children.some((c) => c.workflowId === child && c.state === 'running')) return { refused: `the parent ${parent} does not list ${child} among its running children` };
   const gate = pre.gate !== undefined ? status.gates.find((g) => g.id === pre.gate) : status.gates.find((g) => g.state === 'approved' && g.decidedAt === pre.at);
   if (!gate) return { refused: `the parent ${parent} has no gate ${pre.gate ?? `approved at ${pre.at}`}` };
   if (gate.state !== 'approved') return { refused: `gate ${gate.id} of ${parent} is ${gate.state}, not approved` };

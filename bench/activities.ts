@@ -39,7 +39,7 @@ export function benchActivities(databases: ReadonlyMap<string, DatabaseProvider>
       backups: new Map(),
       evidence: [mirrorEvidenceStore(evidenceDir)],
       notifications: { routes: { incident: [channel], oncall: [channel] }, record: async () => undefined },
-      governance: workerGovernance(benchConfig('127.0.0.1:7233', 0).config, ['benchEvacuation']),
+      governance: workerGovernance(benchConfig('127.0.0.1:7233', 0), ['benchEvacuation']),
       temporal,
     }),
     ...benchOnlyActivities,

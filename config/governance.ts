@@ -5,6 +5,7 @@
  * the CLI builds the same rules into the input, which the run may only narrow.
  */
 import type { TrustedPolicy } from '../contract/governance';
+import { RUNBOOK_DEFINITIONS } from '../contract/registry';
 import type { GatePolicy } from '../contract/runbook';
 import type { LifeboatConfig } from './schema';
 
@@ -25,5 +26,6 @@ export function trustedPolicy(config: LifeboatConfig, runbook: string): TrustedP
     approvalKeys: Object.fromEntries(Object.entries(config.people).flatMap(([name, p]) => (p.publicKey ? [[name, p.publicKey]] : []))),
     signatures: config.approvals.signatures,
     gates: configuredGates(config, runbook),
+    strict: RUNBOOK_DEFINITIONS.some((d) => d.name === runbook),
   };
 }

@@ -32,6 +32,18 @@ export function approvalMessage(f: SignedFields): Uint8Array {
 export const START_FORMAT = 'lifeboat-start/1';
 export const CANCEL_FORMAT = 'lifeboat-cancel/1';
 export const RESOLVE_FORMAT = 'lifeboat-resolve/1';
+export const ACK_FORMAT = 'lifeboat-ack/1';
+
+/** An acknowledgement of a run's last pages, bound to its pager. */
+export interface SignedAck {
+  pager: string;
+  by: string;
+  comment: string;
+}
+
+export function ackMessage(f: SignedAck): Uint8Array {
+  return lines([ACK_FORMAT, f.pager, f.by, f.comment]);
+}
 
 /** A run's start, signed by its initiator: the digest covers the whole input but the signature itself. */
 export interface SignedStart {

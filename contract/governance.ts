@@ -21,6 +21,8 @@ export interface TrustedPolicy {
   signatures: 'optional' | 'required';
   /** The runbook's gate rules in the config (empty for a runbook the config has no rules for). */
   gates: Record<string, GatePolicy>;
+  /** A registered runbook: every gate of its run needs a rule in the worker's config (a test's or a bench's runbook is not). */
+  strict?: boolean;
 }
 
 /**
@@ -60,10 +62,15 @@ export interface AdmissionRequest {
   workflowId: string;
   firstExecutionRunId: string;
   workflowType: string;
+  namespace: string;
+  /** The run's task queue: a parent must run on the same one (this worker's), not on a queue anyone could serve. */
+  taskQueue: string;
   /** The parent the server recorded (workflowInfo().parent), never one the input names. */
-  parent?: { workflowId: string; runId: string };
+  parent?: { workflowId: string; runId: string; namespace: string };
   /** The server's TemporalScheduledById, when it set one. */
   scheduledBy?: string;
+  /** startDigest of the run's input: a scheduled run's input must be what the worker's config schedules. */
+  inputDigest?: string;
   preApproval?: PreApproval;
 }
 
@@ -96,12 +103,16 @@ export interface Admission {
   summary: string;
 }
 
-/** How far a signed start's `signedAt` may be from the run's start. */
+/** How long before the run's start a start may have been signed. */
 export const START_SIGNATURE_MAX_AGE_SECONDS = 600;
+/** How far after the run's start a signature's time may be (clock skew between the signer and the server). */
+export const START_SIGNATURE_SKEW_SECONDS = 60;
 
 /** Decides whether a run may go on, and with which policy. Pure: the same facts give the same answer in replay. */
 export function admitRun(facts: AdmissionFacts, given: GivenRun): Admission {
   const { policy, origin } = facts;
+  const malformed = malformedInput(given);
+  if (malformed) return { refusals: [malformed], context: given.context, gates: {}, summary: 'refused: malformed input' };
   const refusals: string[] = [];
   const widenings: string[] = [];
   const people = narrowPeople(policy.people, given.context.people, widenings);
@@ -112,6 +123,10 @@ export function admitRun(facts: AdmissionFacts, given: GivenRun): Admission {
     widenings.push(`signatures: the worker requires signed decisions (approvals.signatures: required), the input says ${given.context.signatures ?? 'optional'}`);
   }
   const gates = narrowGates(policy.gates, given.gates, widenings);
+  if (policy.strict) {
+    const unruled = Object.keys(given.gates).filter((id) => !Object.hasOwn(policy.gates, id));
+    if (unruled.length > 0) refusals.push(`the worker's config has no rules for gate ${unruled.join(', ')} of this runbook: configure runbooks.<runbook>.gates on the worker`);
+  }
   if (widenings.length > 0) refusals.push(`the run's input disagrees with the worker's policy (it may narrow it, never widen it): ${widenings.join('; ')}`);
   const signatures = policy.signatures === 'required' || given.context.signatures === 'required' ? 'required' : 'optional';
   const approvalKeys = Object.fromEntries(Object.entries(policy.approvalKeys).filter(([who]) => Object.hasOwn(people, who)));
@@ -144,6 +159,28 @@ export function admitRun(facts: AdmissionFacts, given: GivenRun): Admission {
   }
   const summary = `${describeOrigin(origin)}; policy from the worker's config (signatures ${signatures}${startSignature !== undefined ? ', start signed' : ''})`;
   return { refusals, context, gates, preApproval, summary };
+}
+
+/** What makes the input unreadable as a run's context and gate rules (the run is refused, never crashed on). */
+function malformedInput(given: GivenRun): string | undefined {
+  const { context, gates } = given;
+  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isRecord(context)) return 'the run context (run) must be an object';
+  if (typeof context.initiator !== 'string' || context.initiator === '') return 'the run context must name its initiator';
+  if (!isRecord(context.people) || !Object.values(context.people).every((r) => Array.isArray(r) && r.every((x) => typeof x === 'string'))) {
+    return 'run.people must map each person to a list of roles';
+  }
+  if (context.approvalKeys !== undefined && (!isRecord(context.approvalKeys) || !Object.values(context.approvalKeys).every((k) => typeof k === 'string'))) {
+    return 'run.approvalKeys must map people to base64 public keys';
+  }
+  if (!isRecord(gates)) return 'the gate rules must be an object';
+  const seconds = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  for (const [id, rule] of Object.entries(gates)) {
+    if (!isRecord(rule) || !seconds(rule.escalateAfterSeconds) || !seconds(rule.timeoutSeconds) || (rule.twoPerson !== undefined && typeof rule.twoPerson !== 'boolean')) {
+      return `gate rule ${id} must have escalateAfterSeconds and timeoutSeconds (seconds, finite) and an optional boolean twoPerson`;
+    }
+  }
+  return undefined;
 }
 
 /** The given people, each with no role the worker's config does not give them. */
@@ -182,7 +219,7 @@ function narrowGates(trusted: Record<string, GatePolicy>, given: Readonly<Record
 function judgeOrigin(origin: RunOrigin, initiator: string, refusals: string[]): boolean {
   if (origin.kind === 'schedule') {
     if (!origin.verified) {
-      refusals.push(`the run carries the Schedule id ${origin.scheduleId}, but that Schedule did not start it (${origin.why ?? 'unverified'})`);
+      refusals.push(`the run carries the Schedule id ${origin.scheduleId}, but that Schedule does not vouch for it (${origin.why ?? 'unverified'})`);
       return false;
     }
     if (origin.initiator !== undefined && origin.initiator !== initiator) {
@@ -211,8 +248,10 @@ function refuseStartSignature(given: GivenRun, policy: TrustedPolicy, signature:
     return `the start signature is not ${initiator}'s signature of this start (workflow ${given.workflowId}, ${given.workflowType}, this input): signed with another key, for another run, or the input was altered`;
   }
   const at = signedAt === undefined ? Number.NaN : Date.parse(signedAt);
-  if (Number.isNaN(at) || Math.abs(given.startTime.getTime() - at) > START_SIGNATURE_MAX_AGE_SECONDS * 1000) {
-    return `the start was signed at ${signedAt ?? '(no time)'}, more than ${START_SIGNATURE_MAX_AGE_SECONDS}s from the run's start: sign it again`;
+  const age = given.startTime.getTime() - at;
+  // Signed before the start (a minute's clock skew allowed), and recently.
+  if (Number.isNaN(at) || age > START_SIGNATURE_MAX_AGE_SECONDS * 1000 || age < -START_SIGNATURE_SKEW_SECONDS * 1000) {
+    return `the start was signed at ${signedAt ?? '(no time)'}, not within the ${START_SIGNATURE_MAX_AGE_SECONDS}s before the run's start: sign it again`;
   }
   return undefined;
 }

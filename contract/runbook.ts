@@ -368,6 +368,10 @@ export interface PagerInput {
   /** Pause after the first failed round, doubled up to `maximumIntervalSeconds` (defaults 5 s and 300 s). */
   initialIntervalSeconds?: number;
   maximumIntervalSeconds?: number;
+  /** Who may acknowledge: the run's people as it was admitted, and whether an acknowledgement must be signed. */
+  people?: Record<string, Role[]>;
+  approvalKeys?: Record<string, string>;
+  signatures?: 'optional' | 'required';
 }
 
 export interface PageOutcome {
@@ -388,6 +392,8 @@ export interface PagerResult {
 export interface AcknowledgeRequest {
   by: string;
   comment?: string;
+  /** Ed25519 signature by `by` (contract/approvals.ts ackMessage): required when the run's signatures are. */
+  signature?: string;
 }
 
 /** Stops a pager's retries: a person has the message. An Update, so the CLI learns what was still undelivered. */

@@ -114,7 +114,10 @@ describe('admitRun: who started the run', () => {
     const altered = { ...good, mode: 'unplanned' };
     expect(admitRun(facts(required), given({ context: altered.run, input: altered })).refusals[0]).toMatch(/or the input was altered$/);
     const stale = signedInput('alice', run, 'db-promotion:orders', '2026-12-01T05:00:00.000Z');
-    expect(admitRun(facts(required), given({ context: stale.run, input: stale })).refusals).toEqual(['the start was signed at 2026-12-01T05:00:00.000Z, more than 600s from the run\'s start: sign it again']);
+    expect(admitRun(facts(required), given({ context: stale.run, input: stale })).refusals).toEqual(["the start was signed at 2026-12-01T05:00:00.000Z, not within the 600s before the run's start: sign it again"]);
+    // Dated after the start (beyond a minute's skew): a signature made to be replayed later.
+    const future = signedInput('alice', run, 'db-promotion:orders', '2026-12-02T05:08:00.000Z');
+    expect(admitRun(facts(required), given({ context: future.run, input: future })).refusals).toEqual(["the start was signed at 2026-12-02T05:08:00.000Z, not within the 600s before the run's start: sign it again"]);
   });
 
   it('a signature is checked even when the worker does not require one', () => {
@@ -126,7 +129,7 @@ describe('admitRun: who started the run', () => {
     const run = context({ signatures: 'required' });
     expect(admitRun(facts(required, { kind: 'schedule', scheduleId: 'lifeboat-drill', verified: true, initiator: 'alice' }), given({ context: run })).refusals).toEqual([]);
     expect(admitRun(facts(required, { kind: 'schedule', scheduleId: 'lifeboat-drill', verified: false, why: 'it is not among its actions' }), given({ context: run })).refusals).toEqual([
-      'the run carries the Schedule id lifeboat-drill, but that Schedule did not start it (it is not among its actions)',
+      'the run carries the Schedule id lifeboat-drill, but that Schedule does not vouch for it (it is not among its actions)',
       "this worker requires signed starts (approvals.signatures: required): start it with 'lifeboat start … --as alice --key <alice's private key>'",
     ]);
     expect(admitRun(facts(required, { kind: 'schedule', scheduleId: 'lifeboat-drill', verified: true, initiator: 'carol' }), given({ context: run })).refusals[0]).toBe(

@@ -114,10 +114,32 @@ describe('schedules', () => {
     });
     const failure = await handle.result().then(() => undefined, (err: unknown) => (err as WorkflowFailedError).cause as ApplicationFailure);
     expect(failure?.type).toBe(FailureType.RunRefused);
-    expect(failure?.message).toMatch(/^refused: the run carries the Schedule id lifeboat:backup-restore-test:orders, but that Schedule did not start it \(Schedule 'lifeboat:backup-restore-test:orders' did not start/);
+    // Its input is not the one the config schedules (and the Schedule never started it).
+    expect(failure?.message).toBe("refused: the run carries the Schedule id lifeboat:backup-restore-test:orders, but that Schedule does not vouch for it (the run's input is not the one the worker's config schedules under 'lifeboat:backup-restore-test:orders' (the Schedule was changed outside 'lifeboat schedules apply'))");
     const status = await handle.query(statusQuery);
     expect(status.state).toBe('refused');
     expect(status.steps.every((s) => s.state === 'pending')).toBe(true);
+  });
+
+  it('a Schedule the worker’s config does not ask for vouches for nothing: its run is refused', async () => {
+    const plan = planStart(lab.loaded, { runbook: 'backup-restore-test', as: 'alice', drill: true, params: ['database=orders'], scheduled: true, id: 'backup-restore-test:orders:own' });
+    const scheduleId = `own-schedule-${process.pid}`;
+    const own = await temporal.client.schedule.create({
+      scheduleId,
+      spec: { intervals: [{ every: '365 days' }] },
+      action: { type: 'startWorkflow', workflowType: plan.workflowType, args: [plan.input], taskQueue: lab.taskQueue, workflowId: plan.workflowId },
+      state: { paused: true },
+    });
+    try {
+      await own.trigger();
+      const runId = await scheduledRun(scheduleId);
+      const handle = temporal.client.workflow.getHandle(runId);
+      const failure = await handle.result().then(() => undefined, (err: unknown) => (err as WorkflowFailedError).cause as ApplicationFailure);
+      expect(failure?.type).toBe(FailureType.RunRefused);
+      expect(failure?.message).toBe(`refused: the run carries the Schedule id ${scheduleId}, but that Schedule does not vouch for it ('${scheduleId}' is not a Schedule of this worker's config (schedules:))`);
+    } finally {
+      await own.delete();
+    }
   });
 
   it('a run that only says it was scheduled is not taken for one: its clock starts at the detection time it carries', async () => {

@@ -4,17 +4,21 @@
  * history) and is admitted under that policy, or refused with the reason
  * (contract/governance.ts judges; this room asks and applies).
  */
-import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import { startDigest } from '../../contract/approvals';
 import type { GovernanceActivities } from '../../activities/governance';
 import { FailureType } from '../../contract/failures';
 import { admitRun, type Admission, type AdmissionFacts } from '../../contract/governance';
-import { call } from '../call';
 import { failureMessage } from './failures';
 import type { RunLedger } from './ledger';
 import { scheduleIdOf } from './clocks';
 
-const governance = proxyActivities<GovernanceActivities>({
-  // The Schedule check polls for up to 20 s while the scheduler records the start.
+/**
+ * A local activity: it runs in this worker and leaves only a marker in history, so no client can complete
+ * it with an answer of its own (a regular activity can be completed by anyone who knows its id).
+ * The Schedule check polls for up to 20 s while the scheduler records the start.
+ */
+const governance = proxyLocalActivities<GovernanceActivities>({
   startToCloseTimeout: '60 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.NotConfigured] },
 });
@@ -25,16 +29,20 @@ export async function admit(ledger: RunLedger): Promise<Admission> {
   const { options } = ledger;
   let facts: AdmissionFacts;
   try {
-    facts = await call(governance.admitRun, {}, "admission: the worker's policy and the run's origin", {
+    facts = await governance.admitRun({
       runbook: ledger.runbook,
       workflowId: info.workflowId,
       firstExecutionRunId: info.firstExecutionRunId,
       workflowType: info.workflowType,
-      parent: info.parent ? { workflowId: info.parent.workflowId, runId: info.parent.runId } : undefined,
+      namespace: info.namespace,
+      taskQueue: info.taskQueue,
+      parent: info.parent ? { workflowId: info.parent.workflowId, runId: info.parent.runId, namespace: info.parent.namespace } : undefined,
       scheduledBy: scheduleIdOf(),
+      inputDigest: options.input === undefined ? undefined : startDigest(options.input),
       preApproval: options.preApproved,
     });
   } catch (err) {
+    if (isCancellation(err)) throw err; // cancelled while being admitted: a cancel, not a refusal
     throw refuse(ledger, [`the worker could not admit the run: ${failureMessage(err)}`]);
   }
   const admission = admitRun(facts, {

@@ -53,7 +53,9 @@ export class Gates {
     gate.decidedBy = gate.decidedAt = gate.comment = gate.escalatedAt = undefined;
     gate.approvals = [];
     if (options.preApproved && options.setAside !== undefined) {
-      ledger.record('pre-approval-set-aside', `gate ${id}: the approval by ${options.preApproved.by} at the parent run's gate does not cover this: ${options.setAside}; a person must approve here`, { by: options.preApproved.by, gate: id });
+      // Who approved at the parent: its own record when the run was admitted with it, else (older runs) the input's word.
+      const by = this.admitted?.preApproval?.approvers.join(' + ') ?? options.preApproved.by;
+      ledger.record('pre-approval-set-aside', `gate ${id}: the approval by ${by} at the parent run's gate does not cover this: ${options.setAside}; a person must approve here`, { by, gate: id });
     } else if (options.preApproved && this.admitted) {
       // The parent's own record, checked at admission; its approvers count here only if they may decide this gate.
       const pre = this.admitted.preApproval;

@@ -250,7 +250,10 @@ export class RunLedger {
 
 /** Who may decide the run's gates: every approver but the initiator. */
 function approversOf(context: RunbookRunOptions['context']): string[] {
-  return Object.entries(context.people)
-    .filter(([name, roles]) => hasRole(roles, ROLE_SETS.decide) && name !== context.initiator)
+  // Read before admission too, from an input nobody has checked yet: a malformed one gives nobody, never a crash.
+  const people: unknown = context.people;
+  if (typeof people !== 'object' || people === null) return [];
+  return Object.entries(people as Record<string, unknown>)
+    .filter(([name, roles]) => Array.isArray(roles) && hasRole(roles, ROLE_SETS.decide) && name !== context.initiator)
     .map(([name]) => name);
 }

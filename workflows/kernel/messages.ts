@@ -25,7 +25,15 @@ import type { Gates } from './gates';
 import type { RunLedger } from './ledger';
 import type { Steps } from './steps';
 
-export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps): void {
+/** What the run tells its handlers: whether it was admitted under the worker's policy, and how a cancel it accepted takes effect. */
+export interface HandlerHooks {
+  /** Runs admitted at start check signed cancels and resolutions (older runs replay as they ran). */
+  governed: boolean;
+  /** A cancel the run accepted (signed, when signatures are required): the run rolls back now. */
+  cancelAccepted(): void;
+}
+
+export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps, hooks: HandlerHooks = { governed: false, cancelAccepted: () => undefined }): void {
   // ledger.context, read at each message: the run adopts the worker's policy at admission.
   const decide = (request: DecideRequest): DecideResult => {
     const refusal = gates.refusal(request);
@@ -61,12 +69,13 @@ export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps):
     const { workflowId, runId } = workflowInfo();
     const refusal = refuseOperator(request.by, context, 'cancel a run')
       ?? (typeof request.reason !== 'string' || request.reason.trim() === '' ? 'a cancel needs a reason' : undefined)
-      ?? refuseSignedCommand(request.signature, request.by, context, 'cancel', () => cancelMessage({ workflowId, runId, by: request.by, reason: request.reason }))
+      ?? (hooks.governed ? refuseSignedCommand(request.signature, request.by, context, 'cancel', () => cancelMessage({ workflowId, runId, by: request.by, reason: request.reason })) : undefined)
       ?? (isFinalState(status.state) ? `the run has already ended (${status.state})` : undefined)
       ?? (status.pointOfNoReturnPassed ? 'the run is past its point of no return: cancelling would not roll it back; let it finish or resolve by hand' : undefined);
     if (refusal) return refuse(ledger, 'cancel', request, refusal);
     ledger.record('cancel-requested', `cancel requested: ${request.reason}`, { by: request.by });
     ledger.publish();
+    if (hooks.governed) hooks.cancelAccepted();
     return { accepted: true as const };
   }, {
     validator: (request) => {
@@ -79,7 +88,7 @@ export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps):
     const attention = status.attention?.id ?? '';
     const refusal = refuseResolve(request, context, steps.awaitingResolution)
       ?? (request.attention !== undefined && request.attention !== attention ? `the resolution is for another failed undo (${str(request.attention) ?? '?'}); the run waits on ${attention}` : undefined)
-      ?? refuseSignedCommand(request.signature, request.by, context, 'resolution', () => resolveMessage({ workflowId, runId, attention, action: request.action, by: request.by, comment: request.comment }));
+      ?? (hooks.governed ? refuseSignedCommand(request.signature, request.by, context, 'resolution', () => resolveMessage({ workflowId, runId, attention, action: request.action, by: request.by, comment: request.comment })) : undefined);
     if (refusal) {
       ledger.record('decision-refused', `resolve refused: ${refusal}`, { by: isObject(request) ? str(request.by) : undefined });
       ledger.publish();

@@ -69,6 +69,7 @@ export class RunbookRun<P extends Plan = Plan> {
   private refusal: { failure: TemporalFailure; by: 'hold' | 'admission' } | undefined;
   /** Admitted under the worker's policy at start (runs started before admission existed replay without it). */
   private readonly governed: boolean;
+  private cancelledByUpdate = false;
   /** Started by a Schedule (the context is rewritten, so this is kept apart). */
   private readonly scheduledRun: boolean;
 
@@ -87,7 +88,7 @@ export class RunbookRun<P extends Plan = Plan> {
     });
     this.steps = new Steps(this.ledger, this.notifier, this.clocks);
     this.gates = new Gates(this.ledger, this.notifier);
-    registerHandlers(this.ledger, this.gates, this.steps);
+    registerHandlers(this.ledger, this.gates, this.steps, { governed: this.governed, cancelAccepted: () => this.cancelFromUpdate() });
   }
 
   /**
@@ -292,8 +293,23 @@ export class RunbookRun<P extends Plan = Plan> {
     }
   }
 
+  /** A cancel the run accepted through requestCancel (who, why, signed when required) rolls it back at once. */
+  private cancelFromUpdate(): void {
+    if (this.cancelledByUpdate) return;
+    this.cancelledByUpdate = true;
+    this.mainScope.cancel();
+  }
+
   /** A cancel (CLI, UI, `temporal workflow cancel`) rolls back only before the point of no return. */
   private onCancelRequested(): void {
+    if (this.cancelledByUpdate) return; // already rolling back on the accepted request
+    if (this.governed && this.ledger.context.signatures === 'required') {
+      // Nobody signed this one: a raw `temporal workflow cancel` must not roll a run back where the worker requires signatures.
+      this.ledger.record('cancel-requested', "cancel ignored: this run's cancels must be signed ('lifeboat cancel … --key'); a raw workflow cancel names nobody");
+      this.notifier.escalate('escalation', 'warning', 'unsigned cancel ignored', 'Someone cancelled the run without a signed cancel request; it carries on. Cancel it with lifeboat cancel --key if it must stop.');
+      this.ledger.publish();
+      return;
+    }
     if (this.ledger.status.pointOfNoReturnPassed || this.steps.rollingBack) {
       this.ledger.record('cancel-requested', 'cancel ignored: the run is past its point of no return (or already rolling back); it carries on');
       this.notifier.escalate('escalation', 'warning', 'cancel ignored past the point of no return', 'Someone cancelled the run after its irreversible step; the run carries on to leave a consistent state.');

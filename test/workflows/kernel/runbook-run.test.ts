@@ -395,6 +395,14 @@ describe('admission: the worker decides who may do what', () => {
     });
   });
 
+  it('a malformed context is refused with what to fix, never a crashed workflow task', async () => {
+    const malformed = { ...rehearsalInput(), run: { ...rehearsalInput().run, people: null } } as unknown as RehearsalInput;
+    await withRun<typeof rehearsal>('malformed', 'rehearsal', [malformed], rehearsalFakes(), async ({ handle, calls }) => {
+      expect(await refusalOf(handle)).toBe('refused: run.people must map each person to a list of roles');
+      expect(calls.of('change')).toEqual([]);
+    });
+  });
+
   it('an input that widens the worker’s policy is refused with the difference; one that narrows it runs under it', async () => {
     const widened = rehearsalInput({ run: { ...rehearsalInput().run, people: { ...people, mallory: ['approver'], alice: ['commander', 'approver'] } } });
     await underPolicy((runbook) => ({ ...defaultPolicy(), gates: runbook === 'rehearsal' ? { promote: { escalateAfterSeconds: 60, timeoutSeconds: 120, twoPerson: true } } : {} as Record<string, GatePolicy> }), async () => {
@@ -462,9 +470,14 @@ describe('admission: the worker decides who may do what', () => {
         const { runId } = await handle.describe();
         const wrong = signMessage(loadApprovalKey(keyOf('alice')), cancelMessage({ workflowId: handle.workflowId, runId, by: 'alice', reason: 'another reason' }));
         expect(await refusedUpdate(handle.executeUpdate(requestCancelUpdate, { args: [{ by: 'alice', reason: 'false alarm', signature: wrong }] }))).toBe("the signature is not alice's signature of this cancel: signed with another key, for another run or request, or altered");
+        // A raw workflow cancel names nobody: ignored and recorded, the run still waits at its gate.
+        await handle.cancel();
+        const ignored = await waitForStatus(handle, (st) => st.events.some((e) => e.kind === 'cancel-requested' && e.detail.startsWith('cancel ignored')), 'the raw cancel to be ignored');
+        expect(ignored.gates[0]?.state).toBe('waiting');
+        expect(calls.of('undo')).toEqual([]);
+        // The signed request alone rolls the run back.
         const signature = signMessage(loadApprovalKey(keyOf('alice')), cancelMessage({ workflowId: handle.workflowId, runId, by: 'alice', reason: 'false alarm' }));
         await expect(handle.executeUpdate(requestCancelUpdate, { args: [{ by: 'alice', reason: 'false alarm', signature }] })).resolves.toEqual({ accepted: true });
-        await handle.cancel();
         await handle.result().catch(() => undefined);
         expect(undone(calls)).toEqual(['drain', 'freeze']);
         const status = await handle.query(statusQuery);

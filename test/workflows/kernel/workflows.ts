@@ -3,7 +3,7 @@
  * kernel (RunbookRun), whose steps are activities the test fakes, and the
  * real runbooks, run with fake activities too.
  */
-import { executeChild, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities, startChild, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { PreApproval } from '../../../contract/governance';
 import type { GatePolicy, RtoPolicy, RunContext } from '../../../contract/runbook';
 import { RunbookRun } from '../../../workflows/kernel/runbook-run';
@@ -113,9 +113,15 @@ export async function rehearsalParent(input: RehearsalParentInput): Promise<{ ch
   });
   return run.execute(async () => {
     const approval = await run.gate('go');
-    const child = await run.step('child', () =>
-      executeChild(rehearsal, { workflowId: `${workflowInfo().workflowId}-child`, args: [{ ...input.child, run: run.context, preApproved: parentApproval(approval) }] }),
-    );
+    const child = await run.step('child', async () => {
+      const workflowId = `${workflowInfo().workflowId}-child`;
+      const handle = await startChild(rehearsal, { workflowId, args: [{ ...input.child, run: run.context, preApproved: parentApproval(approval) }] });
+      // A parent lists the children it waits on: a child checks its pre-approval against that list.
+      run.trackChild({ workflowId, runbook: REHEARSAL_RUNBOOK, target: 'the lab', state: 'running' });
+      const result = await handle.result();
+      run.trackChild({ workflowId, runbook: REHEARSAL_RUNBOOK, target: 'the lab', state: 'completed' });
+      return result;
+    });
     return { child };
   });
 }
