@@ -2,6 +2,7 @@
 import { createBackupActivities, type BackupProvider } from './backup';
 import { createDatabaseActivities, type DatabaseProvider } from './database';
 import type { Client } from '@temporalio/client';
+import { createGovernanceActivities, type GovernanceDependencies } from './governance';
 import { createHoldActivities } from './holds';
 import { createDivergenceActivities, type DivergenceProvider } from './divergence';
 import { createEvidenceActivities, type EvidenceStore } from './evidence';
@@ -25,6 +26,8 @@ export interface ActivityDependencies {
   services?: ServiceControl;
   /** The worker's Temporal client (target holds read the server); set by createLifeboatWorker. */
   temporal?: Client;
+  /** The worker's trusted policy (people, keys, gate rules) that runs are admitted with. */
+  governance?: GovernanceDependencies;
 }
 
 export function createActivities(deps: ActivityDependencies) {
@@ -36,6 +39,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createNotificationActivities(deps.notifications),
     ...createTrafficActivities({ traffic: deps.traffic, services: deps.services }),
     ...createHoldActivities({ client: deps.temporal }),
+    ...createGovernanceActivities({ governance: deps.governance, client: deps.temporal }),
   };
 }
 

@@ -212,7 +212,7 @@ async function withWorker<T>(env: Env, namespace: string, taskQueue: string, dat
     namespace,
     taskQueue,
     workflowBundle: { code: env.benchBundle },
-    activities: benchActivities(databases, path.join(env.tmpDir, 'evidence')),
+    activities: benchActivities(databases, path.join(env.tmpDir, 'evidence'), client(env, namespace)),
   });
   return worker.runUntil(fn);
 }
@@ -323,10 +323,11 @@ async function fanout(env: Env): Promise<Section> {
   const method =
     `What: wall time of an evacuation-like parent run vs the number K of databases it promotes (ideal: flat). How: a bench workflow ` +
     `(bench/workflows benchEvacuation, real kernel) runs one step that starts K child runs of the REAL dbPromotion workflow through the real ` +
-    `promoteInParallel (workflows/procedures.ts), pre-approved (the kernel records the parent's approval and skips the gate), planned mode. ` +
+    `promoteInParallel (workflows/procedures.ts), pre-approved by the parent's gate (bob approves it as soon as it opens; each child checks that ` +
+    `approval with the parent at admission and skips its own gate), planned mode. ` +
     `The database is SIMULATED: an in-memory DatabaseProvider (bench/simulated-database.ts) behind the real createDatabaseActivities, where every ` +
     `provider call waits ${dbLatencyMs} ms; notifications go to the journal channel (no-op); evidence to a local mirror store in a temp dir. Each child makes ${callsPerChild} sequential provider calls ` +
-    `(inspect, fence, replay check, promote, write check), so the floor is ${floorMs} ms whatever K. Wall time = client start -> parent result; ` +
+    `(inspect, fence, replay check, promote, write check), so the floor is ${floorMs} ms whatever K. Wall time = the parent's gate approved -> parent result; ` +
     `R=${runs} runs per K after one warm-up run; median reported. One in-process worker, SDK default options (max 40 concurrent workflow tasks, ` +
     `100 activities). Machine: ${machineLine(env.machine)}.`;
   announce(title, method);
@@ -336,12 +337,20 @@ async function fanout(env: Env): Promise<Section> {
     const evacuate = async (k: number, label: string): Promise<number> => {
       const databases = Array.from({ length: k }, (_, i) => databaseName(i + 1));
       const callsBefore = SimulatedDatabase.calls;
-      const t = performance.now();
-      const { outcomes } = await c.workflow.execute<typeof benchEvacuation>('benchEvacuation', {
+      const handle = await c.workflow.start<typeof benchEvacuation>('benchEvacuation', {
         taskQueue,
         workflowId: `bench-evacuation-${k}-${label}-${Date.now()}`,
         args: [{ run, databases, mode: 'planned', policy }],
       });
+      // The parent's gate, approved by bob as soon as it opens: the clock starts at the approval, as an evacuation's fan-out does.
+      const deadline = Date.now() + 30_000;
+      while (!(await handle.query(statusQuery)).gates.some((g) => g.id === 'promote-databases' && g.state === 'waiting')) {
+        if (Date.now() > deadline) throw new Error(`fan-out K=${k}: the gate of ${handle.workflowId} did not open within 30 s`);
+        await delay(10);
+      }
+      const t = performance.now();
+      await handle.executeUpdate(decideUpdate, { args: [{ gate: 'promote-databases', approver: 'bob', decision: 'approve' }] });
+      const { outcomes } = await handle.result();
       const elapsed = performance.now() - t;
       const failed = outcomes.filter((o) => o.state !== 'promoted');
       if (failed.length > 0) throw new Error(`fan-out K=${k}: ${failed.length} promotions failed, e.g. ${failed[0]?.database}: ${failed[0]?.error}`);
@@ -366,7 +375,7 @@ async function fanout(env: Env): Promise<Section> {
         benchmark: title,
         parameters: `K=${k} child dbPromotion runs, ${dbLatencyMs} ms/simulated call, R=${runs}`,
         result: `wall median ${ms(s.median, 0)} (min ${ms(s.min, 0)}, max ${ms(s.max, 0)}); ${(s.median / base).toFixed(2)}× K=${sizes[0]}; floor ${floorMs} ms`,
-        method: 'client start → parent result; real dbPromotion children, SIMULATED database',
+        method: 'gate approved → parent result; real dbPromotion children, SIMULATED database',
       };
     });
     return { id: 'fanout', title, method, rows, data: { sizes, runs, dbLatencyMs, floorMs, perK } };

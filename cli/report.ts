@@ -107,7 +107,7 @@ export function buildReport(status: RunbookStatus, now = new Date(), reconciliat
     breaches,
     escalations: status.events.filter((e) => e.kind === 'escalation').map((e) => ({ at: e.at, detail: e.detail })),
     decisions: status.events
-      .filter((e) => ['gate-opened', 'gate-approved', 'gate-rejected', 'gate-timed-out', 'decision-refused', 'pre-approval-set-aside', 'cancel-requested', 'resolved'].includes(e.kind))
+      .filter((e) => ['admitted', 'refused', 'gate-opened', 'gate-approved', 'gate-rejected', 'gate-timed-out', 'decision-refused', 'pre-approval-set-aside', 'cancel-requested', 'resolved'].includes(e.kind))
       .map((e) => ({ at: e.at, kind: e.kind, by: e.by, gate: e.gate, detail: e.detail })),
     notifications: status.notifications,
     children: status.children,

@@ -25,12 +25,14 @@ import {
   type DecideResult,
   type ResolveRequest,
   type RunbookStatus,
+  type RunContext,
   ROLE_SETS,
 } from '../contract/runbook';
 import type { AnyRunbookDefinition, WorkflowOf } from '../contract/definition';
 import { planStart, plannedHolds, requirePerson, runMemo, type PlannedStartOf, type StartRequest } from './start';
 import { inspectHold } from '../lib/holds';
-import { loadApprovalKey, signApproval } from '../lib/approval-keys';
+import { loadApprovalKey, signApproval, signMessage } from '../lib/approval-keys';
+import { cancelMessage, resolveMessage, startDigest, startMessage } from '../contract/approvals';
 import { runUrl, temporalTarget } from '../lib/temporal';
 import { GiveUp, waitFor } from '../lib/processes';
 
@@ -47,7 +49,8 @@ export interface StartedRun {
 
 export async function startRun(client: Client, loaded: LoadedConfig, request: StartRequest): Promise<StartedRun> {
   const target = temporalTarget(loaded);
-  const plan = planStart(loaded, { ...request, uiUrl: request.uiUrl ?? target.uiUrl });
+  requireKeyWhenSigning(loaded, request.keyFile, 'a start');
+  const plan = signStart(planStart(loaded, { ...request, uiUrl: request.uiUrl ?? target.uiUrl }), request.keyFile);
   await enforceCooldown(client, loaded, request, plan.workflowId);
   // The run claims its targets itself (whatever starts it); asking first gives the commander the holder's name at once.
   for (const hold of plannedHolds(plan)) {
@@ -76,6 +79,28 @@ export async function startRun(client: Client, loaded: LoadedConfig, request: St
     }
     throw err;
   }
+}
+
+/** With approvals.signatures required the worker refuses unsigned commands: say so before sending one. */
+function requireKeyWhenSigning(loaded: LoadedConfig, keyFile: string | undefined, what: string): void {
+  if (keyFile === undefined && loaded.config.approvals.signatures === 'required') {
+    throw new RunRefusedError(`${what} must be signed (approvals.signatures: required in ${loaded.file}): pass --key <your private key file> or set LIFEBOAT_APPROVAL_KEY`);
+  }
+}
+
+/**
+ * Signs the start as its initiator: the signature covers the whole input (but itself) and the workflow id and
+ * type, so the run verifies who started it and that nothing in its input was changed on the way.
+ */
+export function signStart<P extends PlannedStartOf<AnyRunbookDefinition>>(plan: P, keyFile: string | undefined, now = new Date()): P {
+  if (keyFile === undefined) return plan;
+  const key = loadApprovalKey(keyFile);
+  // Every runbook's input carries the run's context under `run` (contract/definition.ts).
+  const given = plan.input as { run: RunContext };
+  const input = { ...given, run: { ...given.run, signedAt: now.toISOString() } };
+  const inputDigest = startDigest(input);
+  const startSignature = signMessage(key, startMessage({ workflowId: plan.workflowId, workflowType: plan.workflowType, initiator: input.run.initiator, inputDigest }));
+  return { ...plan, input: { ...input, run: { ...input.run, startSignature } } };
 }
 
 /**
@@ -118,13 +143,14 @@ async function enforceCooldown(client: Client, loaded: LoadedConfig, request: St
   }
 }
 
-/** Whether a closed run ended at its claim: refused (TargetHeld) or skipped (a drill that found its target held). */
+/** Whether a closed run ended before changing anything: refused (TargetHeld, RunRefused) or skipped (a drill that found its target held). */
 async function changedNothing(client: Client, workflowId: string, runId: string): Promise<boolean> {
   try {
     const result: unknown = await client.workflow.getHandle(workflowId, runId).result();
     return typeof result === 'object' && result !== null && 'skipped' in result;
   } catch (err) {
-    return err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === FailureType.TargetHeld;
+    const type = err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure ? err.cause.type : undefined;
+    return type === FailureType.TargetHeld || type === FailureType.RunRefused;
   }
 }
 
@@ -182,26 +208,43 @@ export async function decideGate(client: Client, loaded: LoadedConfig, command: 
   }
 }
 
-export async function cancelRun(client: Client, loaded: LoadedConfig, workflowId: string, as: string | undefined, reason: string): Promise<void> {
+export async function cancelRun(client: Client, loaded: LoadedConfig, workflowId: string, as: string | undefined, reason: string, keyFile?: string): Promise<void> {
   const by = requirePerson(loaded, as, ROLE_SETS.operate, 'cancel a run');
   if (!reason.trim()) throw new RunRefusedError('a cancel needs --reason');
+  requireKeyWhenSigning(loaded, keyFile, 'a cancel');
   const handle = await openRun(client, workflowId, 'cancel');
+  // Bound to this execution of the run: the signature is worthless for a later run with the same id.
+  const runId = keyFile ? (await describeOrRefuse(client, workflowId)).runId : undefined;
+  const signature = keyFile && runId ? signMessage(loadApprovalKey(keyFile), cancelMessage({ workflowId, runId, by, reason })) : undefined;
   try {
     // Recorded (and checked) by the run first, then the cancellation that runs the undos.
-    await handle.executeUpdate(requestCancelUpdate, { args: [{ by, reason }] });
+    await handle.executeUpdate(requestCancelUpdate, { args: [{ by, reason, ...(signature ? { signature } : {}) }] });
   } catch (err) {
     throw refusal(err, workflowId);
   }
   await handle.cancel();
 }
 
-export async function resolveRun(client: Client, loaded: LoadedConfig, workflowId: string, request: Omit<ResolveRequest, 'by'> & { as?: string }): Promise<RunbookStatus> {
+export async function resolveRun(
+  client: Client,
+  loaded: LoadedConfig,
+  workflowId: string,
+  request: Pick<ResolveRequest, 'action' | 'comment'> & { as?: string; keyFile?: string },
+): Promise<RunbookStatus> {
   const by = requirePerson(loaded, request.as, ROLE_SETS.operate, 'resolve a run');
+  requireKeyWhenSigning(loaded, request.keyFile, 'a resolution');
   const handle = await openRun(client, workflowId, 'resolve');
   const before = await handle.query(statusQuery);
   if (before.state !== 'needs-attention') throw new RunRefusedError(`run '${workflowId}' is ${before.state}, not needs-attention: nothing to resolve`);
   const resolvedBefore = before.events.filter((e) => e.kind === 'resolved').length;
-  await handle.signal(resolveSignal, { by, comment: request.comment, action: request.action });
+  const attention = before.attention?.id;
+  let signature: string | undefined;
+  if (request.keyFile) {
+    // Bound to this run's execution and to the failed undo it waits on now.
+    const { runId } = await describeOrRefuse(client, workflowId);
+    signature = signMessage(loadApprovalKey(request.keyFile), resolveMessage({ workflowId, runId, attention: attention ?? '', action: request.action, by, comment: request.comment }));
+  }
+  await handle.signal(resolveSignal, { by, comment: request.comment, action: request.action, ...(attention ? { attention } : {}), ...(signature ? { signature } : {}) });
   // A signal has no answer: wait until the run records it (or refuses it) before reporting.
   return waitFor(
     `run '${workflowId}' to record the resolution`,

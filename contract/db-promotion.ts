@@ -4,6 +4,7 @@
  * cannot race.
  */
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
+import type { PreApproval } from './governance';
 import type { TargetRef } from './holds';
 import type { RtoOutcome, RunOutcome } from './outcome';
 import { defineRunbook } from './definition';
@@ -52,8 +53,8 @@ export interface DbPromotionInput {
   policy: DbPromotionPolicy;
   /** Which configured node becomes the primary: `standby` (failover, the default) or `primary` (failback). */
   towards?: 'standby' | 'primary';
-  /** Set by a parent run (an evacuation) whose own gate already approved the promotion. */
-  preApproved?: { by: string; at: string; comment: string };
+  /** Set by a parent run (an evacuation) whose own gate already approved the promotion; checked with that parent at admission. */
+  preApproved?: PreApproval;
 }
 
 export interface DbPromotionResult extends RunOutcome {

@@ -48,5 +48,7 @@ export const FailureType = {
   NoRoomForCopy: 'NoRoomForCopy',
   /** A runbook step failed; the cause is attached. */
   StepFailed: 'StepFailed',
+  /** The run was refused at its start by the worker's policy (an unsigned or forged start, a widened policy, a forged pre-approval); nothing was changed. */
+  RunRefused: 'RunRefused',
 } as const;
 export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];

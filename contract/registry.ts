@@ -15,3 +15,6 @@ export type RegisteredRunbook = (typeof RUNBOOK_DEFINITIONS)[number];
 export type RunbookName = RegisteredRunbook['name'];
 /** The definition of the runbook named `N`. */
 export type DefinitionOf<N extends RunbookName> = Extract<RegisteredRunbook, { name: N }>;
+
+/** The workflow types of the registered runbooks: the only parents whose pre-approvals a child honours. */
+export const RUNBOOK_WORKFLOW_TYPES: readonly string[] = RUNBOOK_DEFINITIONS.map((d) => d.workflowType);

@@ -179,8 +179,10 @@ export type RunEventKind =
   | 'step-failed'
   /** A target hold claimed or joined. */
   | 'hold'
-  /** The run was refused (a target held by another run). */
+  /** The run was refused (a target held by another run, or refused at admission). */
   | 'refused'
+  /** The run was admitted: its origin and the worker's policy it runs under. */
+  | 'admitted'
   | 'artifact'
   | 'pre-approval-set-aside'
   | 'replication-measured'
@@ -229,6 +231,8 @@ export interface RunbookStatus {
   /** Delivery counters; `lastError` tells why channels are failing while retries go on. */
   notifications: { delivered: number; pending: number; failedRounds: number; lastError?: string; pager?: string };
   error?: { type: string; message: string };
+  /** The failed undo the run waits on in needs-attention: a resolution names it (and a signed one is bound to it). */
+  attention?: { id: string; step: string };
 }
 
 /** A document stored beside the run's evidence chain; `summary` is small enough for the status and the UI. */
@@ -271,6 +275,10 @@ export interface RunContext {
   approvalKeys?: Record<string, string>;
   /** `required`: every gate decision must carry a valid signature; `optional`: a signature, when given, must be valid. */
   signatures?: 'optional' | 'required';
+  /** The initiator's Ed25519 signature of this start (contract/approvals.ts startMessage); never inherited by a child. */
+  startSignature?: string;
+  /** When the start was signed (ISO): a signature is good for a few minutes around the run's start. */
+  signedAt?: string;
 }
 
 export interface GatePolicy {
@@ -312,6 +320,8 @@ export interface DecideResult {
 export interface CancelRequest {
   by: string;
   reason: string;
+  /** Ed25519 signature of the cancel by `by` (contract/approvals.ts cancelMessage). */
+  signature?: string;
 }
 
 export interface ResolveRequest {
@@ -319,6 +329,10 @@ export interface ResolveRequest {
   comment: string;
   /** `retry` runs the failed compensation again; `done-by-hand` records that a person undid it. */
   action: 'retry' | 'done-by-hand';
+  /** The failed undo this resolves (the status's `attention.id`); a signature is bound to it. */
+  attention?: string;
+  /** Ed25519 signature of the resolution by `by` (contract/approvals.ts resolveMessage). */
+  signature?: string;
 }
 
 /** Fire-and-forget approval (Temporal UI, scripts). Invalid ones change nothing and are recorded. */
@@ -354,6 +368,10 @@ export interface PagerInput {
   /** Pause after the first failed round, doubled up to `maximumIntervalSeconds` (defaults 5 s and 300 s). */
   initialIntervalSeconds?: number;
   maximumIntervalSeconds?: number;
+  /** Who may acknowledge: the run's people as it was admitted, and whether an acknowledgement must be signed. */
+  people?: Record<string, Role[]>;
+  approvalKeys?: Record<string, string>;
+  signatures?: 'optional' | 'required';
 }
 
 export interface PageOutcome {
@@ -374,6 +392,8 @@ export interface PagerResult {
 export interface AcknowledgeRequest {
   by: string;
   comment?: string;
+  /** Ed25519 signature by `by` (contract/approvals.ts ackMessage): required when the run's signatures are. */
+  signature?: string;
 }
 
 /** Stops a pager's retries: a person has the message. An Update, so the CLI learns what was still undelivered. */

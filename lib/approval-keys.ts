@@ -1,7 +1,8 @@
 /**
  * Approvers' Ed25519 keys on the CLI side: generate a key pair (the private key
  * stays in a file on the approver's machine; the public key goes in the config
- * under people.<name>.publicKey) and sign a gate decision with it.
+ * under people.<name>.publicKey) and sign a gate decision, a start, a cancel or
+ * a resolution with it.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -34,5 +35,10 @@ export function loadApprovalKey(file: string): KeyObject {
 
 /** Base64 Ed25519 signature of the decision, as the workflow verifies it. */
 export function signApproval(key: KeyObject, fields: SignedFields): string {
-  return sign(null, approvalMessage(fields), key).toString('base64');
+  return signMessage(key, approvalMessage(fields));
+}
+
+/** Base64 Ed25519 signature of a signed command's message (a start, a cancel, a resolution: contract/approvals.ts). */
+export function signMessage(key: KeyObject, message: Uint8Array): string {
+  return sign(null, message, key).toString('base64');
 }

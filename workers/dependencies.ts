@@ -14,6 +14,10 @@ import { createPostgresBackupProvider } from '../activities/postgres-backup';
 import { createCloudSqlProvider } from '../activities/cloudsql';
 import { s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
 import type { BackupsConfig } from '../config/schema';
+import { startDigest } from '../contract/approvals';
+// The Schedules the config asks for are defined once, where `schedules apply` writes them.
+import { desiredSchedules } from '../cli/schedules';
+import type { GovernanceDependencies } from '../activities/governance';
 import { emailChannel } from '../activities/email';
 import { journal, journalChannel, type NotificationChannel, type NotificationRoutes } from '../activities/notify';
 import { createPostgresProvider } from '../activities/postgres';
@@ -22,6 +26,8 @@ import { createPostgresDivergence } from '../activities/postgres-divergence';
 import { createServiceControl } from '../activities/service';
 import { createTwilioClient, smsChannel, voiceChannel } from '../activities/twilio';
 import type { ActivityDependencies } from '../activities';
+import { trustedPolicy } from '../config/governance';
+import { RUNBOOK_WORKFLOW_TYPES } from '../contract/registry';
 import { backupStores, bucketStore, cloudSqlClients, evidenceMirror, route53Traffic, storageClient, type S3Keys } from './clients';
 
 /** A node's data directory, only when this worker can manage it: configured, or the lab's cluster exists here. */
@@ -91,6 +97,23 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
     notifications: { routes: notificationRoutes(loaded, env), record: journal(loaded.journalPath) },
     traffic: config.dns ? route53Traffic(config.dns, env) : undefined,
     services: Object.keys(config.services).length > 0 ? createServiceControl(config.services) : undefined,
+    governance: workerGovernance(loaded),
+  };
+}
+
+/**
+ * What the worker admits runs with (contract/governance.ts): its own config's policy, and the runbooks whose
+ * runs may start children and pre-approve them (`extraRunbookTypes`: a bench's or a test's own parents).
+ */
+export function workerGovernance(loaded: LoadedConfig, extraRunbookTypes: readonly string[] = []): GovernanceDependencies {
+  const { config } = loaded;
+  // The inputs the config schedules (what `lifeboat schedules apply` writes), by Schedule id: only those vouch for a run.
+  const scheduled = new Map(desiredSchedules(loaded).map((d) => [d.scheduleId, startDigest(d.options.action.args?.[0])]));
+  return {
+    policy: (runbook) => trustedPolicy(config, runbook),
+    runbookTypes: new Set([...RUNBOOK_WORKFLOW_TYPES, ...extraRunbookTypes]),
+    scheduleInitiator: config.schedules?.initiator,
+    scheduledInput: (scheduleId) => scheduled.get(scheduleId),
   };
 }
 

@@ -26,7 +26,7 @@ import { hostTaskQueue } from '../contract/queues';
 import { failureMessage, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
 import { databaseProfiles, divergenceProfiles, evidenceProfiles, pollUntil, proxyFor, trafficProfiles } from './options';
-import { failIfAnyFailed, measureBeforeGate, promoteInParallel, rampTraffic } from './procedures';
+import { failIfAnyFailed, measureBeforeGate, parentApproval, promoteInParallel, rampTraffic } from './procedures';
 
 /** Runs started before the divergence checks replay without them (test/histories/failback.json). */
 const DIVERGENCE_PATCH = 'lifeboat-failback-divergence';
@@ -236,11 +236,10 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
     );
     const approval = await run.gate('switchover', { briefing });
     const outcomes = await run.step('switchover', async () => {
-      const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate switchover of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(
         run,
         run.context,
-        preApproved,
+        parentApproval(approval),
         // Planned, towards the configured primary: fence the current primary, wait for replay, promote the original one.
         input.databases.map((d) => ({ database: d.name, input: { mode: 'planned', towards: 'primary', policy: d.promotion }, summary: `failback: promote ${d.name} in ${region}` })),
       );

@@ -7,7 +7,9 @@
  * and the run never waits on a channel.
  */
 import { condition, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ackMessage, verifySigned } from '../contract/approvals';
 import type { Notification } from '../contract/database';
+import { lookup } from '../contract/records';
 import { acknowledgeUpdate, pagerQuery, type PageOutcome, type PagerInput, type PagerResult } from '../contract/runbook';
 import { deliverOnce, NOTIFY_BACKOFF_MAX_MS, NOTIFY_BACKOFF_MS, retryBackoffMs } from './kernel/notifications';
 import { failureMessage } from './kernel/failures';
@@ -28,6 +30,15 @@ export async function pager(input: PagerInput): Promise<PagerResult> {
     {
       validator: (request) => {
         if (typeof request?.by !== 'string' || request.by.trim() === '') throw new Error('acknowledge needs `by`: the person who has the message');
+        // Silencing a "finish by hand" page is a decision: only the run's people, signed when its decisions are.
+        if (input.people && !lookup(input.people, request.by)) throw new Error(`'${request.by}' is not a configured person: add them under people: in the config`);
+        if (input.signatures === 'required') {
+          const key = lookup(input.approvalKeys ?? {}, request.by);
+          const message = ackMessage({ pager: workflowInfo().workflowId, by: request.by, comment: request.comment ?? '' });
+          if (typeof request.signature !== 'string' || !key || !verifySigned(message, request.signature, key)) {
+            throw new Error(`an acknowledgement of this run's pages must be signed by ${request.by}'s key (approvals.signatures: required): 'lifeboat ack … --key <file>'`);
+          }
+        }
         if (!open()) throw new Error(`nothing to acknowledge: every page of ${input.workflowId} was ${result.acknowledged ? `acknowledged by ${result.acknowledged.by}` : 'delivered'}`);
       },
     },

@@ -2,7 +2,7 @@
  * Procedures shared by the regional runbooks (evacuation, failback): parallel
  * database promotions as child runs, and a canary traffic ramp with checks.
  */
-import { ApplicationFailure, ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, patched, sleep, startChild } from '@temporalio/workflow';
+import { ApplicationFailure, ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, patched, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { DatabaseActivities } from '../activities/database';
 import type { TrafficActivities } from '../activities/traffic';
 import { DB_PROMOTION_RUNBOOK, dbPromotionWorkflowId, type DbPromotionInput } from '../contract/db-promotion';
@@ -10,7 +10,7 @@ import type { ReplicationReading } from '../contract/database';
 import type { DatabaseEvacuationOutcome } from '../contract/regional-evacuation';
 import { FailureType } from '../contract/failures';
 import { describeRpo, judgeRpo } from '../contract/rpo';
-import type { DatabaseRpoStatus, RunContext } from '../contract/runbook';
+import type { DatabaseRpoStatus, GateStatus, RunContext } from '../contract/runbook';
 import { dbPromotion } from './db-promotion';
 import { failureMessage, type PreApproval, type RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
@@ -70,6 +70,23 @@ function replicationRow(r: ReplicationReading, targetSeconds: number): DatabaseR
     met,
     verdict: reason,
     inspectedAt: r.inspectedAt,
+  };
+}
+
+
+/**
+ * A parent's approved gate, as its children are told of it: the child does not take this word for it,
+ * it checks the parent's own record at admission (contract/governance.ts).
+ */
+export function parentApproval(gate: GateStatus): PreApproval {
+  const { workflowId } = workflowInfo();
+  return {
+    by: gate.decidedBy ?? '?',
+    at: gate.decidedAt ?? '',
+    comment: `gate ${gate.id} of ${workflowId}${gate.comment ? `: ${gate.comment}` : ''}`,
+    parent: workflowId,
+    gate: gate.id,
+    ...(gate.nonce ? { nonce: gate.nonce } : {}),
   };
 }
 

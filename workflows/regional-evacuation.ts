@@ -16,7 +16,7 @@ import { call } from './call';
 import { proxyFor, trafficProfiles, undoProfile } from './options';
 import type { SkippedRun } from '../contract/runbook';
 import { describeRpo, worstRpo } from '../contract/rpo';
-import { failIfAnyFailed, measureBeforeGate, promoteInParallel, rampTraffic } from './procedures';
+import { failIfAnyFailed, measureBeforeGate, parentApproval, promoteInParallel, rampTraffic } from './procedures';
 
 const { control: controlOptions, dns: dnsOptions, verify: verifyOptions } = trafficProfiles;
 const app = proxyFor<TrafficActivities>();
@@ -80,11 +80,10 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       ? await run.leaveReturnWatch({ kind: 'freeze', region })
       : undefined;
     const outcomes = await run.step('promote-databases', async () => {
-      const preApproved = { by: approval.decidedBy ?? '?', at: approval.decidedAt ?? '', comment: `gate promote-databases of ${workflowId}${approval.comment ? `: ${approval.comment}` : ''}` };
       const results = await promoteInParallel(
         run,
         run.context,
-        preApproved,
+        parentApproval(approval),
         input.databases.map((db) => ({ database: db.name, input: { mode, policy: db.promotion }, summary: `promote ${db.name} in ${survivingRegion} (evacuation of ${region})` })),
       );
       if (policy.onPromotionFailure === 'abort') failIfAnyFailed(results, 'promotion failed', '; policy abort');

@@ -3,13 +3,13 @@
  * RunbookRun kernel, plus the real `dbPromotion` for the fan-out's child runs.
  * Never registered by a production worker.
  */
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { BenchOnlyActivities } from '../activities';
 import type { DatabaseEvacuationOutcome } from '../../contract/regional-evacuation';
 import type { DbPromotionPolicy, PromotionMode } from '../../contract/db-promotion';
 import type { RunContext } from '../../contract/runbook';
 import { RunbookRun, type Plan } from '../../workflows/kernel/runbook-run';
-import { promoteInParallel } from '../../workflows/procedures';
+import { parentApproval, promoteInParallel } from '../../workflows/procedures';
 
 export { dbPromotion } from '../../workflows/db-promotion';
 
@@ -89,32 +89,35 @@ export interface BenchEvacuationInput {
 }
 
 /**
- * Benchmark 2: evacuation-like fan-out. One kernel step that promotes every
- * database as a child `dbPromotion` run through the real `promoteInParallel`
- * (the regional evacuation's procedure), pre-approved so no child waits at its gate.
+ * Benchmark 2: evacuation-like fan-out. A gate (the bench approves it as soon as it
+ * opens), then one kernel step that promotes every database as a child `dbPromotion`
+ * run through the real `promoteInParallel` (the regional evacuation's procedure),
+ * pre-approved by that gate, so no child waits at its own: each child checks the
+ * approval with this run at admission, as an evacuation's children do.
  */
 export async function benchEvacuation(input: BenchEvacuationInput): Promise<{ outcomes: DatabaseEvacuationOutcome[] }> {
   const run = new RunbookRun({
     runbook: 'bench-evacuation',
     target: `${input.databases.length} databases`,
-    plan: { steps: [{ id: 'promote-databases', title: 'Promote every database (child runs)' }], gates: [] },
+    plan: { steps: [{ id: 'promote-databases', title: 'Promote every database (child runs)' }], gates: [{ id: 'promote-databases', title: 'Approve the promotions' }] },
     context: input.run,
     rto: RTO,
     rpoTargetSeconds: 60,
     stepBudgets: {},
-    gates: {},
+    gates: { 'promote-databases': { escalateAfterSeconds: 600, timeoutSeconds: 600 } },
+    input,
   });
-  const { workflowId } = workflowInfo();
-  const preApproved = { by: 'bench', at: input.run.detectedAt, comment: `pre-approved by the benchmark ${workflowId}` };
   // An object, not the bare array: the kernel may add fields (e.g. evidence) to a run's result.
-  return run.execute(async () => ({
-    outcomes: await run.step('promote-databases', () =>
+  return run.execute(async () => {
+    const approval = await run.gate('promote-databases');
+    const outcomes = await run.step('promote-databases', () =>
       promoteInParallel(
         run,
         run.context,
-        preApproved,
+        parentApproval(approval),
         input.databases.map((database) => ({ database, input: { mode: input.mode, policy: input.policy }, summary: `bench: promote ${database}` })),
       ),
-    ),
-  }));
+    );
+    return { outcomes };
+  });
 }

@@ -6,7 +6,9 @@ import { examples } from '../help';
 import { RunRefusedError } from '../runs';
 import { requirePerson } from '../start';
 import { commandConfig, connect } from './context';
-import { asOption } from './options';
+import { asOption, keyFileOf, keyOption } from './options';
+import { ackMessage } from '../../contract/approvals';
+import { loadApprovalKey, signMessage } from '../../lib/approval-keys';
 
 export function register(program: Command): void {
   examples(
@@ -15,16 +17,19 @@ export function register(program: Command): void {
       .description("acknowledge the last pages of a run that ended: its pager stops retrying them (recorded with who)")
       .argument('<workflowId>', 'the run (not its pager)')
       .option('--comment <text>', 'what you are doing about it (recorded)')
-      .addOption(asOption(ROLE_SETS.read)),
-    ['lifeboat ack db-promotion:orders --as carol --comment "on it, finishing by hand"'],
-  ).action(async (workflowId: string, o: { as?: string; comment?: string }, cmd: Command) => {
+      .addOption(asOption(ROLE_SETS.read))
+      .addOption(keyOption('; required when approvals.signatures is required', 'the acknowledgement')),
+    ['lifeboat ack db-promotion:orders --as carol --comment "on it, finishing by hand"', 'lifeboat ack db-promotion:orders --as carol --key ~/.lifeboat/carol.pem'],
+  ).action(async (workflowId: string, o: { as?: string; comment?: string; key?: string }, cmd: Command) => {
     const loaded = commandConfig(cmd);
     const by = requirePerson(loaded, o.as, ROLE_SETS.read, 'acknowledge pages');
     const client = await connect(loaded);
     let pager: string;
     try {
       pager = pagerWorkflowId(workflowId, (await client.workflow.getHandle(workflowId).describe()).runId);
-      const result = await client.workflow.getHandle(pager).executeUpdate(acknowledgeUpdate, { args: [{ by, ...(o.comment ? { comment: o.comment } : {}) }] });
+      const keyFile = keyFileOf(o);
+      const signature = keyFile ? signMessage(loadApprovalKey(keyFile), ackMessage({ pager, by, comment: o.comment ?? '' })) : undefined;
+      const result = await client.workflow.getHandle(pager).executeUpdate(acknowledgeUpdate, { args: [{ by, ...(o.comment ? { comment: o.comment } : {}), ...(signature ? { signature } : {}) }] });
       for (const page of result.pages) console.log(`${page.state.padEnd(12)} ${page.subject} (${page.rounds} rounds${page.channel ? `, by ${page.channel}` : ''})`);
       console.log(`acknowledged by ${by}: ${pager} stops retrying`);
     } catch (err) {

@@ -4,7 +4,7 @@ import { ROLE_SETS } from '../../contract/runbook';
 import { examples } from '../help';
 import { cancelRun } from '../runs';
 import { commandConfig, connect } from './context';
-import { asOption, reasonOption } from './options';
+import { asOption, keyFileOf, keyOption, reasonOption } from './options';
 
 export function register(program: Command): void {
   examples(
@@ -13,11 +13,12 @@ export function register(program: Command): void {
       .description('cancel a run: the undos run in reverse (refused past the point of no return)')
       .argument('<workflowId>')
       .addOption(reasonOption())
-      .addOption(asOption(ROLE_SETS.operate)),
-    ['lifeboat cancel regional-evacuation:east --reason "false alarm" --as alice'],
-  ).action(async (workflowId: string, o: { as?: string; reason: string }, cmd: Command) => {
+      .addOption(asOption(ROLE_SETS.operate))
+      .addOption(keyOption('; required when approvals.signatures is required', 'the cancel')),
+    ['lifeboat cancel regional-evacuation:east --reason "false alarm" --as alice', 'lifeboat cancel db-promotion:orders --reason "wrong database" --as alice --key ~/.lifeboat/alice.pem'],
+  ).action(async (workflowId: string, o: { as?: string; reason: string; key?: string }, cmd: Command) => {
     const loaded = commandConfig(cmd);
-    await cancelRun(await connect(loaded), loaded, workflowId, o.as, o.reason);
+    await cancelRun(await connect(loaded), loaded, workflowId, o.as, o.reason, keyFileOf(o));
     console.log(`cancellation requested for ${workflowId}: the undos run now ('lifeboat status ${workflowId}')`);
   });
 }

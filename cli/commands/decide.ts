@@ -4,7 +4,7 @@ import { ROLE_SETS } from '../../contract/runbook';
 import { examples } from '../help';
 import { decideGate } from '../runs';
 import { commandConfig, connect } from './context';
-import { asOption, keyOption, reasonOption } from './options';
+import { asOption, keyFileOf, keyOption, reasonOption } from './options';
 
 interface DecideOptions {
   gate: string;
@@ -15,7 +15,7 @@ interface DecideOptions {
 /** approve or reject: the gate, who, the comment (a rejection's reason) and the signing key. */
 async function decide(decision: 'approve' | 'reject', workflowId: string, o: DecideOptions, comment: string | undefined, cmd: Command) {
   const loaded = commandConfig(cmd);
-  const keyFile = o.key ?? process.env.LIFEBOAT_APPROVAL_KEY;
+  const keyFile = keyFileOf(o);
   return decideGate(await connect(loaded), loaded, { workflowId, gate: o.gate, as: o.as, comment, decision, keyFile });
 }
 

@@ -17,5 +17,8 @@ export const jsonOption = (description = 'print JSON'): Option => new Option('--
 /** `--reason <text>`, required: why, recorded by the run. */
 export const reasonOption = (): Option => new Option('--reason <text>', 'why (recorded)').makeOptionMandatory();
 
-/** `--key <file>`: sign a gate decision with the approver's Ed25519 private key. */
-export const keyOption = (more = ''): Option => new Option('--key <file>', `sign the decision with your Ed25519 private key (LIFEBOAT_APPROVAL_KEY)${more}`);
+/** `--key <file>`: sign the command (a decision, a start, a cancel, a resolution) with the person's Ed25519 private key. */
+export const keyOption = (more = '', what = 'the decision'): Option => new Option('--key <file>', `sign ${what} with your Ed25519 private key (LIFEBOAT_APPROVAL_KEY)${more}`);
+
+/** The signing key file: --key, or LIFEBOAT_APPROVAL_KEY. */
+export const keyFileOf = (o: { key?: string }): string | undefined => o.key ?? process.env.LIFEBOAT_APPROVAL_KEY;

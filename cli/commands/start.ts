@@ -7,9 +7,9 @@ import { startRun } from '../runs';
 import { RUNBOOKS } from '../runbooks/index';
 import type { StartRequest } from '../start';
 import { commandConfig, connect, type CliContext } from './context';
-import { asOption } from './options';
+import { asOption, keyFileOf, keyOption } from './options';
 
-type StartOptions = Omit<StartRequest, 'runbook' | 'params'> & { dryRun: boolean };
+type StartOptions = Omit<StartRequest, 'runbook' | 'params' | 'keyFile'> & { dryRun: boolean; key?: string };
 
 export function register(program: Command, { exit }: CliContext): void {
   examples(
@@ -19,6 +19,7 @@ export function register(program: Command, { exit }: CliContext): void {
       .argument('<runbook>', RUNBOOKS.join(', '))
       .argument('[params...]', 'key=value, e.g. database=orders mode=planned')
       .addOption(asOption(ROLE_SETS.start))
+      .addOption(keyOption('; required when approvals.signatures is required: the worker refuses an unsigned start', 'the start'))
       .option('--id <workflowId>', 'workflow id (default: <runbook>:<target>)')
       .option('--detected-at <iso>', 'when the incident was detected; the RTO clock starts here (default: now)')
       .option('--incident <id>', 'incident id, searchable as LifeboatIncident')
@@ -29,12 +30,13 @@ export function register(program: Command, { exit }: CliContext): void {
       'lifeboat start db-promotion database=orders mode=planned --as alice --dry-run',
       'lifeboat start regional-evacuation region=east mode=unplanned --detected-at 2026-11-23T03:12:00Z --incident INC-7 --as alice',
       'lifeboat start failback region=east --as alice',
+      'lifeboat start db-promotion database=orders --as alice --key ~/.lifeboat/alice.pem',
       'lifeboat start backup-restore-test database=orders --as alice --drill',
     ],
-  ).action(async (runbook: string, params: string[], { dryRun: dry, ...o }: StartOptions, cmd: Command) => {
+  ).action(async (runbook: string, params: string[], { dryRun: dry, key, ...o }: StartOptions, cmd: Command) => {
     const loaded = commandConfig(cmd);
     const client = await connect(loaded);
-    const request: StartRequest = { runbook, params, ...o };
+    const request: StartRequest = { runbook, params, ...o, keyFile: keyFileOf({ key }) };
     if (dry) {
       const report = await dryRun(client, loaded, request);
       console.log(formatDryRun(report));

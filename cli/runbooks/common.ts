@@ -31,6 +31,8 @@ export interface StartRequest {
   /** Started by a Temporal Schedule: the run's clock starts when each run starts. */
   scheduled?: boolean;
   uiUrl?: string;
+  /** The initiator's Ed25519 private key (PEM): the start is signed with it (required when approvals.signatures is required). */
+  keyFile?: string;
 }
 
 /** A validated start of the runbook `D`: its workflow type paired with its input type. */

@@ -222,7 +222,7 @@ describe('final pages with every channel down', () => {
     }
   }, 300_000);
 
-  it('an acknowledgement stops the pager: who has the message is recorded; an acknowledgement without a person is refused', async () => {
+  it('an acknowledgement stops the pager: who has the message is recorded; an acknowledgement without a person, or by a stranger, is refused', async () => {
     try {
       await withFailingRehearsal(async (handle, failed) => {
         await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
@@ -231,6 +231,8 @@ describe('final pages with every channel down', () => {
         await failed;
         const pager = temporal.client.workflow.getHandle((await handle.query(statusQuery)).notifications.pager ?? '');
         await expect(pager.executeUpdate(acknowledgeUpdate, { args: [{ by: ' ' }] })).rejects.toMatchObject({ cause: { message: 'acknowledge needs `by`: the person who has the message' } });
+        // A raw Update naming someone the run does not know is refused by the pager itself, not only by the CLI.
+        await expect(pager.executeUpdate(acknowledgeUpdate, { args: [{ by: 'mallory' }] })).rejects.toMatchObject({ cause: { message: "'mallory' is not a configured person: add them under people: in the config" } });
         // `lifeboat ack` names the run, not its pager.
         const cli = ['--config', lab.configFile, 'ack', handle.workflowId, '--comment', 'on the bridge, finishing by hand'];
         await expect(runCli([...cli, '--as', 'mallory'])).resolves.toMatchObject({ code: 1, err: expect.stringMatching(/'mallory' is not a configured person/) });

@@ -5,7 +5,10 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FailureType } from '../../contract/failures';
 import { parse, stringify } from 'yaml';
 import { loadConfig } from '../../config/load';
 import type { BackupRestoreTestResult, DatabaseBackupResult } from '../../contract/backup';
@@ -94,8 +97,49 @@ describe('schedules', () => {
     expect(described.typedSearchAttributes.get(searchAttributes.drill)).toBe(true);
     expect(described.memo).toEqual({ lifeboat: { runbook: 'backup-restore-test', targets: ['orders'] } });
     // The scheduled run's clock started when it started, not when the schedule was written.
-    const status = await handle.query('status');
-    expect(Date.parse((status as { detectedAt: string }).detectedAt)).toBeGreaterThan(Date.now() - 5 * 60_000);
+    const status = await handle.query(statusQuery);
+    expect(Date.parse(status.detectedAt)).toBeGreaterThan(Date.now() - 5 * 60_000);
+    // Admitted on the Schedule's own word: the server's record of its actions lists this run.
+    expect(status.events.find((e) => e.kind === 'admitted')?.detail).toMatch(/^started by Schedule lifeboat:backup-restore-test:orders \(verified with the server\)/);
+  });
+
+  it('a client start that sets the Schedule id attribute itself is refused: the Schedule did not start it', async () => {
+    const plan = planStart(lab.loaded, { runbook: 'backup-restore-test', as: 'alice', drill: true, params: ['database=orders'], scheduled: true, id: `backup-restore-test:orders:posing-${process.pid}` });
+    const scheduledBy = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
+    const handle = await temporal.client.workflow.start(plan.workflowType, {
+      taskQueue: lab.taskQueue,
+      workflowId: plan.workflowId,
+      args: [plan.input],
+      typedSearchAttributes: [{ key: scheduledBy, value: 'lifeboat:backup-restore-test:orders' }],
+    });
+    const failure = await handle.result().then(() => undefined, (err: unknown) => (err as WorkflowFailedError).cause as ApplicationFailure);
+    expect(failure?.type).toBe(FailureType.RunRefused);
+    // Its input is not the one the config schedules (and the Schedule never started it).
+    expect(failure?.message).toBe("refused: the run carries the Schedule id lifeboat:backup-restore-test:orders, but that Schedule does not vouch for it (the run's input is not the one the worker's config schedules under 'lifeboat:backup-restore-test:orders' (the Schedule was changed outside 'lifeboat schedules apply'))");
+    const status = await handle.query(statusQuery);
+    expect(status.state).toBe('refused');
+    expect(status.steps.every((s) => s.state === 'pending')).toBe(true);
+  });
+
+  it('a Schedule the worker’s config does not ask for vouches for nothing: its run is refused', async () => {
+    const plan = planStart(lab.loaded, { runbook: 'backup-restore-test', as: 'alice', drill: true, params: ['database=orders'], scheduled: true, id: 'backup-restore-test:orders:own' });
+    const scheduleId = `own-schedule-${process.pid}`;
+    const own = await temporal.client.schedule.create({
+      scheduleId,
+      spec: { intervals: [{ every: '365 days' }] },
+      action: { type: 'startWorkflow', workflowType: plan.workflowType, args: [plan.input], taskQueue: lab.taskQueue, workflowId: plan.workflowId },
+      state: { paused: true },
+    });
+    try {
+      await own.trigger();
+      const runId = await scheduledRun(scheduleId);
+      const handle = temporal.client.workflow.getHandle(runId);
+      const failure = await handle.result().then(() => undefined, (err: unknown) => (err as WorkflowFailedError).cause as ApplicationFailure);
+      expect(failure?.type).toBe(FailureType.RunRefused);
+      expect(failure?.message).toBe(`refused: the run carries the Schedule id ${scheduleId}, but that Schedule does not vouch for it ('${scheduleId}' is not a Schedule of this worker's config (schedules:))`);
+    } finally {
+      await own.delete();
+    }
   });
 
   it('a run that only says it was scheduled is not taken for one: its clock starts at the detection time it carries', async () => {

@@ -16,13 +16,22 @@ import type { Notifier } from './notifications';
 const PATCH_SCHEDULED_BY_SERVER = 'lifeboat-scheduled-by-server';
 const SCHEDULED_BY_ID = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
 
-/** The server sets TemporalScheduledById on a run a Schedule started; a client start cannot pass it off as one. */
+/**
+ * The server sets TemporalScheduledById on a run a Schedule started. A client may set it too, so
+ * admission (admission.ts) checks with the Schedule itself that it started this run.
+ */
 function startedBySchedule(): boolean {
+  return scheduleIdOf() !== undefined;
+}
+
+/** The Schedule id the run carries (TemporalScheduledById), if any. */
+export function scheduleIdOf(): string | undefined {
   const info = workflowInfo();
   const typed = info.typedSearchAttributes.get(SCHEDULED_BY_ID);
+  if (typeof typed === 'string' && typed.length > 0) return typed;
   // The untyped map also carries it when the payload has no type metadata.
   const untyped = info.searchAttributes?.TemporalScheduledById;
-  return (typeof typed === 'string' && typed.length > 0) || (Array.isArray(untyped) && untyped.length > 0);
+  return Array.isArray(untyped) && typeof untyped[0] === 'string' && untyped[0].length > 0 ? untyped[0] : undefined;
 }
 
 /**

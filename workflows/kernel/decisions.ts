@@ -3,7 +3,7 @@
  * Update's validator and the `approve`/`reject`/`resolve` signal handlers, so a
  * raw signal cannot bypass a rule the CLI path enforces.
  */
-import { verifyApproval } from '../../contract/approvals';
+import { verifyApproval, verifySigned } from '../../contract/approvals';
 import { lookup } from '../../contract/records';
 import { hasRole, ROLE_SETS, type DecideRequest, type GateStatus, type ResolveRequest, type RunContext } from '../../contract/runbook';
 
@@ -82,6 +82,23 @@ export function refuseOperator(by: unknown, context: RunContext, what: string): 
   if (!roles) return `'${by}' is not a configured person: add them under people: in the config`;
   if (!hasRole(roles, ROLE_SETS.operate)) {
     return `'${by}' may not ${what} (needs the commander or admin role; has ${roles.join(', ') || 'none'})`;
+  }
+  return undefined;
+}
+
+/**
+ * A command other than a gate decision (a cancel, a resolution) signed like one: required when the run's
+ * policy requires signatures, verified whenever one is given. `message` is what the signer signed.
+ */
+export function refuseSignedCommand(signature: unknown, by: string, context: RunContext, what: 'cancel' | 'resolution', message: () => Uint8Array): string | undefined {
+  if (signature === undefined) {
+    return context.signatures === 'required' ? `a ${what} on this run must be signed (approvals.signatures: required): sign with --key <file>` : undefined;
+  }
+  if (typeof signature !== 'string') return 'the signature must be a base64 string';
+  const key = lookup(context.approvalKeys ?? {}, by);
+  if (!key) return `'${by}' has no publicKey in the config: a signed ${what} cannot be verified`;
+  if (!verifySigned(message(), signature, key)) {
+    return `the signature is not ${by}'s signature of this ${what}: signed with another key, for another run or request, or altered`;
   }
   return undefined;
 }

@@ -7,21 +7,17 @@
 import { ApplicationFailure, condition, uuid4, workflowInfo } from '@temporalio/workflow';
 import { FailureType } from '../../contract/failures';
 import { lookup } from '../../contract/records';
+import type { PreApproval, VerifiedPreApproval } from '../../contract/governance';
 import type { DecideRequest, DecideResult, GateStatus } from '../../contract/runbook';
 import { refuseDecision } from './decisions';
 import { definitionError } from './failures';
 import type { RunLedger } from './ledger';
 import type { Notifier } from './notifications';
 
-/** A gate decided in a parent run, passed to a child run. */
-export interface PreApproval {
-  by: string;
-  at: string;
-  comment: string;
-}
+export type { PreApproval } from '../../contract/governance';
 
 export interface GateOptions {
-  /** Decided at a parent run's gate: recorded, not asked again (unless `setAside`). */
+  /** Decided at a parent run's gate: verified with the parent at admission, then counted (unless `setAside`). */
   preApproved?: PreApproval;
   /** Why the parent's approval does not cover what this run found (e.g. an RPO beyond the target): a person decides here, paged at once. */
   setAside?: string;
@@ -30,10 +26,18 @@ export interface GateOptions {
 }
 
 export class Gates {
+  /** Set at admission: pre-approvals are then taken only as the parent's verified record. */
+  private admitted: { preApproval?: VerifiedPreApproval } | undefined;
+
   constructor(
     private readonly ledger: RunLedger,
     private readonly notifier: Notifier,
   ) {}
+
+  /** The parent's decision as the parent reported it at admission (undefined: the run has no pre-approval). */
+  admit(preApproval: VerifiedPreApproval | undefined): void {
+    this.admitted = { preApproval };
+  }
 
   /**
    * Waits for an authorised approver. Escalates after `escalateAfterSeconds`, rejects
@@ -49,9 +53,16 @@ export class Gates {
     gate.decidedBy = gate.decidedAt = gate.comment = gate.escalatedAt = undefined;
     gate.approvals = [];
     if (options.preApproved && options.setAside !== undefined) {
-      ledger.record('pre-approval-set-aside', `gate ${id}: the approval by ${options.preApproved.by} at the parent run's gate does not cover this: ${options.setAside}; a person must approve here`, { by: options.preApproved.by, gate: id });
+      // Who approved at the parent: its own record when the run was admitted with it, else (older runs) the input's word.
+      const by = this.admitted?.preApproval?.approvers.join(' + ') ?? options.preApproved.by;
+      ledger.record('pre-approval-set-aside', `gate ${id}: the approval by ${by} at the parent run's gate does not cover this: ${options.setAside}; a person must approve here`, { by, gate: id });
+    } else if (options.preApproved && this.admitted) {
+      // The parent's own record, checked at admission; its approvers count here only if they may decide this gate.
+      const pre = this.admitted.preApproval;
+      if (!pre) throw definitionError(`gate ${id} was given a pre-approval the run was not admitted with`);
+      if (this.takeParentApprovals(gate, pre)) return { ...gate };
     } else if (options.preApproved) {
-      // Decided at the parent run's gate (e.g. an evacuation's promote-databases): recorded, not asked again.
+      // Runs from before admission: decided at the parent run's gate, recorded, not asked again.
       const { by, at, comment } = options.preApproved;
       Object.assign(gate, { state: 'approved', decidedBy: by, decidedAt: at, comment });
       ledger.record('gate-approved', `gate ${id} approved by ${by} at the parent run's gate: ${comment}`, { by, gate: id });
@@ -95,6 +106,31 @@ export class Gates {
       });
     }
     return { ...gate };
+  }
+
+  /**
+   * Counts the parent's approvers who may decide this gate; true when they are enough (the gate is approved).
+   * Otherwise their approvals stand and the gate waits for the rest: a two-person gate fed one approval
+   * at the parent waits for a second, different approver here.
+   */
+  private takeParentApprovals(gate: GateStatus, pre: VerifiedPreApproval): boolean {
+    const { ledger } = this;
+    const where = `gate ${pre.gate} of ${pre.parent}`;
+    const counted = pre.approvers.filter((a) => gate.approvers.includes(a)).slice(0, gate.required);
+    gate.approvals = counted.map((by) => ({ by, at: pre.at, comment: `at ${where}${pre.comment ? `: ${pre.comment}` : ''}` }));
+    if (counted.length >= gate.required) {
+      Object.assign(gate, { state: 'approved', decidedBy: counted.join(' + '), decidedAt: pre.at, comment: pre.comment });
+      ledger.record('gate-approved', `gate ${gate.id} approved by ${gate.decidedBy} at ${where} (checked with the parent run): ${pre.comment}`, { by: counted[0], gate: gate.id });
+      ledger.publish();
+      return true;
+    }
+    const ignored = pre.approvers.filter((a) => !counted.includes(a));
+    ledger.record(
+      'gate-approved',
+      `gate ${gate.id}: ${counted.length} of ${gate.required} approvals from ${where} (${counted.join(', ') || 'none'})${ignored.length ? `; not counted here: ${ignored.join(', ')} (not an approver of this gate)` : ''}; waiting for ${gate.required - counted.length} more, from a different approver`,
+      { gate: gate.id, ...(counted[0] ? { by: counted[0] } : {}) },
+    );
+    return false;
   }
 
   /** Why a decision may not be applied now (decisions.ts), or undefined. */

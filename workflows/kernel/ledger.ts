@@ -45,11 +45,14 @@ export class RunLedger {
   readonly status: RunbookStatus;
   private lastPublishedPhase: string | undefined;
 
+  private current: RunbookRunOptions;
+
   /** `options.context` is the run's own (a scheduled run's clock already set to its start). */
   constructor(
-    readonly options: RunbookRunOptions,
+    options: RunbookRunOptions,
     private readonly witnessedBy: Witness,
   ) {
+    this.current = options;
     const { plan, context } = options;
     const budget = options.rto.budgetSeconds;
     this.status = {
@@ -75,9 +78,7 @@ export class RunLedger {
         id: g.id,
         title: g.title,
         state: 'pending',
-        approvers: Object.entries(context.people)
-          .filter(([name, roles]) => hasRole(roles, ROLE_SETS.decide) && name !== context.initiator)
-          .map(([name]) => name),
+        approvers: approversOf(context),
         required: lookup(options.gates, g.id)?.twoPerson ? 2 : 1,
         approvals: [],
       })),
@@ -95,8 +96,22 @@ export class RunLedger {
     return this.options.runbook;
   }
 
+  /** The run's options: as given, until the run is admitted under the worker's policy (adopt). */
+  get options(): RunbookRunOptions {
+    return this.current;
+  }
+
   get context(): RunbookRunOptions['context'] {
-    return this.options.context;
+    return this.current.context;
+  }
+
+  /** The worker's policy the run was admitted under (contract/governance.ts): who decides, and each gate's rules. */
+  adopt(context: RunbookRunOptions['context'], gates: RunbookRunOptions['gates']): void {
+    this.current = { ...this.current, context, gates };
+    for (const gate of this.status.gates) {
+      gate.approvers = approversOf(context);
+      gate.required = lookup(gates, gate.id)?.twoPerson ? 2 : 1;
+    }
   }
 
   /** An event in the status and the log; every one but the end is witnessed as it is (finish() witnesses the end with its outcome). */
@@ -231,4 +246,14 @@ export class RunLedger {
   now(): string {
     return new Date().toISOString();
   }
+}
+
+/** Who may decide the run's gates: every approver but the initiator. */
+function approversOf(context: RunbookRunOptions['context']): string[] {
+  // Read before admission too, from an input nobody has checked yet: a malformed one gives nobody, never a crash.
+  const people: unknown = context.people;
+  if (typeof people !== 'object' || people === null) return [];
+  return Object.entries(people as Record<string, unknown>)
+    .filter(([name, roles]) => Array.isArray(roles) && hasRole(roles, ROLE_SETS.decide) && name !== context.initiator)
+    .map(([name]) => name);
 }

@@ -6,7 +6,8 @@
  * a refusal is recorded in the run (and its evidence) and the caller still
  * gets the reason.
  */
-import { ApplicationFailure, log, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import { cancelMessage, resolveMessage } from '../../contract/approvals';
 import {
   approveSignal,
   decideUpdate,
@@ -19,13 +20,21 @@ import {
   type DecideResult,
   type GateDecision,
 } from '../../contract/runbook';
-import { refuseOperator, refuseResolve } from './decisions';
+import { refuseOperator, refuseResolve, refuseSignedCommand } from './decisions';
 import type { Gates } from './gates';
 import type { RunLedger } from './ledger';
 import type { Steps } from './steps';
 
-export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps): void {
-  const { context } = ledger;
+/** What the run tells its handlers: whether it was admitted under the worker's policy, and how a cancel it accepted takes effect. */
+export interface HandlerHooks {
+  /** Runs admitted at start check signed cancels and resolutions (older runs replay as they ran). */
+  governed: boolean;
+  /** A cancel the run accepted (signed, when signatures are required): the run rolls back now. */
+  cancelAccepted(): void;
+}
+
+export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps, hooks: HandlerHooks = { governed: false, cancelAccepted: () => undefined }): void {
+  // ledger.context, read at each message: the run adopts the worker's policy at admission.
   const decide = (request: DecideRequest): DecideResult => {
     const refusal = gates.refusal(request);
     return refusal ? refuse(ledger, 'decide', request, refusal) : gates.apply(request);
@@ -56,13 +65,17 @@ export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps):
   });
   setHandler(requestCancelUpdate, (request) => {
     const { status } = ledger;
+    const { context } = ledger;
+    const { workflowId, runId } = workflowInfo();
     const refusal = refuseOperator(request.by, context, 'cancel a run')
       ?? (typeof request.reason !== 'string' || request.reason.trim() === '' ? 'a cancel needs a reason' : undefined)
+      ?? (hooks.governed ? refuseSignedCommand(request.signature, request.by, context, 'cancel', () => cancelMessage({ workflowId, runId, by: request.by, reason: request.reason })) : undefined)
       ?? (isFinalState(status.state) ? `the run has already ended (${status.state})` : undefined)
       ?? (status.pointOfNoReturnPassed ? 'the run is past its point of no return: cancelling would not roll it back; let it finish or resolve by hand' : undefined);
     if (refusal) return refuse(ledger, 'cancel', request, refusal);
     ledger.record('cancel-requested', `cancel requested: ${request.reason}`, { by: request.by });
     ledger.publish();
+    if (hooks.governed) hooks.cancelAccepted();
     return { accepted: true as const };
   }, {
     validator: (request) => {
@@ -70,7 +83,12 @@ export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps):
     },
   });
   setHandler(resolveSignal, (request) => {
-    const refusal = refuseResolve(request, context, steps.awaitingResolution);
+    const { context, status } = ledger;
+    const { workflowId, runId } = workflowInfo();
+    const attention = status.attention?.id ?? '';
+    const refusal = refuseResolve(request, context, steps.awaitingResolution)
+      ?? (request.attention !== undefined && request.attention !== attention ? `the resolution is for another failed undo (${str(request.attention) ?? '?'}); the run waits on ${attention}` : undefined)
+      ?? (hooks.governed ? refuseSignedCommand(request.signature, request.by, context, 'resolution', () => resolveMessage({ workflowId, runId, attention, action: request.action, by: request.by, comment: request.comment })) : undefined);
     if (refusal) {
       ledger.record('decision-refused', `resolve refused: ${refusal}`, { by: isObject(request) ? str(request.by) : undefined });
       ledger.publish();

@@ -9,7 +9,7 @@
 import { CancellationScope, ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, proxyActivities, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { NotificationActivities } from '../../activities/notify';
 import type { Notification, NotificationReceipt } from '../../contract/database';
-import { pagerWorkflowId, type RunbookStatus } from '../../contract/runbook';
+import { pagerWorkflowId, type PagerInput, type RunbookStatus, type RunContext } from '../../contract/runbook';
 import { call } from '../call';
 import { pager } from '../pager';
 import { failureMessage, ignoreCancellation } from './failures';
@@ -140,7 +140,7 @@ export class Notifier {
     const id = pagerWorkflowId(workflowId, runId);
     await startChild(pager, {
       workflowId: id,
-      args: [{ workflowId, runId, notifications: pages }],
+      args: [{ workflowId, runId, notifications: pages, ...acknowledgers(this.ledger.context) }],
       // The pager must outlive the run: a "finish by hand" page is the last thing a failed run says.
       parentClosePolicy: ParentClosePolicy.ABANDON,
       cancellationType: ChildWorkflowCancellationType.ABANDON,
@@ -220,4 +220,9 @@ export class Notifier {
       link: ui ? `${ui.replace(/\/$/, '')}/namespaces/${namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}` : undefined,
     };
   }
+}
+
+/** Who may acknowledge the run's last pages: its people as admitted, and whether they must sign. */
+function acknowledgers(context: RunContext): Pick<PagerInput, 'people' | 'approvalKeys' | 'signatures'> {
+  return { people: context.people, ...(context.approvalKeys ? { approvalKeys: context.approvalKeys } : {}), ...(context.signatures ? { signatures: context.signatures } : {}) };
 }

@@ -4,6 +4,7 @@
  * what, the budgets and the gate policies). A plan declared `as const` types
  * its ids, so a step, gate or budget the plan does not name does not compile.
  */
+import type { PreApproval } from '../../contract/governance';
 import type { TargetRef } from '../../contract/holds';
 import type { GatePolicy, RtoPolicy, RunContext } from '../../contract/runbook';
 
@@ -48,4 +49,8 @@ export interface RunbookRunOptions<P extends Plan = Plan> {
   announceFailure?: boolean;
   /** What the run may change: claimed before the procedure's first step, so a second run on them is refused before it changes anything. */
   holds?: readonly TargetRef[];
+  /** The workflow's own input, which the initiator's start signature covers (contract/approvals.ts startDigest). */
+  input?: unknown;
+  /** A parent run's gate decision this run was started with: verified with the parent at admission. */
+  preApproved?: PreApproval;
 }

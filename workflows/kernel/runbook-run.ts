@@ -3,7 +3,8 @@
  * budget and the status, so a runbook file reads as the DR procedure and not
  * as Temporal plumbing. RunbookRun composes the kernel's rooms (ledger.ts at
  * the bottom; evidence, notifications, clocks, steps, gates, messages above
- * it) and keeps the run's lifecycle: the targets it holds, the scopes its
+ * it) and keeps the run's lifecycle: its admission under the worker's policy
+ * (admission.ts), the targets it holds, the scopes its
  * procedure and watchers run in, and how a cancel and the end are handled.
  * Deterministic orchestration only: every side effect is an activity.
  */
@@ -14,6 +15,8 @@ import type { ReturnDuty } from '../../contract/return-watch';
 import type { RpoVerdict } from '../../contract/rpo';
 import type { ChildStatus, DatabaseRpoStatus, GateStatus, RpoStatus, RtoPolicy, RunArtifact, RunbookStatus, RunContext, SkippedRun } from '../../contract/runbook';
 import type { RtoOutcome, RunOutcome } from '../../contract/outcome';
+import { admit } from './admission';
+import type { PreApproval } from '../../contract/governance';
 import { clockedContext, Clocks } from './clocks';
 import { EvidenceChain } from './evidence';
 import { failureMessage } from './failures';
@@ -34,6 +37,9 @@ const CLOSE_GRACE_MS = 5_000;
 export { failureMessage, isDeadline } from './failures';
 export type { GateDefinition, GateId, Plan, RunbookRunOptions, StepDefinition, StepId } from './plan';
 export type { GateOptions, PreApproval } from './gates';
+
+/** Runs admitted under the worker's policy at start; earlier histories replay without the admission activity. */
+const PATCH_WORKER_POLICY = 'lifeboat-worker-policy';
 export type { Outgoing } from './notifications';
 export type { StepOptions, Undo } from './steps';
 
@@ -41,6 +47,8 @@ export type { StepOptions, Undo } from './steps';
 export interface RunbookInputShape<P extends Plan> {
   run: RunContext;
   policy: { rto: RtoPolicy; stepBudgets: RunbookRunOptions<P>['stepBudgets']; gates?: RunbookRunOptions<P>['gates'] };
+  /** A parent run's gate decision (a child promotion's): checked with that parent at admission. */
+  preApproved?: PreApproval;
 }
 
 /**
@@ -66,7 +74,11 @@ export class RunbookRun<P extends Plan = Plan> {
   private readonly holdsEnabled: boolean;
   private claimed: ClaimedHold[] = [];
   private closing: Promise<void> | undefined;
-  private refusedByHold: TemporalFailure | undefined;
+  /** What refused the run before it changed anything: a held target, or admission. */
+  private refusal: { failure: TemporalFailure; by: 'hold' | 'admission' } | undefined;
+  /** Admitted under the worker's policy at start (runs started before admission existed replay without it). */
+  private readonly governed: boolean;
+  private cancelledByUpdate = false;
   /** Started by a Schedule (the context is rewritten, so this is kept apart). */
   private readonly scheduledRun: boolean;
 
@@ -89,6 +101,9 @@ export class RunbookRun<P extends Plan = Plan> {
       rto: input.policy.rto,
       stepBudgets: input.policy.stepBudgets,
       holds: definition.holds(input),
+      // The whole input, which the initiator's start signature covers, and a child's pre-approval.
+      input,
+      ...(input.preApproved ? { preApproved: input.preApproved } : {}),
       ...options,
       gates,
     });
@@ -100,6 +115,7 @@ export class RunbookRun<P extends Plan = Plan> {
     this.evidence = new EvidenceChain(options.runbook, patched('lifeboat-evidence-chain'));
     this.scheduledRun = scheduled;
     this.holdsEnabled = (options.holds?.length ?? 0) > 0 && patched('lifeboat-target-holds');
+    this.governed = patched(PATCH_WORKER_POLICY);
     this.ledger = new RunLedger({ ...options, context }, this.evidence);
     this.notifier = new Notifier(this.ledger, this.watchers);
     this.clocks = new Clocks(this.ledger, this.notifier, this.watchers, {
@@ -108,7 +124,7 @@ export class RunbookRun<P extends Plan = Plan> {
     });
     this.steps = new Steps(this.ledger, this.notifier, this.clocks);
     this.gates = new Gates(this.ledger, this.notifier);
-    registerHandlers(this.ledger, this.gates, this.steps);
+    registerHandlers(this.ledger, this.gates, this.steps, { governed: this.governed, cancelAccepted: () => this.cancelFromUpdate() });
   }
 
   /**
@@ -218,6 +234,7 @@ export class RunbookRun<P extends Plan = Plan> {
     ledger.publish();
     CancellationScope.current().cancelRequested.catch(() => this.onCancelRequested());
     try {
+      if (this.governed) await this.mainScope.run(() => this.admit());
       if (this.holdsEnabled) {
         await this.mainScope.run(() => this.claimTargets());
         this.clocks.startRtoBudget();
@@ -229,13 +246,14 @@ export class RunbookRun<P extends Plan = Plan> {
       return this.evidence.enabled ? { ...result, evidence: this.evidence.current() } : result;
     } catch (err) {
       if (!(err instanceof TemporalFailure)) throw err; // a bug: fail the workflow task, keep the run for a fixed worker
-      if (this.refusedByHold === err) {
-        ledger.status.error = { type: FailureType.TargetHeld, message: failureMessage(err) };
-        if (whenHeld === 'skip') {
+      if (this.refusal?.failure === err) {
+        const held = this.refusal.by === 'hold';
+        ledger.status.error = { type: held ? FailureType.TargetHeld : FailureType.RunRefused, message: failureMessage(err) };
+        if (held && whenHeld === 'skip') {
           ledger.finish('skipped', 'skipped: target held');
           return { skipped: { reason: failureMessage(err) } };
         }
-        ledger.finish('refused', 'refused: target held');
+        ledger.finish('refused', held ? 'refused: target held' : "refused by the worker's policy");
         throw err;
       }
       throw await this.steps.recover(err);
@@ -278,6 +296,17 @@ export class RunbookRun<P extends Plan = Plan> {
     this.ledger.publish();
   }
 
+  /** Admission under the worker's policy (admission.ts); a refusal ends the run before it claims or changes anything. */
+  private async admit(): Promise<void> {
+    try {
+      const admission = await admit(this.ledger);
+      this.gates.admit(admission.preApproval);
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.type === FailureType.RunRefused) this.refusal = { failure: err, by: 'admission' };
+      throw err;
+    }
+  }
+
   /** Claims every target before the first step; a held target refuses the run with the holder named. */
   private async claimTargets(): Promise<void> {
     const { ledger } = this;
@@ -293,15 +322,30 @@ export class RunbookRun<P extends Plan = Plan> {
       );
     } catch (err) {
       if (err instanceof ApplicationFailure && err.type === FailureType.TargetHeld) {
-        this.refusedByHold = err;
+        this.refusal = { failure: err, by: 'hold' };
         ledger.record('refused', failureMessage(err));
       }
       throw err;
     }
   }
 
+  /** A cancel the run accepted through requestCancel (who, why, signed when required) rolls it back at once. */
+  private cancelFromUpdate(): void {
+    if (this.cancelledByUpdate) return;
+    this.cancelledByUpdate = true;
+    this.mainScope.cancel();
+  }
+
   /** A cancel (CLI, UI, `temporal workflow cancel`) rolls back only before the point of no return. */
   private onCancelRequested(): void {
+    if (this.cancelledByUpdate) return; // already rolling back on the accepted request
+    if (this.governed && this.ledger.context.signatures === 'required') {
+      // Nobody signed this one: a raw `temporal workflow cancel` must not roll a run back where the worker requires signatures.
+      this.ledger.record('cancel-requested', "cancel ignored: this run's cancels must be signed ('lifeboat cancel … --key'); a raw workflow cancel names nobody");
+      this.notifier.escalate('escalation', 'warning', 'unsigned cancel ignored', 'Someone cancelled the run without a signed cancel request; it carries on. Cancel it with lifeboat cancel --key if it must stop.');
+      this.ledger.publish();
+      return;
+    }
     if (this.ledger.status.pointOfNoReturnPassed || this.steps.rollingBack) {
       this.ledger.record('cancel-requested', 'cancel ignored: the run is past its point of no return (or already rolling back); it carries on');
       this.notifier.escalate('escalation', 'warning', 'cancel ignored past the point of no return', 'Someone cancelled the run after its irreversible step; the run carries on to leave a consistent state.');

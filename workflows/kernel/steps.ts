@@ -31,6 +31,8 @@ interface Compensation {
 export class Steps {
   private compensations: Compensation[] = [];
   private pendingResolution: ResolveRequest | undefined;
+  /** Failed undos so far: each one a person resolves has its own attention id. */
+  private attentions = 0;
   private recovering = false;
 
   constructor(
@@ -150,6 +152,9 @@ export class Steps {
             break;
           } catch (err) {
             status.state = 'needs-attention';
+            // A resolution names this failed undo (and a signed one is bound to it): a stale one is refused.
+            this.attentions += 1;
+            status.attention = { id: `${step.id}#${this.attentions}`, step: step.id };
             this.ledger.setPhase(`needs-attention: undo ${step.id}`);
             this.ledger.record('compensation-failed', `undo of step ${step.id} failed: ${failureMessage(err)}; waiting for a 'resolve' signal`, { step: step.id });
             this.notifier.escalate('needs-attention', 'critical', `undo of ${step.id} failed`, `The undo of step ${step.id} failed (${failureMessage(err)}). Fix it, then send 'resolve' with action retry or done-by-hand.`, { step: step.id });
@@ -158,6 +163,7 @@ export class Steps {
             await condition(() => this.pendingResolution !== undefined);
             const resolution = this.pendingResolution as ResolveRequest | undefined;
             status.state = 'compensating';
+            status.attention = undefined;
             this.ledger.setPhase('compensating');
             if (resolution?.action === 'done-by-hand') {
               step.state = 'compensated';

@@ -5,16 +5,21 @@
  * (needs-attention), and the point of no return sealing the undos before it,
  * on a small runbook written on the kernel and on the real db-promotion.
  */
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { Client, Connection, WorkflowFailedError, type HistoryAndWorkflowId, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError, type HistoryAndWorkflowId, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, type Workflow } from '@temporalio/common';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createDatabaseActivities, type DatabaseActivities } from '../../../activities/database';
 import { createEvidenceActivities, type EvidenceActivities } from '../../../activities/evidence';
+import { createGovernanceActivities, type GovernanceActivities } from '../../../activities/governance';
+import { cancelMessage, resolveMessage, startDigest, startMessage } from '../../../contract/approvals';
+import type { TrustedPolicy } from '../../../contract/governance';
+import { generateApprovalKey, loadApprovalKey, rawPublicKey, signMessage } from '../../../lib/approval-keys';
 import { createHoldActivities, type HoldActivities } from '../../../activities/holds';
 import { createNotificationActivities, type NotificationActivities } from '../../../activities/notify';
 import type { DbPromotionInput } from '../../../contract/db-promotion';
@@ -28,6 +33,7 @@ import {
   resolveSignal,
   searchAttributes,
   statusQuery,
+  type GatePolicy,
   type RunbookStatus,
   type RunContext,
 } from '../../../contract/runbook';
@@ -35,7 +41,7 @@ import { ensureNamespace } from '../../../lab/temporal-server';
 import { activityNames, ActivityCalls, deferred, fakeActivities } from '../../helpers/fakes';
 import { gateWaiting, waitForStatus } from '../../helpers/temporal';
 import type { dbPromotion } from '../../../workflows';
-import type { rehearsal, RehearsalActivities, RehearsalInput, RehearsalStepId } from './workflows';
+import type { rehearsal, rehearsalParent, RehearsalActivities, RehearsalInput, RehearsalStepId } from './workflows';
 
 const NAMESPACE = 'lifeboat-test-kernel';
 const HISTORIES = path.join(__dirname, '..', '..', 'histories', 'kernel');
@@ -63,9 +69,25 @@ afterAll(async () => {
   await connection?.close();
 });
 
-/** The kernel's own activities (notifications, evidence), faked: every page and every sealed record is in `calls`. */
-function kernelFakes(calls: ActivityCalls): NotificationActivities & EvidenceActivities {
+/** The worker's policy for a runbook: this file's people, no gate rules of its own (each run's gates stand). */
+const defaultPolicy = (): TrustedPolicy => ({ people, approvalKeys: {}, signatures: 'optional', gates: {} });
+let trusted: (runbook: string) => TrustedPolicy = defaultPolicy;
+
+/** Runs `test` with the worker's policy changed by `policy`, then restores the default. */
+async function underPolicy(policy: (runbook: string) => TrustedPolicy, test: () => Promise<void>): Promise<void> {
+  trusted = policy;
+  try {
+    await test();
+  } finally {
+    trusted = defaultPolicy;
+  }
+}
+
+/** The kernel's own activities (admission, notifications, evidence), faked: every page and every sealed record is in `calls`. */
+function kernelFakes(calls: ActivityCalls): NotificationActivities & EvidenceActivities & GovernanceActivities {
   return {
+    // The real admission activity against the real server; the worker's policy is `trusted` (a test may change it).
+    ...createGovernanceActivities({ governance: { policy: (runbook) => trusted(runbook), runbookTypes: new Set(['rehearsal', 'rehearsalParent', 'dbPromotion']), scheduleLookupMs: 2000 }, client }),
     ...fakeActivities<NotificationActivities>(activityNames(createNotificationActivities({ routes: { incident: [], oncall: [] }, record: async () => undefined })), {
       notify: async () => ({ channel: 'fake', deliveredAt: new Date().toISOString() }),
     }, calls),
@@ -177,7 +199,7 @@ describe('gates and decisions', () => {
       expect(status.gates[0]).toMatchObject({ id: 'promote', state: 'timed-out' });
       expect(status.gates[0]?.escalatedAt).toBeDefined();
       expect(stepStates(status)).toEqual({ freeze: 'compensated', drain: 'compensated', promote: 'pending', verify: 'pending' });
-      expect(kinds(status).filter((k) => k !== 'escalation')).toEqual(['started', 'gate-opened', 'decision-refused', 'gate-timed-out', 'finished']);
+      expect(kinds(status).filter((k) => k !== 'escalation')).toEqual(['started', 'admitted', 'gate-opened', 'decision-refused', 'gate-timed-out', 'finished']);
 
       expect(calls.of('change')).toEqual([[{ step: 'freeze' }], [{ step: 'drain' }]]);
       expect(undone(calls)).toEqual(['drain', 'freeze']);
@@ -237,7 +259,7 @@ describe('clocks', () => {
       expect(status.state).toBe('rolled-back');
       expect(status.rto).toMatchObject({ breached: true, budgetSeconds: 5, onBreach: 'rollback' });
       expect(status.steps.find((s) => s.id === 'drain')).toMatchObject({ state: 'compensated', budgetBreached: true, note: 'cancelled' });
-      expect(kinds(status).filter((k) => k !== 'escalation')).toEqual(['started', 'step-budget-breach', 'rto-breach', 'step-failed', 'finished']);
+      expect(kinds(status).filter((k) => k !== 'escalation')).toEqual(['started', 'admitted', 'step-budget-breach', 'rto-breach', 'step-failed', 'finished']);
       expect(status.events.find((e) => e.kind === 'rto-breach')?.detail).toBe('RTO budget of 5s exceeded; policy rollback: rolling back');
       expect(undone(calls)).toEqual(['drain', 'freeze']);
       expect(pages(calls).map((n) => [n.audience, n.kind, n.severity, n.subject])).toEqual([
@@ -337,6 +359,151 @@ describe('steps and compensation', () => {
       expect(status.events.find((e) => e.kind === 'point-of-no-return')?.detail).toBe('step promote is irreversible; undos no longer offered: fence-primary');
       expect(pages(calls).map((n) => [n.audience, n.kind, n.subject])).toEqual([['oncall', 'needs-attention', '[db-promotion drill] failed past the point of no return']]);
     });
+  });
+});
+
+describe('admission: the worker decides who may do what', () => {
+  const keys = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-kernel-keys-'));
+  const keyOf = (who: string) => path.join(keys, `${who}.pem`);
+  const publicKeys = Object.fromEntries(['alice', 'bob', 'carol', 'erin'].map((who) => [who, generateApprovalKey(keyOf(who))]));
+  const signedPolicy = (): TrustedPolicy => ({ people, approvalKeys: publicKeys, signatures: 'required', gates: {} });
+  /** What `lifeboat start --key` sends: the input with its signing time, signed by `signer` as the initiator. */
+  const signed = (input: RehearsalInput, workflowId: string, signer = input.run.initiator, workflowType = 'rehearsal'): RehearsalInput => {
+    const withTime = { ...input, run: { ...input.run, signedAt: new Date().toISOString() } };
+    const message = startMessage({ workflowId, workflowType, initiator: input.run.initiator, inputDigest: startDigest(withTime) });
+    return { ...withTime, run: { ...withTime.run, startSignature: signMessage(loadApprovalKey(keyOf(signer)), message) } };
+  };
+  /** withRun's workflow id for the next run named `name` (its task queue + '-run'). */
+  const nextId = (name: string) => `kernel-${name}-${process.pid}-${counter + 1}-run`;
+  /** The reason an Update was refused with (the run's own words). */
+  const refusedUpdate = (update: Promise<unknown>) => update.then(() => 'accepted', (err: unknown) => (err instanceof WorkflowUpdateFailedError ? err.cause?.message : String(err)));
+  const refusalOf = async (handle: WorkflowHandle) => {
+    const failure = await failureOf(handle);
+    expect(failure.type).toBe(FailureType.RunRefused);
+    const status = await handle.query(statusQuery);
+    expect(status.state).toBe('refused');
+    expect(status.events.find((e) => e.kind === 'refused')?.detail).toBe(failure.message);
+    return failure.message;
+  };
+
+  it('a raw start with a forged pre-approval is refused before anything changes', async () => {
+    const forged = rehearsalInput({ preApproved: { by: 'bob', at: new Date().toISOString(), comment: 'trust me', parent: 'regional-evacuation:east', gate: 'promote-databases' } });
+    await withRun<typeof rehearsal>('forged-preapproval', 'rehearsal', [forged], rehearsalFakes(), async ({ handle, calls }) => {
+      expect(await refusalOf(handle)).toBe('refused: a pre-approval (by bob) is honoured only in a child of a Lifeboat run of this worker; this run has no parent: nothing was pre-approved');
+      expect(calls.of('change')).toEqual([]);
+      expect((await handle.query(statusQuery)).gates[0]?.state).toBe('pending');
+    });
+  });
+
+  it('a malformed context is refused with what to fix, never a crashed workflow task', async () => {
+    const malformed = { ...rehearsalInput(), run: { ...rehearsalInput().run, people: null } } as unknown as RehearsalInput;
+    await withRun<typeof rehearsal>('malformed', 'rehearsal', [malformed], rehearsalFakes(), async ({ handle, calls }) => {
+      expect(await refusalOf(handle)).toBe('refused: run.people must map each person to a list of roles');
+      expect(calls.of('change')).toEqual([]);
+    });
+  });
+
+  it('an input that widens the worker’s policy is refused with the difference; one that narrows it runs under it', async () => {
+    const widened = rehearsalInput({ run: { ...rehearsalInput().run, people: { ...people, mallory: ['approver'], alice: ['commander', 'approver'] } } });
+    await underPolicy((runbook) => ({ ...defaultPolicy(), gates: runbook === 'rehearsal' ? { promote: { escalateAfterSeconds: 60, timeoutSeconds: 120, twoPerson: true } } : {} as Record<string, GatePolicy> }), async () => {
+      await withRun<typeof rehearsal>('widened', 'rehearsal', [widened], rehearsalFakes(), async ({ handle, calls }) => {
+        expect(await refusalOf(handle)).toBe(
+          "refused: the run's input disagrees with the worker's policy (it may narrow it, never widen it): people.alice: role approver is not theirs in the worker's config (commander); " +
+            "people.mallory: not a person in the worker's config; gates.promote: the worker's config requires two approvers; gates.promote.timeoutSeconds: 1200 is longer than the worker's 120; " +
+            "gates.promote.escalateAfterSeconds: 600 is longer than the worker's 60",
+        );
+        expect(calls.of('change')).toEqual([]);
+      });
+      // Narrower: fewer people (no carol) and a stricter gate. Admitted; the gate is the input's and only bob may decide it.
+      const narrowed = rehearsalInput({ run: { ...rehearsalInput().run, people: { alice: ['commander'], bob: ['approver'] } }, gate: { escalateAfterSeconds: 30, timeoutSeconds: 60, twoPerson: true } });
+      await withRun<typeof rehearsal>('narrowed', 'rehearsal', [narrowed], rehearsalFakes(), async ({ handle }) => {
+        const waiting = await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
+        expect(waiting.gates[0]).toMatchObject({ approvers: ['bob'], required: 2 });
+        expect(waiting.events.find((e) => e.kind === 'admitted')?.detail).toBe("started by a client; policy from the worker's config (signatures optional)");
+        expect(await refusedUpdate(handle.executeUpdate(decideUpdate, { args: [{ gate: 'promote', approver: 'carol', decision: 'approve' }] }))).toBe("'carol' is not a configured person: add them under people: in the config");
+        await handle.cancel();
+      });
+    });
+  });
+
+  it('a two-person gate of a child fed one approval at its parent waits for a second, different approver', async () => {
+    const child = { rto: { budgetSeconds: 3600, onBreach: 'continue' as const }, gate: { escalateAfterSeconds: 600, timeoutSeconds: 1200, twoPerson: true }, compensationAttempts: 1 };
+    const input = { run: rehearsalInput().run, gate: { escalateAfterSeconds: 600, timeoutSeconds: 1200 }, child };
+    await withRun<typeof rehearsalParent>('parent-approval', 'rehearsalParent', [input], rehearsalFakes(), async ({ handle }) => {
+      await waitForStatus(handle, gateWaiting('go'), 'the parent gate');
+      await handle.executeUpdate(decideUpdate, { args: [{ gate: 'go', approver: 'bob', decision: 'approve', comment: 'go ahead' }] });
+      const childHandle = client.workflow.getHandle(`${handle.workflowId}-child`);
+      const waiting = await waitForStatus(childHandle, gateWaiting('promote'), 'the child gate');
+      expect(waiting.gates[0]).toMatchObject({ required: 2, approvals: [expect.objectContaining({ by: 'bob', comment: `at gate go of ${handle.workflowId}: go ahead` })] });
+      expect(waiting.events.find((e) => e.kind === 'admitted')?.detail).toBe(`started by rehearsalParent ${handle.workflowId} (a Lifeboat run of this worker); policy from the worker's config (signatures optional)`);
+      expect(await refusedUpdate(childHandle.executeUpdate(decideUpdate, { args: [{ gate: 'promote', approver: 'bob', decision: 'approve' }] }))).toBe("'bob' already approved gate 'promote': a two-person gate needs a second, different approver");
+      await expect(childHandle.executeUpdate(decideUpdate, { args: [{ gate: 'promote', approver: 'carol', decision: 'approve', comment: 'second pair of eyes' }] })).resolves.toMatchObject({ state: 'approved', decidedBy: 'bob + carol' });
+      await expect(handle.result()).resolves.toMatchObject({ child: { changed: ['freeze', 'drain', 'promote', 'verify'] } });
+    });
+  });
+
+  it('with signatures required: an unsigned start, a start signed by someone else or altered after signing is refused', async () => {
+    await underPolicy(signedPolicy, async () => {
+      await withRun<typeof rehearsal>('unsigned-start', 'rehearsal', [rehearsalInput()], rehearsalFakes(), async ({ handle, calls }) => {
+        expect(await refusalOf(handle)).toBe("refused: the run's input disagrees with the worker's policy (it may narrow it, never widen it): signatures: the worker requires signed decisions (approvals.signatures: required), the input says optional; this worker requires signed starts (approvals.signatures: required): start it with 'lifeboat start … --as alice --key <alice's private key>'");
+        expect(calls.of('change')).toEqual([]);
+      });
+      const base = rehearsalInput({ run: { ...rehearsalInput().run, signatures: 'required' } });
+      // carol is a commander too, but she signs as alice with her own key: not alice's signature.
+      await withRun<typeof rehearsal>('start-as-another', 'rehearsal', [signed(base, nextId('start-as-another'), 'carol')], rehearsalFakes(), async ({ handle }) => {
+        expect(await refusalOf(handle)).toMatch(/^refused: the start signature is not alice's signature of this start \(workflow kernel-start-as-another-\d+-\d+-run, rehearsal, this input\)/);
+      });
+      const altered = signed(base, nextId('altered-start'));
+      await withRun<typeof rehearsal>('altered-start', 'rehearsal', [{ ...altered, rto: { budgetSeconds: 99999, onBreach: 'continue' } }], rehearsalFakes(), async ({ handle }) => {
+        expect(await refusalOf(handle)).toMatch(/the input was altered$/);
+      });
+    });
+  });
+
+  it('with signatures required: a signed start runs; cancel and resolve must be signed by the operator', async () => {
+    const base = rehearsalInput({ run: { ...rehearsalInput().run, signatures: 'required' } });
+    await underPolicy(signedPolicy, async () => {
+      await withRun<typeof rehearsal>('signed-cancel', 'rehearsal', [signed(base, nextId('signed-cancel'))], rehearsalFakes(), async ({ handle, calls }) => {
+        const waiting = await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
+        expect(waiting.events.find((e) => e.kind === 'admitted')?.detail).toBe("started by a client; policy from the worker's config (signatures required, start signed)");
+        expect(await refusedUpdate(handle.executeUpdate(requestCancelUpdate, { args: [{ by: 'alice', reason: 'false alarm' }] }))).toBe('a cancel on this run must be signed (approvals.signatures: required): sign with --key <file>');
+        const { runId } = await handle.describe();
+        const wrong = signMessage(loadApprovalKey(keyOf('alice')), cancelMessage({ workflowId: handle.workflowId, runId, by: 'alice', reason: 'another reason' }));
+        expect(await refusedUpdate(handle.executeUpdate(requestCancelUpdate, { args: [{ by: 'alice', reason: 'false alarm', signature: wrong }] }))).toBe("the signature is not alice's signature of this cancel: signed with another key, for another run or request, or altered");
+        // A raw workflow cancel names nobody: ignored and recorded, the run still waits at its gate.
+        await handle.cancel();
+        const ignored = await waitForStatus(handle, (st) => st.events.some((e) => e.kind === 'cancel-requested' && e.detail.startsWith('cancel ignored')), 'the raw cancel to be ignored');
+        expect(ignored.gates[0]?.state).toBe('waiting');
+        expect(calls.of('undo')).toEqual([]);
+        // The signed request alone rolls the run back.
+        const signature = signMessage(loadApprovalKey(keyOf('alice')), cancelMessage({ workflowId: handle.workflowId, runId, by: 'alice', reason: 'false alarm' }));
+        await expect(handle.executeUpdate(requestCancelUpdate, { args: [{ by: 'alice', reason: 'false alarm', signature }] })).resolves.toEqual({ accepted: true });
+        await handle.result().catch(() => undefined);
+        expect(undone(calls)).toEqual(['drain', 'freeze']);
+        const status = await handle.query(statusQuery);
+        expect(status.events.filter((e) => e.kind === 'decision-refused').map((e) => e.by)).toEqual(['alice', 'alice']);
+      });
+
+      const fakes = rehearsalFakes({
+        change: { drain: async () => { throw ApplicationFailure.nonRetryable('the load balancer refused the change', 'DrainRefused'); } },
+        undo: { freeze: async () => { throw ApplicationFailure.retryable('the write freeze is stuck', 'FreezeStuck'); } },
+      });
+      await withRun<typeof rehearsal>('signed-resolve', 'rehearsal', [signed(base, nextId('signed-resolve'))], fakes, async ({ handle }) => {
+        const stuck = await waitForStatus(handle, (s) => s.state === 'needs-attention', 'needs-attention');
+        expect(stuck.attention).toEqual({ id: 'freeze#1', step: 'freeze' });
+        await handle.signal(resolveSignal, { by: 'erin', action: 'done-by-hand', comment: 'unfroze by hand', attention: 'freeze#1' });
+        const refused = await waitForStatus(handle, (s) => kinds(s).includes('decision-refused'), 'the refused resolve');
+        expect(refused.events.find((e) => e.kind === 'decision-refused')?.detail).toBe('resolve refused: a resolution on this run must be signed (approvals.signatures: required): sign with --key <file>');
+        const { runId } = await handle.describe();
+        const signature = signMessage(loadApprovalKey(keyOf('erin')), resolveMessage({ workflowId: handle.workflowId, runId, attention: 'freeze#1', action: 'done-by-hand', by: 'erin', comment: 'unfroze by hand' }));
+        await handle.signal(resolveSignal, { by: 'erin', action: 'done-by-hand', comment: 'unfroze by hand', attention: 'freeze#1', signature });
+        await failureOf(handle);
+        const status = await handle.query(statusQuery);
+        expect(status.state).toBe('rolled-back');
+        expect(status.events.filter((e) => e.kind === 'resolved').map((e) => e.by)).toEqual(['erin']);
+      });
+    });
+    expect(rawPublicKey(loadApprovalKey(keyOf('alice')))).toBe(publicKeys.alice);
   });
 });
 

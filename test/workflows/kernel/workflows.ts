@@ -3,9 +3,11 @@
  * kernel (RunbookRun), whose steps are activities the test fakes, and the
  * real runbooks, run with fake activities too.
  */
-import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities, startChild, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import type { PreApproval } from '../../../contract/governance';
 import type { GatePolicy, RtoPolicy, RunContext } from '../../../contract/runbook';
 import { RunbookRun } from '../../../workflows/kernel/runbook-run';
+import { parentApproval } from '../../../workflows/procedures';
 
 export * from '../../../workflows';
 
@@ -39,6 +41,8 @@ export interface RehearsalInput {
   stepBudgets?: Partial<Record<RehearsalStepId, number>>;
   /** Attempts of each undo before the run asks a person. */
   compensationAttempts: number;
+  /** A parent run's decision on its own gate (checked with that parent at admission). */
+  preApproved?: PreApproval;
 }
 
 /** A change fails at its first error (the test says which); it heartbeats, so a cancel reaches it. */
@@ -61,6 +65,8 @@ export async function rehearsal(input: RehearsalInput): Promise<{ changed: Rehea
     rpoTargetSeconds: 60,
     stepBudgets: input.stepBudgets ?? {},
     gates: { promote: input.gate },
+    input,
+    preApproved: input.preApproved,
   });
   const undoOptions = {
     startToCloseTimeout: '30 seconds',
@@ -74,9 +80,48 @@ export async function rehearsal(input: RehearsalInput): Promise<{ changed: Rehea
     changed.push((await run.step('freeze', change('freeze'), { compensate: () => undo('freeze') })).step);
     // The drain can half-apply: its undo is registered before it runs.
     changed.push((await run.step('drain', change('drain'), { undoIfInterrupted: undo('drain'), compensate: () => undo('drain') })).step);
-    await run.gate('promote');
+    await run.gate('promote', { preApproved: input.preApproved });
     changed.push((await run.step('promote', change('promote'))).step);
     changed.push((await run.step('verify', change('verify'))).step);
     return { changed };
+  });
+}
+
+export const rehearsalParentPlan = {
+  steps: [{ id: 'child', title: 'Rehearse as a child run, pre-approved by this run' }],
+  gates: [{ id: 'go', title: 'Approve the child run' }],
+} as const;
+
+export interface RehearsalParentInput {
+  run: RunContext;
+  gate: GatePolicy;
+  child: Omit<RehearsalInput, 'run' | 'preApproved'>;
+}
+
+/** A parent on the kernel: its gate, then a child rehearsal told of that gate's decision (as an evacuation tells its promotions). */
+export async function rehearsalParent(input: RehearsalParentInput): Promise<{ child: { changed: RehearsalStepId[] } }> {
+  const run = new RunbookRun({
+    runbook: 'rehearsal-parent',
+    target: 'the lab',
+    plan: rehearsalParentPlan,
+    context: input.run,
+    rto: { budgetSeconds: 3600, onBreach: 'continue' },
+    rpoTargetSeconds: 60,
+    stepBudgets: {},
+    gates: { go: input.gate },
+    input,
+  });
+  return run.execute(async () => {
+    const approval = await run.gate('go');
+    const child = await run.step('child', async () => {
+      const workflowId = `${workflowInfo().workflowId}-child`;
+      const handle = await startChild(rehearsal, { workflowId, args: [{ ...input.child, run: run.context, preApproved: parentApproval(approval) }] });
+      // A parent lists the children it waits on: a child checks its pre-approval against that list.
+      run.trackChild({ workflowId, runbook: REHEARSAL_RUNBOOK, target: 'the lab', state: 'running' });
+      const result = await handle.result();
+      run.trackChild({ workflowId, runbook: REHEARSAL_RUNBOOK, target: 'the lab', state: 'completed' });
+      return result;
+    });
+    return { child };
   });
 }

@@ -1,0 +1,134 @@
+/**
+ * The admission activity: the worker's trusted policy for a run, and where the
+ * run came from as the server records it (a Schedule that really started it, a
+ * parent that is a Lifeboat run of this worker, and that parent's own record of
+ * the gate decision a child was pre-approved with). Facts only: the workflow
+ * judges them (contract/governance.ts), so the judgement replays.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { AdmissionFacts, AdmissionRequest, PreApproval, RunOrigin, TrustedPolicy, VerifiedPreApproval } from '../contract/governance';
+import { FailureType } from '../contract/failures';
+import { statusQuery, type RunbookStatus } from '../contract/runbook';
+
+export interface GovernanceDependencies {
+  /** The worker's policy for one runbook, from its own config. */
+  policy(runbook: string): TrustedPolicy;
+  /** Workflow types whose runs may start children and pre-approve them: the runbooks this worker runs. */
+  runbookTypes: ReadonlySet<string>;
+  /** schedules.initiator: who scheduled runs start as. */
+  scheduleInitiator?: string;
+  /**
+   * The startDigest of the input the worker's own config schedules under `scheduleId` (what `schedules apply`
+   * writes), or undefined for a Schedule the config does not ask for: only those vouch for a run.
+   */
+  scheduledInput?(scheduleId: string): string | undefined;
+  /** How long to look for this run among the Schedule's actions (the scheduler records a start just after it). */
+  scheduleLookupMs?: number;
+}
+
+export function createGovernanceActivities(deps: { governance?: GovernanceDependencies; client?: Client }) {
+  const client = (): Client => {
+    if (!deps.client) throw ApplicationFailure.nonRetryable("this worker has no Temporal client to check a run's Schedule or parent with", FailureType.NotConfigured);
+    return deps.client;
+  };
+  return {
+    /** The worker's policy for the run, and its origin as the server records it. */
+    async admitRun(input: AdmissionRequest): Promise<AdmissionFacts> {
+      const { governance } = deps;
+      if (!governance) throw ApplicationFailure.nonRetryable('this worker has no trusted policy (config) to admit runs with', FailureType.NotConfigured);
+      const policy = governance.policy(input.runbook);
+      if (input.scheduledBy !== undefined) {
+        return { policy, origin: await scheduleOrigin(client(), governance, input, input.scheduledBy) };
+      }
+      if (!input.parent) return { policy, origin: { kind: 'client' } };
+      const { origin, status } = await parentOrigin(client(), governance, input);
+      if (!input.preApproval) return { policy, origin };
+      if (!status) return { policy, origin, preApproval: { refused: origin.kind === 'parent' ? (origin.why ?? 'the parent is not verified') : 'no parent' } };
+      return { policy, origin, preApproval: await confirmWithParent(client(), input, status, input.preApproval) };
+    },
+  };
+}
+
+export type GovernanceActivities = ReturnType<typeof createGovernanceActivities>;
+
+/** A Schedule vouches for a run only if it exists, runs this workflow type and lists this very run among its actions. */
+async function scheduleOrigin(client: Client, governance: GovernanceDependencies, input: AdmissionRequest, scheduleId: string): Promise<RunOrigin> {
+  const refuse = (why: string): RunOrigin => ({ kind: 'schedule', scheduleId, verified: false, why });
+  // Any client may create a Schedule: only one the worker's own config asks for, with the very input it schedules, vouches.
+  const expected = governance.scheduledInput?.(scheduleId);
+  if (expected === undefined) return refuse(`'${scheduleId}' is not a Schedule of this worker's config (schedules:)`);
+  if (expected !== input.inputDigest) return refuse(`the run's input is not the one the worker's config schedules under '${scheduleId}' (the Schedule was changed outside 'lifeboat schedules apply')`);
+  const deadline = Date.now() + (governance.scheduleLookupMs ?? 20_000);
+  for (;;) {
+    let description;
+    try {
+      description = await client.schedule.getHandle(scheduleId).describe();
+    } catch (err) {
+      return refuse(`no Schedule '${scheduleId}' on the server (${(err as Error).message})`);
+    }
+    const action = description.action;
+    if (action.type !== 'startWorkflow' || action.workflowType !== input.workflowType) {
+      return refuse(`Schedule '${scheduleId}' starts ${action.type === 'startWorkflow' ? action.workflowType : action.type}, not ${input.workflowType}`);
+    }
+    const started = [...description.info.runningActions, ...description.info.recentActions.map((a) => a.action)];
+    if (started.some((a) => a.workflow.workflowId === input.workflowId && a.workflow.firstExecutionRunId === input.firstExecutionRunId)) {
+      return { kind: 'schedule', scheduleId, verified: true, initiator: governance.scheduleInitiator };
+    }
+    if (Date.now() > deadline) return refuse(`Schedule '${scheduleId}' did not start ${input.workflowId} (run ${input.firstExecutionRunId}): it is not among its actions`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** A parent vouches for a child only if it is an open run of one of this worker's runbooks; its status says who started it. */
+async function parentOrigin(client: Client, governance: GovernanceDependencies, input: AdmissionRequest): Promise<{ origin: RunOrigin; status?: RunbookStatus }> {
+  const parent = input.parent as NonNullable<AdmissionRequest['parent']>;
+  const base = { kind: 'parent' as const, workflowId: parent.workflowId };
+  if (parent.namespace !== input.namespace) return { origin: { ...base, verified: false, why: `the parent runs in namespace ${parent.namespace}, not ${input.namespace}` } };
+  let description;
+  try {
+    description = await client.workflow.getHandle(parent.workflowId, parent.runId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return { origin: { ...base, verified: false, why: 'the parent run is not on the server' } };
+    throw err;
+  }
+  const workflowType = description.type;
+  if (!governance.runbookTypes.has(workflowType)) {
+    return { origin: { ...base, workflowType, verified: false, why: `the parent is a ${workflowType}, not a runbook of this worker` } };
+  }
+  if (description.status.name !== 'RUNNING') return { origin: { ...base, workflowType, verified: false, why: `the parent run has ended (${description.status.name.toLowerCase()})` } };
+  // A workflow type is only a name: a parent on another task queue is served by someone else's worker.
+  if (description.taskQueue !== input.taskQueue) return { origin: { ...base, workflowType, verified: false, why: `the parent runs on task queue ${description.taskQueue}, not this worker's ${input.taskQueue}` } };
+  const status = await client.workflow.getHandle(parent.workflowId, parent.runId).query(statusQuery);
+  return { origin: { ...base, workflowType, verified: true, initiator: status.initiator }, status };
+}
+
+/**
+ * The parent lists a child as running once it has seen the child start, which may come just after the child's
+ * first task: ask again for a few seconds before concluding the parent does not wait on this run.
+ */
+async function confirmWithParent(client: Client, input: AdmissionRequest, first: RunbookStatus, pre: PreApproval): Promise<{ verified: VerifiedPreApproval } | { refused: string }> {
+  const parent = input.parent as NonNullable<AdmissionRequest['parent']>;
+  const deadline = Date.now() + 10_000;
+  let status = first;
+  for (;;) {
+    const listed = status.children.some((c) => c.workflowId === input.workflowId && c.state === 'running');
+    if (listed || Date.now() > deadline) return checkPreApproval(parent.workflowId, status, pre, input.workflowId);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    status = await client.workflow.getHandle(parent.workflowId, parent.runId).query(statusQuery);
+  }
+}
+
+/** The parent's own record of the gate: approved, this opening, at this time; its approvers (and comment) are the ones the child counts. */
+function checkPreApproval(parent: string, status: RunbookStatus, pre: PreApproval, child: string): { verified: VerifiedPreApproval } | { refused: string } {
+  if (pre.parent !== undefined && pre.parent !== parent) return { refused: `it names ${pre.parent} as its parent, but the run's parent is ${parent}` };
+  // The parent must be waiting on this very child now (an approval is not reusable by a reset or a later run).
+  if (!status.children.some((c) => c.workflowId === child && c.state === 'running')) return { refused: `the parent ${parent} does not list ${child} among its running children` };
+  const gate = pre.gate !== undefined ? status.gates.find((g) => g.id === pre.gate) : status.gates.find((g) => g.state === 'approved' && g.decidedAt === pre.at);
+  if (!gate) return { refused: `the parent ${parent} has no gate ${pre.gate ?? `approved at ${pre.at}`}` };
+  if (gate.state !== 'approved') return { refused: `gate ${gate.id} of ${parent} is ${gate.state}, not approved` };
+  if (pre.nonce !== undefined && gate.nonce !== pre.nonce) return { refused: `gate ${gate.id} of ${parent} was approved at another opening (${gate.nonce ?? '?'}, not ${pre.nonce})` };
+  if (gate.decidedAt !== pre.at) return { refused: `gate ${gate.id} of ${parent} was decided at ${gate.decidedAt ?? '?'}, not ${pre.at}` };
+  const approvers = [...new Set(gate.approvals.map((a) => a.by))];
+  return { verified: { parent, gate: gate.id, nonce: gate.nonce, at: pre.at, comment: gate.comment ?? '', approvers: approvers.length > 0 ? approvers : (gate.decidedBy?.split(' + ') ?? []) } };
+}

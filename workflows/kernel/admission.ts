@@ -1,0 +1,67 @@
+/**
+ * The kernel's admission: before a run claims its targets or changes anything,
+ * it reads the worker's trusted policy and its own origin (one activity, fixed in
+ * history) and is admitted under that policy, or refused with the reason
+ * (contract/governance.ts judges; this room asks and applies).
+ */
+import { ApplicationFailure, isCancellation, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import { startDigest } from '../../contract/approvals';
+import type { GovernanceActivities } from '../../activities/governance';
+import { FailureType } from '../../contract/failures';
+import { admitRun, type Admission, type AdmissionFacts } from '../../contract/governance';
+import { failureMessage } from './failures';
+import type { RunLedger } from './ledger';
+import { scheduleIdOf } from './clocks';
+
+/**
+ * A local activity: it runs in this worker and leaves only a marker in history, so no client can complete
+ * it with an answer of its own (a regular activity can be completed by anyone who knows its id).
+ * The Schedule check polls for up to 20 s while the scheduler records the start.
+ */
+const governance = proxyLocalActivities<GovernanceActivities>({
+  startToCloseTimeout: '60 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.NotConfigured] },
+});
+
+/** Admits the run under the worker's policy (the ledger adopts it), or throws the refusal (type RunRefused), recorded. */
+export async function admit(ledger: RunLedger): Promise<Admission> {
+  const info = workflowInfo();
+  const { options } = ledger;
+  let facts: AdmissionFacts;
+  try {
+    facts = await governance.admitRun({
+      runbook: ledger.runbook,
+      workflowId: info.workflowId,
+      firstExecutionRunId: info.firstExecutionRunId,
+      workflowType: info.workflowType,
+      namespace: info.namespace,
+      taskQueue: info.taskQueue,
+      parent: info.parent ? { workflowId: info.parent.workflowId, runId: info.parent.runId, namespace: info.parent.namespace } : undefined,
+      scheduledBy: scheduleIdOf(),
+      inputDigest: options.input === undefined ? undefined : startDigest(options.input),
+      preApproval: options.preApproved,
+    });
+  } catch (err) {
+    if (isCancellation(err)) throw err; // cancelled while being admitted: a cancel, not a refusal
+    throw refuse(ledger, [`the worker could not admit the run: ${failureMessage(err)}`]);
+  }
+  const admission = admitRun(facts, {
+    context: ledger.context,
+    gates: options.gates,
+    input: options.input,
+    workflowId: info.workflowId,
+    workflowType: info.workflowType,
+    startTime: info.runStartTime,
+    preApproved: options.preApproved,
+  });
+  if (admission.refusals.length > 0) throw refuse(ledger, admission.refusals);
+  ledger.adopt(admission.context, admission.gates);
+  ledger.record('admitted', admission.summary);
+  return admission;
+}
+
+function refuse(ledger: RunLedger, refusals: readonly string[]): ApplicationFailure {
+  const failure = ApplicationFailure.create({ type: FailureType.RunRefused, message: `refused: ${refusals.join('; ')}`, nonRetryable: true });
+  ledger.record('refused', failure.message);
+  return failure;
+}
