@@ -1,13 +1,14 @@
 /**
  * Who may decide a gate or resolve a run: pure checks shared by the `decide`
  * Update's validator and the `approve`/`reject`/`resolve` signal handlers, so a
- * raw signal cannot bypass a rule the CLI path enforces.
+ * raw signal cannot bypass a rule the CLI path enforces. A message's shape is
+ * checked first, by its schema (contract/requests.ts); then the rules.
  */
 import { verifyApproval, verifySigned } from '../../contract/approvals';
 import { lookup } from '../../contract/records';
+import { decisionSchema, resolutionSchema, shapeRefusal } from '../../contract/requests';
 import { hasRole, ROLE_SETS, type DecideRequest, type GateStatus, type ResolveRequest, type RunContext } from '../../contract/runbook';
 
-const MAX_TEXT = 2000;
 
 /** Returns why the decision is refused, or undefined when it may be applied. */
 export function refuseDecision(
@@ -17,17 +18,9 @@ export function refuseDecision(
   /** The run a signature must be bound to. */
   binding: { workflowId: string } = { workflowId: '' },
 ): string | undefined {
-  if (typeof request !== 'object' || request === null) return 'a decision must be an object {gate, approver, comment?, nonce?}';
-  const r = request as Partial<Record<keyof DecideRequest, unknown>>;
-  if (typeof r.gate !== 'string' || r.gate.length === 0) return 'a decision must name the gate (string field "gate")';
-  if (typeof r.approver !== 'string' || r.approver.length === 0) return 'a decision must name the approver (string field "approver")';
-  if (r.comment !== undefined && typeof r.comment !== 'string') return 'the comment must be a string';
-  if (typeof r.comment === 'string' && r.comment.length > MAX_TEXT) return `the comment is longer than ${MAX_TEXT} characters`;
-  if (r.nonce !== undefined && typeof r.nonce !== 'string') return 'the nonce must be a string';
-  if (r.signature !== undefined && typeof r.signature !== 'string') return 'the signature must be a base64 string';
-  if (r.decision !== undefined && r.decision !== 'approve' && r.decision !== 'reject') {
-    return `decision must be "approve" or "reject", not ${JSON.stringify(r.decision)}`;
-  }
+  const malformed = shapeRefusal(decisionSchema, request);
+  if (malformed) return malformed;
+  const r = request as Partial<DecideRequest> & Pick<DecideRequest, 'gate' | 'approver'>;
   const gate = gates.find((g) => g.id === r.gate);
   if (!gate) return `unknown gate '${r.gate}': this runbook's gates are ${gates.map((g) => g.id).join(', ')}`;
   if (gate.state !== 'waiting') {
@@ -104,13 +97,10 @@ export function refuseSignedCommand(signature: unknown, by: string, context: Run
 }
 
 export function refuseResolve(request: unknown, context: RunContext, needsAttention: boolean): string | undefined {
-  if (typeof request !== 'object' || request === null) return 'a resolution must be an object {by, comment, action}';
-  const r = request as Partial<Record<keyof ResolveRequest, unknown>>;
-  const who = refuseOperator(r.by, context, 'resolve a run');
+  const malformed = shapeRefusal(resolutionSchema, request);
+  if (malformed) return malformed;
+  const who = refuseOperator((request as ResolveRequest).by, context, 'resolve a run');
   if (who) return who;
-  if (r.action !== 'retry' && r.action !== 'done-by-hand') return 'action must be "retry" or "done-by-hand"';
-  if (typeof r.comment !== 'string' || r.comment.trim() === '') return 'a resolution needs a comment saying what was done';
-  if (r.comment.length > MAX_TEXT) return `the comment is longer than ${MAX_TEXT} characters`;
   if (!needsAttention) return 'the run is not waiting for a resolution (it is not in needs-attention)';
   return undefined;
 }

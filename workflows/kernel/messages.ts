@@ -20,6 +20,7 @@ import {
   type DecideResult,
   type GateDecision,
 } from '../../contract/runbook';
+import { cancelSchema, shapeRefusal } from '../../contract/requests';
 import { refuseOperator, refuseResolve, refuseSignedCommand } from './decisions';
 import type { Gates } from './gates';
 import type { RunLedger } from './ledger';
@@ -67,8 +68,8 @@ export function registerHandlers(ledger: RunLedger, gates: Gates, steps: Steps, 
     const { status } = ledger;
     const { context } = ledger;
     const { workflowId, runId } = workflowInfo();
-    const refusal = refuseOperator(request.by, context, 'cancel a run')
-      ?? (typeof request.reason !== 'string' || request.reason.trim() === '' ? 'a cancel needs a reason' : undefined)
+    const refusal = shapeRefusal(cancelSchema, request)
+      ?? refuseOperator(request.by, context, 'cancel a run')
       ?? (hooks.governed ? refuseSignedCommand(request.signature, request.by, context, 'cancel', () => cancelMessage({ workflowId, runId, by: request.by, reason: request.reason })) : undefined)
       ?? (isFinalState(status.state) ? `the run has already ended (${status.state})` : undefined)
       ?? (status.pointOfNoReturnPassed ? 'the run is past its point of no return: cancelling would not roll it back; let it finish or resolve by hand' : undefined);
