@@ -47,6 +47,24 @@ export function createGovernanceActivities(deps: { governance?: GovernanceDepend
       if (!status) return { policy, origin, preApproval: { refused: origin.kind === 'parent' ? (origin.why ?? 'the parent is not verified') : 'no parent' } };
       return { policy, origin, preApproval: await confirmWithParent(client(), input, status, input.preApproval) };
     },
+    /**
+     * At the child's gate, whether its parent still vouches for the pre-approval it was admitted with: open,
+     * waiting on this child, the gate still approved at that opening (a reset child replays its admission).
+     */
+    async confirmPreApproval(input: { parent: { workflowId: string; runId: string }; child: string; preApproval: VerifiedPreApproval }): Promise<{ refused?: string }> {
+      const handle = client().workflow.getHandle(input.parent.workflowId, input.parent.runId);
+      let description;
+      try {
+        description = await handle.describe();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return { refused: 'the parent run is not on the server' };
+        throw err;
+      }
+      if (description.status.name !== 'RUNNING') return { refused: `the parent run has ended (${description.status.name.toLowerCase()})` };
+      const { preApproval: pre } = input;
+      const verdict = checkPreApproval(input.parent.workflowId, await handle.query(statusQuery), { by: pre.approvers[0] ?? '?', at: pre.at, comment: pre.comment, parent: pre.parent, gate: pre.gate, nonce: pre.nonce }, input.child);
+      return 'refused' in verdict ? { refused: verdict.refused } : {};
+    },
   };
 }
 

@@ -4,15 +4,19 @@
  * out; a parent run's approval is taken, or set aside with the reason. Who may
  * decide is decided by decisions.ts; this room applies what it allows.
  */
-import { ApplicationFailure, condition, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, isCancellation, proxyLocalActivities, uuid4, workflowInfo } from '@temporalio/workflow';
+import type { GovernanceActivities } from '../../activities/governance';
 import { FailureType } from '../../contract/failures';
 import { lookup } from '../../contract/records';
 import type { PreApproval, VerifiedPreApproval } from '../../contract/governance';
 import type { DecideRequest, DecideResult, GateStatus } from '../../contract/runbook';
 import { refuseDecision } from './decisions';
-import { definitionError } from './failures';
+import { definitionError, failureMessage } from './failures';
 import type { RunLedger } from './ledger';
 import type { Notifier } from './notifications';
+
+/** Local, like admission: nobody outside this worker can answer for the parent. */
+const governance = proxyLocalActivities<GovernanceActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } });
 
 export type { PreApproval } from '../../contract/governance';
 
@@ -52,10 +56,13 @@ export class Gates {
     gate.openedAt = ledger.now();
     gate.decidedBy = gate.decidedAt = gate.comment = gate.escalatedAt = undefined;
     gate.approvals = [];
-    if (options.preApproved && options.setAside !== undefined) {
+    // An admitted pre-approval is checked again now: the parent may have ended, or this child be a reset one.
+    const stale = options.preApproved && options.setAside === undefined && this.admitted?.preApproval ? await this.parentWithdrew(this.admitted.preApproval) : undefined;
+    const setAside = options.setAside ?? (stale ? `the parent run no longer vouches for it (${stale})` : undefined);
+    if (options.preApproved && setAside !== undefined) {
       // Who approved at the parent: its own record when the run was admitted with it, else (older runs) the input's word.
       const by = this.admitted?.preApproval?.approvers.join(' + ') ?? options.preApproved.by;
-      ledger.record('pre-approval-set-aside', `gate ${id}: the approval by ${by} at the parent run's gate does not cover this: ${options.setAside}; a person must approve here`, { by, gate: id });
+      ledger.record('pre-approval-set-aside', `gate ${id}: the approval by ${by} at the parent run's gate does not cover this: ${setAside}; a person must approve here`, { by, gate: id });
     } else if (options.preApproved && this.admitted) {
       // The parent's own record, checked at admission; its approvers count here only if they may decide this gate.
       const pre = this.admitted.preApproval;
@@ -73,9 +80,9 @@ export class Gates {
     ledger.status.state = 'waiting-approval';
     ledger.setPhase(`gate ${id}`);
     ledger.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}${options.briefing ? `. ${options.briefing}` : ''}`, { gate: id });
-    if (options.preApproved && options.setAside !== undefined) {
+    if (options.preApproved && setAside !== undefined) {
       // The parent's approver believes this promotion is under way: someone must come now, not after the escalation delay.
-      this.notifier.escalate('escalation', 'critical', `gate ${id} needs a person: the parent run's approval does not cover it`, `${options.setAside}. Approve or reject gate ${id} of this run (approvers: ${gate.approvers.join(', ')}).`, { gate: id });
+      this.notifier.escalate('escalation', 'critical', `gate ${id} needs a person: the parent run's approval does not cover it`, `${setAside}. Approve or reject gate ${id} of this run (approvers: ${gate.approvers.join(', ')}).`, { gate: id });
     }
     ledger.publish();
 
@@ -106,6 +113,18 @@ export class Gates {
       });
     }
     return { ...gate };
+  }
+
+  /** Why the parent no longer vouches for `pre` (asked through a local activity), or undefined. */
+  private async parentWithdrew(pre: VerifiedPreApproval): Promise<string | undefined> {
+    const parent = workflowInfo().parent;
+    if (!parent) return 'the run has no parent';
+    try {
+      return (await governance.confirmPreApproval({ parent: { workflowId: parent.workflowId, runId: parent.runId }, child: workflowInfo().workflowId, preApproval: pre })).refused;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return `the parent could not be asked: ${failureMessage(err)}`;
+    }
   }
 
   /**

@@ -442,6 +442,28 @@ describe('admission: the worker decides who may do what', () => {
     });
   });
 
+  it('a pre-approval the parent no longer vouches for at the child’s gate (the parent ended) is set aside: a person decides', async () => {
+    const drain = deferred<void>();
+    const child = { rto: { budgetSeconds: 3600, onBreach: 'continue' as const }, gate: { escalateAfterSeconds: 600, timeoutSeconds: 1200 }, compensationAttempts: 1 };
+    const input = { run: rehearsalInput().run, gate: { escalateAfterSeconds: 600, timeoutSeconds: 1200 }, child };
+    await withRun<typeof rehearsalParent>('parent-withdrew', 'rehearsalParent', [input], rehearsalFakes({ change: { drain: () => heldOpen(drain.promise) } }), async ({ handle }) => {
+      await waitForStatus(handle, gateWaiting('go'), 'the parent gate');
+      await handle.executeUpdate(decideUpdate, { args: [{ gate: 'go', approver: 'bob', decision: 'approve' }] });
+      const childHandle = client.workflow.getHandle(`${handle.workflowId}-child`);
+      // Admitted with the parent's approval; before its gate opens, the parent is gone.
+      await waitForStatus(childHandle, (st) => st.steps.some((x) => x.id === 'drain' && x.state === 'running'), 'the child draining');
+      await handle.terminate('test: the parent is lost');
+      drain.resolve();
+      const waiting = await waitForStatus(childHandle, gateWaiting('promote'), 'the child gate');
+      expect(waiting.gates[0]?.approvals).toEqual([]);
+      expect(waiting.events.find((e) => e.kind === 'pre-approval-set-aside')?.detail).toBe(
+        "gate promote: the approval by bob at the parent run's gate does not cover this: the parent run no longer vouches for it (the parent run has ended (terminated)); a person must approve here",
+      );
+      await childHandle.executeUpdate(decideUpdate, { args: [{ gate: 'promote', approver: 'carol', decision: 'approve' }] });
+      await expect(childHandle.result()).resolves.toMatchObject({ changed: ['freeze', 'drain', 'promote', 'verify'] });
+    });
+  });
+
   it('with signatures required: an unsigned start, a start signed by someone else or altered after signing is refused', async () => {
     await underPolicy(signedPolicy, async () => {
       await withRun<typeof rehearsal>('unsigned-start', 'rehearsal', [rehearsalInput()], rehearsalFakes(), async ({ handle, calls }) => {

@@ -3,7 +3,7 @@
  * kernel (RunbookRun), whose steps are activities the test fakes, and the
  * real runbooks, run with fake activities too.
  */
-import { proxyActivities, startChild, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ParentClosePolicy, proxyActivities, startChild, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { PreApproval } from '../../../contract/governance';
 import type { GatePolicy, RtoPolicy, RunContext } from '../../../contract/runbook';
 import { RunbookRun } from '../../../workflows/kernel/runbook-run';
@@ -115,7 +115,8 @@ export async function rehearsalParent(input: RehearsalParentInput): Promise<{ ch
     const approval = await run.gate('go');
     const child = await run.step('child', async () => {
       const workflowId = `${workflowInfo().workflowId}-child`;
-      const handle = await startChild(rehearsal, { workflowId, args: [{ ...input.child, run: run.context, preApproved: parentApproval(approval) }] });
+      // Abandoned like an evacuation's promotions: the child outlives its parent.
+      const handle = await startChild(rehearsal, { workflowId, args: [{ ...input.child, run: run.context, preApproved: parentApproval(approval) }], parentClosePolicy: ParentClosePolicy.ABANDON });
       // A parent lists the children it waits on: a child checks its pre-approval against that list.
       run.trackChild({ workflowId, runbook: REHEARSAL_RUNBOOK, target: 'the lab', state: 'running' });
       const result = await handle.result();
