@@ -139,7 +139,7 @@ describe('one changing run per target', () => {
     await lab.lab.reset();
   });
 
-  it('refuses a run started by a Temporal Schedule while the database is held', async () => {
+  it('refuses a run started by a Temporal Schedule the config does not ask for, before it claims anything, while the database is held', async () => {
     const a = await startA();
     await waitForStatus(a, gateWaiting('promote'), 'A waits at gate promote');
     const id = nextId();
@@ -155,8 +155,10 @@ describe('one changing run per target', () => {
       const started = await waitFor('the scheduled run to start', async () => (await schedule.describe()).info.recentActions[0]?.action.workflow.workflowId, 20_000, 200);
       const scheduled = temporal.client.workflow.getHandle(started);
       const failure = await refusal(scheduled);
-      expect(failure.type).toBe(FailureType.TargetHeld);
-      expect(failure.message).toContain(`held by ${a.workflowId}`);
+      // Any client can create a Schedule: only the config's own vouch for a run, so this one is refused at admission.
+      expect(failure.type).toBe(FailureType.RunRefused);
+      expect(failure.message).toContain(`'holds-${process.pid}-${counter}' is not a Schedule of this worker's config (schedules:)`);
+      expect((await temporal.client.workflow.getHandle(HOLD).query(holdQuery)).holder.workflowId).toBe(a.workflowId);
     } finally {
       await schedule.delete();
     }
