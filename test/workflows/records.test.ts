@@ -151,7 +151,7 @@ async function withFailingRehearsal(test: (handle: WorkflowHandle, failed: Promi
     workflowBundle: bundle,
     activities: {
       ...createNotificationActivities(buildActivityDependencies(lab.loaded).notifications),
-      ...fakeActivities<EvidenceActivities>(activityNames(createEvidenceActivities({ stores: [] })), { appendEvidence: async () => undefined }, calls),
+      ...fakeActivities<EvidenceActivities>(activityNames(createEvidenceActivities({ stores: [] })), { appendEvidence: async () => undefined, anchorEvidence: async () => ({ state: 'not-configured' }) }, calls),
       ...fakeActivities<RehearsalActivities>(['change', 'undo'], {
         change: async ({ step }) => {
           if (step === 'verify') throw ApplicationFailure.nonRetryable('the synthetic check failed', 'CheckFailed');

@@ -71,6 +71,7 @@ function kernelFakes(calls: ActivityCalls): NotificationActivities & EvidenceAct
     }, calls),
     ...fakeActivities<EvidenceActivities>(activityNames(createEvidenceActivities({ stores: [] })), {
       appendEvidence: async () => undefined,
+      anchorEvidence: async () => ({ state: 'not-configured' }),
     }, calls),
   };
 }
