@@ -11,8 +11,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DeleteObjectCommand, GetObjectRetentionCommand, ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveSignal } from '../../contract/runbook';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { approveSignal, decideUpdate, statusQuery } from '../../contract/runbook';
+import { createNotificationActivities } from '../../activities/notify';
+import { stopPid } from '../../lib/processes';
+import { buildActivityDependencies } from '../../workers/dependencies';
+import type { EvidenceKeeperResult } from '../../contract/evidence';
+import type { RehearsalActivities, RehearsalInput } from './kernel/workflows';
 import { exportRunEvidence, formatEvidenceReport, verifyBundle, verifyRunEvidence } from '../../cli/evidence';
 import { createEvidenceActivities, s3EvidenceLedger } from '../../activities/evidence';
 import { createRetainedObjectStore } from '../../activities/s3';
@@ -20,7 +26,8 @@ import { decideGate, startRun } from '../../cli/runs';
 import { writeReport } from '../../cli/report';
 import { dryRun, formatDryRun } from '../../cli/dry-run';
 import { canonicalJson, GENESIS, LEDGER_REFUSED, ledgerKey, sealRecord, verifyChain, type EvidenceHead, type EvidenceRecord } from '../../contract/evidence';
-import { createTestLab, type TestLab } from '../helpers/lab';
+import { createTestLab, testConfig, type TestLab } from '../helpers/lab';
+import { configSchema } from '../../config/schema';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 
 let lab: TestLab;
@@ -192,6 +199,23 @@ describe('evidence ledger (S3 Object Lock)', () => {
     expect(restored).toMatchObject({ ok: true, anchor: { state: 'anchored', head: anchoredHead, versions: 2 } });
   });
 
+  it('the config refuses a ledger without backups.storage, or sharing a bucket with the evidence or the backups', async () => {
+    const base = (await testConfig('evidence-ledger-config', lab.dir, { backups: true })) as { evidence: Record<string, unknown> };
+    const issues = (config: unknown) => {
+      const parsed = configSchema.safeParse(config);
+      return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(issues({ ...base, evidence: { ...base.evidence, ledger: { bucket: 'lifeboat-ledger', retentionDays: 1 } } })).toEqual([]);
+    const withoutBackups = await testConfig('evidence-ledger-config', lab.dir);
+    expect(issues({ ...withoutBackups, evidence: { mirrorDir: './state/evidence', ledger: { bucket: 'lifeboat-ledger', retentionDays: 1 } } })).toEqual([
+      'evidence.ledger: the evidence ledger lives on backups.storage: configure backups: too, or leave out evidence.ledger',
+    ]);
+    expect(issues({ ...base, evidence: { ...base.evidence, ledger: { bucket: 'lifeboat-evidence', retentionDays: 1 } } })).toEqual([
+      "evidence.ledger.bucket: 'lifeboat-evidence' is also the evidence bucket or a backup bucket: the ledger needs a bucket of its own, created with Object Lock",
+    ]);
+    expect(issues({ ...base, evidence: { ...base.evidence, ledger: { bucket: 'lifeboat-ledger', retentionDays: 0 } } })).toEqual(['evidence.ledger.retentionDays: at least 1 day']);
+  });
+
   it('a bucket without Object Lock is refused, never written plainly', async () => {
     const plain = s3EvidenceLedger(createRetainedObjectStore(s3(), 'lifeboat-evidence'), 1);
     const activities = createEvidenceActivities({ stores: [], ledger: plain });
@@ -203,6 +227,73 @@ describe('evidence ledger (S3 Object Lock)', () => {
     // And without a ledger the activity says so.
     expect(await createEvidenceActivities({ stores: [] }).anchorEvidence(anchor)).toEqual({ state: 'not-configured' });
   });
+});
+
+describe('evidence ledger unreachable at the close', () => {
+  it("the run closes within its grace and hands its head to its evidence keeper; verify says the anchor is pending, then anchored once S3 is back", async () => {
+    const bundle = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, 'kernel', 'workflows.ts') });
+    const taskQueue = `evidence-ledger-${process.pid}`;
+    const deps = buildActivityDependencies(lab.loaded);
+    const connection = await NativeConnection.connect({ address: lab.loaded.config.temporal.address });
+    const worker = await Worker.create({
+      connection,
+      namespace: lab.loaded.config.temporal.namespace,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: {
+        ...createNotificationActivities(deps.notifications),
+        // The worker's real evidence stores and ledger, on the lab's versitygw.
+        ...createEvidenceActivities({ stores: deps.evidence ?? [], ledger: deps.evidenceLedger }),
+        ...({ change: async ({ step }) => ({ step }), undo: async () => undefined } satisfies RehearsalActivities),
+      },
+    });
+    const input: RehearsalInput = {
+      run: { initiator: 'alice', detectedAt: new Date().toISOString(), drill: true, people: { alice: ['commander'], bob: ['approver'] } },
+      rto: { budgetSeconds: 3600, onBreach: 'continue' },
+      gate: { escalateAfterSeconds: 600, timeoutSeconds: 1200 },
+      compensationAttempts: 1,
+    };
+    const daemons = (JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> }).daemons;
+    let restarted = false;
+    const restart = async () => {
+      restarted = true;
+      await lab.lab.up({ temporal: false, databases: false });
+    };
+    try {
+      await worker.runUntil(async () => {
+        const handle = await temporal.client.workflow.start('rehearsal', { taskQueue, workflowId: `${taskQueue}-run`, args: [input] });
+        await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
+        // The S3 server (evidence bucket and ledger) goes down before the run ends.
+        await stopPid(daemons.s3?.pid ?? 0, 'SIGKILL');
+        await handle.executeUpdate(decideUpdate, { args: [{ gate: 'promote', approver: 'bob', decision: 'approve', comment: 'go' }] });
+        const result = (await handle.result()) as { evidence?: EvidenceHead };
+        const { runId: rehearsalRun, closeTime } = await handle.describe();
+        const keeper = `lifeboat-evidence:${handle.workflowId}:${rehearsalRun}`;
+        expect(result.evidence?.anchor).toEqual({ state: 'pending', keeper });
+        const finishedAt = Date.parse((await handle.query(statusQuery)).events.find((e) => e.kind === 'finished')?.at ?? '');
+        expect((closeTime?.getTime() ?? Number.NaN) - finishedAt, 'from its end to its close').toBeLessThan(15_000);
+
+        // S3 back: the keeper first lets the run's last attempts end (30 s), so the anchor is pending at first.
+        await restart();
+        const early = await verifyRunEvidence(temporal.client, lab.loaded, handle.workflowId);
+        expect(early).toMatchObject({ ok: true, anchor: { state: 'pending', keeper } });
+        expect(formatEvidenceReport(early)).toContain(`anchor pending: the evidence keeper ${keeper} holds the head`);
+
+        const anchored = await vi.waitFor(async () => {
+          const r = await verifyRunEvidence(temporal.client, lab.loaded, handle.workflowId);
+          if (r.anchor?.state !== 'anchored') throw new Error(`anchor still ${r.anchor?.state}`);
+          return r;
+        }, { timeout: 150_000, interval: 2_000 });
+        expect(anchored).toMatchObject({ ok: true, head: result.evidence?.head, anchor: { state: 'anchored', head: result.evidence?.head, records: result.evidence?.records, mode: 'COMPLIANCE', versions: 1 } });
+        expect(anchored.stored).toBe(anchored.records);
+        const kept = (await temporal.client.workflow.getHandle(keeper).result()) as EvidenceKeeperResult;
+        expect(kept.anchor).toMatchObject({ state: 'anchored', location: `s3://lifeboat-ledger/${ledgerKey(handle.workflowId, rehearsalRun)}` });
+      });
+    } finally {
+      await connection.close();
+      if (!restarted) await restart();
+    }
+  }, 240_000);
 });
 
 describe('lifeboat report', () => {
