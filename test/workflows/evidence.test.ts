@@ -12,13 +12,13 @@ import path from 'node:path';
 import { DeleteObjectCommand, GetObjectRetentionCommand, ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { approveSignal, decideUpdate, statusQuery } from '../../contract/runbook';
 import { createNotificationActivities } from '../../activities/notify';
 import { stopPid } from '../../lib/processes';
 import { buildActivityDependencies } from '../../workers/dependencies';
 import type { EvidenceKeeperResult } from '../../contract/evidence';
-import type { RehearsalActivities, RehearsalInput } from './kernel/workflows';
+import { withRehearsal } from '../helpers/rehearsal';
+import type { RehearsalActivities } from './kernel/workflows';
 import { exportRunEvidence, formatEvidenceReport, verifyBundle, verifyRunEvidence } from '../../cli/evidence';
 import { createEvidenceActivities, s3EvidenceLedger } from '../../activities/evidence';
 import { createRetainedObjectStore } from '../../activities/s3';
@@ -231,27 +231,12 @@ describe('evidence ledger (S3 Object Lock)', () => {
 
 describe('evidence ledger unreachable at the close', () => {
   it("the run closes within its grace and hands its head to its evidence keeper; verify says the anchor is pending, then anchored once S3 is back", async () => {
-    const bundle = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, 'kernel', 'workflows.ts') });
-    const taskQueue = `evidence-ledger-${process.pid}`;
     const deps = buildActivityDependencies(lab.loaded);
-    const connection = await NativeConnection.connect({ address: lab.loaded.config.temporal.address });
-    const worker = await Worker.create({
-      connection,
-      namespace: lab.loaded.config.temporal.namespace,
-      taskQueue,
-      workflowBundle: bundle,
-      activities: {
-        ...createNotificationActivities(deps.notifications),
-        // The worker's real evidence stores and ledger, on the lab's versitygw.
-        ...createEvidenceActivities({ stores: deps.evidence ?? [], ledger: deps.evidenceLedger }),
-        ...({ change: async ({ step }) => ({ step }), undo: async () => undefined } satisfies RehearsalActivities),
-      },
-    });
-    const input: RehearsalInput = {
-      run: { initiator: 'alice', detectedAt: new Date().toISOString(), drill: true, people: { alice: ['commander'], bob: ['approver'] } },
-      rto: { budgetSeconds: 3600, onBreach: 'continue' },
-      gate: { escalateAfterSeconds: 600, timeoutSeconds: 1200 },
-      compensationAttempts: 1,
+    const activities = {
+      ...createNotificationActivities(deps.notifications),
+      // The worker's real evidence stores and ledger, on the lab's versitygw.
+      ...createEvidenceActivities({ stores: deps.evidence ?? [], ledger: deps.evidenceLedger }),
+      ...({ change: async ({ step }) => ({ step }), undo: async () => undefined } satisfies RehearsalActivities),
     };
     const daemons = (JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> }).daemons;
     let restarted = false;
@@ -260,8 +245,7 @@ describe('evidence ledger unreachable at the close', () => {
       await lab.lab.up({ temporal: false, databases: false });
     };
     try {
-      await worker.runUntil(async () => {
-        const handle = await temporal.client.workflow.start('rehearsal', { taskQueue, workflowId: `${taskQueue}-run`, args: [input] });
+      await withRehearsal(lab, temporal.client, 'evidence-ledger', activities, async (handle) => {
         await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
         // The S3 server (evidence bucket and ledger) goes down before the run ends.
         await stopPid(daemons.s3?.pid ?? 0, 'SIGKILL');
@@ -290,7 +274,6 @@ describe('evidence ledger unreachable at the close', () => {
         expect(kept.anchor).toMatchObject({ state: 'anchored', location: `s3://lifeboat-ledger/${ledgerKey(handle.workflowId, rehearsalRun)}` });
       });
     } finally {
-      await connection.close();
       if (!restarted) await restart();
     }
   }, 240_000);
