@@ -11,7 +11,8 @@
  * - DNS weights (`start --dry-run`): Route 53 with the usual AWS credential sources.
  * - Cloud SQL (`start --dry-run`): Google's application default credentials.
  * - S3 (the backup listings of `--dry-run`, the evidence chains `evidence`
- *   and `report` read, the copy of a report): LIFEBOAT_CLI_S3_ACCESS_KEY_ID and
+ *   and `report` read, the ledger's anchored heads `evidence verify` checks,
+ *   the copy of a report): LIFEBOAT_CLI_S3_ACCESS_KEY_ID and
  *   LIFEBOAT_CLI_S3_SECRET_ACCESS_KEY, a key of the CLI's own (read on the
  *   buckets; PutObject on reports/ of the evidence bucket only if reports
  *   should be stored there), else the AWS SDK's default chain (AWS_PROFILE, SSO,
