@@ -5,13 +5,17 @@
  * writes a record twice; a different record under a taken number is refused.
  * Artifacts (a reconciliation report) are stored beside the chain as
  * canonical JSON; the chain holds their SHA-256, so an edited one is detected.
+ * Each run's final head is anchored once in the ledger (evidence.ledger), a
+ * bucket with S3 Object Lock where its versions are kept under COMPLIANCE
+ * retention, so rewriting the evidence bucket cannot replace a whole chain.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
-import { artifactDigest, type EvidenceRecord } from '../contract/evidence';
-import type { ObjectStore } from './s3';
+import { artifactDigest, canonicalJson, LEDGER_REFUSED, ledgerKey, type AnchorState, type EvidenceAnchor, type EvidenceRecord } from '../contract/evidence';
+import type { ObjectStore, RetainedObjectStore } from './s3';
+
 
 export interface EvidenceStore {
   readonly location: string;
@@ -126,8 +130,106 @@ export function mirrorEvidenceStore(dir: string): EvidenceStore {
   };
 }
 
-export function createEvidenceActivities(deps: { stores: readonly EvidenceStore[] }) {
+/** A run's entry in the ledger as first written (its oldest version), with what the server keeps about it. */
+export interface LedgerEntry {
+  anchor: EvidenceAnchor;
+  /** s3://bucket/key */
+  location: string;
+  versionId: string;
+  /** How many versions the key has: more than one means someone wrote over the anchor (the first one still stands). */
+  versions: number;
+  /** The oldest version's retention as the server reports it. */
+  retention: { mode?: string; retainUntil?: Date };
+}
+
+/** The evidence ledger: each run's final head, written once under Object Lock retention. */
+export interface EvidenceLedger {
+  readonly location: string;
+  /** Writes the run's head (idempotent: the same head already anchored is returned); another head already anchored is refused. */
+  anchor(entry: EvidenceAnchor): Promise<Extract<AnchorState, { state: 'anchored' }>>;
+  /** The run's anchored entry (the key's oldest version), or undefined when the ledger has none. */
+  read(workflowId: string, runId: string): Promise<LedgerEntry | undefined>;
+}
+
+function parseAnchor(text: string, where: string): EvidenceAnchor {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`the ledger entry ${where} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const v = value as Partial<EvidenceAnchor> | null;
+  if (!v || typeof v.head !== 'string' || typeof v.records !== 'number' || typeof v.workflowId !== 'string' || typeof v.runId !== 'string') {
+    throw new Error(`the ledger entry ${where} is not an anchor (workflowId, runId, head, records): ${text.slice(0, 200)}`);
+  }
+  return { workflowId: v.workflowId, runId: v.runId, runbook: String(v.runbook ?? ''), head: v.head, records: v.records, at: String(v.at ?? '') };
+}
+
+/**
+ * The ledger on a bucket with Object Lock. The bucket's lock is checked once (GetObjectLockConfiguration):
+ * a bucket without it is refused, never written plainly, since a plain object could be replaced.
+ */
+export function s3EvidenceLedger(store: RetainedObjectStore, retentionDays: number, now: () => Date = () => new Date()): EvidenceLedger {
+  let lockChecked: Promise<void> | undefined;
+  const requireLock = () =>
+    (lockChecked ??= store.objectLock().then(
+      (lock) => {
+        if (!lock.enabled) {
+          throw ApplicationFailure.create({
+            type: LEDGER_REFUSED,
+            nonRetryable: true,
+            message: `the evidence ledger ${store.location} has no Object Lock (${lock.reason}): an anchor there could be overwritten or deleted, so none is written; create the bucket with Object Lock enabled (ObjectLockEnabledForBucket) or name another in evidence.ledger.bucket`,
+          });
+        }
+      },
+      (err: unknown) => {
+        // Unreachable or denied: ask again next time.
+        lockChecked = undefined;
+        throw err;
+      },
+    ));
+  const read = async (workflowId: string, runId: string): Promise<LedgerEntry | undefined> => {
+    const key = ledgerKey(workflowId, runId);
+    const versions = await store.versions(key);
+    const first = versions[0];
+    if (!first) return undefined;
+    const location = `${store.location}/${key}`;
+    const anchor = parseAnchor(await store.getVersion(key, first.versionId), `${location} (version ${first.versionId})`);
+    return { anchor, location, versionId: first.versionId, versions: versions.length, retention: await store.retention(key, first.versionId) };
+  };
   return {
+    location: store.location,
+    read,
+    async anchor(entry) {
+      await requireLock();
+      const existing = await read(entry.workflowId, entry.runId);
+      if (existing) {
+        // A retried or handed-over anchor: the run's own earlier attempt wrote it.
+        if (existing.anchor.head === entry.head && existing.anchor.records === entry.records) {
+          return { state: 'anchored', location: existing.location, retainUntil: existing.retention.retainUntil?.toISOString() ?? '', versionId: existing.versionId };
+        }
+        throw ApplicationFailure.create({
+          type: LEDGER_REFUSED,
+          nonRetryable: true,
+          message: `the ledger already anchors ${existing.anchor.head.slice(0, 12)}… (${existing.anchor.records} records) for ${entry.workflowId} run ${entry.runId} at ${existing.location}; the run's head is ${entry.head.slice(0, 12)}… (${entry.records} records): the first anchor stands`,
+        });
+      }
+      const retainUntil = new Date(now().getTime() + retentionDays * 86_400_000);
+      const key = ledgerKey(entry.workflowId, entry.runId);
+      const { versionId } = await store.putRetained(key, `${canonicalJson(entry)}\n`, retainUntil);
+      return { state: 'anchored', location: `${store.location}/${key}`, retainUntil: retainUntil.toISOString(), ...(versionId ? { versionId } : {}) };
+    },
+  };
+}
+
+export function createEvidenceActivities(deps: { stores: readonly EvidenceStore[]; ledger?: EvidenceLedger }) {
+  return {
+    /** Anchors a run's final head in the ledger (evidence.ledger); without one, says so. */
+    async anchorEvidence(anchor: EvidenceAnchor): Promise<AnchorState> {
+      if (!deps.ledger) return { state: 'not-configured' };
+      return deps.ledger.anchor(anchor);
+    },
+
     /** Appends sealed records of one run to every store (the local mirror first, then the bucket). */
     async appendEvidence(records: EvidenceRecord[]): Promise<void> {
       const first = records[0];

@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import { createGovernanceActivities, type GovernanceDependencies } from './governance';
 import { createHoldActivities } from './holds';
 import { createDivergenceActivities, type DivergenceProvider } from './divergence';
-import { createEvidenceActivities, type EvidenceStore } from './evidence';
+import { createEvidenceActivities, type EvidenceLedger, type EvidenceStore } from './evidence';
 import { createNotificationActivities, type NotificationRoutes } from './notify';
 import type { Route53Traffic } from './route53';
 import type { ServiceControl } from './service';
@@ -19,6 +19,8 @@ export interface ActivityDependencies {
   backups: ReadonlyMap<string, BackupProvider>;
   /** Where runs' evidence chains are stored (bucket, local mirror). */
   evidence?: readonly EvidenceStore[];
+  /** Where runs' final heads are anchored under Object Lock (evidence.ledger). */
+  evidenceLedger?: EvidenceLedger;
   /** Run once before the worker polls (e.g. resolve cloud credentials), so a misconfigured worker fails at start. */
   startupChecks?: ReadonlyArray<() => Promise<void>>;
   notifications: { routes: NotificationRoutes; record: (entry: Record<string, unknown>) => Promise<void> };
@@ -35,7 +37,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createDatabaseActivities({ providers: deps.databases }),
     ...createDivergenceActivities({ providers: deps.divergence ?? new Map() }),
     ...createBackupActivities({ providers: deps.backups }),
-    ...createEvidenceActivities({ stores: deps.evidence ?? [] }),
+    ...createEvidenceActivities({ stores: deps.evidence ?? [], ledger: deps.evidenceLedger }),
     ...createNotificationActivities(deps.notifications),
     ...createTrafficActivities({ traffic: deps.traffic, services: deps.services }),
     ...createHoldActivities({ client: deps.temporal }),

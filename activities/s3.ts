@@ -1,13 +1,17 @@
 /**
  * Object storage for backups through `@aws-sdk/client-s3`: one bucket per
  * region (AWS S3, or any S3-compatible server such as the lab's versitygw).
- * Thin: put (multipart, streamed), get, head, list, delete.
+ * Thin: put (multipart, streamed), get, head, list, delete; and, for the
+ * evidence ledger, objects written once under Object Lock retention.
  */
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
+  GetObjectRetentionCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   NoSuchKey,
   NotFound,
   PutObjectCommand,
@@ -127,6 +131,82 @@ export function createObjectStore(client: S3Client, bucket: string, partSizeByte
         await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((o) => ({ Key: o.key })), Quiet: true } }));
       }
       return objects.length;
+    },
+  };
+}
+
+/** One version of an object in a versioned bucket. */
+export interface ObjectVersion {
+  versionId: string;
+  lastModified?: Date;
+}
+
+/**
+ * A bucket with S3 Object Lock: what is written stays, each overwrite adds a version, and a version
+ * under COMPLIANCE retention cannot be deleted by anyone (root included) until it expires.
+ */
+export interface RetainedObjectStore {
+  readonly bucket: string;
+  readonly location: string;
+  /** Whether the bucket has Object Lock; when not, what the server said. */
+  objectLock(): Promise<{ enabled: true } | { enabled: false; reason: string }>;
+  /** Writes `text` under COMPLIANCE retention until `retainUntil`; the version the server made. */
+  putRetained(key: string, text: string, retainUntil: Date): Promise<{ versionId?: string }>;
+  /** The versions of `key`, oldest first (empty: never written). */
+  versions(key: string): Promise<ObjectVersion[]>;
+  getVersion(key: string, versionId: string): Promise<string>;
+  retention(key: string, versionId: string): Promise<{ mode?: string; retainUntil?: Date }>;
+}
+
+export function createRetainedObjectStore(client: S3Client, bucket: string): RetainedObjectStore {
+  const location = `s3://${bucket}`;
+  return {
+    bucket,
+    location,
+    async objectLock() {
+      try {
+        const { ObjectLockConfiguration: lock } = await client.send(new GetObjectLockConfigurationCommand({ Bucket: bucket }));
+        return lock?.ObjectLockEnabled === 'Enabled' ? { enabled: true } : { enabled: false, reason: `ObjectLockEnabled is ${JSON.stringify(lock?.ObjectLockEnabled ?? null)}` };
+      } catch (err) {
+        // S3 answers ObjectLockConfigurationNotFoundError for a bucket created without Object Lock; anything else (unreachable, denied) is thrown.
+        const name = (err as { name?: string }).name ?? '';
+        if (/ObjectLockConfigurationNotFound|InvalidRequest|NotImplemented/.test(name)) return { enabled: false, reason: `${name}: ${(err as Error).message}` };
+        throw err;
+      }
+    },
+    async putRetained(key, text, retainUntil) {
+      const response = await client.send(new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: text,
+        ContentType: 'application/json',
+        ObjectLockMode: 'COMPLIANCE',
+        ObjectLockRetainUntilDate: retainUntil,
+      }));
+      return response.VersionId ? { versionId: response.VersionId } : {};
+    },
+    async versions(key) {
+      const found: ObjectVersion[] = [];
+      let keyMarker: string | undefined;
+      let versionIdMarker: string | undefined;
+      do {
+        const page = await client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker }));
+        for (const v of page.Versions ?? []) if (v.Key === key && v.VersionId) found.push({ versionId: v.VersionId, lastModified: v.LastModified });
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        versionIdMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+      } while (keyMarker);
+      // S3 lists a key's versions newest first.
+      return found.reverse();
+    },
+    async getVersion(key, versionId) {
+      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+      const text = await response.Body?.transformToString('utf8');
+      if (text === undefined) throw new Error(`${location}/${key} (version ${versionId}) has no body`);
+      return text;
+    },
+    async retention(key, versionId) {
+      const { Retention: r } = await client.send(new GetObjectRetentionCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+      return { ...(r?.Mode ? { mode: r.Mode } : {}), ...(r?.RetainUntilDate ? { retainUntil: r.RetainUntilDate } : {}) };
     },
   };
 }

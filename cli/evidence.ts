@@ -2,16 +2,18 @@
  * `lifeboat evidence verify|export`: recompute a run's evidence chain from its
  * stored log (the evidence bucket, else the local mirror; read with the CLI's
  * own credentials, cli/readers.ts) and check it against
- * the chain head in the run's result; export a bundle (chain, history, final
- * status, result) that an auditor verifies offline with `verify --bundle`.
+ * the chain head in the run's result and against the head anchored in the
+ * Object Lock ledger (evidence.ledger, its oldest version); export a bundle
+ * (chain, history, final status, result) that an auditor verifies offline with
+ * `verify --bundle`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { LoadedConfig } from '../config/load';
-import { verifyChain, type ChainVerification, type EvidenceHead, type EvidencePending, type EvidenceRecord } from '../contract/evidence';
+import { verifyChain, type ChainVerification, type EvidenceHead, type EvidenceKeeperResult, type EvidencePending, type EvidenceRecord } from '../contract/evidence';
 import { evidencePendingQuery, statusQuery, type RunbookStatus } from '../contract/runbook';
-import { evidenceReader, type EvidenceReader } from './readers';
+import { evidenceReader, ledgerReader, type EvidenceReader, type LedgerReader } from './readers';
 import { asEvidenceRecords, evidenceBundleSchema, parseOrExplain } from './evidence-schema';
 import { RunRefusedError } from './runs';
 
@@ -44,6 +46,56 @@ export interface EvidenceReport extends ChainVerification {
   stored: number;
   /** Records of the chain not in `source` yet, held by the run's evidence keeper (part of the verified chain). */
   pending?: EvidencePending;
+  /** The chain's head against the Object Lock ledger (absent for a bundle verified offline). */
+  anchor?: AnchorCheck;
+}
+
+/** What the ledger says about the run's head. `mismatch` and `missing` fail the verification. */
+export type AnchorCheck =
+  | { state: 'not-configured' }
+  /** The ledger's first version holds this chain's head and record count. */
+  | { state: 'anchored'; location: string; retainUntil?: string; mode?: string; versions: number; head: string; records: number }
+  /** The ledger's first version holds another head: the stored chain is not the one the run anchored. */
+  | { state: 'mismatch'; location: string; retainUntil?: string; mode?: string; versions: number; head: string; records: number }
+  /** Its evidence keeper holds the anchor until the ledger takes it. */
+  | { state: 'pending'; keeper: string }
+  /** No entry where the run said it was, or its keeper ended without writing it. */
+  | { state: 'missing'; reason: string }
+  /** No entry, for a reason the run recorded (before the ledger, the worker had none, the ledger refused it). */
+  | { state: 'not-anchored'; reason: string };
+
+/** The run's head against the oldest version of its ledger entry (later versions are overwrites and prove nothing). */
+async function checkAnchor(client: Client, ledger: LedgerReader | undefined, workflowId: string, runId: string, chain: { head: string; records: number }, expected: EvidenceHead | undefined): Promise<AnchorCheck> {
+  if (!ledger) return { state: 'not-configured' };
+  let entry = await ledger.read(workflowId, runId);
+  const reported = expected?.anchor;
+  if (!entry && reported?.state === 'pending') {
+    const keeper = client.workflow.getHandle(reported.keeper);
+    const described = await keeper.describe().catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    });
+    if (!described) return { state: 'missing', reason: `the run handed its head to the evidence keeper ${reported.keeper}, which the server does not know, and the ledger ${ledger.location} has no entry` };
+    if (described.status.name === 'RUNNING') return { state: 'pending', keeper: reported.keeper };
+    // The keeper has just written it, or ended without.
+    entry = await ledger.read(workflowId, runId);
+    if (!entry) {
+      const result = described.status.name === 'COMPLETED' ? ((await keeper.result()) as EvidenceKeeperResult) : undefined;
+      const why = result?.anchor?.state === 'refused' ? `the ledger refused it: ${result.anchor.reason}` : `the keeper ended ${described.status.name.toLowerCase()} without writing it`;
+      return { state: 'missing', reason: `the run handed its head to the evidence keeper ${reported.keeper}; ${why}` };
+    }
+  }
+  if (!entry) {
+    if (reported?.state === 'anchored') return { state: 'missing', reason: `the run anchored its head at ${reported.location}, which ${ledger.location} no longer holds` };
+    const reason =
+      reported?.state === 'refused' ? `the ledger refused the run's head: ${reported.reason}`
+      : reported?.state === 'not-configured' ? 'the worker had no evidence.ledger when the run closed'
+      : 'the run is from before the ledger (its result names no anchor)';
+    return { state: 'not-anchored', reason };
+  }
+  const { anchor, location, versions, retention } = entry;
+  const found = { location, versions, head: anchor.head, records: anchor.records, ...(retention.retainUntil ? { retainUntil: retention.retainUntil.toISOString() } : {}), ...(retention.mode ? { mode: retention.mode } : {}) };
+  return anchor.head === chain.head && anchor.records === chain.records ? { state: 'anchored', ...found } : { state: 'mismatch', ...found };
 }
 
 async function collect(client: Client, loaded: LoadedConfig, workflowId: string, s: EvidenceReader) {
@@ -92,10 +144,19 @@ async function collect(client: Client, loaded: LoadedConfig, workflowId: string,
  * result names its evidence keeper) and the log does not hold them yet, the keeper's records are
  * checked with the stored ones: the chain verifies and the report says which records are pending.
  */
-export async function verifyRunEvidence(client: Client, loaded: LoadedConfig, workflowId: string, reader: EvidenceReader = evidenceReader(loaded)): Promise<EvidenceReport> {
+export async function verifyRunEvidence(
+  client: Client,
+  loaded: LoadedConfig,
+  workflowId: string,
+  reader: EvidenceReader = evidenceReader(loaded),
+  ledger: LedgerReader | undefined = ledgerReader(loaded),
+): Promise<EvidenceReport> {
   const { runId, expected, source, chain, stored, pending } = await collect(client, loaded, workflowId, reader);
   if (chain.length === 0) throw new RunRefusedError(`no evidence stored for ${workflowId} (run ${runId}) in ${source}: a run from before the evidence chain, or its records were deleted`);
-  return { ...verifyChain(chain, expected), workflowId, runId, source, expected, stored, ...(pending ? { pending } : {}) };
+  const verified = verifyChain(chain, expected);
+  const anchor = await checkAnchor(client, ledger, workflowId, runId, verified, expected);
+  const anchorFails = anchor.state === 'mismatch' || anchor.state === 'missing';
+  return { ...verified, ok: verified.ok && !anchorFails, workflowId, runId, source, expected, stored, ...(pending ? { pending } : {}), anchor };
 }
 
 /** The records the run's evidence keeper has not stored yet (empty once stored); a missing keeper is said so. */
@@ -153,12 +214,39 @@ export function verifyBundle(file: string): EvidenceReport {
   return { ...verifyChain(bundle.chain, expected), workflowId: bundle.workflowId, runId: bundle.runId, source: file, expected, stored: bundle.chain.length };
 }
 
+/** One line on the ledger's side of the report. */
+export function formatAnchor(a: AnchorCheck): string {
+  switch (a.state) {
+    case 'not-configured':
+      return 'not anchored (no evidence.ledger configured)';
+    case 'pending':
+      return `anchor pending: the evidence keeper ${a.keeper} holds the head and writes it to the ledger when it takes it; verify again to see it anchored`;
+    case 'missing':
+      return `ANCHOR MISSING: ${a.reason}`;
+    case 'not-anchored':
+      return `not anchored: ${a.reason}`;
+    case 'anchored':
+    case 'mismatch': {
+      const retained = a.retainUntil ? `retained until ${a.retainUntil}${a.mode && a.mode !== 'COMPLIANCE' ? ` in ${a.mode} mode, not COMPLIANCE` : ''}` : 'NO retention on it';
+      const overwritten = a.versions > 1 ? `; the ledger entry was overwritten; the anchored (first) head is ${a.head} (of ${a.versions} versions)` : '';
+      return a.state === 'anchored'
+        ? `anchored: head ${a.head} matches the ledger (${a.location}, ${retained})${overwritten}`
+        : `ANCHOR MISMATCH: the ledger (${a.location}, ${retained}) anchored head ${a.head} (${a.records} records); the stored chain ends in a different head: the chain was replaced${overwritten}`;
+    }
+  }
+}
+
 export function formatEvidenceReport(r: EvidenceReport): string {
-  if (r.ok && r.pending) {
+  const chain = formatChain(r);
+  return r.anchor ? `${chain}\n${formatAnchor(r.anchor)}` : chain;
+}
+
+function formatChain(r: EvidenceReport): string {
+  if (r.brokenAt === undefined && r.pending) {
     return `evidence of ${r.workflowId} (run ${r.runId}): ${r.records} records, chain verifies; head ${r.head} matches the run's result. ` +
       `PENDING: ${r.stored} stored in ${r.source}, ${r.pending.records} not yet (from record ${r.pending.fromSeq}), held by the evidence keeper ${r.pending.keeper}, which keeps trying until the bucket takes them; verify again to see them stored`;
   }
-  if (r.ok) {
+  if (r.brokenAt === undefined) {
     return `evidence of ${r.workflowId} (run ${r.runId}) in ${r.source}: ${r.records} records, chain verifies; head ${r.head}` +
       (r.expected ? ' matches the run\'s result' : ' (the run reported no head: truncation at the end cannot be ruled out)');
   }

@@ -11,7 +11,8 @@
  * - DNS weights (`start --dry-run`): Route 53 with the usual AWS credential sources.
  * - Cloud SQL (`start --dry-run`): Google's application default credentials.
  * - S3 (the backup listings of `--dry-run`, the evidence chains `evidence`
- *   and `report` read, the copy of a report): LIFEBOAT_CLI_S3_ACCESS_KEY_ID and
+ *   and `report` read, the ledger's anchored heads `evidence verify` checks,
+ *   the copy of a report): LIFEBOAT_CLI_S3_ACCESS_KEY_ID and
  *   LIFEBOAT_CLI_S3_SECRET_ACCESS_KEY, a key of the CLI's own (read on the
  *   buckets; PutObject on reports/ of the evidence bucket only if reports
  *   should be stored there), else the AWS SDK's default chain (AWS_PROFILE, SSO,
@@ -23,11 +24,11 @@ import type { BackupsConfig } from '../config/schema';
 import type { ReplicationInspection } from '../contract/database';
 import type { BackupProvider } from '../activities/backup';
 import { createCloudSqlProvider } from '../activities/cloudsql';
-import { s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
+import { s3EvidenceLedger, s3EvidenceStore, type EvidenceLedger, type EvidenceStore } from '../activities/evidence';
 import { createPostgresBackupProvider } from '../activities/postgres-backup';
 import { createPostgresProvider } from '../activities/postgres';
 import type { Route53Traffic } from '../activities/route53';
-import type { ObjectStore } from '../activities/s3';
+import { createRetainedObjectStore, type ObjectStore } from '../activities/s3';
 import { Lab } from '../lab/lab';
 import { backupStores, bucketStore, cloudSqlClients, evidenceMirror, route53Traffic, storageClient, type S3Keys } from '../workers/clients';
 import { UsageError } from './usage-error';
@@ -42,6 +43,8 @@ export type TrafficReader = Pick<Route53Traffic, 'readWeights'>;
 export type BackupLister = Pick<BackupProvider, 'listBackups'>;
 /** A run's stored evidence chain and artifacts, read. */
 export type EvidenceReader = Pick<EvidenceStore, 'location' | 'read' | 'readArtifact'>;
+/** The evidence ledger's anchored entries, read (ListObjectVersions, GetObject, GetObjectRetention). */
+export type LedgerReader = Pick<EvidenceLedger, 'location' | 'read'>;
 
 /** Where `lifeboat report` keeps its copy: reports/ in the evidence bucket, the one thing the CLI writes outside Temporal. */
 export interface ReportArchive {
@@ -98,6 +101,15 @@ function evidenceBucket(loaded: LoadedConfig, env: NodeJS.ProcessEnv): { backups
 export function evidenceReader(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): EvidenceReader {
   const bucket = evidenceBucket(loaded, env);
   return bucket ? readOnly(s3EvidenceStore(bucket.store)) : evidenceMirror(loaded);
+}
+
+/** The evidence ledger (evidence.ledger), read with the CLI's own S3 key; undefined when none is configured. */
+export function ledgerReader(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): LedgerReader | undefined {
+  const { evidence, backups } = loaded.config;
+  if (!evidence.ledger || !backups) return undefined;
+  const ledger = s3EvidenceLedger(createRetainedObjectStore(storageClient(backups, cliS3Keys(loaded, env)), evidence.ledger.bucket), evidence.ledger.retentionDays);
+  const { location } = ledger;
+  return { location, read: (workflowId, runId) => ledger.read(workflowId, runId).catch((err: unknown) => Promise.reject(s3Failure(err, location))) };
 }
 
 /** reports/ in the evidence bucket, when the config has one. */

@@ -367,6 +367,16 @@ export const configSchema = z
         bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name').optional(),
         /** Relative to the config file. No default: a lab path would be wrong anywhere else. */
         mirrorDir: z.string({ error: 'give evidence.mirrorDir: the local directory that mirrors every run\'s evidence chain (relative to this file; the lab uses ../.lifeboat/lab/evidence)' }).min(1),
+        /**
+         * Each run's final head, written once to this bucket (on backups.storage's S3) under S3 Object Lock
+         * COMPLIANCE retention for `retentionDays`; the bucket must be created with Object Lock enabled.
+         */
+        ledger: z
+          .strictObject({
+            bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name'),
+            retentionDays: z.number().int().min(1, 'at least 1 day').max(36_500),
+          })
+          .optional(),
       }, { error: (issue) => (issue.input === undefined ? 'give evidence: with at least mirrorDir: (the local directory that mirrors every run\'s evidence chain, relative to this file)' : undefined) }),
     /** Signed gate decisions: `required` in production (identity by key), `optional` in a lab (identity by --as). */
     approvals: z.strictObject({ signatures: z.enum(['optional', 'required']).default('optional') }).prefault({}),
@@ -448,6 +458,13 @@ export const configSchema = z
     }
     if (config.evidence.bucket && !config.backups) {
       ctx.addIssue({ code: 'custom', path: ['evidence', 'bucket'], message: 'the evidence bucket lives on backups.storage: configure backups: too, or leave out the bucket (local mirror only)' });
+    }
+    const ledger = config.evidence.ledger;
+    if (ledger && !config.backups) {
+      ctx.addIssue({ code: 'custom', path: ['evidence', 'ledger'], message: 'the evidence ledger lives on backups.storage: configure backups: too, or leave out evidence.ledger' });
+    }
+    if (ledger && (ledger.bucket === config.evidence.bucket || Object.values(config.backups?.storage.buckets ?? {}).includes(ledger.bucket))) {
+      ctx.addIssue({ code: 'custom', path: ['evidence', 'ledger', 'bucket'], message: `'${ledger.bucket}' is also the evidence bucket or a backup bucket: the ledger needs a bucket of its own, created with Object Lock` });
     }
     if (config.approvals.signatures === 'required') {
       for (const [who, p] of Object.entries(config.people)) {

@@ -43,6 +43,42 @@ export interface EvidenceHead {
   records: number;
   /** Records the bucket did not hold yet when the run closed; absent: every record was stored. */
   pending?: EvidencePending;
+  /** Where the head is anchored in the Object Lock ledger (evidence.ledger), or why it is not (yet); absent: runs from before the ledger. */
+  anchor?: AnchorState;
+}
+
+/**
+ * A run's final head as the ledger keeps it: one object per run under `ledgerKey`, written once with
+ * S3 Object Lock (COMPLIANCE retention), so a worker that can rewrite the evidence bucket cannot
+ * replace the head its chain must end in; `lifeboat evidence verify` reads the oldest version.
+ */
+export interface EvidenceAnchor {
+  workflowId: string;
+  runId: string;
+  runbook: string;
+  head: string;
+  records: number;
+  /** When the run closed (ISO 8601). */
+  at: string;
+}
+
+/** What anchoring a head came to. */
+export type AnchorState =
+  /** Written with COMPLIANCE retention until `retainUntil`. */
+  | { state: 'anchored'; location: string; retainUntil: string; versionId?: string }
+  /** The config names no evidence.ledger. */
+  | { state: 'not-configured' }
+  /** The ledger was not reached before the run closed: its evidence keeper writes it. */
+  | { state: 'pending'; keeper: string }
+  /** The ledger refused it (no Object Lock on the bucket, another head already anchored): never retried, recorded. */
+  | { state: 'refused'; reason: string };
+
+/** The ledger's refusal (no Object Lock on its bucket, another head already anchored): a config to fix, never retried. */
+export const LEDGER_REFUSED = 'EvidenceLedgerRefused';
+
+/** The ledger entry of one run. */
+export function ledgerKey(workflowId: string, runId: string): string {
+  return `ledger/${workflowId}/${runId}.json`;
 }
 
 /** The end of a chain a run handed to its evidence keeper, which keeps trying until it is stored. */
@@ -64,6 +100,8 @@ export interface EvidenceKeeperInput {
   runId: string;
   /** The records to store (idempotent by sequence number: some may be stored already). */
   records: EvidenceRecord[];
+  /** The run's head, when the run could not write it to the ledger before it closed. */
+  anchor?: EvidenceAnchor;
   /** Longest pause between two attempts (default 30 s). */
   maximumIntervalSeconds?: number;
 }
@@ -71,6 +109,8 @@ export interface EvidenceKeeperInput {
 export interface EvidenceKeeperResult {
   stored: number;
   storedAt: string;
+  /** Set when the keeper held the run's anchor. */
+  anchor?: AnchorState;
 }
 
 /** JSON with keys sorted at every level and undefined values left out: the bytes that are hashed. */

@@ -5,7 +5,7 @@
  * (scripts/toolchain.sh) installs moto and Mailpit, pinned, in the cache.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { CreateBucketCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectLockConfigurationCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -86,13 +86,25 @@ export async function startVersityGw(host: string, port: number, credentials: { 
   return started('versitygw (S3)', pid, host, port, logFile);
 }
 
-/** Creates the buckets that do not exist yet. */
-export async function ensureBuckets(client: S3Client, buckets: readonly string[]): Promise<void> {
-  for (const bucket of buckets) {
+/**
+ * Creates the buckets that do not exist yet; `locked` ones with Object Lock (the evidence ledger),
+ * which needs the server's versioning directory. A locked bucket found without Object Lock (a lab
+ * from before the ledger) is an error: Object Lock can only be enabled when a bucket is created.
+ */
+export async function ensureBuckets(client: S3Client, buckets: readonly string[], locked: readonly string[] = []): Promise<void> {
+  for (const bucket of [...buckets, ...locked]) {
+    const objectLock = locked.includes(bucket);
     try {
       await client.send(new HeadBucketCommand({ Bucket: bucket }));
     } catch {
-      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      await client.send(new CreateBucketCommand({ Bucket: bucket, ...(objectLock ? { ObjectLockEnabledForBucket: true } : {}) }));
+      continue;
+    }
+    if (objectLock) {
+      const { ObjectLockConfiguration: lock } = await client.send(new GetObjectLockConfigurationCommand({ Bucket: bucket })).catch((err: unknown) => {
+        throw new Error(`the lab's bucket ${bucket} (evidence.ledger) exists without Object Lock (${(err as Error).message}): remove it (lab down, then delete ${bucket} under the lab's s3/data) and run lab up again`, { cause: err });
+      });
+      if (lock?.ObjectLockEnabled !== 'Enabled') throw new Error(`the lab's bucket ${bucket} (evidence.ledger) exists without Object Lock: remove it and run lab up again`);
     }
   }
 }

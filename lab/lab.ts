@@ -242,9 +242,9 @@ export class Lab {
     const backups = this.loaded.config.backups;
     if (backups) {
       const s3 = loopback(backups.storage.endpoint);
-      const evidenceBucket = this.loaded.config.evidence.bucket;
+      const { bucket: evidenceBucket, ledger } = this.loaded.config.evidence;
       result.backups = {
-        ...(backups.storage.endpoint ? { s3: { endpoint: backups.storage.endpoint, buckets: [...Object.values(backups.storage.buckets), ...(evidenceBucket ? [evidenceBucket] : [])], reachable: s3 ? await isListening(s3.host, s3.port) : false } } : {}),
+        ...(backups.storage.endpoint ? { s3: { endpoint: backups.storage.endpoint, buckets: [...Object.values(backups.storage.buckets), ...(evidenceBucket ? [evidenceBucket] : []), ...(ledger ? [ledger.bucket] : [])], reachable: s3 ? await isListening(s3.host, s3.port) : false } } : {}),
         ...(backups.scratch ? { scratch: { host: backups.scratch.host, port: backups.scratch.port, reachable: await isListening(backups.scratch.host, backups.scratch.port) } } : {}),
       };
     }
@@ -294,8 +294,9 @@ export class Lab {
     const s3 = loopback(storage?.endpoint);
     if (storage && s3) {
       await this.ensureDaemon('s3', () => startVersityGw(s3.host, s3.port, this.s3Credentials(), path.join(this.stateDir, 's3', 'data'), path.join(this.stateDir, 's3', 'versions'), path.join(logs, 'versitygw.log')), say);
-      const evidenceBucket = this.loaded.config.evidence.bucket;
-      await ensureBuckets(this.s3Client(), [...Object.values(storage.buckets), ...(evidenceBucket ? [evidenceBucket] : [])]);
+      const { bucket: evidenceBucket, ledger } = this.loaded.config.evidence;
+      // Only the ledger has Object Lock (and so versioning): the backup and evidence buckets are rewritten in place.
+      await ensureBuckets(this.s3Client(), [...Object.values(storage.buckets), ...(evidenceBucket ? [evidenceBucket] : [])], ledger ? [ledger.bucket] : []);
     }
     await this.upScratch(say);
     for (const [region, service] of Object.entries(services)) {

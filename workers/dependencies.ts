@@ -12,7 +12,8 @@ import type { BackupProvider } from '../activities/backup';
 import type { DatabaseProvider } from '../activities/database';
 import { createPostgresBackupProvider } from '../activities/postgres-backup';
 import { createCloudSqlProvider } from '../activities/cloudsql';
-import { s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
+import { s3EvidenceLedger, s3EvidenceStore, type EvidenceStore } from '../activities/evidence';
+import { createRetainedObjectStore } from '../activities/s3';
 import type { BackupsConfig } from '../config/schema';
 import { startDigest } from '../contract/approvals';
 // The Schedules the config asks for are defined once, where `schedules apply` writes them.
@@ -88,11 +89,15 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
   // the records from the mirror while the activity retries the bucket.
   const evidence: EvidenceStore[] = [evidenceMirror(loaded)];
   if (config.evidence.bucket && config.backups && s3) evidence.push(s3EvidenceStore(bucketStore(config.backups, config.evidence.bucket, s3)));
+  // Each run's final head, written once under Object Lock retention on the same S3 with the same keys.
+  const { ledger } = config.evidence;
+  const evidenceLedger = ledger && s3 ? s3EvidenceLedger(createRetainedObjectStore(s3, ledger.bucket), ledger.retentionDays) : undefined;
   return {
     databases,
     divergence,
     backups,
     evidence,
+    evidenceLedger,
     startupChecks,
     notifications: { routes: notificationRoutes(loaded, env), record: journal(loaded.journalPath) },
     traffic: config.dns ? route53Traffic(config.dns, env) : undefined,

@@ -12,7 +12,7 @@ export function register(program: Command, { exit }: CliContext): void {
   examples(
     evidence
       .command('verify')
-      .description("recompute the chain from its stored log and check it against the run's result; exit 1 where it breaks. Records still held by the run's evidence keeper (the bucket was down) are checked too and reported pending, exit 0")
+      .description("recompute the chain from its stored log and check it against the run's result and the head anchored in the Object Lock ledger (evidence.ledger, its first version); exit 1 where it breaks or the ledger holds another head. Records or an anchor still held by the run's evidence keeper (the bucket was down) are reported pending, exit 0")
       .argument('[workflowId]')
       .option('--bundle <file>', 'verify an exported bundle offline instead (no Temporal, no bucket)')
       .addOption(jsonOption())

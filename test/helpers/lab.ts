@@ -41,6 +41,8 @@ export interface TestLabOptions {
   passwordEnv?: string;
   /** Backups: an S3 server (versitygw) with two regional buckets, a scratch server, and `backup:` on every database. */
   backups?: boolean;
+  /** With backups: the evidence ledger too (lifeboat-ledger, created with Object Lock, 1 day retention). */
+  ledger?: boolean;
   /** Top-level sections that replace the generated ones (e.g. schedules, audit, people). */
   extra?: Record<string, unknown>;
 }
@@ -95,7 +97,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       keepVerified: 2,
       categories: { transactional: { rpoSeconds: 86400, restoreTargetSeconds: 300 } },
     };
-    config.evidence = { bucket: 'lifeboat-evidence', mirrorDir: LAB_RECORDS.mirrorDir };
+    config.evidence = { bucket: 'lifeboat-evidence', mirrorDir: LAB_RECORDS.mirrorDir, ...(options.ledger ? { ledger: { bucket: 'lifeboat-ledger', retentionDays: 1 } } : {}) };
   }
   if (options.encryption) {
     writeFileSync(path.join(dir, 'keys.json'), JSON.stringify(newKeyRing('test-k1')));

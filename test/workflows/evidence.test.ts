@@ -2,19 +2,32 @@
  * The evidence chain of a real run: stored in the evidence bucket (versitygw,
  * on disk) and the local mirror, verified against the head in the run's
  * result; editing, deleting or truncating records is detected at the right
- * position, also in an exported bundle verified offline.
+ * position, also in an exported bundle verified offline. The run's head is
+ * anchored in the Object Lock ledger: a chain rewritten consistently, with the
+ * ledger entry overwritten too, still fails against the ledger's first version,
+ * which the server will not delete.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveSignal } from '../../contract/runbook';
-import { exportRunEvidence, verifyBundle, verifyRunEvidence } from '../../cli/evidence';
+import { DeleteObjectCommand, GetObjectRetentionCommand, ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { approveSignal, decideUpdate, statusQuery } from '../../contract/runbook';
+import { createNotificationActivities } from '../../activities/notify';
+import { stopPid } from '../../lib/processes';
+import { buildActivityDependencies } from '../../workers/dependencies';
+import type { EvidenceKeeperResult } from '../../contract/evidence';
+import { withRehearsal } from '../helpers/rehearsal';
+import type { RehearsalActivities } from './kernel/workflows';
+import { exportRunEvidence, formatEvidenceReport, verifyBundle, verifyRunEvidence } from '../../cli/evidence';
+import { createEvidenceActivities, s3EvidenceLedger } from '../../activities/evidence';
+import { createRetainedObjectStore } from '../../activities/s3';
 import { decideGate, startRun } from '../../cli/runs';
 import { writeReport } from '../../cli/report';
 import { dryRun, formatDryRun } from '../../cli/dry-run';
-import type { EvidenceRecord } from '../../contract/evidence';
-import { createTestLab, type TestLab } from '../helpers/lab';
+import { canonicalJson, GENESIS, LEDGER_REFUSED, ledgerKey, sealRecord, verifyChain, type EvidenceHead, type EvidenceRecord } from '../../contract/evidence';
+import { createTestLab, testConfig, type TestLab } from '../helpers/lab';
+import { configSchema } from '../../config/schema';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 
 let lab: TestLab;
@@ -25,7 +38,7 @@ let stored: string;
 let original: string;
 
 beforeAll(async () => {
-  lab = await createTestLab('evidence', { databases: ['orders'], backups: true });
+  lab = await createTestLab('evidence', { databases: ['orders'], backups: true, ledger: true });
   temporal = await startTestTemporal(lab.loaded);
   const started = await startRun(temporal.client, lab.loaded, { runbook: 'db-promotion', params: ['database=orders'], as: 'alice', drill: true, id: `evidence-${process.pid}` });
   workflowId = started.workflowId;
@@ -65,8 +78,8 @@ describe('evidence chain', () => {
     const mirror = readFileSync(path.join(lab.dir, 'state', 'evidence', encodeURIComponent(workflowId), `${runId}.jsonl`), 'utf8');
     expect(mirror).toBe(original);
 
-    const result = (await temporal.client.workflow.getHandle(workflowId).result()) as { evidence?: { head: string; records: number } };
-    expect(result.evidence).toEqual({ head: finished?.hash, records: chain.length });
+    const result = (await temporal.client.workflow.getHandle(workflowId).result()) as { evidence?: EvidenceHead };
+    expect(result.evidence).toEqual({ head: finished?.hash, records: chain.length, anchor: { state: 'anchored', location: `s3://lifeboat-ledger/${ledgerKey(workflowId, runId)}`, retainUntil: expect.any(String), versionId: expect.any(String) } });
     const report = await verifyRunEvidence(temporal.client, lab.loaded, workflowId);
     expect(report).toMatchObject({ ok: true, records: chain.length, head: finished?.hash, source: 's3://lifeboat-evidence' });
   });
@@ -121,6 +134,149 @@ describe('evidence chain', () => {
     writeFileSync(out, JSON.stringify(tampered));
     expect(verifyBundle(out)).toMatchObject({ ok: false, brokenAt: { position: approved?.seq } });
   });
+});
+
+describe('evidence ledger (S3 Object Lock)', () => {
+  const key = () => ledgerKey(workflowId, runId);
+  const s3 = () => lab.lab.s3Client();
+  const versions = async () => (await s3().send(new ListObjectVersionsCommand({ Bucket: 'lifeboat-ledger', Prefix: key() }))).Versions ?? [];
+
+  it("anchors the run's head once, under COMPLIANCE retention for the configured day; verify checks the chain against it", async () => {
+    const head = records().at(-1)?.hash ?? '';
+    const [version, ...others] = await versions();
+    expect(others).toEqual([]);
+    const retention = await s3().send(new GetObjectRetentionCommand({ Bucket: 'lifeboat-ledger', Key: key(), VersionId: version?.VersionId }));
+    expect(retention.Retention?.Mode).toBe('COMPLIANCE');
+    const retainedFor = (retention.Retention?.RetainUntilDate?.getTime() ?? 0) - Date.now();
+    expect(retainedFor).toBeGreaterThan(23 * 3600_000);
+    expect(retainedFor).toBeLessThanOrEqual(24 * 3600_000);
+
+    const report = await verifyRunEvidence(temporal.client, lab.loaded, workflowId);
+    expect(report).toMatchObject({ ok: true, anchor: { state: 'anchored', head, records: records().length, versions: 1, mode: 'COMPLIANCE', location: `s3://lifeboat-ledger/${key()}` } });
+    expect(formatEvidenceReport(report)).toContain(`anchored: head ${head} matches the ledger (s3://lifeboat-ledger/${key()}, retained until ${retention.Retention?.RetainUntilDate?.toISOString()})`);
+    // Without a ledger in the config, verify says the run is not anchored rather than pretending.
+    const withoutLedger = { ...lab.loaded, config: { ...lab.loaded.config, evidence: { ...lab.loaded.config.evidence, ledger: undefined } } };
+    const unanchored = await verifyRunEvidence(temporal.client, withoutLedger, workflowId);
+    expect(unanchored).toMatchObject({ ok: true, anchor: { state: 'not-configured' } });
+    expect(formatEvidenceReport(unanchored)).toContain('not anchored (no evidence.ledger configured)');
+  });
+
+  it('a chain rewritten consistently, with the ledger entry overwritten too, fails against the first (anchored) version; the server refuses to delete it', async () => {
+    const original_ = records();
+    const anchoredHead = original_.at(-1)?.hash ?? '';
+    // A forger with write access to both buckets: another approver, every hash recomputed, so the chain itself verifies.
+    let prev = GENESIS;
+    const forged = original_.map(({ format: _format, prev: _prev, hash: _hash, ...fields }) => {
+      const record = sealRecord(fields.kind === 'gate-approved' ? { ...fields, by: 'carol' } : fields, prev);
+      prev = record.hash;
+      return record;
+    });
+    expect(verifyChain(forged).ok).toBe(true);
+    expect(prev).not.toBe(anchoredHead);
+    try {
+      await write(forged);
+      const overwrite = { workflowId, runId, runbook: 'db-promotion', head: prev, records: forged.length, at: new Date().toISOString() };
+      await s3().send(new PutObjectCommand({ Bucket: 'lifeboat-ledger', Key: key(), Body: `${canonicalJson(overwrite)}\n` }));
+      expect(await versions()).toHaveLength(2);
+
+      const report = await verifyRunEvidence(temporal.client, lab.loaded, workflowId);
+      expect(report.ok).toBe(false);
+      expect(report.head).toBe(prev);
+      expect(report.anchor).toMatchObject({ state: 'mismatch', head: anchoredHead, records: original_.length, versions: 2 });
+      const text = formatEvidenceReport(report);
+      expect(text).toContain(`ANCHOR MISMATCH: the ledger (s3://lifeboat-ledger/${key()}, retained until`);
+      expect(text).toContain(`the ledger entry was overwritten; the anchored (first) head is ${anchoredHead}`);
+
+      // The anchored version cannot be removed: COMPLIANCE retention binds every account, the root's too.
+      const first = (await versions()).at(-1)?.VersionId;
+      await expect(s3().send(new DeleteObjectCommand({ Bucket: 'lifeboat-ledger', Key: key(), VersionId: first }))).rejects.toThrow(/Access Denied because object protected by object lock/);
+      expect((await versions()).map((v) => v.VersionId)).toContain(first);
+    } finally {
+      await put(original);
+    }
+    // The restored chain verifies again: the overwrite is reported, the first version still decides.
+    const restored = await verifyRunEvidence(temporal.client, lab.loaded, workflowId);
+    expect(restored).toMatchObject({ ok: true, anchor: { state: 'anchored', head: anchoredHead, versions: 2 } });
+  });
+
+  it('the config refuses a ledger without backups.storage, or sharing a bucket with the evidence or the backups', async () => {
+    const base = (await testConfig('evidence-ledger-config', lab.dir, { backups: true })) as { evidence: Record<string, unknown> };
+    const issues = (config: unknown) => {
+      const parsed = configSchema.safeParse(config);
+      return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(issues({ ...base, evidence: { ...base.evidence, ledger: { bucket: 'lifeboat-ledger', retentionDays: 1 } } })).toEqual([]);
+    const withoutBackups = await testConfig('evidence-ledger-config', lab.dir);
+    expect(issues({ ...withoutBackups, evidence: { mirrorDir: './state/evidence', ledger: { bucket: 'lifeboat-ledger', retentionDays: 1 } } })).toEqual([
+      'evidence.ledger: the evidence ledger lives on backups.storage: configure backups: too, or leave out evidence.ledger',
+    ]);
+    expect(issues({ ...base, evidence: { ...base.evidence, ledger: { bucket: 'lifeboat-evidence', retentionDays: 1 } } })).toEqual([
+      "evidence.ledger.bucket: 'lifeboat-evidence' is also the evidence bucket or a backup bucket: the ledger needs a bucket of its own, created with Object Lock",
+    ]);
+    expect(issues({ ...base, evidence: { ...base.evidence, ledger: { bucket: 'lifeboat-ledger', retentionDays: 0 } } })).toEqual(['evidence.ledger.retentionDays: at least 1 day']);
+  });
+
+  it('a bucket without Object Lock is refused, never written plainly', async () => {
+    const plain = s3EvidenceLedger(createRetainedObjectStore(s3(), 'lifeboat-evidence'), 1);
+    const activities = createEvidenceActivities({ stores: [], ledger: plain });
+    const anchor = { workflowId: 'ledger-refusal', runId: 'r1', runbook: 'db-promotion', head: 'a'.repeat(64), records: 3, at: new Date().toISOString() };
+    const refusal = await activities.anchorEvidence(anchor).then(() => undefined, (err: unknown) => err);
+    expect(refusal).toBeInstanceOf(ApplicationFailure);
+    expect(refusal).toMatchObject({ type: LEDGER_REFUSED, nonRetryable: true, message: expect.stringMatching(/s3:\/\/lifeboat-evidence has no Object Lock.*none is written/) });
+    expect(existsSync(path.join(lab.loaded.stateDir, 's3', 'data', 'lifeboat-evidence', ledgerKey(anchor.workflowId, anchor.runId)))).toBe(false);
+    // And without a ledger the activity says so.
+    expect(await createEvidenceActivities({ stores: [] }).anchorEvidence(anchor)).toEqual({ state: 'not-configured' });
+  });
+});
+
+describe('evidence ledger unreachable at the close', () => {
+  it("the run closes within its grace and hands its head to its evidence keeper; verify says the anchor is pending, then anchored once S3 is back", async () => {
+    const deps = buildActivityDependencies(lab.loaded);
+    const activities = {
+      ...createNotificationActivities(deps.notifications),
+      // The worker's real evidence stores and ledger, on the lab's versitygw.
+      ...createEvidenceActivities({ stores: deps.evidence ?? [], ledger: deps.evidenceLedger }),
+      ...({ change: async ({ step }) => ({ step }), undo: async () => undefined } satisfies RehearsalActivities),
+    };
+    const daemons = (JSON.parse(readFileSync(path.join(lab.loaded.stateDir, 'lab.json'), 'utf8')) as { daemons: Record<string, { pid: number }> }).daemons;
+    let restarted = false;
+    const restart = async () => {
+      restarted = true;
+      await lab.lab.up({ temporal: false, databases: false });
+    };
+    try {
+      await withRehearsal(lab, temporal.client, 'evidence-ledger', activities, async (handle) => {
+        await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
+        // The S3 server (evidence bucket and ledger) goes down before the run ends.
+        await stopPid(daemons.s3?.pid ?? 0, 'SIGKILL');
+        await handle.executeUpdate(decideUpdate, { args: [{ gate: 'promote', approver: 'bob', decision: 'approve', comment: 'go' }] });
+        const result = (await handle.result()) as { evidence?: EvidenceHead };
+        const { runId: rehearsalRun, closeTime } = await handle.describe();
+        const keeper = `lifeboat-evidence:${handle.workflowId}:${rehearsalRun}`;
+        expect(result.evidence?.anchor).toEqual({ state: 'pending', keeper });
+        const finishedAt = Date.parse((await handle.query(statusQuery)).events.find((e) => e.kind === 'finished')?.at ?? '');
+        expect((closeTime?.getTime() ?? Number.NaN) - finishedAt, 'from its end to its close').toBeLessThan(15_000);
+
+        // S3 back: the keeper first lets the run's last attempts end (30 s), so the anchor is pending at first.
+        await restart();
+        const early = await verifyRunEvidence(temporal.client, lab.loaded, handle.workflowId);
+        expect(early).toMatchObject({ ok: true, anchor: { state: 'pending', keeper } });
+        expect(formatEvidenceReport(early)).toContain(`anchor pending: the evidence keeper ${keeper} holds the head`);
+
+        const anchored = await vi.waitFor(async () => {
+          const r = await verifyRunEvidence(temporal.client, lab.loaded, handle.workflowId);
+          if (r.anchor?.state !== 'anchored') throw new Error(`anchor still ${r.anchor?.state}`);
+          return r;
+        }, { timeout: 150_000, interval: 2_000 });
+        expect(anchored).toMatchObject({ ok: true, head: result.evidence?.head, anchor: { state: 'anchored', head: result.evidence?.head, records: result.evidence?.records, mode: 'COMPLIANCE', versions: 1 } });
+        expect(anchored.stored).toBe(anchored.records);
+        const kept = (await temporal.client.workflow.getHandle(keeper).result()) as EvidenceKeeperResult;
+        expect(kept.anchor).toMatchObject({ state: 'anchored', location: `s3://lifeboat-ledger/${ledgerKey(handle.workflowId, rehearsalRun)}` });
+      });
+    } finally {
+      if (!restarted) await restart();
+    }
+  }, 240_000);
 });
 
 describe('lifeboat report', () => {

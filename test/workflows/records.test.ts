@@ -11,7 +11,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createNotificationActivities } from '../../activities/notify';
 import { createEvidenceActivities, type EvidenceActivities } from '../../activities/evidence';
@@ -19,7 +18,7 @@ import { exportRunEvidence, formatEvidenceReport, verifyBundle, verifyRunEvidenc
 import { decideGate, startRun } from '../../cli/runs';
 import { dbPromotionWorkflowId } from '../../contract/db-promotion';
 import type { EvidenceHead } from '../../contract/evidence';
-import { acknowledgeUpdate, decideUpdate, pagerQuery, ranToEnd, statusQuery, type PagerResult, type RunContext } from '../../contract/runbook';
+import { acknowledgeUpdate, decideUpdate, pagerQuery, ranToEnd, statusQuery, type PagerResult } from '../../contract/runbook';
 import { stopPid } from '../../lib/processes';
 import { buildActivityDependencies } from '../../workers/dependencies';
 import type { regionalEvacuation } from '../../workflows';
@@ -27,7 +26,8 @@ import { activityNames, ActivityCalls, fakeActivities } from '../helpers/fakes';
 import { runCli } from '../helpers/cli';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
-import type { RehearsalActivities, RehearsalInput } from './kernel/workflows';
+import { withRehearsal } from '../helpers/rehearsal';
+import type { RehearsalActivities } from './kernel/workflows';
 
 const DATABASES = ['orders', 'users'];
 
@@ -123,7 +123,7 @@ describe('evidence with the bucket down', () => {
         }, { timeout: 150_000, interval: 2_000 });
         expect(report, workflowId).toMatchObject({ ok: true, source: 's3://lifeboat-evidence' });
         expect(report.stored).toBe(report.records);
-        expect(formatEvidenceReport(report)).toMatch(/in s3:\/\/lifeboat-evidence: \d+ records, chain verifies; head \w+ matches the run's result$/);
+        expect(formatEvidenceReport(report)).toMatch(/in s3:\/\/lifeboat-evidence: \d+ records, chain verifies; head \w+ matches the run's result\nnot anchored \(no evidence.ledger configured\)$/);
       }
       await expect(temporal.client.workflow.getHandle(pending?.keeper ?? '').result()).resolves.toMatchObject({ stored: pending?.records });
     } finally {
@@ -134,48 +134,21 @@ describe('evidence with the bucket down', () => {
 
 // ---- a run on the kernel (test/workflows/kernel/workflows.ts) that fails past its point of no return
 
-const people: RunContext['people'] = { alice: ['commander'], bob: ['approver'] };
-let bundle: { code: string } | undefined;
-let runs = 0;
-
 /** Runs the kernel's rehearsal with the lab's real notification channels; its verify step fails past the point of no return. */
 async function withFailingRehearsal(test: (handle: WorkflowHandle, failed: Promise<unknown>) => Promise<void>): Promise<void> {
-  bundle ??= await bundleWorkflowCode({ workflowsPath: path.join(__dirname, 'kernel', 'workflows.ts') });
   const calls = new ActivityCalls();
-  const taskQueue = `records-pager-${process.pid}-${++runs}`;
-  const connection = await NativeConnection.connect({ address: lab.loaded.config.temporal.address });
-  const worker = await Worker.create({
-    connection,
-    namespace: lab.loaded.config.temporal.namespace,
-    taskQueue,
-    workflowBundle: bundle,
-    activities: {
-      ...createNotificationActivities(buildActivityDependencies(lab.loaded).notifications),
-      ...fakeActivities<EvidenceActivities>(activityNames(createEvidenceActivities({ stores: [] })), { appendEvidence: async () => undefined }, calls),
-      ...fakeActivities<RehearsalActivities>(['change', 'undo'], {
-        change: async ({ step }) => {
-          if (step === 'verify') throw ApplicationFailure.nonRetryable('the synthetic check failed', 'CheckFailed');
-          return { step };
-        },
-        undo: async () => undefined,
-      }, calls),
-    },
-  });
-  const input: RehearsalInput = {
-    run: { initiator: 'alice', detectedAt: new Date().toISOString(), drill: true, people },
-    rto: { budgetSeconds: 3600, onBreach: 'continue' },
-    gate: { escalateAfterSeconds: 600, timeoutSeconds: 1200 },
-    compensationAttempts: 1,
+  const activities = {
+    ...createNotificationActivities(buildActivityDependencies(lab.loaded).notifications),
+    ...fakeActivities<EvidenceActivities>(activityNames(createEvidenceActivities({ stores: [] })), { appendEvidence: async () => undefined, anchorEvidence: async () => ({ state: 'not-configured' }) }, calls),
+    ...fakeActivities<RehearsalActivities>(['change', 'undo'], {
+      change: async ({ step }) => {
+        if (step === 'verify') throw ApplicationFailure.nonRetryable('the synthetic check failed', 'CheckFailed');
+        return { step };
+      },
+      undo: async () => undefined,
+    }, calls),
   };
-  try {
-    await worker.runUntil(async () => {
-      const handle = await temporal.client.workflow.start('rehearsal', { taskQueue, workflowId: `${taskQueue}-run`, args: [input] });
-      const failed = handle.result().then(() => undefined, (err: unknown) => err);
-      await test(handle, failed);
-    });
-  } finally {
-    await connection.close();
-  }
+  await withRehearsal(lab, temporal.client, 'records-pager', activities, (handle) => test(handle, handle.result().then(() => undefined, (err: unknown) => err)));
 }
 
 /** Every channel down: SMTP stopped, the Twilio stand-in answering 503. */

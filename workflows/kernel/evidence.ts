@@ -4,10 +4,13 @@
  * order, whatever happens to the run; the head goes into the run's result.
  * What the bucket has not taken when the run closes is handed to the run's
  * evidence keeper (workflows/evidence-keeper.ts), which outlives the run.
+ * The sealed head is anchored in the Object Lock ledger at the close, within
+ * the same grace; an anchor not written by then goes to the keeper too.
  */
 import { CancellationScope, ChildWorkflowCancellationType, ParentClosePolicy, proxyActivities, startChild, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { EvidenceActivities } from '../../activities/evidence';
-import { evidenceKeeperWorkflowId, GENESIS, sealRecord, type EvidenceHead, type EvidencePending, type EvidenceRecord } from '../../contract/evidence';
+import { evidenceKeeperWorkflowId, GENESIS, LEDGER_REFUSED, sealRecord, type AnchorState, type EvidenceAnchor, type EvidenceHead, type EvidencePending, type EvidenceRecord } from '../../contract/evidence';
+import { failureMessage } from './failures';
 import type { Witness, WitnessFields } from './ledger';
 import { call } from '../call';
 import { evidenceKeeper } from '../evidence-keeper';
@@ -20,6 +23,12 @@ const storeOptions = {
 
 const evidenceStore = proxyActivities<EvidenceActivities>(storeOptions);
 
+/** Anchoring retries while the run's close grace lasts; what is left then is the keeper's. A refusal (no Object Lock) is final. */
+const anchorOptions = {
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 seconds', nonRetryableErrorTypes: [LEDGER_REFUSED] },
+} as const satisfies ActivityOptions;
+
 export class EvidenceChain implements Witness {
   private head = GENESIS;
   private count = 0;
@@ -29,6 +38,9 @@ export class EvidenceChain implements Witness {
   private storing: EvidenceRecord[] = [];
   private writer: Promise<void> | undefined;
   private pending: EvidencePending | undefined;
+  /** The sealed head, once the close asked for it to be anchored. */
+  private anchorEntry: EvidenceAnchor | undefined;
+  private anchorState: AnchorState | undefined;
 
   /** `enabled`: runs started before the chain existed replay without it. */
   constructor(
@@ -53,7 +65,30 @@ export class EvidenceChain implements Witness {
   }
 
   current(): EvidenceHead {
-    return { head: this.head, records: this.count, ...(this.pending ? { pending: this.pending } : {}) };
+    return { head: this.head, records: this.count, ...(this.pending ? { pending: this.pending } : {}), ...(this.anchorState ? { anchor: this.anchorState } : {}) };
+  }
+
+  /**
+   * At the close (the chain is sealed): writes the head to the ledger. Settles when the ledger took
+   * it or refused it; until then the run may close and hand it to its keeper (handOff).
+   */
+  async anchor(): Promise<void> {
+    const { workflowId, runId } = workflowInfo();
+    const entry: EvidenceAnchor = { workflowId, runId, runbook: this.runbook, head: this.head, records: this.count, at: new Date().toISOString() };
+    this.anchorEntry = entry;
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        const state = await call(evidenceStore.anchorEvidence, anchorOptions, `evidence: anchor head ${entry.head.slice(0, 12)}… in the ledger`, entry);
+        this.anchorState ??= state;
+      } catch (err) {
+        this.anchorState ??= { state: 'refused', reason: failureMessage(err) };
+      }
+    });
+  }
+
+  /** Why the ledger refused the head, when it did. */
+  get anchorRefused(): string | undefined {
+    return this.anchorState?.state === 'refused' ? this.anchorState.reason : undefined;
   }
 
   /** Whether every sealed record is stored. */
@@ -75,20 +110,27 @@ export class EvidenceChain implements Witness {
    * start it; `current()` then names it and what it holds.
    */
   async handOff(): Promise<void> {
-    const records = [...this.storing, ...this.unstored];
+    const records = this.stored ? [] : [...this.storing, ...this.unstored];
     const fromSeq = records[0]?.seq;
-    if (this.stored || fromSeq === undefined) return;
+    // The anchor the ledger has not answered yet (an anchor refused is not retried).
+    const anchor = this.anchorState ? undefined : this.anchorEntry;
+    if (fromSeq === undefined && !anchor) return;
     const { workflowId, runId } = workflowInfo();
     const keeper = evidenceKeeperWorkflowId(workflowId, runId);
+    const what = [
+      ...(fromSeq !== undefined ? [`records ${fromSeq}-${this.count}, stored when the bucket takes them`] : []),
+      ...(anchor ? ['its head, anchored when the ledger takes it'] : []),
+    ];
     await startChild(evidenceKeeper, {
       workflowId: keeper,
-      args: [{ workflowId, runId, records }],
+      args: [{ workflowId, runId, records, ...(anchor ? { anchor } : {}) }],
       // The keeper must outlive the run: it is the only writer of the chain's end from here on.
       parentClosePolicy: ParentClosePolicy.ABANDON,
       cancellationType: ChildWorkflowCancellationType.ABANDON,
-      staticSummary: `evidence of ${workflowId}: records ${fromSeq}-${this.count}, stored when the bucket takes them`,
+      staticSummary: `evidence of ${workflowId}: ${what.join('; ')}`,
     });
-    this.pending = { records: records.length, fromSeq, keeper };
+    if (fromSeq !== undefined) this.pending = { records: records.length, fromSeq, keeper };
+    if (anchor) this.anchorState = { state: 'pending', keeper };
   }
 
   /** One writer at a time, batching what accumulated while the last append ran. */

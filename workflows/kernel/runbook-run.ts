@@ -31,6 +31,8 @@ import { Steps, type StepOptions } from './steps';
 
 /** Runs started before records outlived their run replay the old close: waiting for the bucket, a minute for the channels. */
 const PATCH_RECORDS_OUTLIVE_RUN = 'lifeboat-records-outlive-run';
+/** Runs started before the ledger replay a close that anchors nothing. */
+const PATCH_EVIDENCE_ANCHOR = 'lifeboat-evidence-anchor';
 /** How long a closing run gives its last evidence records and pages before it hands them over. */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -283,15 +285,19 @@ export class RunbookRun<P extends Plan = Plan> {
    * A parent waits on this run's outcome, not on a bucket or a phone: the last evidence records and
    * final pages get a few seconds, then what is left goes to workflows that outlive the run (its
    * evidence keeper, its pager) and the run closes; its result and status say what is pending.
+   * The sealed chain's head is anchored in the Object Lock ledger within the same grace.
    */
   private async handOffRecords(): Promise<void> {
-    if (!this.notifier.idle || !this.evidence.stored) {
-      await Promise.race([Promise.all([this.notifier.settled(), this.evidence.settled()]), sleep(CLOSE_GRACE_MS, { summary: 'last evidence records and pages' })]);
+    const anchoring = this.evidence.enabled && patched(PATCH_EVIDENCE_ANCHOR) ? this.evidence.anchor() : undefined;
+    if (!this.notifier.idle || !this.evidence.stored || anchoring) {
+      await Promise.race([Promise.all([this.notifier.settled(), this.evidence.settled(), anchoring]), sleep(CLOSE_GRACE_MS, { summary: 'last evidence records and pages' })]);
     }
     // Never a reason to fail a run that has ended (or to replace its failure): a handover that fails is recorded.
     for (const handover of await Promise.allSettled([this.notifier.handOff(), this.evidence.handOff()])) {
       if (handover.status === 'rejected') this.ledger.record('escalation', `could not hand the run's last records or pages to a workflow that outlives it: ${failureMessage(handover.reason)}`);
     }
+    const refused = this.evidence.anchorRefused;
+    if (refused) this.ledger.record('escalation', `the evidence ledger refused the run's head, which is not anchored: ${refused}`);
     if (this.evidence.enabled) this.ledger.status.evidence = this.evidence.current();
     this.ledger.publish();
   }

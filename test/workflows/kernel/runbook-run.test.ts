@@ -93,6 +93,7 @@ function kernelFakes(calls: ActivityCalls): NotificationActivities & EvidenceAct
     }, calls),
     ...fakeActivities<EvidenceActivities>(activityNames(createEvidenceActivities({ stores: [] })), {
       appendEvidence: async () => undefined,
+      anchorEvidence: async () => ({ state: 'not-configured' }),
     }, calls),
   };
 }
