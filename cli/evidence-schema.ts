@@ -5,11 +5,11 @@
  * a record that was altered is caught by the chain, not hidden by the parser.
  */
 import { z } from 'zod';
-import { EVIDENCE_FORMAT, type EvidenceRecord } from '../contract/evidence';
+import { EVIDENCE_FORMAT, GATE_EVIDENCE_KINDS, STEP_EVIDENCE_KINDS, type EvidenceRecord } from '../contract/evidence';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (a SHA-256)');
 
-export const evidenceRecordSchema = z.looseObject({
+const recordFields = z.looseObject({
   format: z.literal(EVIDENCE_FORMAT),
   seq: z.number().int().positive(),
   at: z.string(),
@@ -25,6 +25,16 @@ export const evidenceRecordSchema = z.looseObject({
   outcome: z.record(z.string(), z.unknown()).optional(),
   prev: hex64,
   hash: hex64,
+});
+
+/** A record, its kind's own fields required: a gate's names its gate, a step's its step (contract/evidence.ts). */
+export const evidenceRecordSchema = recordFields.superRefine((record, ctx) => {
+  if ((GATE_EVIDENCE_KINDS as readonly string[]).includes(record.kind) && record.gate === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['gate'], message: `a ${record.kind} record names its gate` });
+  }
+  if ((STEP_EVIDENCE_KINDS as readonly string[]).includes(record.kind) && record.step === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['step'], message: `a ${record.kind} record names its step` });
+  }
 });
 
 export const evidenceHeadSchema = z.looseObject({ head: hex64, records: z.number().int().min(0) });
@@ -50,5 +60,5 @@ export function parseOrExplain<T>(schema: z.ZodType<T>, value: unknown, what: st
   throw new Error(`${what} is not valid evidence: ${problems.join('; ')}`);
 }
 
-/** A record as parsed: the kind is checked by the chain (its hash covers it), so it is typed as the chain's own. */
+/** A record as parsed: its kind's fields are checked above, and the kind itself by the chain (its hash covers it). */
 export const asEvidenceRecords = (records: z.infer<typeof evidenceRecordSchema>[]): EvidenceRecord[] => records as EvidenceRecord[];

@@ -16,7 +16,15 @@ export const GENESIS = '0'.repeat(64);
 /** What a record witnesses: a run event, a step done, an undo done (the chain's own kinds beside the events). */
 export type EvidenceKind = RunEventKind | 'step-done' | 'step-compensated';
 
-export interface EvidenceRecord {
+/** Kinds about one gate: the record names the gate (and a decision the gate's opening, `nonce`). */
+export const GATE_EVIDENCE_KINDS = ['gate-opened', 'gate-approved', 'gate-rejected', 'gate-timed-out', 'pre-approval-set-aside'] as const;
+/** Kinds about one step: the record names the step. */
+export const STEP_EVIDENCE_KINDS = ['step-done', 'step-compensated', 'step-failed', 'compensation-failed', 'point-of-no-return'] as const;
+export type GateEvidenceKind = (typeof GATE_EVIDENCE_KINDS)[number];
+export type StepEvidenceKind = (typeof STEP_EVIDENCE_KINDS)[number];
+
+/** What every record carries, whatever it witnesses. */
+interface RecordCommon {
   format: typeof EVIDENCE_FORMAT;
   /** 1, 2, 3, … without gaps. */
   seq: number;
@@ -24,8 +32,6 @@ export interface EvidenceRecord {
   workflowId: string;
   runId: string;
   runbook: string;
-  /** A run event kind (gate-approved, step-failed, …, finished), `step-done` or `step-compensated`. */
-  kind: EvidenceKind;
   detail: string;
   by?: string;
   step?: string;
@@ -36,6 +42,42 @@ export interface EvidenceRecord {
   outcome?: Record<string, unknown>;
   prev: string;
   hash: string;
+}
+
+/** A gate opened, decided, timed out, or its parent's approval set aside. */
+export interface GateEvidenceRecord extends RecordCommon {
+  kind: GateEvidenceKind;
+  gate: string;
+}
+
+/** A step done, failed or undone, an undo that failed, the point of no return. */
+export interface StepEvidenceRecord extends RecordCommon {
+  kind: StepEvidenceKind;
+  step: string;
+}
+
+/** Everything else the run records (its start, admission, holds, breaches, refusals, its end). */
+export interface RunEvidenceRecord extends RecordCommon {
+  kind: Exclude<EvidenceKind, GateEvidenceKind | StepEvidenceKind>;
+}
+
+/** One record of a run's chain, discriminated by `kind`: a gate's names its gate, a step's its step. */
+export type EvidenceRecord = GateEvidenceRecord | StepEvidenceRecord | RunEvidenceRecord;
+
+/** `Omit` over each member of a union (the built-in one would merge the members first). */
+export type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** What a record says before the chain seals it. */
+export type UnsealedRecord = OmitEach<EvidenceRecord, 'format' | 'prev' | 'hash'>;
+
+/** Whether a record is about one gate (a reader may then use `record.gate`). */
+export function isGateRecord(record: EvidenceRecord): record is GateEvidenceRecord {
+  return (GATE_EVIDENCE_KINDS as readonly string[]).includes(record.kind);
+}
+
+/** Whether a record is about one step. */
+export function isStepRecord(record: EvidenceRecord): record is StepEvidenceRecord {
+  return (STEP_EVIDENCE_KINDS as readonly string[]).includes(record.kind);
 }
 
 export interface EvidenceHead {
@@ -123,7 +165,7 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
-export function hashRecord(record: Omit<EvidenceRecord, 'hash'>): string {
+export function hashRecord(record: OmitEach<EvidenceRecord, 'hash'>): string {
   return bytesToHex(sha256(utf8ToBytes(canonicalJson(record))));
 }
 
@@ -134,9 +176,9 @@ export function artifactDigest(content: unknown): { text: string; digest: string
 }
 
 /** The next record of a chain whose last hash is `prev`. */
-export function sealRecord(fields: Omit<EvidenceRecord, 'format' | 'prev' | 'hash'>, prev: string): EvidenceRecord {
-  const unsealed = { ...fields, format: EVIDENCE_FORMAT, prev } as const;
-  return { ...unsealed, hash: hashRecord(unsealed) };
+export function sealRecord(fields: UnsealedRecord, prev: string): EvidenceRecord {
+  const unsealed = { ...fields, format: EVIDENCE_FORMAT, prev } as OmitEach<EvidenceRecord, 'hash'>;
+  return { ...unsealed, hash: hashRecord(unsealed) } as EvidenceRecord;
 }
 
 export interface ChainVerification {

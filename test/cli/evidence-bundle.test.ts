@@ -39,6 +39,13 @@ describe('evidence bundles read from disk', () => {
     expect(() => verifyBundle(file({ ...bundle(chainOf(['a'])), chain: 'nope' }))).toThrow(/chain: /);
   });
 
+  it('refuses a record whose kind needs a field it lacks: a gate’s record names its gate, a step’s its step', () => {
+    const gateless = { ...chainOf(['a'])[0], kind: 'gate-approved' };
+    expect(() => verifyBundle(file(bundle([gateless])))).toThrow(/is not valid evidence: chain\.0\.gate: a gate-approved record names its gate/);
+    const stepless = { ...chainOf(['a'])[0], kind: 'step-done' };
+    expect(() => verifyBundle(file(bundle([stepless])))).toThrow(/chain\.0\.step: a step-done record names its step/);
+  });
+
   it('a sound bundle verifies; a field the parser does not know is kept, so the chain still proves the bytes', () => {
     const chain = chainOf(['a', 'b']);
     expect(verifyBundle(file(bundle(chain)))).toMatchObject({ ok: true, records: 2 });

@@ -6,7 +6,7 @@
  */
 import { log, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { EvidenceHead, EvidenceRecord } from '../../contract/evidence';
+import type { EvidenceHead, EvidenceRecord, GateEvidenceKind, OmitEach, StepEvidenceKind } from '../../contract/evidence';
 import { lookup } from '../../contract/records';
 import { describeReplication, judgeRpo, type RpoVerdict } from '../../contract/rpo';
 import {
@@ -21,6 +21,7 @@ import {
   type RunArtifact,
   type RunbookStatus,
   type RunEvent,
+  type RunEventKind,
   type RunState,
   type StepStatus,
 } from '../../contract/runbook';
@@ -29,7 +30,7 @@ import type { RunbookRunOptions } from './plan';
 import { renderStatusMarkdown } from './status-markdown';
 
 /** What a record of the run says, as the ledger hands it to its witness. */
-export type WitnessFields = Pick<EvidenceRecord, 'kind' | 'detail'> & Partial<Pick<EvidenceRecord, 'by' | 'step' | 'gate' | 'nonce' | 'outcome'>>;
+export type WitnessFields = OmitEach<EvidenceRecord, 'format' | 'seq' | 'at' | 'workflowId' | 'runId' | 'runbook' | 'prev' | 'hash'>;
 
 /** Who keeps what the ledger records beyond the run's own memory: the evidence chain. */
 export interface Witness {
@@ -40,6 +41,9 @@ export interface Witness {
 }
 
 export type EventExtra = Partial<Pick<RunEvent, 'by' | 'gate' | 'step'>>;
+
+/** What an event of kind `K` must say besides its detail: a gate's names its gate, a step's its step. */
+type ExtraFor<K extends RunEventKind> = K extends GateEvidenceKind ? [EventExtra & { gate: string }] : K extends StepEvidenceKind ? [EventExtra & { step: string }] : [EventExtra?];
 
 export class RunLedger {
   readonly status: RunbookStatus;
@@ -115,10 +119,12 @@ export class RunLedger {
   }
 
   /** An event in the status and the log; every one but the end is witnessed as it is (finish() witnesses the end with its outcome). */
-  record(kind: RunEvent['kind'], detail: string, extra: EventExtra = {}): void {
+  record<K extends RunEventKind>(kind: K, detail: string, ...[given]: ExtraFor<K>): void {
+    const extra: EventExtra = given ?? {};
     this.status.events.push({ at: this.now(), kind, detail, ...extra });
     log.info(detail, { kind, ...extra });
-    if (kind !== 'finished') this.witness({ kind, detail, ...extra });
+    // ExtraFor<K> gave a gate's kind its gate and a step's its step: the record is the union member of its kind.
+    if (kind !== 'finished') this.witness({ kind, detail, ...extra } as WitnessFields);
   }
 
   /** Hands a record to the witness; a decision is bound to the opening of its gate by the gate's nonce. */
