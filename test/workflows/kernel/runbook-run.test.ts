@@ -184,7 +184,7 @@ const sealed = (calls: ActivityCalls) => calls.of('appendEvidence').flatMap(([re
 
 describe('gates and decisions', () => {
   it('a gate nobody decides escalates, then times out; the undos run in reverse and the chain records it', async () => {
-    await withRun<typeof rehearsal>('gate-timeout', 'rehearsal', [rehearsalInput({ gate: { escalateAfterSeconds: 1, timeoutSeconds: 4 } })], rehearsalFakes(), async ({ handle, calls }) => {
+    await withRun<typeof rehearsal>('gate-timeout', 'rehearsal', [rehearsalInput({ gate: { escalateAfterSeconds: 1, timeoutSeconds: 10 } })], rehearsalFakes(), async ({ handle, calls }) => {
       await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
       // A person without the approver role is refused, with the reason, and the refusal is recorded.
       await expect(handle.executeUpdate(decideUpdate, { args: [{ gate: 'promote', approver: 'alice', decision: 'approve' }] })).rejects.toMatchObject({
