@@ -38,6 +38,8 @@ export function createGovernanceActivities(deps: { governance?: GovernanceDepend
       const { governance } = deps;
       if (!governance) throw ApplicationFailure.nonRetryable('this worker has no trusted policy (config) to admit runs with', FailureType.NotConfigured);
       const policy = governance.policy(input.runbook);
+      const signatureUsedBy = input.signedAt !== undefined ? await earlierRunSince(client(), input, input.signedAt) : undefined;
+      if (signatureUsedBy) return { policy, origin: { kind: 'client' }, signatureUsedBy };
       if (input.scheduledBy !== undefined) {
         return { policy, origin: await scheduleOrigin(client(), governance, input, input.scheduledBy) };
       }
@@ -69,6 +71,18 @@ export function createGovernanceActivities(deps: { governance?: GovernanceDepend
 }
 
 export type GovernanceActivities = ReturnType<typeof createGovernanceActivities>;
+
+/** Another execution of this workflow id started since `since` (the server's visibility store), if any. */
+async function earlierRunSince(client: Client, input: AdmissionRequest, since: string): Promise<string | undefined> {
+  const t = Date.parse(since);
+  if (Number.isNaN(t)) return undefined; // a signing time that is no time: admitRun refuses the signature itself
+  const at = new Date(t - 1000).toISOString();
+  const query = `WorkflowId = ${JSON.stringify(input.workflowId)} AND StartTime >= ${JSON.stringify(at)}`;
+  for await (const run of client.workflow.list({ query })) {
+    if (run.runId !== input.firstExecutionRunId) return run.runId;
+  }
+  return undefined;
+}
 
 /** A Schedule vouches for a run only if it exists, runs this workflow type and lists this very run among its actions. */
 async function scheduleOrigin(client: Client, governance: GovernanceDependencies, input: AdmissionRequest, scheduleId: string): Promise<RunOrigin> {

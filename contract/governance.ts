@@ -71,6 +71,8 @@ export interface AdmissionRequest {
   scheduledBy?: string;
   /** startDigest of the run's input: a scheduled run's input must be what the worker's config schedules. */
   inputDigest?: string;
+  /** A signed start's signing time: the activity looks for an earlier run of this id started since then. */
+  signedAt?: string;
   preApproval?: PreApproval;
 }
 
@@ -79,6 +81,8 @@ export interface AdmissionFacts {
   policy: TrustedPolicy;
   origin: RunOrigin;
   preApproval?: { verified: VerifiedPreApproval } | { refused: string };
+  /** Another run of this workflow id started since the start was signed: a signature starts one run. */
+  signatureUsedBy?: string;
 }
 
 export interface GivenRun {
@@ -142,6 +146,7 @@ export function admitRun(facts: AdmissionFacts, given: GivenRun): Admission {
   if (startSignature !== undefined) {
     const why = refuseStartSignature(given, policy, startSignature, signedAt);
     if (why) refusals.push(why);
+    else if (facts.signatureUsedBy) refusals.push(`this signed start was already used by run ${facts.signatureUsedBy} of ${given.workflowId}: a signature starts one run; sign the start again`);
   } else if (signatures === 'required' && !vouched) {
     refusals.push(`this worker requires signed starts (approvals.signatures: required): start it with 'lifeboat start … --as ${initiator} --key <${initiator}'s private key>'`);
   }

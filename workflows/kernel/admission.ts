@@ -39,6 +39,7 @@ export async function admit(ledger: RunLedger): Promise<Admission> {
       parent: info.parent ? { workflowId: info.parent.workflowId, runId: info.parent.runId, namespace: info.parent.namespace } : undefined,
       scheduledBy: scheduleIdOf(),
       inputDigest: options.input === undefined ? undefined : startDigest(options.input),
+      ...(ledger.context.startSignature !== undefined && typeof ledger.context.signedAt === 'string' ? { signedAt: ledger.context.signedAt } : {}),
       preApproval: options.preApproved,
     });
   } catch (err) {

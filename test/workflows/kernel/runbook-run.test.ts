@@ -486,7 +486,8 @@ describe('admission: the worker decides who may do what', () => {
   it('with signatures required: a signed start runs; cancel and resolve must be signed by the operator', async () => {
     const base = rehearsalInput({ run: { ...rehearsalInput().run, signatures: 'required' } });
     await underPolicy(signedPolicy, async () => {
-      await withRun<typeof rehearsal>('signed-cancel', 'rehearsal', [signed(base, nextId('signed-cancel'))], rehearsalFakes(), async ({ handle, calls }) => {
+      const signedInput = signed(base, nextId('signed-cancel'));
+      await withRun<typeof rehearsal>('signed-cancel', 'rehearsal', [signedInput], rehearsalFakes(), async ({ handle, calls }) => {
         const waiting = await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
         expect(waiting.events.find((e) => e.kind === 'admitted')?.detail).toBe("started by a client; policy from the worker's config (signatures required, start signed)");
         expect(await refusedUpdate(handle.executeUpdate(requestCancelUpdate, { args: [{ by: 'alice', reason: 'false alarm' }] }))).toBe('a cancel on this run must be signed (approvals.signatures: required): sign with --key <file>');
@@ -505,6 +506,11 @@ describe('admission: the worker decides who may do what', () => {
         expect(undone(calls)).toEqual(['drain', 'freeze']);
         const status = await handle.query(statusQuery);
         expect(status.events.filter((e) => e.kind === 'decision-refused').map((e) => e.by)).toEqual(['alice', 'alice']);
+
+        // The same signed start sent again (copied from the history) after the run ended: a signature starts one run.
+        const replayed = await client.workflow.start<typeof rehearsal>('rehearsal', { taskQueue: handle.workflowId.replace(/-run$/, ''), workflowId: handle.workflowId, args: [signedInput] });
+        expect(await refusalOf(client.workflow.getHandle(replayed.workflowId, replayed.firstExecutionRunId))).toMatch(/^refused: this signed start was already used by run [\w-]+ of kernel-signed-cancel-/);
+        expect(calls.of('change')).toHaveLength(2);
       });
 
       const fakes = rehearsalFakes({
