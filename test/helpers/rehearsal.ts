@@ -8,6 +8,8 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import type { RehearsalInput } from '../workflows/kernel/workflows';
 import type { TestLab } from './lab';
+import { createGovernanceActivities } from '../../activities/governance';
+import { workerGovernance } from '../../workers/dependencies';
 
 let bundle: { code: string } | undefined;
 let runs = 0;
@@ -17,7 +19,9 @@ export async function withRehearsal(lab: TestLab, client: Client, name: string, 
   bundle ??= await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '..', 'workflows', 'kernel', 'workflows.ts') });
   const taskQueue = `${name}-${process.pid}-${++runs}`;
   const connection = await NativeConnection.connect({ address: lab.loaded.config.temporal.address });
-  const worker = await Worker.create({ connection, namespace: lab.loaded.config.temporal.namespace, taskQueue, workflowBundle: bundle, activities });
+  // Admission as in production: the lab config's policy, checked by the real activity (the test's activities come on top).
+  const admission = createGovernanceActivities({ governance: workerGovernance(lab.loaded), client });
+  const worker = await Worker.create({ connection, namespace: lab.loaded.config.temporal.namespace, taskQueue, workflowBundle: bundle, activities: { ...admission, ...activities } });
   const input: RehearsalInput = {
     run: { initiator: 'alice', detectedAt: new Date().toISOString(), drill: true, people: { alice: ['commander'], bob: ['approver'] } },
     rto: { budgetSeconds: 3600, onBreach: 'continue' },
