@@ -18,6 +18,8 @@ import { temporalBinary } from '../../lab/temporal-server';
 import { ENCRYPTED_ENCODING } from '../../lib/codec';
 import { freePort, run } from '../../lib/processes';
 import { createTestLab, type TestLab } from '../helpers/lab';
+import { sql } from '../helpers/postgres';
+import { postgresDatabase } from '../../config/load';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 
 const CHROMIUM = process.env.LIFEBOAT_CHROMIUM ?? '/usr/bin/chromium';
@@ -64,6 +66,9 @@ beforeAll(async () => {
   await waitForStatus(rejectedHandle, gateWaiting('promote'), 'gate promote', 120_000);
   await decideGate(temporal.client, lab.loaded, { workflowId: rejectedId, gate: 'promote', as: 'bob', decision: 'reject', comment: REJECTION });
   await expect(rejectedHandle.result()).rejects.toThrow();
+  // The rejection unfenced the primary; its standby reconnects on its own time, and a planned evacuation refuses one that does not stream.
+  const { standby } = postgresDatabase(lab.loaded.config, 'orders');
+  await expect.poll(async () => (await sql<{ s: string | null }>(standby, 'postgres', 'SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS s'))[0]?.s, { timeout: 60_000, interval: 500 }).toBe('streaming');
 
   const started = await startRun(temporal.client, lab.loaded, { runbook: 'regional-evacuation', params: ['region=east', 'mode=planned'], as: 'alice', drill: true, incident: 'INC-UI-1', id: `regional-evacuation:east:ui-${process.pid}` });
   evacuationId = started.workflowId;

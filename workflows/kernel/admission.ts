@@ -4,7 +4,7 @@
  * history) and is admitted under that policy, or refused with the reason
  * (contract/governance.ts judges; this room asks and applies).
  */
-import { ApplicationFailure, isCancellation, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyLocalActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import { startDigest } from '../../contract/approvals';
 import type { GovernanceActivities } from '../../activities/governance';
 import { FailureType } from '../../contract/failures';
@@ -44,8 +44,10 @@ export async function admit(ledger: RunLedger): Promise<Admission> {
     });
   } catch (err) {
     if (isCancellation(err)) throw err; // cancelled while being admitted: a cancel, not a refusal
+    await afterLocalActivity();
     throw refuse(ledger, [`the worker could not admit the run: ${failureMessage(err)}`]);
   }
+  await afterLocalActivity();
   const admission = admitRun(facts, {
     context: ledger.context,
     gates: options.gates,
@@ -59,6 +61,15 @@ export async function admit(ledger: RunLedger): Promise<Admission> {
   ledger.adopt(admission.context, admission.gates);
   ledger.record('admitted', admission.summary);
   return admission;
+}
+
+/**
+ * A local activity's result reaches the workflow at a moment its replay does not see again (its marker
+ * carries no such time), so workflow time right after one differs on replay; every record is sealed with
+ * its time. A 1 ms timer puts the next record after an event in history, the same in the run and its replay.
+ */
+export async function afterLocalActivity(): Promise<void> {
+  await sleep(1, { summary: 'after a local activity: the next record takes its time from history' });
 }
 
 function refuse(ledger: RunLedger, refusals: readonly string[]): ApplicationFailure {

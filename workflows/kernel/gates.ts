@@ -10,6 +10,7 @@ import { FailureType } from '../../contract/failures';
 import { lookup } from '../../contract/records';
 import type { PreApproval, VerifiedPreApproval } from '../../contract/governance';
 import type { DecideRequest, DecideResult, GateStatus } from '../../contract/runbook';
+import { afterLocalActivity } from './admission';
 import { refuseDecision } from './decisions';
 import { definitionError, failureMessage } from './failures';
 import type { RunLedger } from './ledger';
@@ -119,12 +120,15 @@ export class Gates {
   private async parentWithdrew(pre: VerifiedPreApproval): Promise<string | undefined> {
     const parent = workflowInfo().parent;
     if (!parent) return 'the run has no parent';
+    let refused: string | undefined;
     try {
-      return (await governance.confirmPreApproval({ parent: { workflowId: parent.workflowId, runId: parent.runId }, child: workflowInfo().workflowId, preApproval: pre })).refused;
+      refused = (await governance.confirmPreApproval({ parent: { workflowId: parent.workflowId, runId: parent.runId }, child: workflowInfo().workflowId, preApproval: pre })).refused;
     } catch (err) {
       if (isCancellation(err)) throw err;
-      return `the parent could not be asked: ${failureMessage(err)}`;
+      refused = `the parent could not be asked: ${failureMessage(err)}`;
     }
+    await afterLocalActivity();
+    return refused;
   }
 
   /**
