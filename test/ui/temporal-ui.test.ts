@@ -16,7 +16,7 @@ import { decideGate, startRun } from '../../cli/runs';
 import { dbPromotionWorkflowId } from '../../contract/db-promotion';
 import { temporalBinary } from '../../lab/temporal-server';
 import { ENCRYPTED_ENCODING } from '../../lib/codec';
-import { freePort, run } from '../../lib/processes';
+import { freePort, run, waitFor } from '../../lib/processes';
 import { createTestLab, type TestLab } from '../helpers/lab';
 import { sql } from '../helpers/postgres';
 import { postgresDatabase } from '../../config/load';
@@ -68,7 +68,7 @@ beforeAll(async () => {
   await expect(rejectedHandle.result()).rejects.toThrow();
   // The rejection unfenced the primary; its standby reconnects on its own time, and a planned evacuation refuses one that does not stream.
   const { standby } = postgresDatabase(lab.loaded.config, 'orders');
-  await expect.poll(async () => (await sql<{ s: string | null }>(standby, 'postgres', 'SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS s'))[0]?.s, { timeout: 60_000, interval: 500 }).toBe('streaming');
+  await waitFor('the standby of orders to stream again', async () => ((await sql<{ s: string | null }>(standby, 'postgres', 'SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS s'))[0]?.s === 'streaming' ? true : undefined), 60_000, 500);
 
   const started = await startRun(temporal.client, lab.loaded, { runbook: 'regional-evacuation', params: ['region=east', 'mode=planned'], as: 'alice', drill: true, incident: 'INC-UI-1', id: `regional-evacuation:east:ui-${process.pid}` });
   evacuationId = started.workflowId;
@@ -108,14 +108,22 @@ async function rawHistory(workflowId: string, runId?: string): Promise<{ text: s
  * attributes (indexed by the server, in clear by design) and the SDK's own `patched()` markers (the patch name,
  * written by the SDK core); `patchMarkers` collects the latter so the test can check they hold nothing else.
  */
-function payloadsIn(node: unknown, at: string, found: Array<{ at: string; payload: JsonPayload }> = [], patchMarkers: JsonPayload[] = []): Array<{ at: string; payload: JsonPayload }> {
-  if (Array.isArray(node)) node.forEach((item, i) => payloadsIn(item, `${at}[${i}]`, found, patchMarkers));
+function payloadsIn(
+  node: unknown,
+  at: string,
+  found: Array<{ at: string; payload: JsonPayload }> = [],
+  patchMarkers: JsonPayload[] = [],
+  localActivityMarkers: JsonPayload[] = [],
+): Array<{ at: string; payload: JsonPayload }> {
+  if (Array.isArray(node)) node.forEach((item, i) => payloadsIn(item, `${at}[${i}]`, found, patchMarkers, localActivityMarkers));
   else if (node && typeof node === 'object') {
     const o = node as Record<string, unknown>;
     if (o.metadata && typeof o.metadata === 'object' && 'encoding' in o.metadata) {
       if (/markerRecordedEventAttributes\.details\.patch-data\.payloads\[\d+\]$/.test(at)) patchMarkers.push(o as JsonPayload);
+      // A local activity marker's `data` is the SDK's own bookkeeping (which activity, attempt, when); its result is encrypted.
+      else if (/markerRecordedEventAttributes\.details\.data\.payloads\[\d+\]$/.test(at)) localActivityMarkers.push(o as JsonPayload);
       else found.push({ at, payload: o as JsonPayload });
-    } else for (const [key, value] of Object.entries(o)) if (key !== 'searchAttributes') payloadsIn(value, `${at}.${key}`, found, patchMarkers);
+    } else for (const [key, value] of Object.entries(o)) if (key !== 'searchAttributes') payloadsIn(value, `${at}.${key}`, found, patchMarkers, localActivityMarkers);
   }
   return found;
 }
@@ -176,9 +184,17 @@ describe('Temporal Web UI, decoding through the lab codec server', () => {
     for (const [workflowId, runId] of [[evacuationId], [dbPromotionWorkflowId('orders')], [rejectedId, rejectedRunId]] as const) {
       const { text, events } = await rawHistory(workflowId, runId);
       const patchMarkers: JsonPayload[] = [];
-      const payloads = payloadsIn(events, 'events', [], patchMarkers);
+      const localActivityMarkers: JsonPayload[] = [];
+      const payloads = payloadsIn(events, 'events', [], patchMarkers, localActivityMarkers);
       // A patch marker says which patch, nothing about the run: {"id": "lifeboat-evidence-chain", "deprecated": false}.
       for (const marker of patchMarkers) expect(Object.keys(JSON.parse(Buffer.from(marker.data ?? '', 'base64').toString()) as object).sort()).toEqual(['deprecated', 'id']);
+      // The admission's local activity marker: which activity and when, no input or answer (those are encrypted, in `result`).
+      expect(localActivityMarkers.length).toBeGreaterThan(0);
+      for (const marker of localActivityMarkers) {
+        const data = JSON.parse(Buffer.from(marker.data ?? '', 'base64').toString()) as Record<string, unknown>;
+        expect(data.activity_type ?? data.activityType).toMatch(/^(admitRun|confirmPreApproval)$/);
+        for (const secret of ['"initiator"', 'people', 'alice']) expect(JSON.stringify(data)).not.toContain(secret);
+      }
       expect(payloads.length).toBeGreaterThan(10);
       expect(payloads.filter((p) => encodingOf(p.payload) !== ENCRYPTED_ENCODING).map((p) => `${p.at}: ${encodingOf(p.payload)}`)).toEqual([]);
       const readable = [text, ...payloads.map((p) => Buffer.from(p.payload.data ?? '', 'base64').toString('latin1'))];
