@@ -13,6 +13,8 @@ import type { FenceResult, NodeEndpoint, PromotionOutcome, ReplicationInspection
 export class SimulatedDatabase implements DatabaseProvider {
   /** Calls made, for a sanity check that the runs really went through the provider. */
   static calls = 0;
+  /** The same, by provider method: what a fan-out's children really asked for. */
+  static byMethod: Record<string, number> = {};
 
   constructor(
     readonly name: string,
@@ -21,13 +23,14 @@ export class SimulatedDatabase implements DatabaseProvider {
     readonly standby: NodeEndpoint = { region: 'west', host: `${name}.west.sim`, port: 5432 },
   ) {}
 
-  private async call(): Promise<void> {
+  private async call(method: string): Promise<void> {
     SimulatedDatabase.calls++;
+    SimulatedDatabase.byMethod[method] = (SimulatedDatabase.byMethod[method] ?? 0) + 1;
     if (this.latencyMs > 0) await delay(this.latencyMs);
   }
 
   async inspect(): Promise<ReplicationInspection> {
-    await this.call();
+    await this.call('inspect');
     return {
       database: this.name,
       standby: { ...this.standby, reachable: true, inRecovery: true, streaming: true, replayLsn: '0/3000060', receiveLsn: '0/3000060' },
@@ -39,31 +42,31 @@ export class SimulatedDatabase implements DatabaseProvider {
   }
 
   async fencePrimary(): Promise<FenceResult> {
-    await this.call();
+    await this.call('fencePrimary');
     return { fenced: true, finalLsn: '0/3000060', terminatedSessions: 0 };
   }
 
   async unfencePrimary(): Promise<void> {
-    await this.call();
+    await this.call('unfencePrimary');
   }
 
   async replayedUpTo(lsn: string): Promise<{ caughtUp: boolean; replayLsn: string }> {
-    await this.call();
+    await this.call('replayedUpTo');
     return { caughtUp: true, replayLsn: lsn };
   }
 
   async measureRpo(): Promise<RpoMeasurement> {
-    await this.call();
+    await this.call('measureRpo');
     return { measuredBytes: 0, measuredSeconds: 0, method: 'simulated provider: no lag' };
   }
 
   async promoteStandby(): Promise<PromotionOutcome> {
-    await this.call();
+    await this.call('promoteStandby');
     return { alreadyPromoted: false, timeline: 2, promotedAt: new Date().toISOString(), newPrimary: this.standby };
   }
 
   async verifyWrite(): Promise<WriteCheck> {
-    await this.call();
+    await this.call('verifyWrite');
     return { ok: true, latencyMs: this.latencyMs, node: this.standby };
   }
 
@@ -72,7 +75,7 @@ export class SimulatedDatabase implements DatabaseProvider {
   }
 
   async rebuildOldPrimary(): Promise<RebuildOutcome> {
-    await this.call();
+    await this.call('rebuildOldPrimary');
     return { method: 'already-a-standby', node: this.primary, source: this.standby };
   }
 }

@@ -11,7 +11,8 @@ import type { RunContext } from '../../contract/runbook';
 import { RunbookRun, type Plan } from '../../workflows/kernel/runbook-run';
 import { parentApproval, promoteInParallel } from '../../workflows/procedures';
 
-export { dbPromotion } from '../../workflows/db-promotion';
+// The real promotion and the kernel's own workflows it starts (its target hold, return watch, evidence keeper, pager).
+export { dbPromotion, evidenceKeeper, pager, returnWatch, targetHold } from '../../workflows';
 
 const bench = proxyActivities<BenchOnlyActivities>({ startToCloseTimeout: '30 seconds' });
 
