@@ -121,3 +121,16 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Prop
     return [`${where}: ${issue.message}`];
   });
 }
+
+/** A node's address as a connection from `fromRegion` reaches it: through that region's link when one is configured. */
+export function addressFrom(node: { region: string; host: string; port: number; via?: Record<string, { host: string; port: number }> }, fromRegion: string | undefined): { host: string; port: number; link?: string } {
+  const link = fromRegion !== undefined && fromRegion !== node.region ? node.via?.[fromRegion] : undefined;
+  return link ? { host: link.host, port: link.port, link: `${fromRegion}->${node.region}` } : { host: node.host, port: node.port };
+}
+
+/** A region's service URL as seen from `fromRegion` (its link), else its own URL. */
+export function serviceUrlFrom(loaded: LoadedConfig, service: string, fromRegion: string | undefined): string | undefined {
+  const svc = Object.hasOwn(loaded.config.services, service) ? loaded.config.services[service] : undefined;
+  if (!svc) return undefined;
+  return (fromRegion !== undefined && fromRegion !== service ? svc.via?.[fromRegion] : undefined) ?? svc.url;
+}

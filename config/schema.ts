@@ -32,10 +32,18 @@ const person = z.strictObject({
   publicKey: z.string().refine(isPublicKey, 'a base64 Ed25519 public key of 32 bytes, as `lifeboat keys generate` prints it').optional(),
 });
 
+/**
+ * How other regions reach an address: per region, the address of the link that region's connections pass
+ * through (the lab: a Toxiproxy proxy per link, so one link can be cut alone). Absent for a region: it connects
+ * directly. Probes, replication and a region's service use the address as seen from their own region.
+ */
+const via = z.record(name, z.strictObject({ host: z.string().min(1), port })).optional();
+
 const node = z.strictObject({
   region: name,
   host: z.string().min(1),
   port,
+  via,
   /** This node's data directory when the worker runs on its host (needed to rebuild it as a standby: failback). Relative to the config file; the lab's default is <stateDir>/pg/<db>-<region>. */
   dataDir: z.string().optional(),
 });
@@ -252,6 +260,37 @@ const audit = z.strictObject({
     .default({}),
 });
 
+/** What a sentinel does when a quorum of regions declares a target failed. */
+const sentinelPolicy = z.strictObject({
+  /**
+   * `confirm`: start the runbook, its gates wait for people, the on-call is paged with the votes.
+   * `auto`: the sentinel decides the `promote` gate with the quorum as its approval, after vetoSeconds
+   * during which `lifeboat veto` (or a rejection) stops it. `notify`: page only, start nothing.
+   */
+  policy: z.enum(['confirm', 'auto', 'notify']).default('confirm'),
+  vetoSeconds: z.number().min(0).default(60),
+});
+
+/** Sentinels: long-running workflows that watch targets from every region and start the runbook on a quorum. */
+const sentinels = z.strictObject({
+  /** The configured person (commander role) the sentinel starts runs as. */
+  identity: name,
+  /** The regions that vote; each probes from its own worker (`lifeboat worker --region`). A failure needs N/2 + 1 of them. */
+  regions: z.array(name).min(3, 'a quorum needs at least three regions (a witness in a third one): with two, a cut link looks like a lost region'),
+  healthCheckIntervalSeconds: seconds.default(30),
+  /** A region counts as seeing the failure once it has failed every probe for this long. */
+  failoverThresholdSeconds: seconds.default(300),
+  /** A probe that has not answered by then (connect and query) is a failure: a hung node is not a wait. */
+  probeTimeoutSeconds: seconds.default(3),
+  /** Between two automatic runs on one target, besides the runbook's cooldown. */
+  minIntervalMinutes: z.number().min(0).default(30),
+  /** Per database tier (1, 2, 3); a tier not listed is `confirm`. */
+  tiers: z.partialRecord(z.enum(['1', '2', '3']), sentinelPolicy).default({}),
+  /** The watched targets: database primaries and regions' services (a region's service and its primaries lost: an evacuation). */
+  databases: z.array(name).default([]),
+  services: z.array(name).default([]),
+});
+
 /**
  * pg_promote() promotes a whole PostgreSQL server, every database on it: two entries on one server
  * (host and port) would be promoted together by a run that holds only one of them.
@@ -355,11 +394,12 @@ export const configSchema = z
       })
       .optional(),
     /** The application's control plane per region (freeze, re-point, synthetic checks). */
-    services: z.record(name, z.strictObject({ url: z.string().url() })).default({}),
+    services: z.record(name, z.strictObject({ url: z.string().url(), /** The service's URL as another region reaches it (its link). */ via: z.record(name, z.string().url()).optional() })).default({}),
     people: z.record(name, person).refine((p) => Object.keys(p).length > 0, 'configure at least one person'),
     databases: z.record(name, z.discriminatedUnion('provider', [postgresDatabase, cloudSqlDatabase])).superRefine(oneServerPerDatabase),
     backups: backups.optional(),
     schedules: schedules.optional(),
+    sentinels: sentinels.optional(),
     audit: audit.prefault({}),
     /** The runs' evidence chains: JSON lines per run in this bucket (on backups.storage's S3) and in a local mirror directory. */
     evidence: z
@@ -456,6 +496,26 @@ export const configSchema = z
         }
       }
     }
+    if (config.sentinels) {
+      const s = config.sentinels;
+      const who = Object.hasOwn(config.people, s.identity) ? config.people[s.identity] : undefined;
+      if (!who) ctx.addIssue({ code: 'custom', path: ['sentinels', 'identity'], message: `'${s.identity}' is not under people:` });
+      else if (!who.roles.includes('commander')) ctx.addIssue({ code: 'custom', path: ['sentinels', 'identity'], message: `'${s.identity}' needs the commander role: the sentinel starts runs as them` });
+      else if (who.roles.includes('approver')) ctx.addIssue({ code: 'custom', path: ['sentinels', 'identity'], message: `'${s.identity}' must not have the approver role: the sentinel decides a gate only through its quorum (policy auto), never as a person` });
+      if (new Set(s.regions).size !== s.regions.length) ctx.addIssue({ code: 'custom', path: ['sentinels', 'regions'], message: 'list each region once' });
+      if (s.failoverThresholdSeconds < 2 * s.healthCheckIntervalSeconds) ctx.addIssue({ code: 'custom', path: ['sentinels', 'failoverThresholdSeconds'], message: `at least two probe intervals (${2 * s.healthCheckIntervalSeconds}s): one failed probe is never a failure` });
+      if (s.probeTimeoutSeconds >= s.healthCheckIntervalSeconds) ctx.addIssue({ code: 'custom', path: ['sentinels', 'probeTimeoutSeconds'], message: 'must be shorter than healthCheckIntervalSeconds' });
+      for (const [i, db] of s.databases.entries()) {
+        const spec = Object.hasOwn(config.databases, db) ? config.databases[db] : undefined;
+        if (!spec) ctx.addIssue({ code: 'custom', path: ['sentinels', 'databases', i], message: `'${db}' is not under databases:` });
+        else if (spec.provider !== 'postgres') ctx.addIssue({ code: 'custom', path: ['sentinels', 'databases', i], message: `'${db}' is ${spec.provider}: its provider watches its own health; sentinels probe self-managed PostgreSQL` });
+        else if (!s.regions.includes(spec.primary.region)) ctx.addIssue({ code: 'custom', path: ['sentinels', 'regions'], message: `${db}'s primary region '${spec.primary.region}' must be one of the voting regions` });
+      }
+      for (const [i, svc] of s.services.entries()) {
+        if (!Object.hasOwn(config.services, svc)) ctx.addIssue({ code: 'custom', path: ['sentinels', 'services', i], message: `'${svc}' is not under services:` });
+      }
+      if (s.services.length > 0 && !config.runbooks['regional-evacuation']) ctx.addIssue({ code: 'custom', path: ['sentinels', 'services'], message: 'a lost region is recovered by regional-evacuation: configure runbooks.regional-evacuation' });
+    }
     if (config.evidence.bucket && !config.backups) {
       ctx.addIssue({ code: 'custom', path: ['evidence', 'bucket'], message: 'the evidence bucket lives on backups.storage: configure backups: too, or leave out the bucket (local mirror only)' });
     }
@@ -485,5 +545,7 @@ export type BackupsConfig = NonNullable<LifeboatConfig['backups']>;
 export type SchedulesConfig = NonNullable<LifeboatConfig['schedules']>;
 export type CalendarConfig = z.infer<typeof calendar>;
 export type AuditConfig = LifeboatConfig['audit'];
+export type SentinelsConfig = NonNullable<LifeboatConfig['sentinels']>;
+export type SentinelPolicyConfig = z.infer<typeof sentinelPolicy>;
 export type DbPromotionRunbookConfig = LifeboatConfig['runbooks']['db-promotion'];
 export type EvacuationRunbookConfig = NonNullable<LifeboatConfig['runbooks']['regional-evacuation']>;
