@@ -9,7 +9,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { AdmissionFacts, AdmissionRequest, PreApproval, RunOrigin, TrustedPolicy, VerifiedPreApproval } from '../contract/governance';
 import { FailureType } from '../contract/failures';
-import { statusQuery, type RunbookStatus } from '../contract/runbook';
+import { sentinelStatusQuery, statusQuery, type RunbookStatus } from '../contract/runbook';
+import { startDigest } from '../contract/approvals';
+import { sentinelId } from '../contract/sentinel';
 
 export interface GovernanceDependencies {
   /** The worker's policy for one runbook, from its own config. */
@@ -25,7 +27,12 @@ export interface GovernanceDependencies {
   scheduledInput?(scheduleId: string): string | undefined;
   /** How long to look for this run among the Schedule's actions (the scheduler records a start just after it). */
   scheduleLookupMs?: number;
+  /** sentinels: in the worker's config: who its runs start as, and the policy of a watched target (undefined: not watched). */
+  sentinels?: { identity: string; policyOf(target: import('../contract/sentinel').SentinelTarget): { policy: 'confirm' | 'auto' | 'notify'; vetoSeconds: number } | undefined };
 }
+
+/** How old a sentinel's declaration may be when the run it started is admitted. */
+const DECLARATION_MAX_AGE_MS = 10 * 60_000;
 
 export function createGovernanceActivities(deps: { governance?: GovernanceDependencies; client?: Client }) {
   const client = (): Client => {
@@ -43,6 +50,7 @@ export function createGovernanceActivities(deps: { governance?: GovernanceDepend
       if (input.scheduledBy !== undefined) {
         return { policy, origin: await scheduleOrigin(client(), governance, input, input.scheduledBy) };
       }
+      if (input.trigger !== undefined && !input.parent) return { policy, origin: await sentinelOrigin(client(), governance, input) };
       if (!input.parent) return { policy, origin: { kind: 'client' } };
       const { origin, status } = await parentOrigin(client(), governance, input);
       if (!input.preApproval) return { policy, origin };
@@ -110,6 +118,47 @@ async function scheduleOrigin(client: Client, governance: GovernanceDependencies
     if (Date.now() > deadline) return refuse(`Schedule '${scheduleId}' did not start ${input.workflowId} (run ${input.firstExecutionRunId}): it is not among its actions`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+/**
+ * A sentinel vouches for a run only if the worker's config has sentinels watching the run's target, the
+ * workflow the trigger names is that target's sentinel (its id, type sentinel, open, on this task queue),
+ * and it recorded this declaration, unused by any other run, a few minutes ago at most, with these votes.
+ */
+async function sentinelOrigin(client: Client, governance: GovernanceDependencies, input: AdmissionRequest): Promise<RunOrigin> {
+  const trigger = input.trigger as NonNullable<AdmissionRequest['trigger']>;
+  const base = { kind: 'sentinel' as const, workflowId: String(trigger.sentinel) };
+  const refuse = (why: string): RunOrigin => ({ ...base, verified: false, why });
+  const sentinels = governance.sentinels;
+  if (!sentinels) return refuse('this worker\'s config has no sentinels:');
+  const target = trigger.target;
+  const watched = typeof target === 'object' && target !== null ? sentinels.policyOf(target) : undefined;
+  if (!watched) return refuse('the worker\'s config does not watch that target');
+  if (trigger.sentinel !== sentinelId(target)) return refuse(`${String(trigger.sentinel)} is not the sentinel of that target (${sentinelId(target)})`);
+  const named = target.kind === 'database' ? target.database : target.region;
+  if (input.target !== named) return refuse(`the declaration is for ${named}, this run acts on ${input.target ?? '?'}`);
+  const expectedType = target.kind === 'database' ? 'dbPromotion' : 'regionalEvacuation';
+  if (input.workflowType !== expectedType) return refuse(`a declared failure of ${named} starts ${expectedType}, not ${input.workflowType}`);
+  let description;
+  try {
+    description = await client.workflow.getHandle(trigger.sentinel).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return refuse('no such sentinel on the server');
+    throw err;
+  }
+  if (description.type !== 'sentinel') return refuse(`${trigger.sentinel} is a ${description.type}, not a sentinel`);
+  if (description.status.name !== 'RUNNING') return refuse(`the sentinel is not running (${description.status.name.toLowerCase()})`);
+  if (description.taskQueue !== input.taskQueue) return refuse(`the sentinel runs on task queue ${description.taskQueue}, not this worker's ${input.taskQueue}`);
+  const status = await client.workflow.getHandle(trigger.sentinel, description.runId).query(sentinelStatusQuery);
+  const declared = status.declarations.find((d) => d.declaration === trigger.declaration);
+  if (!declared) return refuse(`the sentinel has no declaration ${trigger.declaration}`);
+  const { declaration: _id, ...given } = trigger;
+  if (startDigest(declared.trigger) !== startDigest(given)) return refuse('the run\'s votes are not the ones the sentinel declared');
+  if (declared.workflowId !== undefined && (declared.workflowId !== input.workflowId || declared.firstExecutionRunId !== input.firstExecutionRunId)) {
+    return refuse(`that declaration started another run (${declared.workflowId} ${declared.firstExecutionRunId ?? ''}): one declaration starts one run`);
+  }
+  if (Date.now() - Date.parse(declared.trigger.declaredAt) > DECLARATION_MAX_AGE_MS) return refuse(`the declaration is from ${declared.trigger.declaredAt}, more than 10 minutes ago`);
+  return { ...base, verified: true, initiator: sentinels.identity, policy: watched.policy, vetoSeconds: watched.vetoSeconds };
 }
 
 /** A parent vouches for a child only if it is an open run of one of this worker's runbooks; its status says who started it. */

@@ -10,6 +10,7 @@ import { createNotificationActivities, type NotificationRoutes } from './notify'
 import type { Route53Traffic } from './route53';
 import type { ServiceControl } from './service';
 import { createTrafficActivities } from './traffic';
+import { createSentinelActivities, type SentinelDependencies } from './sentinel';
 
 export interface ActivityDependencies {
   databases: ReadonlyMap<string, DatabaseProvider>;
@@ -30,6 +31,10 @@ export interface ActivityDependencies {
   temporal?: Client;
   /** The worker's trusted policy (people, keys, gate rules) that runs are admitted with. */
   governance?: GovernanceDependencies;
+  /** Sentinels' rules, probes and starts (the worker's config); the probes' region is `region`. */
+  sentinel?: Omit<SentinelDependencies, 'region'>;
+  /** The region of a host worker (`lifeboat worker --region`); set by createLifeboatWorker. */
+  region?: string;
 }
 
 export function createActivities(deps: ActivityDependencies) {
@@ -42,6 +47,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createTrafficActivities({ traffic: deps.traffic, services: deps.services }),
     ...createHoldActivities({ client: deps.temporal }),
     ...createGovernanceActivities({ governance: deps.governance, client: deps.temporal }),
+    ...createSentinelActivities({ sentinel: deps.sentinel ? { ...deps.sentinel, region: deps.region } : undefined, client: deps.temporal }),
   };
 }
 

@@ -28,12 +28,13 @@ import * as resolve from './commands/resolve';
 import * as runs from './commands/runs';
 import * as schedules from './commands/schedules';
 import * as start from './commands/start';
+import * as sentinel from './commands/sentinel';
 import * as status from './commands/status';
 import * as worker from './commands/worker';
 
 /** In the order `--help` lists them. */
 const COMMANDS: ReadonlyArray<{ register(program: Command, context: CliContext): void }> = [
-  lab, worker, start, decide, status, runs, keys, report, evidence, audit, schedules, cancel, resolve, ack, codecServer, docs, demo, completion,
+  lab, worker, start, decide, sentinel, status, runs, keys, report, evidence, audit, schedules, cancel, resolve, ack, codecServer, docs, demo, completion,
 ];
 
 /** `exit.code`: a command that succeeded but must report a non-zero exit (the audit with a tier-1 finding). */

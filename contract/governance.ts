@@ -12,6 +12,7 @@
 import { startDigest, startMessage, verifySigned } from './approvals';
 import { lookup } from './records';
 import { hasRole, ROLE_SETS, type GatePolicy, type Role, type RunContext } from './runbook';
+import type { SentinelTrigger } from './sentinel';
 
 /** The policy a worker's config gives one runbook's runs. */
 export interface TrustedPolicy {
@@ -55,7 +56,20 @@ export interface VerifiedPreApproval {
 export type RunOrigin =
   | { kind: 'client' }
   | { kind: 'schedule'; scheduleId: string; verified: boolean; why?: string; initiator?: string }
-  | { kind: 'parent'; workflowId: string; workflowType?: string; verified: boolean; why?: string; initiator?: string };
+  | { kind: 'parent'; workflowId: string; workflowType?: string; verified: boolean; why?: string; initiator?: string }
+  /**
+   * Started by a sentinel on a declared failure: verified only if that sentinel is an open sentinel of this
+   * worker that declared this very start; `policy` and `vetoSeconds` are the worker config's for the target.
+   */
+  | { kind: 'sentinel'; workflowId: string; verified: boolean; why?: string; initiator?: string; policy?: SentinelTrigger['policy']; vetoSeconds?: number };
+
+/** A sentinel's verified declaration: with policy auto, the run's promote gate is decided by the quorum after the veto window. */
+export interface VerifiedSentinel {
+  sentinel: string;
+  policy: SentinelTrigger['policy'];
+  vetoSeconds: number;
+  trigger: SentinelTrigger & { declaration: string };
+}
 
 export interface AdmissionRequest {
   runbook: string;
@@ -74,6 +88,10 @@ export interface AdmissionRequest {
   /** A signed start's signing time: the activity looks for an earlier run of this id started since then. */
   signedAt?: string;
   preApproval?: PreApproval;
+  /** run.trigger: the sentinel declaration the run says it was started for. */
+  trigger?: SentinelTrigger & { declaration: string };
+  /** What the run acts on (its first target), which a sentinel's declaration must name. */
+  target?: string;
 }
 
 /** What the admission activity found; judged by admitRun in the workflow. */
@@ -103,6 +121,8 @@ export interface Admission {
   context: RunContext;
   gates: Record<string, GatePolicy>;
   preApproval?: VerifiedPreApproval;
+  /** The sentinel that started the run, verified with it (absent: a person or a Schedule started it). */
+  sentinel?: VerifiedSentinel;
   /** One line for the record: where the run came from and how it was admitted. */
   summary: string;
 }
@@ -162,8 +182,15 @@ export function admitRun(facts: AdmissionFacts, given: GivenRun): Admission {
       preApproval = facts.preApproval.verified;
     }
   }
+  let sentinel: VerifiedSentinel | undefined;
+  const trigger = given.context.trigger;
+  if (trigger !== undefined && (origin.kind !== 'sentinel' || !origin.verified)) {
+    refusals.push(`the run says sentinel ${trigger.sentinel} started it on a declared failure, but ${origin.kind === 'sentinel' ? `that sentinel does not vouch for it (${origin.why ?? 'unverified'})` : `it was started by a ${origin.kind}`}: start it as a person, without a trigger`);
+  } else if (trigger !== undefined && origin.kind === 'sentinel') {
+    sentinel = { sentinel: origin.workflowId, policy: origin.policy ?? 'confirm', vetoSeconds: origin.vetoSeconds ?? 60, trigger };
+  }
   const summary = `${describeOrigin(origin)}; policy from the worker's config (signatures ${signatures}${startSignature !== undefined ? ', start signed' : ''})`;
-  return { refusals, context, gates, preApproval, summary };
+  return { refusals, context, gates, preApproval, ...(sentinel ? { sentinel } : {}), summary };
 }
 
 /** What makes the input unreadable as a run's context and gate rules (the run is refused, never crashed on). */
@@ -177,6 +204,9 @@ function malformedInput(given: GivenRun): string | undefined {
   }
   if (context.approvalKeys !== undefined && (!isRecord(context.approvalKeys) || !Object.values(context.approvalKeys).every((k) => typeof k === 'string'))) {
     return 'run.approvalKeys must map people to base64 public keys';
+  }
+  if (context.trigger !== undefined && (!isRecord(context.trigger) || typeof context.trigger.sentinel !== 'string' || typeof context.trigger.declaration !== 'string' || !isRecord(context.trigger.target) || !Array.isArray(context.trigger.votes))) {
+    return 'run.trigger must be a sentinel declaration (sentinel, declaration, target, votes)';
   }
   if (!isRecord(gates)) return 'the gate rules must be an object';
   const seconds = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
@@ -233,6 +263,13 @@ function judgeOrigin(origin: RunOrigin, initiator: string, refusals: string[]): 
     }
     return true;
   }
+  if (origin.kind === 'sentinel' && origin.verified) {
+    if (origin.initiator !== initiator) {
+      refusals.push(`a sentinel's run starts as ${origin.initiator ?? '?'} (sentinels.identity in the worker's config), not as '${initiator}'`);
+      return false;
+    }
+    return true;
+  }
   if (origin.kind === 'parent' && origin.verified) {
     if (origin.initiator !== initiator) {
       refusals.push(`a child run starts as its parent's initiator (${origin.initiator ?? '?'}), not as '${initiator}'`);
@@ -269,5 +306,7 @@ function describeOrigin(origin: RunOrigin): string {
       return `started by Schedule ${origin.scheduleId}${origin.verified ? ' (verified with the server)' : ' (not verified)'}`;
     case 'parent':
       return `started by ${origin.workflowType ?? 'a workflow'} ${origin.workflowId}${origin.verified ? ' (a Lifeboat run of this worker)' : ` (${origin.why ?? 'not verified'})`}`;
+    case 'sentinel':
+      return `started by sentinel ${origin.workflowId} on a declared failure${origin.verified ? ` (verified with the sentinel; policy ${origin.policy ?? 'confirm'})` : ` (${origin.why ?? 'not verified'})`}`;
   }
 }

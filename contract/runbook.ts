@@ -4,6 +4,7 @@
  * search attributes and the failure type names. Keep this module free of Node
  * built-ins: it is bundled into the workflow sandbox.
  */
+import type { SentinelStatus, SentinelTrigger } from './sentinel';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { Notification } from './database';
@@ -35,6 +36,8 @@ export const ROLE_SETS = {
   operate: ['commander', 'admin'],
   /** Apply, pause, unpause, trigger and delete schedules. */
   schedules: ['admin'],
+  /** Start and stop sentinels. */
+  sentinels: ['admin'],
 } as const satisfies Record<string, readonly Role[]>;
 
 /** Whether someone with `roles` holds one of the roles of `set`. */
@@ -279,6 +282,8 @@ export interface RunContext {
   startSignature?: string;
   /** When the start was signed (ISO): a signature is good for a few minutes around the run's start. */
   signedAt?: string;
+  /** Started by a sentinel on a declared failure: its votes; admission asks the sentinel whether it declared this start. */
+  trigger?: SentinelTrigger & { declaration: string };
 }
 
 export interface GatePolicy {
@@ -417,3 +422,8 @@ export const SEARCH_ATTRIBUTE_REGISTRATIONS: Record<string, 'Keyword' | 'Bool'> 
   LifeboatDrill: 'Bool',
   LifeboatIncident: 'Keyword',
 };
+
+/** A sentinel's live view: each region's probes, the verdict, its declarations (contract/sentinel.ts). */
+export const sentinelStatusQuery = defineQuery<SentinelStatus>('sentinelStatus');
+/** Stops a sentinel after its current round (`lifeboat sentinel stop`); `by` is recorded. */
+export const stopSentinelSignal = defineSignal<[{ by: string; reason?: string }]>('stopSentinel');

@@ -28,6 +28,9 @@ import { createServiceControl } from '../activities/service';
 import { createTwilioClient, smsChannel, voiceChannel } from '../activities/twilio';
 import type { ActivityDependencies } from '../activities';
 import { trustedPolicy } from '../config/governance';
+import { startRun } from '../cli/runs';
+import { sentinelRules } from '../activities/sentinel';
+import type { SentinelTarget } from '../contract/sentinel';
 import { RUNBOOK_WORKFLOW_TYPES } from '../contract/registry';
 import { backupStores, bucketStore, cloudSqlClients, evidenceMirror, route53Traffic, storageClient, type S3Keys } from './clients';
 
@@ -103,6 +106,7 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
     traffic: config.dns ? route53Traffic(config.dns, env) : undefined,
     services: Object.keys(config.services).length > 0 ? createServiceControl(config.services) : undefined,
     governance: workerGovernance(loaded),
+    ...(config.sentinels ? { sentinel: { loaded, startRun: (client, request) => startRun(client, loaded, { ...request, drill: false }) } } : {}),
   };
 }
 
@@ -119,7 +123,18 @@ export function workerGovernance(loaded: LoadedConfig, extraRunbookTypes: readon
     runbookTypes: new Set([...RUNBOOK_WORKFLOW_TYPES, ...extraRunbookTypes]),
     scheduleInitiator: config.schedules?.initiator,
     scheduledInput: (scheduleId) => scheduled.get(scheduleId),
+    ...(config.sentinels ? { sentinels: { identity: config.sentinels.identity, policyOf: (target) => watchedPolicy(loaded, target) } } : {}),
   };
+}
+
+/** The sentinel policy of a watched target, or undefined when the config's sentinels do not watch it. */
+function watchedPolicy(loaded: LoadedConfig, target: SentinelTarget): { policy: 'confirm' | 'auto' | 'notify'; vetoSeconds: number } | undefined {
+  try {
+    const rules = sentinelRules(loaded, target);
+    return { policy: rules.policy, vetoSeconds: rules.vetoSeconds };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Incident channel: email, then SMS to the on-call. Pages: SMS, then a voice call (email when there is no Twilio). */

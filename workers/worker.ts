@@ -57,7 +57,7 @@ export async function createLifeboatWorker(options: LifeboatWorkerOptions): Prom
     namespace: options.namespace,
     taskQueue: options.region !== undefined ? hostTaskQueue(options.taskQueue, options.region) : options.taskQueue,
     // Target holds read the server through the worker's own connection and converter.
-    activities: createActivities({ temporal: new Client({ connection: options.connection, namespace: options.namespace, dataConverter }), ...options.dependencies }),
+    activities: createActivities({ temporal: new Client({ connection: options.connection, namespace: options.namespace, dataConverter }), ...options.dependencies, ...(options.region !== undefined ? { region: options.region } : {}) }),
     ...(options.identity ? { identity: options.identity } : {}),
     dataConverter,
     ...workflows,

@@ -8,3 +8,4 @@ export { targetHold } from './target-hold';
 export { returnWatch } from './return-watch';
 export { evidenceKeeper } from './evidence-keeper';
 export { pager } from './pager';
+export { sentinel } from './sentinel';

@@ -33,6 +33,8 @@ export interface StartRequest {
   uiUrl?: string;
   /** The initiator's Ed25519 private key (PEM): the start is signed with it (required when approvals.signatures is required). */
   keyFile?: string;
+  /** A sentinel's declared failure (the sentinel's own start): its votes go into the run's input. */
+  trigger?: RunContext['trigger'];
 }
 
 /** A validated start of the runbook `D`: its workflow type paired with its input type. */
@@ -149,6 +151,7 @@ export function commonStart(loaded: LoadedConfig, request: StartRequest, allowed
     people: Object.fromEntries(Object.entries(loaded.config.people).map(([name, p]) => [name, [...p.roles]])),
     ...approvalKeys(loaded),
     uiUrl: request.uiUrl,
+    ...(request.trigger ? { trigger: request.trigger } : {}),
   };
   return { initiator, context, mode, params };
 }

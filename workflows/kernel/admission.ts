@@ -12,6 +12,7 @@ import { admitRun, type Admission, type AdmissionFacts } from '../../contract/go
 import { failureMessage } from './failures';
 import type { RunLedger } from './ledger';
 import { scheduleIdOf } from './clocks';
+import { describeVotes } from '../../contract/sentinel';
 
 /**
  * A local activity: it runs in this worker and leaves only a marker in history, so no client can complete
@@ -41,6 +42,7 @@ export async function admit(ledger: RunLedger): Promise<Admission> {
       inputDigest: options.input === undefined ? undefined : startDigest(options.input),
       ...(ledger.context.startSignature !== undefined && typeof ledger.context.signedAt === 'string' ? { signedAt: ledger.context.signedAt } : {}),
       preApproval: options.preApproved,
+      ...(ledger.context.trigger !== undefined ? { trigger: ledger.context.trigger, target: options.target } : {}),
     });
   } catch (err) {
     if (isCancellation(err)) throw err; // cancelled while being admitted: a cancel, not a refusal
@@ -59,7 +61,7 @@ export async function admit(ledger: RunLedger): Promise<Admission> {
   });
   if (admission.refusals.length > 0) throw refuse(ledger, admission.refusals);
   ledger.adopt(admission.context, admission.gates);
-  ledger.record('admitted', admission.summary);
+  ledger.record('admitted', admission.summary + (admission.sentinel ? `. ${describeVotes(admission.sentinel.trigger)}; detected at ${admission.sentinel.trigger.detectedAt} (the RTO clock starts there)` : ''));
   return admission;
 }
 

@@ -8,7 +8,8 @@ import { ApplicationFailure, condition, isCancellation, proxyLocalActivities, uu
 import type { GovernanceActivities } from '../../activities/governance';
 import { FailureType } from '../../contract/failures';
 import { lookup } from '../../contract/records';
-import type { PreApproval, VerifiedPreApproval } from '../../contract/governance';
+import type { PreApproval, VerifiedPreApproval, VerifiedSentinel } from '../../contract/governance';
+import { describeVotes } from '../../contract/sentinel';
 import type { DecideRequest, DecideResult, GateStatus } from '../../contract/runbook';
 import { afterLocalActivity } from './admission';
 import { refuseDecision } from './decisions';
@@ -21,6 +22,9 @@ const governance = proxyLocalActivities<GovernanceActivities>({ startToCloseTime
 
 export type { PreApproval } from '../../contract/governance';
 
+/** The gates a sentinel's quorum may decide under policy auto: the promotion of a lost primary's standby. */
+const QUORUM_GATES: ReadonlySet<string> = new Set(['promote']);
+
 export interface GateOptions {
   /** Decided at a parent run's gate: verified with the parent at admission, then counted (unless `setAside`). */
   preApproved?: PreApproval;
@@ -32,7 +36,7 @@ export interface GateOptions {
 
 export class Gates {
   /** Set at admission: pre-approvals are then taken only as the parent's verified record. */
-  private admitted: { preApproval?: VerifiedPreApproval } | undefined;
+  private admitted: { preApproval?: VerifiedPreApproval; sentinel?: VerifiedSentinel } | undefined;
 
   constructor(
     private readonly ledger: RunLedger,
@@ -40,8 +44,8 @@ export class Gates {
   ) {}
 
   /** The parent's decision as the parent reported it at admission (undefined: the run has no pre-approval). */
-  admit(preApproval: VerifiedPreApproval | undefined): void {
-    this.admitted = { preApproval };
+  admit(preApproval: VerifiedPreApproval | undefined, sentinel?: VerifiedSentinel): void {
+    this.admitted = { preApproval, ...(sentinel ? { sentinel } : {}) };
   }
 
   /**
@@ -80,7 +84,12 @@ export class Gates {
     gate.state = 'waiting';
     ledger.status.state = 'waiting-approval';
     ledger.setPhase(`gate ${id}`);
-    ledger.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}${options.briefing ? `. ${options.briefing}` : ''}`, { gate: id });
+    // Only a run the sentinel itself started (verified with it at admission) is decided by its quorum; a person can always reject.
+    const sentinel = this.admitted?.sentinel;
+    const byQuorum = sentinel?.policy === 'auto' && QUORUM_GATES.has(id) && !options.preApproved ? sentinel : undefined;
+    const votes = sentinel ? `Declared by ${sentinel.sentinel}: ${describeVotes(sentinel.trigger)}.` : '';
+    const quorumLine = byQuorum ? ` The sentinel's quorum approves it in ${byQuorum.vetoSeconds}s unless an approver vetoes (lifeboat veto) or rejects it.` : '';
+    ledger.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}${options.briefing ? `. ${options.briefing}` : ''}${votes ? ` ${votes}` : ''}${quorumLine}`, { gate: id });
     if (options.preApproved && setAside !== undefined) {
       // The parent's approver believes this promotion is under way: someone must come now, not after the escalation delay.
       this.notifier.escalate('escalation', 'critical', `gate ${id} needs a person: the parent run's approval does not cover it`, `${setAside}. Approve or reject gate ${id} of this run (approvers: ${gate.approvers.join(', ')}).`, { gate: id });
@@ -88,6 +97,14 @@ export class Gates {
     ledger.publish();
 
     const decided = () => gate.state !== 'waiting';
+    if (byQuorum && !(await condition(decided, byQuorum.vetoSeconds * 1000, { summary: `gate ${id} veto window` }))) {
+      const voters = byQuorum.trigger.votes.filter((v) => v.saw === 'failing').map((v) => v.region);
+      Object.assign(gate, { state: 'approved', decidedBy: `${byQuorum.sentinel} (quorum ${voters.join(', ')})`, decidedAt: ledger.now(), comment: `no veto within ${byQuorum.vetoSeconds}s` });
+      ledger.record('gate-approved', `gate ${id} approved by the quorum of ${byQuorum.sentinel} (policy auto: ${voters.length} of ${byQuorum.trigger.votes.length} regions, ${voters.join(', ')}, saw the failure), no veto within ${byQuorum.vetoSeconds}s`, { by: byQuorum.sentinel, gate: id });
+      ledger.status.state = 'running';
+      ledger.publish();
+      return { ...gate };
+    }
     const escalateAfterMs = Math.min(policy.escalateAfterSeconds, policy.timeoutSeconds) * 1000;
     let done = await condition(decided, escalateAfterMs, { summary: `gate ${id} escalation` });
     if (!done) {

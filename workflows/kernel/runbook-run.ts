@@ -306,7 +306,7 @@ export class RunbookRun<P extends Plan = Plan> {
   private async admit(): Promise<void> {
     try {
       const admission = await admit(this.ledger);
-      this.gates.admit(admission.preApproval);
+      this.gates.admit(admission.preApproval, admission.sentinel);
     } catch (err) {
       if (err instanceof ApplicationFailure && err.type === FailureType.RunRefused) this.refusal = { failure: err, by: 'admission' };
       throw err;
