@@ -7,7 +7,10 @@ import { commandConfig, connect } from './context';
 import { asOption, keyFileOf, keyOption, reasonOption } from './options';
 
 export function register(program: Command): void {
-  const sentinel = program.command('sentinel').description('the sentinels: watch each target from every region, start the runbook when a quorum sees it fail');
+  const sentinel = examples(program.command('sentinel').description('the sentinels: watch each target from every region, start the runbook when a quorum sees it fail'), [
+    'lifeboat sentinel start --as erin',
+    'lifeboat sentinel status',
+  ]);
   examples(
     sentinel.command('start').description("start the config's sentinels (idempotent: a running one is kept)").argument('[targets...]', 'databases, or region:NAME (default: all in sentinels:)').addOption(asOption(ROLE_SETS.sentinels)),
     ['lifeboat sentinel start --as erin', 'lifeboat sentinel start orders --as erin'],
