@@ -104,6 +104,18 @@ export async function stopCluster(spec: Pick<ClusterLocation, 'dataDir'>, how: '
     await waitFor(`postgres ${pid} to die`, async () => (isAlive(pid) ? undefined : true), 10_000, 50);
     return;
   }
+  // A hung postmaster (stopped by a signal, as `lab fault hang` does) never runs a clean shutdown: stop it as a lost machine stops.
+  if (isSuspended(pid)) return stopCluster(spec, 'kill');
   await stopPid(pid, 'SIGINT', 60_000);
+}
+
+/** Whether the process is stopped by a signal (state T in /proc/<pid>/stat): it answers nothing until continued. */
+export function isSuspended(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^T$|^t$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
+  } catch {
+    return false;
+  }
 }
 

@@ -39,7 +39,7 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
   const builtAt = statSync(path.join(options.projectRoot, 'dist', 'workflow-bundle.js')).mtimeMs;
   const workerPid = await lab.ensureWorker('main', process.execPath, [cli, '--config', loaded.file, 'worker', '--workflows', 'bundle'], log, builtAt);
   // Host-bound work (fencing by shutdown, rewinding) runs on a worker of the node's region.
-  for (const region of lab.nodeRegions()) await lab.ensureWorker(region, process.execPath, [cli, '--config', loaded.file, 'worker', '--region', region], log, builtAt);
+  for (const region of lab.workerRegions()) await lab.ensureWorker(region, process.execPath, [cli, '--config', loaded.file, 'worker', '--region', region], log, builtAt);
 
   const client = await connect(loaded);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');

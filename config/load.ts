@@ -101,6 +101,11 @@ export function nodeRegions(loaded: LoadedConfig): string[] {
   return [...regions].sort();
 }
 
+/** The regions that run a host worker: every database node's, and every region the sentinels probe from (a witness region may have no node). */
+export function workerRegions(loaded: LoadedConfig): string[] {
+  return [...new Set([...nodeRegions(loaded), ...(loaded.config.sentinels?.regions ?? [])])].sort();
+}
+
 export function clusterLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby'): { dataDir: string; logFile: string } {
   const n = postgresDatabase(loaded.config, database)[node];
   return {

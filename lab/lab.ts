@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { clusterLocation, nodeRegions, postgresDatabase, postgresDatabases, standbyRegion, type LoadedConfig } from '../config/load';
+import { clusterLocation, postgresDatabase, postgresDatabases, standbyRegion, workerRegions, type LoadedConfig } from '../config/load';
 import type { PostgresDatabaseConfig } from '../config/schema';
 import {
   clusterPid,
@@ -195,9 +195,15 @@ export class Lab {
     return pid;
   }
 
-  /** The regions of the lab's self-managed database nodes: each gets a host worker. */
-  nodeRegions(): string[] {
-    return nodeRegions(this.loaded);
+  /** The pid of a daemon the lab started (`service-east`, `dns`, ...), if it runs. */
+  daemonPid(name: string): number | undefined {
+    const pid = this.readState().daemons?.[name]?.pid;
+    return pid !== undefined && isAlive(pid) ? pid : undefined;
+  }
+
+  /** The regions of the lab's self-managed database nodes and the sentinels' voting regions: each gets a host worker. */
+  workerRegions(): string[] {
+    return workerRegions(this.loaded);
   }
 
   async status(): Promise<LabStatus> {

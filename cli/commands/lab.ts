@@ -1,6 +1,9 @@
-/** `lifeboat lab up|down|reset|status`: the local two-region lab. */
+/** `lifeboat lab up|down|reset|status|fault`: the local lab. */
 import type { Command } from 'commander';
+import { continueHung, formatFault, hangDatabase, killDatabase, killRegion } from '../../lab/faults';
 import { Lab, type LabStatus } from '../../lab/lab';
+import { postgresDatabases, type LoadedConfig } from '../../config/load';
+import { UsageError } from '../usage-error';
 import { examples } from '../help';
 import { commandConfig, say } from './context';
 import { jsonOption } from './options';
@@ -39,6 +42,34 @@ export function register(program: Command): void {
   ]).action(async (_o, cmd: Command) => {
     printLab(await new Lab(commandConfig(cmd)).reset({ log: say }));
   });
+  const fault = examples(lab.command('fault').description('inject a fault on purpose (a drill, a sentinel test): each prints what it did and when, the time a recovery is measured from'), [
+    'lifeboat lab fault kill orders',
+    'lifeboat lab fault heal',
+  ]);
+  examples(fault.command('kill').description("SIGKILL a database's writable node, or a region's writable nodes and its service").argument('<target>', 'a database, or a region'), [
+    'lifeboat lab fault kill orders',
+    'lifeboat lab fault kill east',
+  ]).action(async (target: string, _o, cmd: Command) => {
+    const loaded = commandConfig(cmd);
+    const lab = new Lab(loaded);
+    const records = isDatabase(loaded, target) ? [await killDatabase(lab, loaded, target)] : await killRegion(lab, loaded, regionOf(loaded, target), lab.daemonPid(`service-${target}`));
+    for (const r of records) console.log(formatFault(r));
+  });
+  examples(fault.command('hang').description("SIGSTOP a database's writable node: its port accepts, nothing answers").argument('<database>'), ['lifeboat lab fault hang orders']).action(
+    async (database: string, _o, cmd: Command) => {
+      const loaded = commandConfig(cmd);
+      if (!isDatabase(loaded, database)) throw new UsageError(`${database} is not a lab database of ${loaded.file} (databases: ${postgresDatabases(loaded.config).map(([n]) => n).join(', ')})`);
+      console.log(formatFault(await hangDatabase(new Lab(loaded), loaded, database)));
+    },
+  );
+  examples(fault.command('heal').description('continue every hung node; a killed node stays down (a failback brings it back as a standby, never a second primary)'), ['lifeboat lab fault heal']).action(
+    async (_o, cmd: Command) => {
+      const loaded = commandConfig(cmd);
+      const records = continueHung(new Lab(loaded), loaded);
+      for (const r of records) console.log(formatFault(r));
+      if (records.length === 0) console.log('nothing was hung');
+    },
+  );
   examples(lab.command('status').description('endpoints, read live from the servers').addOption(jsonOption()), ['lifeboat lab status', 'lifeboat lab status --json | jq .databases.orders']).action(
     async (o: { json?: boolean }, cmd: Command) => {
       const status = await new Lab(commandConfig(cmd)).status();
@@ -46,4 +77,14 @@ export function register(program: Command): void {
       else printLab(status);
     },
   );
+}
+
+function isDatabase(loaded: LoadedConfig, name: string): boolean {
+  return postgresDatabases(loaded.config).some(([n]) => n === name);
+}
+
+function regionOf(loaded: LoadedConfig, name: string): string {
+  const regions = new Set([...postgresDatabases(loaded.config).flatMap(([, db]) => [db.primary.region, db.standby.region]), ...Object.keys(loaded.config.services)]);
+  if (!regions.has(name)) throw new UsageError(`${name} is neither a database nor a region of ${loaded.file} (databases: ${postgresDatabases(loaded.config).map(([n]) => n).join(', ')}; regions: ${[...regions].join(', ')})`);
+  return name;
 }

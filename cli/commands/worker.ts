@@ -4,7 +4,7 @@
  * every other command builds read-only clients (cli/readers.ts).
  */
 import { Option, type Command } from 'commander';
-import { nodeRegions } from '../../config/load';
+import { workerRegions } from '../../config/load';
 import { hostTaskQueue } from '../../contract/queues';
 import { LAB_ENVIRONMENT } from '../../lab/lab';
 import { connectWorker, dataConverter, temporalTarget } from '../../lib/temporal';
@@ -25,8 +25,8 @@ export function register(program: Command): void {
   ).action(async (o: { workflows?: WorkflowSource; region?: string }, cmd: Command) => {
     const loaded = commandConfig(cmd);
     const target = temporalTarget(loaded);
-    if (o.region !== undefined && !nodeRegions(loaded).includes(o.region)) {
-      throw new UsageError(`--region ${o.region}: no database node of ${loaded.file} is in that region (regions: ${nodeRegions(loaded).join(', ')})`);
+    if (o.region !== undefined && !workerRegions(loaded).includes(o.region)) {
+      throw new UsageError(`--region ${o.region}: neither a database node nor a sentinel of ${loaded.file} is in that region (regions: ${workerRegions(loaded).join(', ')})`);
     }
     const connection = await connectWorker(target);
     // A lab's own stand-in credentials (never in a production config) fill in what the environment leaves unset.

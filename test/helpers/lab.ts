@@ -27,6 +27,8 @@ export interface TestLab {
 
 export interface TestLabOptions {
   databases?: string[];
+  /** Fields merged into a database's entry, by database (e.g. `{ orders: { tier: 2 } }`). */
+  databaseFields?: Record<string, Record<string, unknown>>;
   /** Replaces parts of runbooks.db-promotion (shallow merge). */
   dbPromotion?: Record<string, unknown>;
   /** The two-region lab's shared parts too: Route 53 (moto), SMTP (Mailpit), the Twilio stand-in, regional services, and the evacuation runbook. */
@@ -62,6 +64,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
     databases[db] = {
       ...labDatabase(db, { primary: 'east', standby: 'west' }, { primary: await freePort(), standby: await freePort() }),
       ...(options.passwordEnv ? { passwordEnv: options.passwordEnv } : {}),
+      ...options.databaseFields?.[db],
     };
   }
   const config: Record<string, unknown> = {

@@ -4,7 +4,7 @@ import { openSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
-import { nodeRegions, type LoadedConfig } from '../../config/load';
+import { workerRegions, type LoadedConfig } from '../../config/load';
 import { statusQuery, type RunbookStatus } from '../../contract/runbook';
 import { waitFor } from '../../lib/processes';
 import { buildActivityDependencies } from '../../workers/dependencies';
@@ -68,7 +68,7 @@ export async function startTestTemporal(loaded: LoadedConfig): Promise<TestTempo
   };
 }
 
-/** One host worker per region of the database nodes (activities only, `<queue>@<region>`), as the lab runs them. */
+/** One host worker per region of the database nodes and the sentinels (activities only, `<queue>@<region>`), as the lab runs them. */
 async function hostWorkers(loaded: LoadedConfig, connection: NativeConnection): Promise<HostWorkers> {
   const { namespace, taskQueue } = loaded.config.temporal;
   const running = new Map<string, { worker: Worker; done: Promise<void> }>();
@@ -92,7 +92,7 @@ async function hostWorkers(loaded: LoadedConfig, connection: NativeConnection): 
     if (host.worker.getState() === 'RUNNING') host.worker.shutdown();
     await host.done;
   };
-  await Promise.all(nodeRegions(loaded).map(start));
+  await Promise.all(workerRegions(loaded).map(start));
   return {
     start,
     stop,
