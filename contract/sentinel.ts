@@ -164,6 +164,14 @@ export interface Declaration {
   refused?: string;
 }
 
+/**
+ * Whether the target has recovered since a failure: a majority of the voting regions saw it healthy in their
+ * latest probe. Until then a failure that already had its run is the same failure, whatever that run did.
+ */
+export function recovered(views: Readonly<Record<string, RegionView>>, rules: Pick<QuorumRules, 'regions'>): boolean {
+  return rules.regions.filter((r) => views[r]?.last === 'healthy').length >= quorumOf(rules.regions.length);
+}
+
 /** One line per vote, for gates, pages and evidence. */
 export function describeVotes(trigger: Pick<SentinelTrigger, 'votes' | 'needed'>): string {
   const failing = trigger.votes.filter((v) => v.saw === 'failing').length;
@@ -182,5 +190,7 @@ export interface SentinelStatus {
   verdict?: Verdict;
   rounds: number;
   declarations: Declaration[];
+  /** The run started for the failure still open (the target has not recovered since): no other is started for it. */
+  episode?: { workflowId: string; detectedAt: string };
   startedAt: string;
 }

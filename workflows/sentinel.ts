@@ -27,6 +27,7 @@ import {
   initialViews,
   judge,
   observe,
+  recovered,
   type Declaration,
   type ProbeResult,
   type RegionView,
@@ -49,7 +50,7 @@ const ROUNDS_PER_RUN = 1000;
 export interface SentinelInput {
   target: SentinelTarget;
   /** What the previous run of this sentinel carried over (continue-as-new). */
-  carried?: { views: Record<string, RegionView>; declarations: Declaration[]; rounds: number; startedAt: string; lastStartedAt?: string };
+  carried?: { views: Record<string, RegionView>; declarations: Declaration[]; rounds: number; startedAt: string; lastStartedAt?: string; episode?: SentinelStatus['episode'] };
 }
 
 export async function sentinel(input: SentinelInput): Promise<void> {
@@ -64,6 +65,8 @@ export async function sentinel(input: SentinelInput): Promise<void> {
   views = Object.fromEntries(rules.regions.map((r) => [r, views[r] ?? initialViews([r])[r] as RegionView]));
   const declarations: Declaration[] = [...(input.carried?.declarations ?? [])];
   let lastStartedAt = input.carried?.lastStartedAt;
+  // One automatic run per failure: a run that was vetoed, rejected or failed is not started again and again.
+  let episode = input.carried?.episode;
   let rounds = input.carried?.rounds ?? 0;
   let stopped: { by: string; reason?: string } | undefined;
   const status = (): SentinelStatus => ({
@@ -75,6 +78,7 @@ export async function sentinel(input: SentinelInput): Promise<void> {
     ...(verdict ? { verdict } : {}),
     rounds,
     declarations,
+    ...(episode ? { episode } : {}),
     startedAt: input.carried?.startedAt ?? new Date(info.runStartTime).toISOString(),
   });
   let holding: string | undefined;
@@ -119,6 +123,10 @@ export async function sentinel(input: SentinelInput): Promise<void> {
 
   const act = async (declared: NonNullable<typeof verdict>) => {
     const now = new Date();
+    if (episode) {
+      holding = `${episode.workflowId} was started for this failure (detected ${episode.detectedAt}); no other run is started automatically until a majority of regions sees ${name} healthy again`;
+      return;
+    }
     if (lastStartedAt !== undefined && now.getTime() - Date.parse(lastStartedAt) < rules.minIntervalMinutes * 60_000) {
       holding = `a run was started for ${name} at ${lastStartedAt}, less than minIntervalMinutes (${rules.minIntervalMinutes}) ago: not starting another automatically`;
       return;
@@ -161,6 +169,7 @@ export async function sentinel(input: SentinelInput): Promise<void> {
     pending.workflowId = started.workflowId;
     pending.firstExecutionRunId = started.runId;
     lastStartedAt = trigger.declaredAt;
+    episode = { workflowId: started.workflowId, detectedAt: trigger.detectedAt };
     holding = undefined;
     const what = rules.policy === 'auto'
       ? `The promote gate is decided by this quorum after ${rules.vetoSeconds}s unless an approver vetoes: lifeboat veto ${started.workflowId} --as <approver> --reason "..."`
@@ -176,13 +185,14 @@ export async function sentinel(input: SentinelInput): Promise<void> {
   let roundsThisRun = 0;
   while (!stopped) {
     if (roundsThisRun >= ROUNDS_PER_RUN || workflowInfo().continueAsNewSuggested) {
-      await continueAsNew<typeof sentinel>({ target, carried: { views, declarations, rounds, startedAt: status().startedAt, ...(lastStartedAt ? { lastStartedAt } : {}) } });
+      await continueAsNew<typeof sentinel>({ target, carried: { views, declarations, rounds, startedAt: status().startedAt, ...(lastStartedAt ? { lastStartedAt } : {}), ...(episode ? { episode } : {}) } });
     }
     const round = await Promise.all(rules.regions.map(probeFrom));
     views = observe(views, round, rules);
     verdict = judge(views, new Date(), rules);
     rounds += 1;
     roundsThisRun += 1;
+    if (episode && recovered(views, rules)) episode = undefined;
     if (verdict.declared) await act(verdict);
     else holding = undefined;
     setCurrentDetails(renderDetails(name, status()));

@@ -5,7 +5,7 @@
  * failed probe of the quorum.
  */
 import { describe, expect, it } from 'vitest';
-import { initialViews, judge, observe, quorumOf, type ProbeResult, type QuorumRules, type RegionView } from '../../contract/sentinel';
+import { initialViews, judge, observe, quorumOf, recovered, type ProbeResult, type QuorumRules, type RegionView } from '../../contract/sentinel';
 
 const rules: QuorumRules = { regions: ['east', 'west', 'central'], healthCheckIntervalSeconds: 2, failoverThresholdSeconds: 6 };
 const t0 = Date.parse('2026-12-02T10:00:00Z');
@@ -102,5 +102,15 @@ describe('sentinel quorum', () => {
   it('ignores regions that are not voters', () => {
     const views = observe(initialViews(rules.regions), [{ region: 'mars', result: { region: 'mars', verdict: 'failing', at: at(0), detail: 'x' } }], rules);
     expect(Object.keys(views)).toEqual(['east', 'west', 'central']);
+  });
+
+  it('a failure stays the same failure until a majority sees the target healthy again', () => {
+    const failing = watch([['fail', 'fail', 'fail'], ['fail', 'fail', 'fail']]).views;
+    expect(recovered(failing, rules)).toBe(false);
+    // One region healthy (the cut link's far side, say) is not a recovery.
+    expect(recovered(watch([['ok', 'fail', 'none']], 4, failing).views, rules)).toBe(false);
+    // No answers are not healthy.
+    expect(recovered(watch([['ok', 'none', 'none']], 4, failing).views, rules)).toBe(false);
+    expect(recovered(watch([['ok', 'ok', 'fail']], 4, failing).views, rules)).toBe(true);
   });
 });

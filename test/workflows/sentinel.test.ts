@@ -8,6 +8,7 @@
  * and a person cannot pass off a start of their own as the sentinel's.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { ApplicationFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
@@ -17,7 +18,7 @@ import { FailureType } from '../../contract/failures';
 import { sentinelStatusQuery, statusQuery } from '../../contract/runbook';
 import { sentinelId, type Declaration, type SentinelStatus } from '../../contract/sentinel';
 import { continueHung, hangDatabase, killDatabase } from '../../lab/faults';
-import { sleep } from '../../lib/processes';
+import { isAlive, sleep } from '../../lib/processes';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, TEST_PEOPLE, type TestLab } from '../helpers/lab';
 import { inRecovery, tryWrite } from '../helpers/postgres';
@@ -32,8 +33,8 @@ let temporal: TestTemporal;
 
 beforeAll(async () => {
   lab = await createTestLab('sentinel', {
-    databases: ['orders', 'stock', 'billing'],
-    // orders and stock: tier 1 (auto); billing: tier 2 (confirm).
+    databases: ['orders', 'stock', 'catalog', 'billing'],
+    // orders, stock and catalog: tier 1 (auto); billing: tier 2 (confirm).
     databaseFields: { billing: { tier: 2 } },
     extra: {
       people: { ...TEST_PEOPLE, sentinel: { roles: ['commander'] } },
@@ -45,7 +46,7 @@ beforeAll(async () => {
         probeTimeoutSeconds: 0.8,
         minIntervalMinutes: 0,
         tiers: { '1': { policy: 'auto', vetoSeconds: VETO }, '2': { policy: 'confirm' } },
-        databases: ['orders', 'stock', 'billing'],
+        databases: ['orders', 'stock', 'catalog', 'billing'],
       },
     },
   });
@@ -175,6 +176,22 @@ describe('the sentinel', () => {
     expect(pages(sentinelId({ kind: 'database', database: 'orders' })).some((p) => p.subject.includes(`${declared.workflowId} started`) && /saw it failing|failing/.test(p.body))).toBe(true);
   });
 
+  it('auto: a hung primary (its port accepts, nothing answers) is declared and replaced the same way, and fenced for good', { timeout: 180_000 }, async () => {
+    const db = postgresDatabase(lab.loaded.config, 'catalog');
+    const fault = await hangDatabase(lab.lab, lab.loaded, 'catalog');
+    const declared = await declaredRun('catalog', fault.at);
+    expect(Date.parse(declared.trigger.detectedAt)).toBeGreaterThanOrEqual(Date.parse(fault.at) - 50);
+    expect(declared.trigger.votes.filter((v) => v.saw === 'failing').map((v) => v.detail).join(' ')).toMatch(/no answer within 800 ms|timeout/i);
+    const handle = temporal.client.workflow.getHandle<typeof dbPromotion>(declared.workflowId as string);
+    const result = await handle.result();
+    expect(result.fence).toMatchObject({ fenced: true });
+    expect(await inRecovery(db.standby)).toBe(false);
+    // The hung postmaster was killed by the fence (a clean shutdown never comes): nothing is left to wake up writable.
+    expect(isAlive(fault.pid)).toBe(false);
+    expect(existsSync(path.join(lab.lab.clusters('catalog').primary.dataDir, 'standby.signal'))).toBe(true);
+    expect(continueHung(lab.lab, lab.loaded)).toEqual([]);
+  });
+
   it('auto, vetoed within the window: the run rolls back and nothing is promoted', { timeout: 180_000 }, async () => {
     const db = postgresDatabase(lab.loaded.config, 'stock');
     const fault = await killDatabase(lab.lab, lab.loaded, 'stock');
@@ -190,6 +207,13 @@ describe('the sentinel', () => {
     expect(failure.message).toMatch(/rejected by bob: veto: the primary is only being restarted/);
     expect(await inRecovery(db.standby)).toBe(true);
     expect((await handle.query(statusQuery)).steps.find((s) => s.id === 'promote')?.state).toBe('pending');
+    // The primary is still down, the quorum still sees it: a veto is not overruled by the next declaration.
+    await sleep((THRESHOLD + 3) * 1000);
+    const after = await statusOf('stock');
+    expect(after.declarations.filter((d) => d.workflowId !== undefined)).toHaveLength(1);
+    expect(after.state).toBe('holding');
+    expect(after.holding).toMatch(new RegExp(`${handle.workflowId} was started for this failure .*no other run is started automatically until a majority of regions sees database stock healthy again`));
+    expect(await inRecovery(db.standby)).toBe(true);
   });
 
   it('confirm: the run waits for a person at the promote gate, and the on-call is paged with the votes', { timeout: 180_000 }, async () => {
