@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ROLE_SETS } from '../../contract/runbook';
 import { examples } from '../help';
 import { applySchedules, changeSchedule, formatSchedules, listSchedules } from '../schedules';
+import { startSentinels } from '../sentinels';
 import { commandConfig, connect } from './context';
 import { asOption, jsonOption } from './options';
 
@@ -18,14 +19,17 @@ export function register(program: Command): void {
   examples(
     schedules
       .command('apply')
-      .description('create or update the schedules the config asks for; idempotent')
+      .description("create or update the schedules the config asks for, and start the config's sentinels that are not running; idempotent")
       .option('--prune', 'also delete Lifeboat schedules no longer in the config')
       .addOption(asOption(ROLE_SETS.schedules)),
     ['lifeboat schedules apply --as erin', 'lifeboat schedules apply --prune --as erin'],
   ).action(async (o: { prune?: boolean; as?: string }, cmd: Command) => {
     const loaded = commandConfig(cmd);
-    const outcome = await applySchedules(await connect(loaded), loaded, { as: o.as, prune: o.prune === true });
+    const client = await connect(loaded);
+    const outcome = await applySchedules(client, loaded, { as: o.as, prune: o.prune === true });
     for (const [what, ids] of Object.entries(outcome)) for (const id of ids as string[]) console.log(`${what.padEnd(11)} ${id}`);
+    // The sentinels are long-lived like the schedules: applying the config keeps them running.
+    if (loaded.config.sentinels) for (const s of await startSentinels(client, loaded, o.as)) console.log(`${(s.started ? 'started' : 'running').padEnd(11)} ${s.workflowId}`);
     if (outcome.notInConfig.length > 0) console.log('schedules not in the config are kept: `lifeboat schedules apply --prune` deletes them');
   });
   examples(schedules.command('list').description('the Lifeboat schedules: state, next and recent runs').addOption(jsonOption()).addOption(asOption(ROLE_SETS.read)), [

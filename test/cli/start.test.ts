@@ -64,6 +64,7 @@ describe('planStart: a valid start', () => {
       dave: ['viewer'],
       erin: ['admin'],
       scheduler: ['commander'],
+      sentinel: ['commander'],
     });
     // A snapshot: the run's copy is not the config's array.
     expect(run.people.carol).not.toBe(loaded.config.people.carol?.roles);
@@ -199,7 +200,7 @@ describe('planStart: refuses bad input', () => {
   });
 
   it('no identity: neither --as nor LIFEBOAT_USER, listing the people', () => {
-    expectUsageError({ as: undefined }, `say who you are: --as NAME or LIFEBOAT_USER (people in ${loaded.file}: alice, bob, carol, dave, erin, scheduler)`);
+    expectUsageError({ as: undefined }, `say who you are: --as NAME or LIFEBOAT_USER (people in ${loaded.file}: alice, bob, carol, dave, erin, scheduler, sentinel)`);
   });
 
   it('a person not in the config', () => {

@@ -64,7 +64,7 @@ describe('loadConfig', () => {
 
   it('returns the validated config with its defaults filled in', () => {
     const { config } = loadConfig(LAB_FILE);
-    expect(Object.keys(config.people)).toEqual(['alice', 'bob', 'carol', 'dave', 'erin', 'scheduler']);
+    expect(Object.keys(config.people)).toEqual(['alice', 'bob', 'carol', 'dave', 'erin', 'scheduler', 'sentinel']);
     expect(config.people.carol?.roles).toEqual(['commander', 'approver']);
     const orders = postgresDatabase(config, 'orders');
     expect(orders?.primary).toEqual({ region: 'east', host: '127.0.0.1', port: 55432 });
