@@ -171,3 +171,52 @@ describe('admitRun: pre-approvals are the parent’s record, not the input’s w
     expect(admission.preApproval).toEqual(verified);
   });
 });
+
+describe('admitRun: a run a sentinel says it started', () => {
+  const trigger = {
+    sentinel: 'sentinel:db:orders',
+    declaration: '6f1c2d3e-0000-4000-8000-000000000001',
+    target: { kind: 'database' as const, database: 'orders' },
+    declaredAt: '2026-12-02T05:00:40.000Z',
+    detectedAt: '2026-12-02T05:00:00.000Z',
+    needed: 2,
+    votes: [
+      { region: 'east', saw: 'no-answer' as const },
+      { region: 'west', saw: 'failing' as const, since: '2026-12-02T05:00:00.000Z' },
+      { region: 'central', saw: 'failing' as const, since: '2026-12-02T05:00:01.000Z' },
+    ],
+    policy: 'auto' as const,
+  };
+  const byTheSentinel = (changes: Partial<RunContext> = {}) => given({ context: context({ initiator: 'sentinel', people: { alice: ['commander'], bob: ['approver'], carol: ['commander', 'approver'], sentinel: ['commander'] }, trigger, ...changes }) });
+  const people = { alice: ['commander'], bob: ['approver'], carol: ['commander', 'approver'], sentinel: ['commander'] } as TrustedPolicy['people'];
+  const verified: RunOrigin = { kind: 'sentinel', workflowId: 'sentinel:db:orders', verified: true, initiator: 'sentinel', policy: 'auto', vetoSeconds: 30 };
+
+  it('admits it when the sentinel vouches, as the configured identity, without a signature even where starts must be signed; the gate learns the policy', () => {
+    const admission = admitRun(facts({ people, signatures: 'required' }, verified), byTheSentinel({ signatures: 'required' }));
+    expect(admission.refusals).toEqual([]);
+    expect(admission.sentinel).toEqual({ sentinel: 'sentinel:db:orders', policy: 'auto', vetoSeconds: 30, trigger });
+  });
+
+  it('refuses it when the sentinel does not vouch for it, and says why', () => {
+    const unverified: RunOrigin = { kind: 'sentinel', workflowId: 'sentinel:db:orders', verified: false, why: 'the sentinel has no declaration 6f1c2d3e-0000-4000-8000-000000000001' };
+    const admission = admitRun(facts({ people }, unverified), byTheSentinel());
+    expect(admission.refusals.join('; ')).toMatch(/sentinel sentinel:db:orders started it .* does not vouch for it \(the sentinel has no declaration 6f1c2d3e/);
+    expect(admission.sentinel).toBeUndefined();
+  });
+
+  it('refuses a trigger on a run a person started from a client: a person cannot pass a start off as the quorum', () => {
+    const admission = admitRun(facts({ people }, { kind: 'client' }), given({ context: context({ trigger }) }));
+    expect(admission.refusals.join('; ')).toMatch(/the run says sentinel sentinel:db:orders started it .* but it was started by a client: start it as a person, without a trigger/);
+    expect(admission.sentinel).toBeUndefined();
+  });
+
+  it('refuses a vouched-for run that starts as someone other than the sentinel identity (a person borrowing the declaration)', () => {
+    const admission = admitRun(facts({ people }, verified), byTheSentinel({ initiator: 'carol' }));
+    expect(admission.refusals.join('; ')).toMatch(/a sentinel's run starts as sentinel \(sentinels.identity in the worker's config\), not as 'carol'/);
+  });
+
+  it('refuses a malformed trigger before anything else', () => {
+    const admission = admitRun(facts({ people }, verified), byTheSentinel({ trigger: { ...trigger, votes: 'all of them' } as unknown as RunContext['trigger'] }));
+    expect(admission.refusals.join('; ')).toMatch(/run.trigger must be a sentinel declaration/);
+  });
+});

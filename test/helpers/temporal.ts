@@ -103,11 +103,13 @@ async function hostWorkers(loaded: LoadedConfig, connection: NativeConnection): 
 }
 
 /** Host workers in this process, for tests whose main worker is a separate process (killed by the test). */
-export async function startHostWorkers(loaded: LoadedConfig): Promise<{ close(): Promise<void> }> {
+export async function startHostWorkers(loaded: LoadedConfig): Promise<HostWorkers> {
   installRuntime();
   const connection = await NativeConnection.connect({ address: loaded.config.temporal.address });
   const hosts = await hostWorkers(loaded, connection);
   return {
+    start: hosts.start,
+    stop: hosts.stop,
     async close() {
       await hosts.close();
       await connection.close();

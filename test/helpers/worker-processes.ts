@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { TestLab } from './lab';
-import { startHostWorkers, startWorkerProcess } from './temporal';
+import { startHostWorkers, startWorkerProcess, type HostWorkers } from './temporal';
 
 export class WorkerProcesses {
   private readonly started: { name: string; child: ChildProcess }[] = [];
@@ -17,7 +17,8 @@ export class WorkerProcesses {
   private constructor(
     private readonly lab: TestLab,
     readonly client: Client,
-    private readonly hostWorkers: { close(): Promise<void> },
+    /** The host workers in this process: a test may stop a region's and start it again. */
+    readonly hostWorkers: HostWorkers,
   ) {}
 
   /** Connects to `address` (the lab's server by default) and starts the lab's host workers. */
