@@ -57,6 +57,26 @@ export const TEST_PEOPLE = {
   erin: { roles: ['admin'] },
 };
 
+/**
+ * `extra` for a lab watched by sentinels from three regions (central a witness): fast rounds (1 s, a 4 s
+ * threshold, a 0.8 s probe deadline), no minimum interval, the given policy per tier, and the sentinel's identity.
+ */
+export function sentinelExtra(databases: string[], tiers: Record<string, unknown>, timing = { interval: 1, threshold: 4 }): Record<string, unknown> {
+  return {
+    people: { ...TEST_PEOPLE, sentinel: { roles: ['commander'] } },
+    sentinels: {
+      identity: 'sentinel',
+      regions: ['east', 'west', 'central'],
+      healthCheckIntervalSeconds: timing.interval,
+      failoverThresholdSeconds: timing.threshold,
+      probeTimeoutSeconds: 0.8,
+      minIntervalMinutes: 0,
+      tiers,
+      databases,
+    },
+  };
+}
+
 /** The config object a test lab writes; exported so other tests can vary it. */
 export async function testConfig(name: string, dir: string, options: TestLabOptions = {}): Promise<Record<string, unknown>> {
   const databases: Record<string, unknown> = {};

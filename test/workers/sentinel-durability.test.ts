@@ -19,7 +19,7 @@ import { sentinelId, type SentinelStatus } from '../../contract/sentinel';
 import { killDatabase } from '../../lab/faults';
 import { startDevServer, stopDevServer, type DevServer } from '../../lab/temporal-server';
 import { freePort, sleep, waitFor } from '../../lib/processes';
-import { createTestLab, TEST_PEOPLE, type TestLab } from '../helpers/lab';
+import { createTestLab, sentinelExtra, type TestLab } from '../helpers/lab';
 import { inRecovery } from '../helpers/postgres';
 import { WorkerProcesses } from '../helpers/worker-processes';
 
@@ -48,19 +48,7 @@ beforeAll(async () => {
   server = await startServer();
   lab = await createTestLab('sentinel-durability', {
     temporalAddress: server.address,
-    extra: {
-      people: { ...TEST_PEOPLE, sentinel: { roles: ['commander'] } },
-      sentinels: {
-        identity: 'sentinel',
-        regions: ['east', 'west', 'central'],
-        healthCheckIntervalSeconds: INTERVAL,
-        failoverThresholdSeconds: THRESHOLD,
-        probeTimeoutSeconds: 0.8,
-        minIntervalMinutes: 0,
-        tiers: { '1': { policy: 'auto', vetoSeconds: 2 } },
-        databases: ['orders'],
-      },
-    },
+    extra: sentinelExtra(['orders'], { '1': { policy: 'auto', vetoSeconds: 2 } }, { interval: INTERVAL, threshold: THRESHOLD }),
   });
   rig = await WorkerProcesses.start(lab, server.address);
   client = rig.client;

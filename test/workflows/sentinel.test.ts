@@ -20,7 +20,7 @@ import { sentinelId, type Declaration, type SentinelStatus } from '../../contrac
 import { continueHung, hangDatabase, killDatabase } from '../../lab/faults';
 import { isAlive, sleep } from '../../lib/processes';
 import type { dbPromotion } from '../../workflows';
-import { createTestLab, TEST_PEOPLE, type TestLab } from '../helpers/lab';
+import { createTestLab, sentinelExtra, type TestLab } from '../helpers/lab';
 import { inRecovery, tryWrite } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 
@@ -36,19 +36,7 @@ beforeAll(async () => {
     databases: ['orders', 'stock', 'catalog', 'billing'],
     // orders, stock and catalog: tier 1 (auto); billing: tier 2 (confirm).
     databaseFields: { billing: { tier: 2 } },
-    extra: {
-      people: { ...TEST_PEOPLE, sentinel: { roles: ['commander'] } },
-      sentinels: {
-        identity: 'sentinel',
-        regions: ['east', 'west', 'central'],
-        healthCheckIntervalSeconds: INTERVAL,
-        failoverThresholdSeconds: THRESHOLD,
-        probeTimeoutSeconds: 0.8,
-        minIntervalMinutes: 0,
-        tiers: { '1': { policy: 'auto', vetoSeconds: VETO }, '2': { policy: 'confirm' } },
-        databases: ['orders', 'stock', 'catalog', 'billing'],
-      },
-    },
+    extra: sentinelExtra(['orders', 'stock', 'catalog', 'billing'], { '1': { policy: 'auto', vetoSeconds: VETO }, '2': { policy: 'confirm' } }, { interval: INTERVAL, threshold: THRESHOLD }),
   });
   temporal = await startTestTemporal(lab.loaded);
   await startSentinels(temporal.client, lab.loaded, 'erin');
