@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import type { LoadedConfig } from '../config/load';
 import type { RegionalEvacuationResult } from '../contract/regional-evacuation';
 import { hasRole, isFinalState, ranToEnd, ROLE_SETS, statusQuery, type RunbookStatus } from '../contract/runbook';
@@ -17,7 +18,19 @@ import { formatStatus } from './format';
 import { decideGate, startRun } from './runs';
 import { UsageError } from './start';
 
-export async function runDemo(loaded: LoadedConfig, options: { projectRoot: string; log: (line: string) => void }): Promise<RegionalEvacuationResult> {
+/** What both demos start from: the lab up in its initial topology, its workers running, a client, and who plays which part. */
+export interface DemoLab {
+  lab: Lab;
+  client: Client;
+  /** The main worker (workflows); host workers run per region. */
+  workerPid: number;
+  /** The region of the first database's primary: the one the demo loses. */
+  region: string;
+  commander: string;
+  approver: string;
+}
+
+export async function prepareDemoLab(loaded: LoadedConfig, options: { projectRoot: string; log: (line: string) => void }): Promise<DemoLab> {
   const { log } = options;
   const people = Object.entries(loaded.config.people);
   const commander = people.find(([, p]) => hasRole(p.roles, ROLE_SETS.start))?.[0];
@@ -28,20 +41,24 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
 
   const lab = new Lab(loaded);
   log('== lab up');
-  let status = await lab.up({ temporal: true, log });
-  const promotedBefore = Object.values(status.databases).some((db) => !db.standby) || Object.values(status.dns?.weights ?? {}).length > 0 && status.dns?.weights?.[region] !== 100;
+  const status = await lab.up({ temporal: true, log });
+  const promotedBefore = Object.entries(status.databases).some(([name, db]) => !db.standby || db.primary?.region !== loaded.config.databases[name]?.primary.region) || Object.values(status.dns?.weights ?? {}).length > 0 && status.dns?.weights?.[region] !== 100;
   if (promotedBefore) {
     log('== an earlier run changed the topology: lab reset (east primaries, west standbys, traffic on east)');
-    status = await lab.reset({ log });
+    await lab.reset({ log });
   }
   const cli = path.join(options.projectRoot, 'dist', 'cli', 'lifeboat.js');
   // A worker started before the last build would run old workflow code: restart it then.
   const builtAt = statSync(path.join(options.projectRoot, 'dist', 'workflow-bundle.js')).mtimeMs;
   const workerPid = await lab.ensureWorker('main', process.execPath, [cli, '--config', loaded.file, 'worker', '--workflows', 'bundle'], log, builtAt);
-  // Host-bound work (fencing by shutdown, rewinding) runs on a worker of the node's region.
-  for (const region of lab.workerRegions()) await lab.ensureWorker(region, process.execPath, [cli, '--config', loaded.file, 'worker', '--region', region], log, builtAt);
+  // Host-bound work (fencing by shutdown, rewinding, the sentinels' probes) runs on a worker of each region.
+  for (const r of lab.workerRegions()) await lab.ensureWorker(r, process.execPath, [cli, '--config', loaded.file, 'worker', '--region', r], log, builtAt);
+  return { lab, client: await connect(loaded), workerPid, region, commander, approver };
+}
 
-  const client = await connect(loaded);
+export async function runDemo(loaded: LoadedConfig, options: { projectRoot: string; log: (line: string) => void }): Promise<RegionalEvacuationResult> {
+  const { log } = options;
+  const { lab, client, workerPid, region, commander, approver } = await prepareDemoLab(loaded, options);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   /** Starts a run as the commander, approves each gate as the approver when it opens, returns its handle. */
   const runWithApprovals = async (runbook: string, params: string[], gates: string[]) => {
@@ -100,7 +117,7 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
 }
 
 /** What went out for the run, from the journal of delivery attempts. */
-function printNotifications(loaded: LoadedConfig, workflowId: string): void {
+export function printNotifications(loaded: LoadedConfig, workflowId: string): void {
   if (!existsSync(loaded.journalPath)) return;
   const entries = readFileSync(loaded.journalPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
   console.log(`notifications delivered (journal ${loaded.journalPath}):`);
