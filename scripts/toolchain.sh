@@ -9,6 +9,7 @@
 #   - the moto server (Route 53 emulator) from PyPI, in a virtualenv keyed by version
 #   - Mailpit (SMTP server with an inbox API), built from its Go module, keyed by version
 #   - versitygw (S3 server, POSIX backend: backups on disk), `go install`ed, keyed by version
+#   - Toxiproxy (TCP proxy for the lab's links between regions, cut or slowed one at a time), `go install`ed, keyed by version
 #   - Chromium from Debian (the browser test of the Temporal Web UI drives it with playwright-core)
 # Progress goes to stderr so that commands printing JSON keep stdout clean.
 
@@ -18,6 +19,7 @@ LIFEBOAT_PG_MAJOR=15
 LIFEBOAT_MOTO_VERSION=5.2.5
 LIFEBOAT_MAILPIT_VERSION=v1.27.11
 LIFEBOAT_VERSITYGW_VERSION=v1.8.0
+LIFEBOAT_TOXIPROXY_VERSION=v2.5.0
 
 LIFEBOAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LIFEBOAT_CACHE_DIR="${LIFEBOAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lifeboat}"
@@ -151,6 +153,26 @@ ensure_versitygw() {
   export LIFEBOAT_VERSITYGW_BIN
 }
 
+# The lab's links between regions go through Toxiproxy, so one link can be cut
+# or slowed without touching the others. If v2.5.0 stops building with a newer
+# Go, the fallback is `cmd/server` at v2.3.0 (same HTTP API).
+ensure_toxiproxy() {
+  local dir="$LIFEBOAT_CACHE_DIR/toxiproxy/$LIFEBOAT_TOXIPROXY_VERSION"
+  if [ ! -x "$dir/toxiproxy-server" ]; then
+    command -v go >/dev/null 2>&1 || { lifeboat_say "Go is needed to build Toxiproxy: install Go >= 1.17"; return 1; }
+    lifeboat_say "building Toxiproxy $LIFEBOAT_TOXIPROXY_VERSION (TCP proxy for the lab's links) with go install (first time only, cached in $dir)"
+    mkdir -p "$dir"
+    # The version is stamped because `go install` leaves it at "git".
+    GOBIN="$dir" GOFLAGS=-mod=mod go install \
+      -ldflags "-X github.com/Shopify/toxiproxy/v2.Version=${LIFEBOAT_TOXIPROXY_VERSION#v}" \
+      "github.com/Shopify/toxiproxy/v2/cmd/server@$LIFEBOAT_TOXIPROXY_VERSION" >&2 || return 1
+    # The module's command is named `server`: give it a name that says what it is.
+    mv "$dir/server" "$dir/toxiproxy-server" || return 1
+  fi
+  LIFEBOAT_TOXIPROXY_BIN="$dir/toxiproxy-server"
+  export LIFEBOAT_TOXIPROXY_BIN
+}
+
 ensure_chromium() {
   if [ -x /usr/bin/chromium ]; then
     return 0
@@ -175,5 +197,5 @@ ensure_build() {
 }
 
 ensure_all() {
-  ensure_node && ensure_npm_deps && ensure_temporal && ensure_postgres && ensure_moto && ensure_mailpit && ensure_versitygw && ensure_build
+  ensure_node && ensure_npm_deps && ensure_temporal && ensure_postgres && ensure_moto && ensure_mailpit && ensure_versitygw && ensure_toxiproxy && ensure_build
 }
