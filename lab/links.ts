@@ -7,6 +7,7 @@
  * link's name (`west->east:orders-primary`) and a reattached proxy still knows
  * them. Set-up (scripts/toolchain.sh, ensure_toxiproxy) builds the server.
  */
+import { postgresDatabases, type LoadedConfig } from '../config/load';
 import { GiveUp, isAlive, isListening, startDaemon, stopPid, waitFor } from '../lib/processes';
 
 export interface Endpoint {
@@ -163,4 +164,22 @@ export class LinkProxy {
   async stop(): Promise<void> {
     await stopPid(this.pid);
   }
+}
+
+/**
+ * The links a config describes: every `via` address of a database node (`databases.<db>.<node>.via.<region>`)
+ * is where that region reaches the node, so the proxy listens there and forwards to the node itself.
+ */
+export function linksOf(loaded: LoadedConfig): LinkSpec[] {
+  const links: LinkSpec[] = [];
+  for (const [name, db] of postgresDatabases(loaded.config)) {
+    for (const node of ['primary', 'standby'] as const) {
+      const n = db[node];
+      for (const [from, listen] of Object.entries(n.via ?? {})) {
+        if (from === n.region) continue;
+        links.push({ name: `${from}->${n.region}:${name}-${node}`, from, to: n.region, listen, upstream: { host: n.host, port: n.port } });
+      }
+    }
+  }
+  return links;
 }

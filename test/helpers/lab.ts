@@ -27,6 +27,8 @@ export interface TestLab {
 
 export interface TestLabOptions {
   databases?: string[];
+  /** These regions reach every database node of another region through a link (`via`: a port of the lab's link proxy, lab/links.ts). */
+  links?: string[];
   /** Fields merged into a database's entry, by database (e.g. `{ orders: { tier: 2 } }`). */
   databaseFields?: Record<string, Record<string, unknown>>;
   /** Replaces parts of runbooks.db-promotion (shallow merge). */
@@ -86,6 +88,12 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       ...(options.passwordEnv ? { passwordEnv: options.passwordEnv } : {}),
       ...options.databaseFields?.[db],
     };
+    for (const node of ['primary', 'standby'] as const) {
+      const entry = (databases[db] as Record<string, Record<string, unknown>>)[node] as Record<string, unknown>;
+      const via: Record<string, { host: string; port: number }> = {};
+      for (const from of options.links ?? []) if (from !== entry.region) via[from] = { host: '127.0.0.1', port: await freePort() };
+      if (Object.keys(via).length > 0) entry.via = via;
+    }
   }
   const config: Record<string, unknown> = {
     temporal: {

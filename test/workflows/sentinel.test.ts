@@ -18,7 +18,8 @@ import { FailureType } from '../../contract/failures';
 import { sentinelStatusQuery, statusQuery } from '../../contract/runbook';
 import { sentinelId, type Declaration, type SentinelStatus } from '../../contract/sentinel';
 import { continueHung, hangDatabase, killDatabase } from '../../lab/faults';
-import { isAlive, sleep } from '../../lib/processes';
+import { freePort, isAlive, sleep } from '../../lib/processes';
+import { LinkProxy, linksOf } from '../../lab/links';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, sentinelExtra, type TestLab } from '../helpers/lab';
 import { inRecovery, tryWrite } from '../helpers/postgres';
@@ -30,14 +31,19 @@ const VETO = 4;
 
 let lab: TestLab;
 let temporal: TestTemporal;
+let links: LinkProxy | undefined;
 
 beforeAll(async () => {
   lab = await createTestLab('sentinel', {
     databases: ['orders', 'stock', 'catalog', 'billing'],
+    // Every region reaches another region's nodes through a link of the lab's proxy, so one link can be cut.
+    links: ['east', 'west', 'central'],
     // orders, stock and catalog: tier 1 (auto); billing: tier 2 (confirm).
     databaseFields: { billing: { tier: 2 } },
     extra: sentinelExtra(['orders', 'stock', 'catalog', 'billing'], { '1': { policy: 'auto', vetoSeconds: VETO }, '2': { policy: 'confirm' } }, { interval: INTERVAL, threshold: THRESHOLD }),
   });
+  links = await LinkProxy.start({ port: await freePort(), logFile: path.join(lab.dir, 'toxiproxy.log') });
+  await links.ensure(linksOf(lab.loaded));
   temporal = await startTestTemporal(lab.loaded);
   await startSentinels(temporal.client, lab.loaded, 'erin');
 }, 240_000);
@@ -45,6 +51,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (temporal) await stopSentinels(temporal.client, lab.loaded, 'erin', 'test over').catch(() => undefined);
   continueHung(lab.lab, lab.loaded);
+  await links?.stop();
   await temporal?.close();
   await lab?.destroy();
 });
@@ -87,6 +94,26 @@ describe('the sentinel', () => {
     expect(orders.rules).toMatchObject({ policy: 'auto', vetoSeconds: VETO, failoverThresholdSeconds: THRESHOLD });
     expect((await statusOf('billing')).rules.policy).toBe('confirm');
     expect(orders.declarations).toEqual([]);
+  });
+
+  it('a cut link between east and west (central sees both) is one region\'s view: no failover, however long', { timeout: 60_000 }, async () => {
+    const cut = await (links as LinkProxy).cut({ between: ['east', 'west'] });
+    expect(cut.length).toBeGreaterThan(0);
+    try {
+      // West loses east's primary (through its link) and east loses west's standby; central sees both.
+      await expect.poll(async () => (await statusOf('orders')).views.west?.last, { timeout: 10_000, interval: 200 }).toBe('failing');
+      await sleep((THRESHOLD + 3) * 1000);
+      const s = await statusOf('orders');
+      expect(s.views.west).toMatchObject({ last: 'failing', lastDetail: expect.stringMatching(/via west->east/) });
+      expect(s.views.central?.last).toBe('healthy');
+      expect(s.views.east?.last).toBe('healthy');
+      expect(s.verdict?.declared).toBe(false);
+      expect(s.declarations).toEqual([]);
+    } finally {
+      await (links as LinkProxy).heal();
+    }
+    await expect.poll(async () => Object.values((await statusOf('orders')).views).every((v) => v.last === 'healthy'), { timeout: 15_000, interval: 250 }).toBe(true);
+    expect(await inRecovery(postgresDatabase(lab.loaded.config, 'orders').standby)).toBe(true);
   });
 
   it('a hang shorter than the threshold starts nothing, and the failing streak resets', { timeout: 60_000 }, async () => {
