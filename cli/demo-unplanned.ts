@@ -108,7 +108,7 @@ export async function runUnplannedDemo(loaded: LoadedConfig, options: { projectR
         `done ${r.recoverySeconds.toFixed(1)}s after the fault (seen by this demo, an upper bound); the run's RTO from detection ${r.result.rto.measuredSeconds.toFixed(1)}s ` +
         `(budget ${r.result.rto.budgetSeconds}s, ${r.result.rto.met ? 'met' : 'EXCEEDED'}); promote gate ${gate?.state} by ${gate?.decidedBy ?? '?'}`,
     );
-    printNotifications(loaded, sentinelId({ kind: 'database', database: r.database }));
+    printNotifications(loaded, sentinelId({ kind: 'database', database: r.database }), r.fault.at);
   }
   await stopSentinels(client, loaded, admin, 'demo over');
   console.log(`The sentinels were stopped (start them again: npx lifeboat sentinel start --as ${admin}). ${region}'s old primaries stay down with their fence; 'npx lifeboat lab reset' to repeat, 'npx lifeboat lab down' to stop.`);

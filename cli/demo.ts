@@ -117,11 +117,12 @@ export async function runDemo(loaded: LoadedConfig, options: { projectRoot: stri
 }
 
 /** What went out for the run, from the journal of delivery attempts. */
-export function printNotifications(loaded: LoadedConfig, workflowId: string): void {
+/** `since`: only what went out from then on (a sentinel's id is the same from one demo to the next). */
+export function printNotifications(loaded: LoadedConfig, workflowId: string, since = ''): void {
   if (!existsSync(loaded.journalPath)) return;
   const entries = readFileSync(loaded.journalPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
   console.log(`notifications delivered (journal ${loaded.journalPath}):`);
-  for (const e of entries.filter((x) => x.workflowId === workflowId && x.delivered === true)) {
+  for (const e of entries.filter((x) => x.workflowId === workflowId && x.delivered === true && String(x.at) >= since)) {
     console.log(`  ${String(e.channel).padEnd(6)} ${String(e.audience).padEnd(9)} ${String(e.subject)}`);
   }
   const inbox = loaded.config.notifications.email ? `http://127.0.0.1:${loaded.config.lab.inbox.port}/api/v1/messages` : undefined;
