@@ -87,7 +87,7 @@ export function labPrerequisites(): string[] {
  * Compiled into bench/.build, that root is bench/.build: give it those files,
  * built from this checkout's sources (never a possibly stale dist/).
  */
-async function prepareBuildLayout(): Promise<{ bundleMs: number; bundleBytes: number }> {
+export async function prepareBuildLayout(): Promise<{ bundleMs: number; bundleBytes: number }> {
   const link = (target: string, at: string) => {
     mkdirSync(path.dirname(at), { recursive: true });
     rmSync(at, { force: true });
@@ -418,6 +418,31 @@ export interface LabBenchResult {
 
 const medianOf = (values: number[]) => summarize(values).median;
 
+/**
+ * A private lab for a benchmark: a temp dir the postgres user can traverse, `config` written there and
+ * loaded, the lab's environment, the namespace; `destroy` (also run on SIGINT/SIGTERM) takes it all down.
+ */
+export async function privateLab(ctx: LabBenchContext, name: string, config: Record<string, unknown>): Promise<{ dir: string; loaded: LoadedConfig; lab: Lab; destroy: () => Promise<void> }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `lifeboat-bench-${name}-`));
+  // The clusters run as the postgres user, which must traverse this directory.
+  chmodSync(dir, 0o755);
+  const configFile = path.join(dir, 'lab.yaml');
+  writeFileSync(configFile, stringify(config));
+  const loaded = loadConfig(configFile);
+  Object.assign(process.env, LAB_ENVIRONMENT);
+  await ensureNamespace(ctx.address, ctx.namespace);
+  const lab = new Lab(loaded);
+  let destroyed = false;
+  const destroy = async () => {
+    if (destroyed) return;
+    destroyed = true;
+    await lab.down().catch((err: unknown) => say(`lab down failed: ${(err as Error).message}`));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  ctx.onCleanup(destroy);
+  return { dir, loaded, lab, destroy };
+}
+
 export async function labBenchmark(ctx: LabBenchContext): Promise<LabBenchResult> {
   const { runs } = ctx;
   const title = '6. The real lab (regional evacuation)';
@@ -447,24 +472,8 @@ export async function labBenchmark(ctx: LabBenchContext): Promise<LabBenchResult
 
   say('lab: building the Lifeboat workflow bundle and the lab programs into bench/.build');
   const build = await prepareBuildLayout();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-bench-lab-'));
-  // The clusters run as the postgres user, which must traverse this directory.
-  chmodSync(dir, 0o755);
-  const configFile = path.join(dir, 'lab.yaml');
   const taskQueue = `bench-lab-${process.pid}`;
-  writeFileSync(configFile, stringify(await labConfig(ctx.address, ctx.namespace, taskQueue)));
-  const loaded = loadConfig(configFile);
-  Object.assign(process.env, LAB_ENVIRONMENT);
-  await ensureNamespace(ctx.address, ctx.namespace);
-  const lab = new Lab(loaded);
-  let destroyed = false;
-  const destroy = async () => {
-    if (destroyed) return;
-    destroyed = true;
-    await lab.down().catch((err: unknown) => say(`lab down failed: ${(err as Error).message}`));
-    rmSync(dir, { recursive: true, force: true });
-  };
-  ctx.onCleanup(destroy);
+  const { dir, loaded, lab, destroy } = await privateLab(ctx, 'lab', await labConfig(ctx.address, ctx.namespace, taskQueue));
   try {
     say(`lab: starting in ${dir} (3 PostgreSQL pairs, moto, Mailpit, the Twilio stand-in, 2 regional services)`);
     const tUp = performance.now();

@@ -23,7 +23,8 @@ import type { DatabaseProvider } from '../activities/database';
 import { ensureNamespace, startDevServer, stopDevServer, temporalBinary, type DevServer } from '../lab/temporal-server';
 import { freePort } from '../lib/processes';
 import { benchActivities, benchOnlyActivities } from './activities';
-import { labBenchmark, labPrerequisites } from './lab';
+import { labBenchmark, labPrerequisites, type LabBenchContext, type LabBenchResult } from './lab';
+import { sentinelBenchmark } from './sentinel';
 import type { ColdStartReport, ColdStartRequest } from './cold-start-child';
 import {
   BENCH_WORKFLOWS,
@@ -45,10 +46,10 @@ import { databaseName, SimulatedDatabase, simulatedDatabases } from './simulated
 import type { ThroughputWorkerMessage, ThroughputWorkerRequest } from './throughput-worker';
 import type { benchEvacuation, benchGate, benchRawSteps, benchSteps } from './workflows';
 
-const BENCHMARKS = ['overhead', 'fanout', 'approval', 'coldstart', 'throughput', 'lab'] as const;
+const BENCHMARKS = ['overhead', 'fanout', 'approval', 'coldstart', 'throughput', 'lab', 'sentinel'] as const;
 type BenchId = (typeof BENCHMARKS)[number];
-/** `lab` needs PostgreSQL and the lab's emulators: only with --only=lab or --full. */
-const DEFAULT_BENCHMARKS: readonly BenchId[] = BENCHMARKS.filter((b) => b !== 'lab');
+/** `lab` and `sentinel` need PostgreSQL and the lab's emulators: only with --only=lab,sentinel or --full. */
+const DEFAULT_BENCHMARKS: readonly BenchId[] = BENCHMARKS.filter((b) => b !== 'lab' && b !== 'sentinel');
 
 interface Options {
   only: BenchId[];
@@ -70,7 +71,7 @@ interface Options {
 
 const HELP = `npm run bench [-- options]   (or: bash scripts/bench.sh [options])
 
-  --only=LIST           some of ${BENCHMARKS.join(',')} (default: all but lab)
+  --only=LIST           some of ${BENCHMARKS.join(',')} (default: all but lab and sentinel)
   --full                bigger sizes: --fanout=1,10,50,100 --throughput=100,500,1000, and the lab
                         benchmark too (unless --only says otherwise)
   --steps=N             overhead: steps per run (20)
@@ -83,7 +84,7 @@ const HELP = `npm run bench [-- options]   (or: bash scripts/bench.sh [options])
   --cold-runs=N         cold start: runs per variant (3)
   --throughput=M,M,...  throughput: concurrent drill runs (100)
   --drill-step-ms=MS    throughput: each of the 3 drill steps sleeps MS (10)
-  --lab-runs=R          lab: evacuations of each kind, runbook and floor (3); needs PostgreSQL 15,
+  --lab-runs=R          lab: evacuations of each kind, runbook and floor (3); sentinel: killed primaries (3); needs PostgreSQL 15,
                         moto and Mailpit (scripts/toolchain.sh ensure_postgres ensure_moto ensure_mailpit)
   --store=file|memory   the dev server's store: a temp SQLite file (default, as the lab and tests run)
                         or memory (no disk writes: isolates Lifeboat's and the SDK's cost)
@@ -630,20 +631,25 @@ async function throughput(env: Env): Promise<Section> {
   }
 }
 
-// ---- 6. the real lab -------------------------------------------------------------
+// ---- 6. the real lab, 7. the sentinel ------------------------------------------
 
-async function lab(env: Env): Promise<Section> {
-  const result = await labBenchmark({
-    address: env.address,
-    connection: env.connection,
-    native: env.native,
-    namespace: 'bench-lab',
-    runs: env.options.labRuns,
-    machineLine: machineLine(env.machine),
-    onCleanup: (fn) => env.cleanups.push(fn),
+/** A benchmark in a private lab of its own (bench/lab.ts, bench/sentinel.ts), in its own namespace. */
+function inPrivateLab(id: 'lab' | 'sentinel', bench: (ctx: LabBenchContext) => Promise<LabBenchResult>): (env: Env) => Promise<Section> {
+  return async (env) => ({
+    id,
+    ...(await bench({
+      address: env.address,
+      connection: env.connection,
+      native: env.native,
+      namespace: `bench-${id}`,
+      runs: env.options.labRuns,
+      machineLine: machineLine(env.machine),
+      onCleanup: (fn) => env.cleanups.push(fn),
+    })),
   });
-  return { id: 'lab', ...result };
 }
+const lab = inPrivateLab('lab', labBenchmark);
+const sentinel = inPrivateLab('sentinel', sentinelBenchmark);
 
 // ---- main ----------------------------------------------------------------------
 
@@ -677,9 +683,9 @@ function markdown(report: { startedAt: string; durationSeconds: number; machine:
     `Machine: ${machineLine(report.machine)}; load average (1, 5, 15 min) ${report.machine.loadAverage.join(' ')} at start, ${report.loadAverageAtEnd.join(' ')} at the end (other work on the machine skews the figures).`,
     `Temporal: ${report.versions.temporalCli}, ${report.server}; TypeScript SDK ${report.versions.temporalSdk}. Run took ${report.durationSeconds.toFixed(0)} s.`,
     `Code: commit ${report.git.commit}${dirty}.`,
-    report.sections.some((s) => s.id !== 'lab')
-      ? `Benchmarks 1–5: databases are SIMULATED (in-memory provider, fixed latency): these are orchestration costs, not real RTOs.${report.sections.some((s) => s.id === 'lab') ? ' Benchmark 6 runs a real evacuation in a private lab (real PostgreSQL, emulated Route 53, SMTP and SMS).' : ''}`
-      : 'Benchmark 6 runs a real evacuation in a private lab (real PostgreSQL, emulated Route 53, SMTP and SMS).',
+    report.sections.some((s) => s.id !== 'lab' && s.id !== 'sentinel')
+      ? `Benchmarks 1–5: databases are SIMULATED (in-memory provider, fixed latency): these are orchestration costs, not real RTOs.${report.sections.some((s) => s.id === 'lab') ? ' Benchmark 6 runs a real evacuation in a private lab (real PostgreSQL, emulated Route 53, SMTP and SMS).' : ''}${report.sections.some((s) => s.id === 'sentinel') ? ' Benchmark 7 kills a real primary and lets the sentinel recover it.' : ''}`
+      : 'Benchmarks 6 and 7 run in a private lab: a real evacuation (real PostgreSQL, emulated Route 53, SMTP and SMS), and a real primary killed and recovered by the sentinel.',
     '',
     '| benchmark | parameters | result | method |',
     '|---|---|---|---|',
@@ -694,7 +700,7 @@ function markdown(report: { startedAt: string; durationSeconds: number; machine:
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  if (options.only.includes('lab')) {
+  if (options.only.includes('lab') || options.only.includes('sentinel')) {
     const missing = labPrerequisites();
     if (missing.length > 0) {
       say(
@@ -760,7 +766,7 @@ async function main(): Promise<void> {
       loaded: benchConfig(address, Math.max(...options.fanout, 1)),
       cleanups,
     };
-    const runners: Record<BenchId, (env: Env) => Promise<Section>> = { overhead, fanout, approval, coldstart: coldStart, throughput, lab };
+    const runners: Record<BenchId, (env: Env) => Promise<Section>> = { overhead, fanout, approval, coldstart: coldStart, throughput, lab, sentinel };
     const sections: Section[] = [];
     for (const id of BENCHMARKS.filter((b) => options.only.includes(b))) sections.push(await runners[id](env));
     await native.close();
