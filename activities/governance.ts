@@ -125,6 +125,9 @@ async function scheduleOrigin(client: Client, governance: GovernanceDependencies
  * workflow the trigger names is that target's sentinel (its id, type sentinel, open, on this task queue),
  * and it recorded this declaration, unused by any other run, a few minutes ago at most, with these votes.
  */
+/** How long admission waits for the sentinel to record the run its start created (its start call returning). */
+const SENTINEL_RECORD_WAIT_MS = 20_000;
+
 async function sentinelOrigin(client: Client, governance: GovernanceDependencies, input: AdmissionRequest): Promise<RunOrigin> {
   const trigger = input.trigger as NonNullable<AdmissionRequest['trigger']>;
   const base = { kind: 'sentinel' as const, workflowId: String(trigger.sentinel) };
@@ -149,13 +152,23 @@ async function sentinelOrigin(client: Client, governance: GovernanceDependencies
   if (description.type !== 'sentinel') return refuse(`${trigger.sentinel} is a ${description.type}, not a sentinel`);
   if (description.status.name !== 'RUNNING') return refuse(`the sentinel is not running (${description.status.name.toLowerCase()})`);
   if (description.taskQueue !== input.taskQueue) return refuse(`the sentinel runs on task queue ${description.taskQueue}, not this worker's ${input.taskQueue}`);
-  const status = await client.workflow.getHandle(trigger.sentinel, description.runId).query(sentinelStatusQuery);
-  const declared = status.declarations.find((d) => d.declaration === trigger.declaration);
+  const handle = client.workflow.getHandle(trigger.sentinel, description.runId);
+  const find = async () => (await handle.query(sentinelStatusQuery)).declarations.find((d) => d.declaration === trigger.declaration);
+  let declared = await find();
   if (!declared) return refuse(`the sentinel has no declaration ${trigger.declaration}`);
   const { declaration: _id, ...given } = trigger;
   if (startDigest(declared.trigger) !== startDigest(given)) return refuse('the run\'s votes are not the ones the sentinel declared');
-  if (declared.workflowId !== undefined && (declared.workflowId !== input.workflowId || declared.firstExecutionRunId !== input.firstExecutionRunId)) {
-    return refuse(`that declaration started another run (${declared.workflowId} ${declared.firstExecutionRunId ?? ''}): one declaration starts one run`);
+  // The sentinel records the run it started once its start returns: until then the declaration is no one's.
+  // Only the run the sentinel itself started (this id, this first run) is vouched for; a refused start vouches for none.
+  for (let waited = 0; declared && declared.workflowId === undefined && declared.refused === undefined && waited < SENTINEL_RECORD_WAIT_MS; waited += 250) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    declared = await find();
+  }
+  if (!declared) return refuse(`the sentinel no longer holds declaration ${trigger.declaration}`);
+  if (declared.refused !== undefined) return refuse(`the sentinel's own start on that declaration was refused (${declared.refused}): it started no run`);
+  if (declared.workflowId === undefined) return refuse(`the sentinel has not recorded a run for that declaration within ${SENTINEL_RECORD_WAIT_MS / 1000} s: it did not start this one`);
+  if (declared.workflowId !== input.workflowId || declared.firstExecutionRunId !== input.firstExecutionRunId) {
+    return refuse(`that declaration started another run (${declared.workflowId} ${declared.firstExecutionRunId ?? ''}): one declaration starts one run, the sentinel's own`);
   }
   if (Date.now() - Date.parse(declared.trigger.declaredAt) > DECLARATION_MAX_AGE_MS) return refuse(`the declaration is from ${declared.trigger.declaredAt}, more than 10 minutes ago`);
   return { ...base, verified: true, initiator: sentinels.identity, policy: watched.policy, vetoSeconds: watched.vetoSeconds };

@@ -49,7 +49,8 @@ export interface StartedRun {
 
 export async function startRun(client: Client, loaded: LoadedConfig, request: StartRequest): Promise<StartedRun> {
   const target = temporalTarget(loaded);
-  requireKeyWhenSigning(loaded, request.keyFile, 'a start');
+  // A sentinel's start carries no key: its run is vouched for by the sentinel at admission instead (activities/governance.ts).
+  if (request.trigger === undefined) requireKeyWhenSigning(loaded, request.keyFile, 'a start');
   const plan = signStart(planStart(loaded, { ...request, uiUrl: request.uiUrl ?? target.uiUrl }), request.keyFile);
   await enforceCooldown(client, loaded, request, plan.workflowId);
   // The run claims its targets itself (whatever starts it); asking first gives the commander the holder's name at once.

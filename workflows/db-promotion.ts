@@ -114,7 +114,11 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
 
     // The gate sits right before the point of no return, after the fence: the approver decides
     // with the measured RPO in front of them, and a rejection or a timeout unfences the old primary.
-    await run.gate('promote', { preApproved: input.preApproved, setAside });
+    // A sentinel's quorum does not decide a promotion whose loss was measured beyond the target (the old primary
+    // answered with its WAL position): a person weighs that. A loss that cannot be measured because the old
+    // primary is gone is the quorum's to accept: its data directory stays, fenced, for the failback to reconcile.
+    const needsPerson = rpoStatus.met === false && rpoStatus.measuredBytes !== undefined ? `RPO at promotion time is ${describeRpo(rpoStatus)}: ${rpoStatus.verdict}` : undefined;
+    await run.gate('promote', { preApproved: input.preApproved, setAside, ...(needsPerson ? { needsPerson } : {}) });
 
     // Not a step: a refusal here rolls back (unfence), which the irreversible promote step no longer could.
     await confirmStreaming('right before promotion').catch((err: unknown) => {

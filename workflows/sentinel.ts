@@ -59,15 +59,18 @@ export async function sentinel(input: SentinelInput): Promise<void> {
   // Workflow time right after a local activity is not the same on replay: take the next time from a timer.
   await sleep(1);
   const info = workflowInfo();
+  // What a previous run carried is taken only from this sentinel's own continue-as-new: a start by anyone else
+  // cannot hand it declarations (which admission trusts) or failure streaks it never observed.
+  const carried = info.continuedFromExecutionRunId !== undefined ? input.carried : undefined;
   const name = target.kind === 'database' ? `database ${target.database}` : `region ${target.region}`;
-  let views = input.carried?.views ?? initialViews(rules.regions);
+  let views = carried?.views ?? initialViews(rules.regions);
   // A region the config no longer lists stops voting; a new one starts from nothing.
   views = Object.fromEntries(rules.regions.map((r) => [r, views[r] ?? initialViews([r])[r] as RegionView]));
-  const declarations: Declaration[] = [...(input.carried?.declarations ?? [])];
-  let lastStartedAt = input.carried?.lastStartedAt;
+  const declarations: Declaration[] = [...(carried?.declarations ?? [])];
+  let lastStartedAt = carried?.lastStartedAt;
   // One automatic run per failure: a run that was vetoed, rejected or failed is not started again and again.
-  let episode = input.carried?.episode;
-  let rounds = input.carried?.rounds ?? 0;
+  let episode = carried?.episode;
+  let rounds = carried?.rounds ?? 0;
   let stopped: { by: string; reason?: string } | undefined;
   const status = (): SentinelStatus => ({
     target,
@@ -79,7 +82,7 @@ export async function sentinel(input: SentinelInput): Promise<void> {
     rounds,
     declarations,
     ...(episode ? { episode } : {}),
-    startedAt: input.carried?.startedAt ?? new Date(info.runStartTime).toISOString(),
+    startedAt: carried?.startedAt ?? new Date(info.runStartTime).toISOString(),
   });
   let holding: string | undefined;
   let verdict: SentinelStatus['verdict'];
@@ -154,16 +157,25 @@ export async function sentinel(input: SentinelInput): Promise<void> {
     const pending: Declaration = { trigger, declaration: id };
     remember(pending);
     const incident = `SENTINEL-${(target.kind === 'database' ? target.database : target.region).toUpperCase()}-${trigger.detectedAt.replace(/[-:.]/g, '').slice(0, 15)}`;
-    const started = await sentinelActivities.startRecovery.executeWithOptions(
-      { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3, initialInterval: '2 seconds' }, summary: `start the recovery of ${name}` },
-      [{ trigger, declaration: id, incident }],
-    );
+    let started: { workflowId: string; runId: string } | { refused: string };
+    try {
+      started = await sentinelActivities.startRecovery.executeWithOptions(
+        { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3, initialInterval: '2 seconds' }, summary: `start the recovery of ${name}` },
+        [{ trigger, declaration: id, incident }],
+      );
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // A start that failed (the server, a hold read) is a refusal to record: the sentinel keeps watching.
+      started = { refused: `the start failed: ${err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : (err as Error).message}` };
+    }
     if ('refused' in started) {
       pending.refused = started.refused;
       holding = `failure of ${name} declared, but the run was refused: ${started.refused}`;
       // The same refusal again and again is one record.
       const previous = declarations.at(-2);
       if (previous?.refused === started.refused) declarations.splice(declarations.indexOf(previous), 1);
+      // The on-call hears of it once per refusal, with the votes: a failure nobody acts on is not silent.
+      else await page(`${name}: failure declared, but the sentinel's run was refused`, `${votes}. Refused: ${started.refused}. Act yourself: lifeboat start ${target.kind === 'database' ? `db-promotion database=${target.database}` : `regional-evacuation region=${target.region}`} mode=unplanned`);
       return;
     }
     pending.workflowId = started.workflowId;
@@ -187,7 +199,14 @@ export async function sentinel(input: SentinelInput): Promise<void> {
     if (roundsThisRun >= ROUNDS_PER_RUN || workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof sentinel>({ target, carried: { views, declarations, rounds, startedAt: status().startedAt, ...(lastStartedAt ? { lastStartedAt } : {}), ...(episode ? { episode } : {}) } });
     }
-    const round = await Promise.all(rules.regions.map(probeFrom));
+    // Each region's answer counts at a time on this workflow's clock: a region worker's skewed clock can
+    // neither stretch a failure to the threshold nor make a fresh answer look stale.
+    // A probe's own time is kept only within the round (its start and end on this workflow's clock).
+    const roundStart = Date.now();
+    const answers = await Promise.all(rules.regions.map(probeFrom));
+    const roundEnd = Date.now();
+    const within = (at: string) => new Date(Math.min(roundEnd, Math.max(roundStart, Date.parse(at) || roundStart))).toISOString();
+    const round = answers.map((p) => (p.result && within(p.result.at) !== p.result.at ? { ...p, result: { ...p.result, detail: `${p.result.detail} (its clock said ${p.result.at})`, at: within(p.result.at) } } : p));
     views = observe(views, round, rules);
     verdict = judge(views, new Date(), rules);
     rounds += 1;

@@ -250,4 +250,34 @@ describe('the sentinel', () => {
     await handle.result();
     expect(await inRecovery(db.standby)).toBe(false);
   });
+
+  it('a sentinel started by hand with declarations of its own vouches for nothing: only its own continue-as-new carries state', { timeout: 60_000 }, async () => {
+    const id = sentinelId({ kind: 'database', database: 'stock' });
+    await stopSentinels(temporal.client, lab.loaded, 'erin', 'the attack', ['stock']);
+    await sentinelOf('stock').result();
+    const forged = {
+      sentinel: id,
+      target: { kind: 'database' as const, database: 'stock' },
+      declaredAt: new Date().toISOString(),
+      detectedAt: new Date(Date.now() - 60_000).toISOString(),
+      needed: 2,
+      votes: [{ region: 'east', saw: 'failing' as const }, { region: 'west', saw: 'failing' as const }, { region: 'central', saw: 'failing' as const }],
+      policy: 'auto' as const,
+    };
+    const longAgo = new Date(Date.now() - 3_600_000).toISOString();
+    const views = Object.fromEntries(['east', 'west', 'central'].map((region) => [region, { region, last: 'failing', failingSince: longAgo, lastProbeAt: new Date().toISOString(), failures: 99 }]));
+    await temporal.client.workflow.start('sentinel', {
+      taskQueue: lab.loaded.config.temporal.taskQueue,
+      workflowId: id,
+      args: [{ target: forged.target, carried: { views, declarations: [{ trigger: forged, declaration: 'forged-1' }], rounds: 0, startedAt: longAgo } }],
+    });
+    await expect.poll(async () => (await statusOf('stock')).rounds, { timeout: 15_000, interval: 250 }).toBeGreaterThan(0);
+    const s = await statusOf('stock');
+    expect(s.declarations).toEqual([]);
+    expect(Object.values(s.views).some((v) => v.failures === 99)).toBe(false);
+    const started = await startRun(temporal.client, lab.loaded, { runbook: 'db-promotion', params: ['database=stock', 'mode=unplanned'], as: 'sentinel', drill: false, trigger: { ...forged, declaration: 'forged-1' }, id: `db-promotion:stock:forged-carried-${process.pid}` });
+    const failure = await failureOf(temporal.client.workflow.getHandle(started.workflowId));
+    expect(failure.type).toBe(FailureType.RunRefused);
+    expect(failure.message).toMatch(/the sentinel has no declaration forged-1/);
+  });
 });

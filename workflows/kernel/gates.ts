@@ -32,6 +32,8 @@ export interface GateOptions {
   setAside?: string;
   /** What the approver should see, added to the gate-opened event. */
   briefing?: string;
+  /** Why a sentinel's quorum may not decide this gate (e.g. an RPO beyond the target): a person decides, paged at once. */
+  needsPerson?: string;
 }
 
 export class Gates {
@@ -86,13 +88,19 @@ export class Gates {
     ledger.setPhase(`gate ${id}`);
     // Only a run the sentinel itself started (verified with it at admission) is decided by its quorum; a person can always reject.
     const sentinel = this.admitted?.sentinel;
-    const byQuorum = sentinel?.policy === 'auto' && QUORUM_GATES.has(id) && !options.preApproved ? sentinel : undefined;
+    const quorumMay = sentinel?.policy === 'auto' && QUORUM_GATES.has(id) && !options.preApproved;
+    const byQuorum = quorumMay && options.needsPerson === undefined ? sentinel : undefined;
     const votes = sentinel ? `Declared by ${sentinel.sentinel}: ${describeVotes(sentinel.trigger)}.` : '';
-    const quorumLine = byQuorum ? ` The sentinel's quorum approves it in ${byQuorum.vetoSeconds}s unless an approver vetoes (lifeboat veto) or rejects it.` : '';
+    const quorumLine = byQuorum
+      ? ` The sentinel's quorum approves it in ${byQuorum.vetoSeconds}s unless an approver vetoes (lifeboat veto) or rejects it.`
+      : quorumMay ? ` The sentinel's quorum may not decide it: ${options.needsPerson}; a person must.` : '';
     ledger.record('gate-opened', `gate ${id} waits for one of: ${gate.approvers.join(', ') || '(nobody is allowed: fix the config)'}${options.briefing ? `. ${options.briefing}` : ''}${votes ? ` ${votes}` : ''}${quorumLine}`, { gate: id });
     if (options.preApproved && setAside !== undefined) {
       // The parent's approver believes this promotion is under way: someone must come now, not after the escalation delay.
       this.notifier.escalate('escalation', 'critical', `gate ${id} needs a person: the parent run's approval does not cover it`, `${setAside}. Approve or reject gate ${id} of this run (approvers: ${gate.approvers.join(', ')}).`, { gate: id });
+    }
+    if (quorumMay && !byQuorum) {
+      this.notifier.escalate('escalation', 'critical', `gate ${id} needs a person: the sentinel's quorum may not decide it`, `${options.needsPerson}. Approve or reject gate ${id} of this run (approvers: ${gate.approvers.join(', ')}).`, { gate: id });
     }
     ledger.publish();
 
