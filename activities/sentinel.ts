@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import { addressFrom, postgresDatabase, serviceUrlFrom, type LoadedConfig } from '../config/load';
 import { FailureType } from '../contract/failures';
-import type { ProbeResult, QuorumRules, SentinelStatus, SentinelTarget, SentinelTrigger } from '../contract/sentinel';
+import { SPLIT_BRAIN, type ProbeResult, type QuorumRules, type SentinelStatus, type SentinelTarget, type SentinelTrigger } from '../contract/sentinel';
 import { withPgSession } from '../lib/pg';
 
 export type SentinelRules = SentinelStatus['rules'] & { identity: string; onCall: string[] };
@@ -134,7 +134,7 @@ async function probeDatabase(loaded: LoadedConfig, database: string, from: strin
   const nodes = await Promise.all((['primary', 'standby'] as const).map((node) => probeNode(loaded, database, node, from, timeoutMs)));
   const writable = nodes.filter((n) => n.writable);
   const detail = nodes.map((n) => `${n.label}: ${n.answer}`).join('; ');
-  if (writable.length > 1) return { verdict: 'healthy', detail: `TWO writable nodes (split brain, not a lost primary): ${detail}` };
+  if (writable.length > 1) return { verdict: 'healthy', detail: `${SPLIT_BRAIN} (split brain, not a lost primary): ${detail}` };
   return { verdict: writable.length === 1 ? 'healthy' : 'failing', detail };
 }
 

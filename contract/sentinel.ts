@@ -172,6 +172,9 @@ export function recovered(views: Readonly<Record<string, RegionView>>, rules: Pi
   return rules.regions.filter((r) => views[r]?.last === 'healthy').length >= quorumOf(rules.regions.length);
 }
 
+/** How a probe's detail starts when it saw two writable nodes (split brain: paged, never a lost primary). */
+export const SPLIT_BRAIN = 'TWO writable nodes';
+
 /** One line per vote, for gates, pages and evidence. */
 export function describeVotes(trigger: Pick<SentinelTrigger, 'votes' | 'needed'>): string {
   const failing = trigger.votes.filter((v) => v.saw === 'failing').length;

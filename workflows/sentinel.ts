@@ -28,6 +28,7 @@ import {
   judge,
   observe,
   recovered,
+  SPLIT_BRAIN,
   type Declaration,
   type ProbeResult,
   type RegionView,
@@ -194,6 +195,7 @@ export async function sentinel(input: SentinelInput): Promise<void> {
     while (declarations.length > KEEP_DECLARATIONS) declarations.shift();
   };
 
+  let splitPaged = false;
   let roundsThisRun = 0;
   while (!stopped) {
     if (roundsThisRun >= ROUNDS_PER_RUN || workflowInfo().continueAsNewSuggested) {
@@ -211,7 +213,14 @@ export async function sentinel(input: SentinelInput): Promise<void> {
     verdict = judge(views, new Date(), rules);
     rounds += 1;
     roundsThisRun += 1;
-    if (episode && recovered(views, rules)) episode = undefined;
+    // Two writable nodes are not a lost primary (nothing to promote) but the worst state there is: page at once,
+    // once per occurrence, and keep the failure's episode open while it lasts.
+    const split = round.filter((p) => p.result?.detail.startsWith(SPLIT_BRAIN)).map((p) => p.region);
+    if (split.length > 0 && !splitPaged) {
+      splitPaged = true;
+      await page(`${name}: TWO WRITABLE NODES seen from ${split.join(', ')}`, `${round.filter((p) => p.result).map((p) => `${p.region}: ${p.result?.detail}`).join('; ')}. Fence one now (lifeboat status; the return watch of the last promotion fences the old primary when its region's worker runs).`);
+    } else if (split.length === 0) splitPaged = false;
+    if (episode && split.length === 0 && recovered(views, rules)) episode = undefined;
     if (verdict.declared) await act(verdict);
     else holding = undefined;
     setCurrentDetails(renderDetails(name, status()));

@@ -7,7 +7,7 @@
  * veto window, under `confirm` it waits for a person. A short flap starts nothing,
  * and a person cannot pass off a start of their own as the sentinel's.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ import { FailureType } from '../../contract/failures';
 import { sentinelStatusQuery, statusQuery } from '../../contract/runbook';
 import { sentinelId, type Declaration, type SentinelStatus } from '../../contract/sentinel';
 import { continueHung, hangDatabase, killDatabase } from '../../lab/faults';
+import { startCluster, stopCluster } from '../../lab/postgres';
 import { freePort, isAlive, sleep } from '../../lib/processes';
 import { LinkProxy, linksOf } from '../../lab/links';
 import type { dbPromotion } from '../../workflows';
@@ -189,6 +190,23 @@ describe('the sentinel', () => {
     await sleep((THRESHOLD + 2) * 1000);
     expect((await statusOf('orders')).declarations.filter((d) => d.workflowId !== undefined)).toHaveLength(1);
     expect(pages(sentinelId({ kind: 'database', database: 'orders' })).some((p) => p.subject.includes(`${declared.workflowId} started`) && /saw it failing|failing/.test(p.body))).toBe(true);
+  });
+
+  it('two writable nodes (the old primary restarted by hand without its fence) are paged at once, and no run is started', { timeout: 60_000 }, async () => {
+    const { primary } = lab.lab.clusters('orders');
+    const id = sentinelId({ kind: 'database', database: 'orders' });
+    const since = new Date().toISOString();
+    // Someone removes the fence and starts east's old primary: it comes back writable on its old timeline.
+    rmSync(path.join(primary.dataDir, 'standby.signal'), { force: true });
+    await startCluster(primary);
+    try {
+      await expect.poll(() => pages(id).some((p) => /TWO WRITABLE NODES seen from/.test(p.subject) && p.body.includes('Fence one now')), { timeout: 20_000, interval: 250 }).toBe(true);
+      const s = await statusOf('orders');
+      expect(s.declarations.filter((d) => d.workflowId !== undefined && d.trigger.declaredAt > since)).toEqual([]);
+    } finally {
+      await stopCluster(primary, 'kill');
+      writeFileSync(path.join(primary.dataDir, 'standby.signal'), '');
+    }
   });
 
   it('auto: a hung primary (its port accepts, nothing answers) is declared and replaced the same way, and fenced for good', { timeout: 180_000 }, async () => {
