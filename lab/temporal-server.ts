@@ -2,7 +2,7 @@
  * The real Temporal dev server (Temporal CLI `server start-dev`, with its Web
  * UI), started and stopped by the lab and by the test run's global setup.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -58,28 +58,63 @@ export function devServerArgs(options: DevServerOptions): string[] {
   return args;
 }
 
-/** Starts a dev server and waits until its frontend answers and the search attributes exist. */
+/** How often a dev server that lost a race for one of its ports is started again. */
+const PORT_RACE_ATTEMPTS = 3;
+
+/**
+ * Starts a dev server and waits until its frontend answers and the search
+ * attributes exist. The dev server picks its internal ports (history,
+ * matching, worker, membership, metrics) itself at start; when another process
+ * binds one of them first it exits with "address already in use", and it is
+ * started again (it picks new ones), at most PORT_RACE_ATTEMPTS times.
+ */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const host = options.host ?? '127.0.0.1';
-  if (await isListening(host, options.port)) {
-    throw new Error(`port ${options.port} on ${host} is already in use: stop what runs there or pick another lab.temporal.port`);
+  for (let attempt = 1; ; attempt++) {
+    if (await isListening(host, options.port)) {
+      throw new Error(`port ${options.port} on ${host} is already in use: stop what runs there or pick another lab.temporal.port`);
+    }
+    const logStart = fileSize(options.logFile);
+    const pid = startDaemon(temporalBinary(), devServerArgs(options), options.logFile, { ...process.env, TEMPORAL_VERSION_CHECK_DISABLED: '1' });
+    const address = `${host}:${options.port}`;
+    try {
+      await waitUntilReady(address, pid, options.logFile);
+      return { pid, address, uiUrl: `http://${host}:${options.uiPort}` };
+    } catch (err) {
+      await stopPid(pid, 'SIGTERM', 5000);
+      const lostPortRace = err instanceof GiveUp && /address already in use/.test(logSince(options.logFile, logStart));
+      if (!lostPortRace || attempt >= PORT_RACE_ATTEMPTS) throw err;
+    }
   }
-  const pid = startDaemon(temporalBinary(), devServerArgs(options), options.logFile, { ...process.env, TEMPORAL_VERSION_CHECK_DISABLED: '1' });
-  const address = `${host}:${options.port}`;
+}
+
+function fileSize(file: string): number {
   try {
-    await waitUntilReady(address, pid, options.logFile);
-  } catch (err) {
-    await stopPid(pid, 'SIGTERM', 5000);
-    throw err;
+    return statSync(file).size;
+  } catch {
+    return 0;
   }
-  return { pid, address, uiUrl: `http://${host}:${options.uiPort}` };
+}
+
+/** What a log gained after byte `from`. */
+function logSince(file: string, from: number): string {
+  try {
+    return readFileSync(file).subarray(from).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The last lines of a log, for an error message. */
+function logTail(file: string, lines = 15): string {
+  return logSince(file, 0).trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 export async function waitUntilReady(address: string, pid: number | undefined, logFile: string, timeoutMs = 90_000): Promise<void> {
   await waitFor(
     `the Temporal dev server at ${address} (log: ${logFile})`,
     async () => {
-      if (pid !== undefined && !isAlive(pid)) throw new GiveUp(`the Temporal dev server exited; see ${logFile}`);
+      if (pid !== undefined && !isAlive(pid)) throw new GiveUp(`the Temporal dev server exited; see ${logFile}, which ends:\n${logTail(logFile)}`);
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
       try {
         const sa = await connection.operatorService.listSearchAttributes({ namespace: 'default' });

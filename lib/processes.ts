@@ -112,15 +112,35 @@ export function isListening(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** A TCP port free on loopback right now. */
+/**
+ * A TCP port free on loopback right now, and kept from the kernel's own picks
+ * for a while: a connection to it is closed from the listening side first, so
+ * the port sits in TIME_WAIT (60 s on Linux) and a later bind to port 0 (the
+ * Temporal dev server picks its internal ports that way, as do other parts)
+ * is not handed the same number before the caller binds it. Binding it
+ * explicitly still works for servers that set SO_REUSEADDR (Node, Go,
+ * PostgreSQL and Python's HTTP servers all do).
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
     server.on('error', reject);
+    server.on('connection', (socket) => socket.destroy());
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      if (typeof address !== 'object' || !address) {
+        server.close();
+        reject(new Error('no port'));
+        return;
+      }
+      const client = net.connect(address.port, '127.0.0.1');
+      const done = () => {
+        client.destroy();
+        server.close(() => resolve(address.port));
+      };
+      client.on('close', done);
+      client.on('error', () => undefined);
     });
   });
 }
