@@ -431,6 +431,19 @@ export function createCloudSqlProvider(name: string, spec: CloudSqlDatabaseSpec,
       return createCloudSqlProvider(name, { ...spec, primary: spec.replica, replica: spec.primary }, clients);
     },
 
+    nodes: [primary, standby],
+
+    oriented(primaryRegion: string, standbyRegion: string): DatabaseProvider {
+      if (primaryRegion === primary.region && standbyRegion === standby.region) return this;
+      if (primaryRegion === standby.region && standbyRegion === primary.region) return this.reversed();
+      throw ApplicationFailure.nonRetryable(`${name} (Cloud SQL) has a primary in ${primary.region} and one replica in ${standby.region}; there is no node in ${[primaryRegion, standbyRegion].filter((r) => r !== primary.region && r !== standby.region).join(', ')}`, FailureType.NotConfigured);
+    },
+
+    /** One replica: after a promotion there is no other replica to re-point. */
+    async followNewPrimary() {
+      return [];
+    },
+
     async rebuildOldPrimary(): Promise<RebuildOutcome> {
       // A Cloud SQL failback re-creates the old primary as a new read replica (instances.insert with
       // masterInstanceName), under a new name or after deleting the old instance: a destructive,

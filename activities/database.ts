@@ -18,9 +18,11 @@ import type {
   WriteCheck,
 } from '../contract/database';
 import type { PromotionMode } from '../contract/db-promotion';
+import { parsePromotionTarget, type PromotionTarget } from '../contract/database';
+import { chooseStandby, residencyRefusal, type Residency, type StandbyChoice, type StandbyReading } from '../contract/standby-choice';
 import { FailureType } from '../contract/failures';
 import { refusePromotion } from '../contract/preflight';
-import { lsnToBigInt } from './postgres';
+import { lsnToBigInt } from '../contract/lsn';
 
 /** What a runbook needs from one replicated database, whatever runs it. */
 export interface DatabaseProvider {
@@ -44,8 +46,27 @@ export interface DatabaseProvider {
   verifyWrite(runId: string): Promise<WriteCheck>;
   /** The same database with the roles swapped: promote the configured primary (failback). */
   reversed(): DatabaseProvider;
+  /** Every node of the database (the primary, the standby, the further standbys: their order is their priority). */
+  readonly nodes: readonly NodeEndpoint[];
+  /** Regions the database may and may not be promoted in (absent: anywhere it has a node). */
+  readonly residency?: Residency;
+  /** The same database oriented between two of its nodes by region: `standbyRegion`'s node is the one to promote. */
+  oriented(primaryRegion: string, standbyRegion: string): DatabaseProvider;
+  /** After a promotion of `standby`: every other standby (neither primary nor standby here) re-pointed to stream from it. Never throws for one node: each outcome says. */
+  followNewPrimary(): Promise<FollowOutcome[]>;
   /** Makes the old primary a streaming standby of the promoted one (pg_rewind, else a full copy). Idempotent. */
   rebuildOldPrimary(): Promise<RebuildOutcome>;
+}
+
+export interface FollowOutcome {
+  node: NodeEndpoint;
+  /** The new primary it is to follow. */
+  source: NodeEndpoint;
+  slot: string;
+  following: boolean;
+  method?: string;
+  /** Why it does not follow (it is then less protection, reported; never a rollback: the promotion stands). */
+  reason?: string;
 }
 
 export interface RebuildOutcome {
@@ -56,8 +77,6 @@ export interface RebuildOutcome {
   rewindError?: string;
 }
 
-/** Which configured node a promotion makes the primary: the standby (failover) or the primary (failback). */
-export type PromotionTarget = 'standby' | 'primary';
 
 const HEARTBEAT_MS = 1000;
 
@@ -76,8 +95,26 @@ function runOwner(): string | undefined {
   return run ? `${run.workflowId}/${run.runId}` : undefined;
 }
 
+/**
+ * A promotion fences the node it replaces (the orientation's primary) and promotes its standby. A further node
+ * that takes writes (an earlier promotion chose it) is the real primary: promoting anything now would leave it
+ * writable beside the new one. Refused, non-retryable; nodes that do not answer are not counted (the preflight
+ * of the target and the fence deal with those).
+ */
+async function refuseOtherWritable(p: DatabaseProvider, database: string): Promise<void> {
+  const others = p.nodes.filter((n) => n.region !== p.primary.region && n.region !== p.standby.region);
+  const writable = (await Promise.all(others.map((n) => p.oriented(p.primary.region, n.region).inspect())))
+    .filter((i) => i.standby.reachable && i.standby.inRecovery === false)
+    .map((i) => `${i.standby.region} (${i.standby.host}:${i.standby.port})`);
+  if (writable.length === 0) return;
+  throw ApplicationFailure.nonRetryable(
+    `${database} takes writes in ${writable.join(', ')}: that node is the primary now, not ${p.primary.region}; promoting ${p.standby.region} would leave it writable beside the new primary (two writable primaries). Nothing was changed`,
+    FailureType.StandbyNotHealthy,
+  );
+}
+
 export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, DatabaseProvider> }) {
-  const provider = (database: string, towards: PromotionTarget = 'standby'): DatabaseProvider => {
+  const configured = (database: string): DatabaseProvider => {
     const p = deps.providers.get(database);
     if (!p) {
       throw ApplicationFailure.nonRetryable(
@@ -85,13 +122,50 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
         FailureType.UnknownDatabase,
       );
     }
-    return towards === 'primary' ? p.reversed() : p;
+    return p;
+  };
+  /** The database oriented for `towards`: its `standby` is the node the promotion makes the primary. */
+  const provider = (database: string, towards: PromotionTarget = 'standby'): DatabaseProvider => {
+    const p = configured(database);
+    const { becomes, region } = parsePromotionTarget(towards);
+    if (region === undefined) return becomes === 'primary' ? p.reversed() : p;
+    return becomes === 'standby' ? p.oriented(p.primary.region, region) : p.oriented(region, p.primary.region);
   };
 
   return {
-    /** Read-only: the target must be a standby in recovery (streaming, in planned mode). */
+    /**
+     * Read-only: reads every standby of the database (from the configured primary's side) and chooses the
+     * promotion target (contract/standby-choice.ts). The run promotes the target it returns, or none.
+     */
+    async chooseStandby({ database, mode }: { database: string; mode: PromotionMode }): Promise<StandbyChoice> {
+      const p = configured(database);
+      const standbys = p.nodes.filter((n) => n.region !== p.primary.region);
+      const inspections = await Promise.all(standbys.map((n) => p.oriented(p.primary.region, n.region).inspect()));
+      const readings = inspections.map((i, priority): StandbyReading => ({
+        region: i.standby.region, host: i.standby.host, port: i.standby.port, priority, reachable: i.standby.reachable,
+        inRecovery: i.standby.inRecovery, streaming: i.standby.streaming, receiveLsn: i.standby.receiveLsn, replayLsn: i.standby.replayLsn, error: i.standby.error,
+      }));
+      const primaryLsn = inspections.find((i) => i.primary.currentLsn !== undefined)?.primary.currentLsn;
+      const choice = chooseStandby(readings, { mode, primaryLsn, residency: p.residency, database });
+      log.info('standby chosen', { database, target: choice.target, reason: choice.reason });
+      return choice;
+    },
+
+    /** Read-only: the regions of the database's nodes that take writes now (answering and not in recovery). */
+    async writableNodes({ database }: { database: string }): Promise<string[]> {
+      const p = configured(database);
+      const inspections = await Promise.all(p.nodes.filter((n) => n.region !== p.primary.region).map((n) => p.oriented(p.primary.region, n.region).inspect()));
+      const primaryWritable = inspections[0]?.primary.reachable === true && inspections[0].primary.currentLsn !== undefined;
+      return [...(primaryWritable ? [p.primary.region] : []), ...inspections.filter((i) => i.standby.reachable && i.standby.inRecovery === false).map((i) => i.standby.region)];
+    },
+
+    /** Read-only: the target must be a standby in recovery (streaming, in planned mode) in a region the residency rules allow. */
     async preflightPromotion({ database, mode, towards }: { database: string; mode: PromotionMode; towards?: PromotionTarget }): Promise<ReplicationInspection> {
-      const inspection = await provider(database, towards).inspect();
+      const p = provider(database, towards);
+      const denied = residencyRefusal(p.residency, p.standby.region);
+      if (denied) throw ApplicationFailure.nonRetryable(`${database} is not promoted in ${p.standby.region}: ${denied}`, FailureType.ResidencyDenied);
+      const inspection = await p.inspect();
+      await refuseOtherWritable(p, database);
       const refusal = refusePromotion(inspection, database, mode);
       if (refusal) throw refusal.retryable ? ApplicationFailure.retryable(refusal.message, refusal.type) : ApplicationFailure.nonRetryable(refusal.message, refusal.type);
       log.info('preflight passed', { database, mode, lagBytes: inspection.lagBytes, lagSeconds: inspection.lagSeconds });
@@ -220,6 +294,18 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
 
     async verifyWrite({ database, runId, towards }: { database: string; runId: string; towards?: PromotionTarget }): Promise<WriteCheck> {
       return provider(database, towards).verifyWrite(runId);
+    },
+
+    /** After a promotion: the other standbys re-pointed to stream from the new primary, so the database is protected again. */
+    async followNewPrimary({ database, towards }: { database: string; towards?: PromotionTarget }): Promise<FollowOutcome[]> {
+      const timer = setInterval(() => heartbeat(), HEARTBEAT_MS);
+      try {
+        const outcomes = await provider(database, towards).followNewPrimary();
+        log.info('standbys re-pointed', { database, following: outcomes.filter((o) => o.following).map((o) => o.node.region), not: outcomes.filter((o) => !o.following).map((o) => o.node.region) });
+        return outcomes;
+      } finally {
+        clearInterval(timer);
+      }
     },
 
     /** Rebuilds the old primary as a streaming standby of the promoted node (`towards: 'primary'` swaps the configured roles). */

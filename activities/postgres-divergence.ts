@@ -49,7 +49,8 @@ import { FailureType } from '../contract/failures';
 import { withPgSession } from '../lib/pg';
 import { freePort, isAlive, run } from '../lib/processes';
 import type { DivergenceProvider, WorkControl } from './divergence';
-import { lsnToBigInt, type NodeLocations, type PostgresCredentials } from './postgres';
+import { lsnToBigInt } from '../contract/lsn';
+import type { NodeLocations, PostgresCredentials } from './postgres';
 import { asOwner, clusterOwner, clusterPid, ownerCommand, startCluster, stopCluster, type ClusterLocation } from './postgres-host';
 
 const CONNECT_TIMEOUT_MS = 3000;

@@ -16,7 +16,9 @@ import type {
   WriteCheck,
 } from '../contract/database';
 import { FailureType } from '../contract/failures';
-import type { DatabaseProvider, RebuildOutcome } from './database';
+import { lsnToBigInt } from '../contract/lsn';
+import type { DatabaseProvider, FollowOutcome, RebuildOutcome } from './database';
+import { addressFrom } from '../config/load';
 import { asOwner, clusterOwner, clusterPid, prepareDir, startCluster, stopCluster, type ClusterLocation } from './postgres-host';
 import { clearFenceMarker, controlData, fenceByShutdown, fenceOwner, isFencedHere, liftShutdownFence, prepareForRewind } from './postgres-fence';
 import { log } from '@temporalio/activity';
@@ -33,12 +35,6 @@ export interface PostgresCredentials {
 const CONNECT_TIMEOUT_MS = 3000;
 const STATEMENT_TIMEOUT_MS = 15000;
 
-/** `X/Y` hexadecimal LSN as a byte position. */
-export function lsnToBigInt(lsn: string): bigint {
-  const [hi, lo] = lsn.split('/');
-  if (hi === undefined || lo === undefined) throw new Error(`not an LSN: ${lsn}`);
-  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
-}
 
 /** Where each node's cluster lives, when this worker runs on that host (needed only to rebuild a node). */
 export interface NodeLocations {
@@ -46,14 +42,21 @@ export interface NodeLocations {
   standby?: ClusterLocation;
 }
 
+/** Where each node's cluster lives, by the node's region, when this worker runs on that host (needed to fence and rebuild a node). */
+export type NodeLocationsByRegion = Readonly<Record<string, ClusterLocation | undefined>>;
+
 /**
  * A provider for one database in one orientation: `standby` is the node to
- * promote, `primary` the old primary. `reversed()` swaps them, for failback.
+ * promote, `primary` the old primary, `spec.standbys` the other nodes (they
+ * follow the new primary after a promotion). `reversed()` swaps primary and
+ * standby, for failback; `oriented()` picks any pair of the database's nodes.
  */
-export function createPostgresProvider(name: string, spec: PostgresDatabaseConfig, credentials: PostgresCredentials, locations: NodeLocations = {}): DatabaseProvider {
+export function createPostgresProvider(name: string, spec: PostgresDatabaseConfig, credentials: PostgresCredentials, locations: NodeLocationsByRegion = {}): DatabaseProvider {
   const endpoint = (node: PostgresDatabaseConfig['primary']): NodeEndpoint => ({ region: node.region, host: node.host, port: node.port });
   const primary = endpoint(spec.primary);
   const standby = endpoint(spec.standby);
+  const at = (node: NodeEndpoint): ClusterLocation | undefined => locations[node.region];
+  const slotOf = (node: PostgresDatabaseConfig['primary']): string => node.slot ?? spec.slot;
 
   async function withNode<T>(node: NodeEndpoint, work: (client: Client) => Promise<T>): Promise<T> {
     const config: ClientConfig = {
@@ -99,7 +102,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
     const other = await tryNode(standby, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r);
     if (!other.ok) return;
     const mine = await timelineOf(primary, location);
-    const theirs = await timelineOf(standby, locations.standby);
+    const theirs = await timelineOf(standby, at(standby));
     const refuse = (why: string) => ApplicationFailure.nonRetryable(`refusing to fence ${where(primary)}: ${why}; it is not the primary the promotion replaced`, FailureType.FenceRefused);
     if (other.value === true && writable) throw refuse(`${where(standby)} is still a standby (in recovery) while this node takes writes`);
     if (mine !== undefined && theirs !== undefined && mine >= theirs && (writable || other.value === false)) {
@@ -107,17 +110,74 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
     }
   };
 
+  /**
+   * Makes `node`, a standby of the old primary, stream from this orientation's `standby` (the new primary)
+   * through its own slot: primary_conninfo and primary_slot_name by ALTER SYSTEM and a reload (the WAL
+   * receiver restarts; recovery_target_timeline 'latest' follows the new timeline). A node that takes writes
+   * or does not answer is left alone and reported; one whose WAL went past the new primary's cannot follow
+   * and is reported for a rebuild. Idempotent.
+   */
+  const follow = async (node: NodeEndpoint, slot: string, config: PostgresDatabaseConfig['primary']): Promise<FollowOutcome> => {
+    const base = { node, source: standby, slot };
+    const receiver = (n: NodeEndpoint) => tryNode(n, async (c) => (await c.query<{ r: boolean; status: string | null; port: number | null }>(
+      'SELECT pg_is_in_recovery() AS r, (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status, (SELECT sender_port FROM pg_stat_wal_receiver LIMIT 1) AS port',
+    )).rows[0]);
+    const before = await receiver(node);
+    if (!before.ok) return { ...base, following: false, reason: `${where(node)} does not answer (${before.error}): not re-pointed; it must be re-pointed or rebuilt before it protects ${name} again` };
+    if (before.value?.r !== true) return { ...base, following: false, reason: `${where(node)} takes writes (not in recovery): left alone; two writable nodes, fence it` };
+    const source = addressFrom(spec.standby, config.region);
+    if (before.value.status === 'streaming' && before.value.port === source.port) return { ...base, following: true, method: 'already streaming from the new primary' };
+    await withNode(standby, async (c) => {
+      const exists = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      if (exists.rowCount === 0) await c.query('SELECT pg_create_physical_replication_slot($1)', [slot]);
+    });
+    const conninfo = `host=${source.host} port=${source.port} user=${credentials.user} application_name=lifeboat`;
+    await withNode(node, async (c) => {
+      await c.query(`ALTER SYSTEM SET primary_conninfo = ${literal(conninfo)}`);
+      await c.query(`ALTER SYSTEM SET primary_slot_name = ${literal(slot)}`);
+      await c.query('SELECT pg_reload_conf()');
+    });
+    try {
+      await waitFor(`${where(node)} to stream from ${where(standby)}`, async () => {
+        const now = await receiver(node);
+        return now.ok && now.value?.status === 'streaming' && now.value.port === source.port ? true : undefined;
+      }, FOLLOW_TIMEOUT_MS, 250);
+    } catch {
+      return { ...base, following: false, reason: `${where(node)} was re-pointed at ${where(standby)} but does not stream from it within ${FOLLOW_TIMEOUT_MS / 1000}s: its WAL may have gone past the new primary's (diverged); rebuild it as a standby of the new primary` };
+    }
+    return { ...base, following: true, method: `re-pointed (primary_conninfo ${source.host}:${source.port}, slot ${slot}) and streaming` };
+  };
+
   return {
     name,
     primary,
     standby,
 
+    nodes: [spec.primary, spec.standby, ...spec.standbys].map(endpoint),
+    residency: spec.residency,
+
     reversed(): DatabaseProvider {
-      return createPostgresProvider(name, { ...spec, primary: spec.standby, standby: spec.primary }, credentials, { primary: locations.standby, standby: locations.primary });
+      return createPostgresProvider(name, { ...spec, primary: spec.standby, standby: spec.primary }, credentials, locations);
+    },
+
+    oriented(primaryRegion: string, standbyRegion: string): DatabaseProvider {
+      const all = [spec.primary, spec.standby, ...spec.standbys];
+      const find = (region: string) => {
+        const n = all.find((x) => x.region === region);
+        if (!n) throw ApplicationFailure.nonRetryable(`database ${name} has no node in region '${region}' (its nodes are in ${all.map((x) => x.region).join(', ')})`, FailureType.NotConfigured);
+        return n;
+      };
+      const [p, s] = [find(primaryRegion), find(standbyRegion)];
+      if (p === s) throw ApplicationFailure.nonRetryable(`${name}: a promotion needs two nodes, not ${primaryRegion} twice`, FailureType.NotConfigured);
+      return createPostgresProvider(name, { ...spec, primary: p, standby: s, standbys: all.filter((x) => x !== p && x !== s) }, credentials, locations);
+    },
+
+    async followNewPrimary(): Promise<FollowOutcome[]> {
+      return Promise.all(spec.standbys.map((node) => follow(endpoint(node), slotOf(node), node)));
     },
 
     async rebuildOldPrimary(): Promise<RebuildOutcome> {
-      const location = locations.primary;
+      const location = at(primary);
       if (!location) {
         throw ApplicationFailure.nonRetryable(`rebuilding ${where(primary)} as a standby needs its data directory on this worker's host (databases.${name}.<node>.dataDir)`, FailureType.NotConfigured);
       }
@@ -137,8 +197,8 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       if (existsSync(path.join(location.dataDir, 'PG_VERSION'))) standbySignal();
       await withNode(standby, async (c) => {
         await c.query('CHECKPOINT'); // pg_rewind reads the source's control file: make the new timeline visible there
-        const slot = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [spec.slot]);
-        if (slot.rowCount === 0) await c.query('SELECT pg_create_physical_replication_slot($1)', [spec.slot]);
+        const slot = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slotOf(spec.primary)]);
+        if (slot.rowCount === 0) await c.query('SELECT pg_create_physical_replication_slot($1)', [slotOf(spec.primary)]);
       });
       const env = credentials.password ? { PGPASSWORD: credentials.password } : undefined;
       const sourceConn = `host=${standby.host} port=${standby.port} user=${credentials.user} dbname=postgres`;
@@ -161,12 +221,12 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         // The copy keeps its standby.signal: started by hand, it comes back read-only.
         if (existsSync(location.dataDir)) renameSync(location.dataDir, `${location.dataDir}.lifeboat-${new Date().toISOString().replace(/[:.]/g, '-')}`);
         prepareDir(location.dataDir);
-        await asOwner('pg_basebackup', ['-h', standby.host, '-p', String(standby.port), '-U', credentials.user, '-D', location.dataDir, '-X', 'stream', '-S', spec.slot, '--checkpoint=fast'], env);
+        await asOwner('pg_basebackup', ['-h', standby.host, '-p', String(standby.port), '-U', credentials.user, '-D', location.dataDir, '-X', 'stream', '-S', slotOf(spec.primary), '--checkpoint=fast'], env);
         standbySignal(); // a full copy of the primary: read-only from the moment it exists
       }
       // pg_rewind and pg_basebackup copy the source's configuration: give the node back its own port and make it follow the source.
       writeOwned(path.join(location.dataDir, 'postgresql.conf'), `\n# --- Lifeboat: rebuilt as a standby of ${standby.region} ---\nport = ${primary.port}\nlisten_addresses = '${primary.host}'\n`, 'append');
-      writeOwned(path.join(location.dataDir, 'postgresql.auto.conf'), `# Written by Lifeboat when rebuilding this node as a standby.\nprimary_conninfo = 'host=${standby.host} port=${standby.port} user=${credentials.user} application_name=lifeboat'\nprimary_slot_name = '${spec.slot}'\n`, 'replace');
+      writeOwned(path.join(location.dataDir, 'postgresql.auto.conf'), `# Written by Lifeboat when rebuilding this node as a standby.\nprimary_conninfo = 'host=${standby.host} port=${standby.port} user=${credentials.user} application_name=lifeboat'\nprimary_slot_name = '${slotOf(spec.primary)}'\n`, 'replace');
       standbySignal();
       clearFenceMarker(location);
       await startCluster(location);
@@ -195,7 +255,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
                   current_setting('default_transaction_read_only') AS read_only,
                   (SELECT EXTRACT(EPOCH FROM max(r.replay_lag))::float8 FROM pg_stat_replication r
                     WHERE r.pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1::text)) AS replay_lag`,
-          [spec.slot],
+          [slotOf(spec.standby)],
         );
         return r.rows[0];
       });
@@ -235,7 +295,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
     },
 
     async fencePrimary(required: boolean, owner?: string, supersededOnly = false): Promise<FenceResult> {
-      const location = locations.primary;
+      const location = at(primary);
       if (!location) {
         throw ApplicationFailure.nonRetryable(
           `fencing ${where(primary)} shuts it down on its own host: run a worker of region ${primary.region} there ('lifeboat worker --region ${primary.region}') with databases.${name}.<node>.dataDir`,
@@ -297,7 +357,14 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       if (other.value?.r === false) {
         throw ApplicationFailure.nonRetryable(`refusing to unfence ${where(primary)}: ${where(standby)} has left recovery (it is a primary); re-opening writes would make two writable primaries`, FailureType.UnfenceRefused);
       }
-      const location = locations.primary;
+      // The further standbys: one that takes writes (promoted by hand, or by another tool) blocks the undo too.
+      for (const follower of spec.standbys.map(endpoint)) {
+        const state = await tryNode(follower, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r);
+        if (state.ok && state.value === false) {
+          throw ApplicationFailure.nonRetryable(`refusing to unfence ${where(primary)}: ${where(follower)} takes writes (not in recovery); re-opening writes would make two writable primaries`, FailureType.UnfenceRefused);
+        }
+      }
+      const location = at(primary);
       const fencedBy = location ? fenceOwner(location) : undefined;
       if (location && fencedBy !== undefined && fencedBy !== owner) {
         log.info('the fence belongs to another run: left in place', { database: name, fencedBy, owner });
@@ -398,6 +465,14 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
       });
     },
   };
+}
+
+/** How long a re-pointed standby may take to stream from the new primary. */
+const FOLLOW_TIMEOUT_MS = 30_000;
+
+/** A SQL string literal (ALTER SYSTEM takes no parameters). */
+function literal(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
 }
 
 /** Writes a file in a data directory, owned by the cluster's OS user. */

@@ -7,7 +7,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
-import { addressFrom, postgresDatabase, serviceUrlFrom, type LoadedConfig } from '../config/load';
+import { addressFrom, databaseNodes, postgresDatabase, serviceUrlFrom, type LoadedConfig, type PostgresNodeConfig } from '../config/load';
 import { FailureType } from '../contract/failures';
 import { SPLIT_BRAIN, type ProbeResult, type QuorumRules, type SentinelStatus, type SentinelTarget, type SentinelTrigger } from '../contract/sentinel';
 import { withPgSession } from '../lib/pg';
@@ -108,9 +108,9 @@ export function sentinelRules(loaded: LoadedConfig, target: SentinelTarget): Sen
 type Seen = Pick<ProbeResult, 'verdict' | 'detail'>;
 
 /** One node as `from` reaches it: writable, in recovery, or not answering within the deadline. */
-async function probeNode(loaded: LoadedConfig, database: string, node: 'primary' | 'standby', from: string, timeoutMs: number): Promise<{ label: string; writable: boolean; answer: string }> {
+async function probeNode(loaded: LoadedConfig, database: string, n: PostgresNodeConfig, from: string, timeoutMs: number): Promise<{ label: string; writable: boolean; answer: string }> {
   const spec = postgresDatabase(loaded.config, database);
-  const n = spec[node];
+  const node = n === spec.primary ? 'primary' : 'standby';
   const address = addressFrom(n, from);
   const label = `${node} ${n.region} ${n.host}:${n.port}${address.link ? ` (via ${address.link})` : ''}`;
   const started = Date.now();
@@ -131,7 +131,7 @@ async function probeNode(loaded: LoadedConfig, database: string, node: 'primary'
 
 /** Healthy while a writable primary answers from this region (the standby once promoted counts: it is the primary). */
 async function probeDatabase(loaded: LoadedConfig, database: string, from: string, timeoutMs: number): Promise<Seen> {
-  const nodes = await Promise.all((['primary', 'standby'] as const).map((node) => probeNode(loaded, database, node, from, timeoutMs)));
+  const nodes = await Promise.all(databaseNodes(postgresDatabase(loaded.config, database)).map((node) => probeNode(loaded, database, node, from, timeoutMs)));
   const writable = nodes.filter((n) => n.writable);
   const detail = nodes.map((n) => `${n.label}: ${n.answer}`).join('; ');
   if (writable.length > 1) return { verdict: 'healthy', detail: `${SPLIT_BRAIN} (split brain, not a lost primary): ${detail}` };
@@ -153,7 +153,7 @@ async function probeRegion(loaded: LoadedConfig, region: string, from: string, t
   const nodes: Array<{ label: string; writable: boolean; answer: string }> = [];
   for (const [name, db] of Object.entries(loaded.config.databases)) {
     if (db.provider !== 'postgres') continue;
-    for (const node of ['primary', 'standby'] as const) if (db[node].region === region) nodes.push({ ...(await probeNode(loaded, name, node, from, timeoutMs)), label: `${name} ${node}` });
+    for (const node of databaseNodes(db)) if (node.region === region) nodes.push({ ...(await probeNode(loaded, name, node, from, timeoutMs)), label: `${name} ${node === db.primary ? 'primary' : 'standby'}` });
   }
   const answering = nodes.filter((n) => !n.answer.startsWith('failed'));
   const detail = [service, ...nodes.map((n) => `${n.label}: ${n.answer}`)].join('; ');

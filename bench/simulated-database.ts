@@ -7,7 +7,7 @@
  * primary), as if the lab were rebuilt between runs, so runs can repeat.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { DatabaseProvider, RebuildOutcome } from '../activities/database';
+import type { DatabaseProvider, FollowOutcome, RebuildOutcome } from '../activities/database';
 import type { FenceResult, NodeEndpoint, PromotionOutcome, ReplicationInspection, RpoMeasurement, WriteCheck } from '../contract/database';
 
 export class SimulatedDatabase implements DatabaseProvider {
@@ -72,6 +72,19 @@ export class SimulatedDatabase implements DatabaseProvider {
 
   reversed(): DatabaseProvider {
     return new SimulatedDatabase(this.name, this.latencyMs, this.standby, this.primary);
+  }
+
+  get nodes(): NodeEndpoint[] {
+    return [this.primary, this.standby];
+  }
+
+  oriented(primaryRegion: string): DatabaseProvider {
+    return primaryRegion === this.primary.region ? this : this.reversed();
+  }
+
+  async followNewPrimary(): Promise<FollowOutcome[]> {
+    await this.call('followNewPrimary');
+    return [];
   }
 
   async rebuildOldPrimary(): Promise<RebuildOutcome> {

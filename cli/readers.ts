@@ -19,7 +19,7 @@
  *   AWS_ACCESS_KEY_ID...); a lab config uses the lab's stand-in keys.
  */
 import { Readable } from 'node:stream';
-import { postgresDatabases, type LoadedConfig } from '../config/load';
+import { databaseNodes, postgresDatabases, type LoadedConfig } from '../config/load';
 import type { BackupsConfig } from '../config/schema';
 import type { ReplicationInspection } from '../contract/database';
 import type { BackupProvider } from '../activities/backup';
@@ -138,7 +138,7 @@ export function buildCliReaders(loaded: LoadedConfig, env: NodeJS.ProcessEnv = p
     const scratch = config.backups?.scratch;
     if (spec.backup && stores && scratch) {
       // Only its listing is used: no password for the dump, the restore or the scratch server.
-      backups.set(name, createPostgresBackupProvider(name, { database: spec.database, user: credentials.user, nodes: [spec.primary, spec.standby], stores, scratch: { host: scratch.host, port: scratch.port, user: scratch.user } }));
+      backups.set(name, createPostgresBackupProvider(name, { database: spec.database, user: credentials.user, nodes: databaseNodes(spec), stores, scratch: { host: scratch.host, port: scratch.port, user: scratch.user } }));
     }
   }
   for (const [name, spec] of Object.entries(config.databases)) {

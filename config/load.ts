@@ -93,12 +93,30 @@ export function standbyRegion(spec: LifeboatConfig['databases'][string]): string
   return spec.provider === 'postgres' ? spec.standby.region : spec.replica.region;
 }
 
-/** Where a database node's cluster lives on this host: its configured dataDir, else the lab's layout. */
 /** The regions of the self-managed database nodes: each has a host worker (`lifeboat worker --region`). */
 export function nodeRegions(loaded: LoadedConfig): string[] {
   const regions = new Set<string>();
-  for (const [, db] of postgresDatabases(loaded.config)) regions.add(db.primary.region).add(db.standby.region);
+  for (const [, db] of postgresDatabases(loaded.config)) for (const n of databaseNodes(db)) regions.add(n.region);
   return [...regions].sort();
+}
+
+export type PostgresNodeConfig = PostgresDatabaseConfig['primary'];
+
+/** Every node of a self-managed database: the primary, the standby, then the further standbys (their order is their priority). */
+export function databaseNodes(spec: PostgresDatabaseConfig): PostgresNodeConfig[] {
+  return [spec.primary, spec.standby, ...spec.standbys];
+}
+
+/** The node of a database in `region` (one per region); a clear error when there is none. */
+export function nodeIn(spec: PostgresDatabaseConfig, region: string, database = spec.database): PostgresNodeConfig {
+  const found = databaseNodes(spec).find((n) => n.region === region);
+  if (!found) throw new Error(`database ${database} has no node in region '${region}' (its nodes are in ${databaseNodes(spec).map((n) => n.region).join(', ')})`);
+  return found;
+}
+
+/** The slot a node streams through while it is a standby. */
+export function slotOf(spec: PostgresDatabaseConfig, node: PostgresNodeConfig): string {
+  return node.slot ?? spec.slot;
 }
 
 /** The regions that run a host worker: every database node's, and every region the sentinels probe from (a witness region may have no node). */
@@ -106,8 +124,10 @@ export function workerRegions(loaded: LoadedConfig): string[] {
   return [...new Set([...nodeRegions(loaded), ...(loaded.config.sentinels?.regions ?? [])])].sort();
 }
 
-export function clusterLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby'): { dataDir: string; logFile: string } {
-  const n = postgresDatabase(loaded.config, database)[node];
+/** Where a database node's cluster lives on this host: its configured dataDir, else the lab's layout. `node`: a role, or the region of one of the database's nodes. */
+export function clusterLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby' | string): { dataDir: string; logFile: string } {
+  const spec = postgresDatabase(loaded.config, database);
+  const n = node === 'primary' || node === 'standby' ? spec[node] : nodeIn(spec, node, database);
   return {
     dataDir: n.dataDir ? path.resolve(path.dirname(loaded.file), n.dataDir) : path.join(loaded.stateDir, 'pg', `${database}-${n.region}`),
     logFile: path.join(loaded.stateDir, 'logs', `${database}-${n.region}.log`),

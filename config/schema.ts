@@ -46,6 +46,15 @@ const node = z.strictObject({
   via,
   /** This node's data directory when the worker runs on its host (needed to rebuild it as a standby: failback). Relative to the config file; the lab's default is <stateDir>/pg/<db>-<region>. */
   dataDir: z.string().optional(),
+  /** The replication slot this node streams through while it is a standby (absent: the database's `slot`). */
+  slot: z.string().regex(/^[a-z0-9_]{1,63}$/, 'a replication slot name: lowercase letters, digits and underscores').optional(),
+});
+
+/** Regions a database may (allow) and may not (deny) be promoted in, such as data residency rules. */
+const residency = z.strictObject({
+  /** Only these regions (absent: any region with a node). */
+  allow: z.array(name).min(1).optional(),
+  deny: z.array(name).default([]),
 });
 
 /** A read-only query a restore test runs against the restored data. */
@@ -72,8 +81,15 @@ const postgresDatabase = z.strictObject({
   passwordEnv: z.string().optional(),
   primary: node,
   standby: node,
-  /** Replication slot the standby streams through (one cluster pair per database). */
+  /**
+   * Further standbys, each in its own region and streaming through its own slot. A promotion chooses its
+   * target among `standby` and these: streaming (planned) and allowed by `residency`, least WAL behind first,
+   * then this order (`standby` first). After a promotion the others follow the new primary.
+   */
+  standbys: z.array(node).default([]),
+  /** Replication slot the standby streams through (a node's own `slot` overrides it). */
   slot: name.default('lifeboat_standby'),
+  residency: residency.optional(),
   rpoTargetSeconds: z.number().min(0, 'must be 0 or a positive number of seconds'),
   tier: z.number().int().min(1).max(3).default(1),
   backup: databaseBackup.optional(),
@@ -295,21 +311,60 @@ const sentinels = z.strictObject({
  * pg_promote() promotes a whole PostgreSQL server, every database on it: two entries on one server
  * (host and port) would be promoted together by a run that holds only one of them.
  */
-function oneServerPerDatabase(databases: Record<string, { provider: string; primary?: unknown; standby?: unknown }>, ctx: z.RefinementCtx): void {
+function oneServerPerDatabase(databases: Record<string, { provider: string; primary?: unknown; standby?: unknown; standbys?: unknown }>, ctx: z.RefinementCtx): void {
   const seen = new Map<string, string>();
   for (const [db, spec] of Object.entries(databases)) {
     if (spec.provider !== 'postgres') continue;
-    for (const role of ['primary', 'standby'] as const) {
-      const node = spec[role] as { host: string; port: number };
+    const nodes: Array<[PropertyKey[], { host: string; port: number }]> = [
+      [['primary'], spec.primary as { host: string; port: number }],
+      [['standby'], spec.standby as { host: string; port: number }],
+      ...((spec.standbys ?? []) as Array<{ host: string; port: number }>).map((n, i): [PropertyKey[], { host: string; port: number }] => [['standbys', i], n]),
+    ];
+    for (const [where, node] of nodes) {
+      const role = where.join('.');
       const key = `${node.host}:${node.port}`;
       const first = seen.get(key);
       if (first !== undefined && !first.startsWith(`${db}.`)) {
         ctx.addIssue({
           code: 'custom',
-          path: [db, role],
+          path: [db, ...where],
           message: `${key} is the same PostgreSQL server as databases.${first}: pg_promote promotes a whole server, so both would be promoted together; give each database entry its own server (one entry per server)`,
         });
       } else if (first === undefined) seen.set(key, `${db}.${role}`);
+    }
+  }
+}
+
+/**
+ * Several standbys: every node in its own region (a region holds one node of a database, so a node is named
+ * by its region), on its own server, streaming through its own slot (two standbys of one primary cannot share
+ * one); residency names regions that have a node.
+ */
+function checkStandbys(db: string, spec: z.infer<typeof postgresDatabase>, ctx: z.RefinementCtx): void {
+  const nodes: Array<[PropertyKey[], z.infer<typeof node>]> = [[['primary'], spec.primary], [['standby'], spec.standby], ...spec.standbys.map((n, i): [PropertyKey[], z.infer<typeof node>] => [['standbys', i], n])];
+  const regions = new Map<string, string>();
+  const servers = new Map<string, string>();
+  const slots = new Map<string, string>();
+  for (const [index, [where, n]] of nodes.entries()) {
+    const at = where.join('.');
+    const slot = n.slot ?? spec.slot;
+    for (const [seen, key, field, what] of [
+      [regions, n.region, 'region', `region ${n.region} already has ${db}'s node`],
+      [servers, `${n.host}:${n.port}`, 'port', `${n.host}:${n.port} is already ${db}'s node`],
+      // The primary never streams while it is the primary; as a standby again (failback) it needs its own slot too.
+      [slots, slot, 'slot', `slot ${slot} is already the slot of ${db}'s node`],
+    ] as const) {
+      const first = seen.get(key);
+      // Primary against standby is checked above; slots matter only once a third node exists.
+      const checked = field === 'slot' ? spec.standbys.length > 0 : index >= 2;
+      if (first !== undefined && checked) {
+        ctx.addIssue({ code: 'custom', path: ['databases', db, ...where, field], message: `${what} ${first}: ${field === 'slot' ? 'give each node its own slot (a node\'s slot:)' : field === 'region' ? 'one node of a database per region' : 'every node is its own server'}` });
+      } else if (first === undefined) seen.set(key, at);
+    }
+  }
+  for (const field of ['allow', 'deny'] as const) {
+    for (const [i, region] of (spec.residency?.[field] ?? []).entries()) {
+      if (!regions.has(region)) ctx.addIssue({ code: 'custom', path: ['databases', db, 'residency', field, i], message: `no node of ${db} is in region '${region}' (its nodes are in ${[...regions.keys()].join(', ')})` });
     }
   }
 }
@@ -463,6 +518,7 @@ export const configSchema = z
       if (spec.primary.host === spec.standby.host && spec.primary.port === spec.standby.port) {
         ctx.addIssue({ code: 'custom', path: ['databases', db, 'standby', 'port'], message: 'primary and standby must be different servers' });
       }
+      checkStandbys(db, spec, ctx);
     }
     for (const who of config.notifications.onCall) {
       const person = Object.hasOwn(config.people, who) ? config.people[who] : undefined;

@@ -8,6 +8,23 @@ export interface NodeEndpoint {
   port: number;
 }
 
+/**
+ * Which node a promotion makes the primary. `standby`: the configured standby (failover); `primary`: the
+ * configured primary, replacing the standby (failback); `standby:<region>`: the standby in that region;
+ * `primary:<region>`: the configured primary, replacing the node in that region (a failback after a
+ * promotion chose a further standby). A region holds one node of a database, so a region names a node.
+ */
+export type PromotionTarget = 'standby' | 'primary' | `standby:${string}` | `primary:${string}`;
+
+/** The promotion target as the pair of nodes it orients: `promote` becomes the primary, `replace` is the node it replaces. */
+export function parsePromotionTarget(target: PromotionTarget | undefined): { becomes: 'standby' | 'primary'; region?: string } {
+  if (target === undefined || target === 'standby') return { becomes: 'standby' };
+  if (target === 'primary') return { becomes: 'primary' };
+  const [becomes, region] = [target.slice(0, target.indexOf(':')), target.slice(target.indexOf(':') + 1)];
+  if ((becomes !== 'standby' && becomes !== 'primary') || region === '') throw new Error(`not a promotion target: '${target}' (standby, primary, standby:<region> or primary:<region>)`);
+  return { becomes, region };
+}
+
 export interface ReplicationInspection {
   database: string;
   standby: NodeEndpoint & {
@@ -62,8 +79,8 @@ export interface RpoMeasurement {
 /** Input of the read-only `measureReplication` activity (a parent run, before its gate). */
 export interface MeasureReplicationInput {
   database: string;
-  /** Which configured node would be promoted: `standby` (evacuation) or `primary` (failback). */
-  towards?: 'standby' | 'primary';
+  /** Which node would be promoted: the standby (evacuation) or the configured primary (failback); see PromotionTarget. */
+  towards?: PromotionTarget;
   /** ISO detection time, for the upper bound when the old primary does not answer. */
   detectedAt: string;
 }
@@ -80,7 +97,7 @@ export interface ReplicationReading {
 /** Input of the read-only `confirmStreaming` activity: a planned promotion checks again before it promotes. */
 export interface ConfirmStreamingInput {
   database: string;
-  towards?: 'standby' | 'primary';
+  towards?: PromotionTarget;
   /** When the check runs, for the message: e.g. "after catch-up", "right before promotion". */
   stage: string;
 }

@@ -4,6 +4,8 @@
  * cannot race.
  */
 import type { GatePolicy, RtoPolicy, RunContext } from './runbook';
+import type { PromotionTarget } from './database';
+import type { StandbyCandidate } from './standby-choice';
 import type { PreApproval } from './governance';
 import type { TargetRef } from './holds';
 import type { RtoOutcome, RunOutcome } from './outcome';
@@ -17,11 +19,12 @@ export type PromotionMode = 'planned' | 'unplanned';
 /** The runbook's steps in order; the docs and the status are built from this list. */
 export const dbPromotionPlan = {
   steps: [
-    { id: 'preflight', title: 'Preflight: the target is a healthy standby; measure replication lag' },
+    { id: 'preflight', title: 'Preflight: choose the standby (answering, in recovery, allowed by residency, streaming when planned; least WAL behind, then configured order); it is healthy; measure replication lag' },
     { id: 'fence-primary', title: 'Fence the old primary (read-only) if reachable', undo: 'unfence the old primary (registered before the fence runs)' },
     { id: 'catch-up', title: 'Planned: wait for the standby to replay the primary’s last LSN; unplanned: record the lag as RPO' },
     { id: 'promote', title: 'Promote the standby (pg_promote)', irreversible: true },
     { id: 'verify-write', title: 'Verify a write on the new primary' },
+    { id: 'follow-new-primary', title: 'Re-point the other standbys at the new primary (each through its own slot); one that cannot follow is reported' },
     // The id is older than the step's job (the kernel records the RTO, RPO and evidence): operators' step budgets and recorded runs name it, so it stays.
     { id: 'record-evidence', title: 'Final notification with the measured RTO and RPO' },
   ],
@@ -51,8 +54,11 @@ export interface DbPromotionInput {
   mode: PromotionMode;
   run: RunContext;
   policy: DbPromotionPolicy;
-  /** Which configured node becomes the primary: `standby` (failover, the default) or `primary` (failback). */
-  towards?: 'standby' | 'primary';
+  /**
+   * Which node becomes the primary (see PromotionTarget). Absent: the run chooses among the standbys (streaming
+   * and allowed, least WAL behind, then configured order); `primary` or `primary:<region>`: failback.
+   */
+  towards?: PromotionTarget;
   /** Set by a parent run (an evacuation) whose own gate already approved the promotion; checked with that parent at admission. */
   preApproved?: PreApproval;
 }
@@ -69,6 +75,10 @@ export interface DbPromotionResult extends RunOutcome {
   fence?: { fenced: true; method: string } | { fenced: false; reason: string };
   /** The return watch left to fence the old primary when its region answers again (only when it was unreachable). */
   returnWatch?: string;
+  /** With several standbys: which one was promoted and why, and what every standby held (contract/standby-choice.ts). */
+  choice?: { reason: string; candidates: StandbyCandidate[] };
+  /** With several standbys: whether each other standby follows the new primary. */
+  followers?: Array<{ region: string; following: boolean; method?: string; reason?: string }>;
   rto: RtoOutcome;
   /**
    * Judged by contract/rpo.ts: bytes of WAL not replayed first; a figure not measured is

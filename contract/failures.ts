@@ -50,5 +50,7 @@ export const FailureType = {
   StepFailed: 'StepFailed',
   /** The run was refused at its start by the worker's policy (an unsigned or forged start, a widened policy, a forged pre-approval); nothing was changed. */
   RunRefused: 'RunRefused',
+  /** No node of the database is in a region its residency rules allow: nothing is promoted. */
+  ResidencyDenied: 'ResidencyDenied',
 } as const;
 export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];

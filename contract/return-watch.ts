@@ -7,14 +7,14 @@
  * promotion) acts on a node that is not fenced.
  */
 import type { TargetRef } from './holds';
-import type { FenceResult } from './database';
+import type { FenceResult, PromotionTarget } from './database';
 
 export const RETURN_WATCH_WORKFLOW_TYPE = 'returnWatch' as const;
 
 /** What the watch does when the lost part answers again. */
 export type ReturnDuty =
   /** Fence `database`'s old primary (the node `towards` did not promote) on the worker of `region`. */
-  | { kind: 'fence'; database: string; region: string; towards: 'standby' | 'primary' }
+  | { kind: 'fence'; database: string; region: string; towards: PromotionTarget }
   /** Freeze risky writes of `region`'s service again. */
   | { kind: 'freeze'; region: string };
 

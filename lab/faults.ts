@@ -9,7 +9,7 @@
  * primary may have been replaced by a promotion, and bringing it back writable
  * would make two primaries; a failback brings it back, as a standby.
  */
-import { postgresDatabase, postgresDatabases, type LoadedConfig } from '../config/load';
+import { databaseNodes, postgresDatabase, postgresDatabases, type LoadedConfig } from '../config/load';
 import { isAlive } from '../lib/processes';
 import { isSuspended } from '../activities/postgres-host';
 import type { Lab } from './lab';
@@ -25,13 +25,22 @@ export interface FaultRecord {
 
 /** The node of `database` that takes writes now (after a promotion, the former standby), found live. */
 async function writableNode(lab: Lab, loaded: LoadedConfig, database: string): Promise<{ node: 'primary' | 'standby'; spec: ClusterSpec; region: string }> {
-  const clusters = lab.clusters(database);
-  const db = postgresDatabase(loaded.config, database);
-  for (const node of ['primary', 'standby'] as const) {
-    const live = await liveState(clusters[node]);
-    if (live.reachable && live.inRecovery === false) return { node, spec: clusters[node], region: db[node].region };
+  for (const n of labNodes(lab, loaded, database)) {
+    const live = await liveState(n.spec);
+    if (live.reachable && live.inRecovery === false) return n;
   }
   throw new Error(`database ${database} has no writable node answering now (nothing to kill or hang): see lifeboat lab status`);
+}
+
+/** Every node of a database in the lab: the configured primary, then its standbys. */
+function labNodes(lab: Lab, loaded: LoadedConfig, database: string): Array<{ node: 'primary' | 'standby'; spec: ClusterSpec; region: string }> {
+  const clusters = lab.clusters(database);
+  const db = postgresDatabase(loaded.config, database);
+  return [
+    { node: 'primary', spec: clusters.primary, region: db.primary.region },
+    { node: 'standby', spec: clusters.standby, region: db.standby.region },
+    ...clusters.standbys.map((s, i) => ({ node: 'standby' as const, spec: s.cluster, region: db.standbys[i]!.region })),
+  ];
 }
 
 function described(database: string, n: { node: string; spec: ClusterSpec; region: string }): string {
@@ -62,7 +71,7 @@ export async function hangDatabase(lab: Lab, loaded: LoadedConfig, database: str
 export async function killRegion(lab: Lab, loaded: LoadedConfig, region: string, servicePid: number | undefined): Promise<FaultRecord[]> {
   const records: FaultRecord[] = [];
   for (const [name, db] of postgresDatabases(loaded.config)) {
-    if (db.primary.region !== region && db.standby.region !== region) continue;
+    if (!databaseNodes(db).some((n) => n.region === region)) continue;
     const target = await writableNode(lab, loaded, name).catch(() => undefined);
     if (target?.region === region) records.push(await killDatabase(lab, loaded, name));
   }
@@ -78,13 +87,12 @@ export async function killRegion(lab: Lab, loaded: LoadedConfig, region: string,
 /** Continues every hung node of the lab's databases; returns what it continued. */
 export function continueHung(lab: Lab, loaded: LoadedConfig): FaultRecord[] {
   const records: FaultRecord[] = [];
-  for (const [name, db] of postgresDatabases(loaded.config)) {
-    const clusters = lab.clusters(name);
-    for (const node of ['primary', 'standby'] as const) {
-      const pid = clusterPid(clusters[node]);
+  for (const [name] of postgresDatabases(loaded.config)) {
+    for (const n of labNodes(lab, loaded, name)) {
+      const pid = clusterPid(n.spec);
       if (pid === undefined || !isSuspended(pid)) continue;
       process.kill(pid, 'SIGCONT');
-      records.push({ fault: 'continue', what: `${name} ${node} (${db[node].region}, ${clusters[node].host}:${clusters[node].port})`, pid, at: new Date().toISOString() });
+      records.push({ fault: 'continue', what: `${name} ${n.node} (${n.region}, ${n.spec.host}:${n.spec.port})`, pid, at: new Date().toISOString() });
     }
   }
   return records;

@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { clusterLocation, postgresDatabase, postgresDatabases, standbyRegion, workerRegions, type LoadedConfig } from '../config/load';
+import { clusterLocation, postgresDatabase, postgresDatabases, slotOf, standbyRegion, workerRegions, type LoadedConfig, type PostgresNodeConfig } from '../config/load';
 import type { PostgresDatabaseConfig } from '../config/schema';
 import {
   clusterPid,
@@ -73,7 +73,7 @@ export interface LabStatus {
   /** The backups' S3 server (versitygw) with its buckets, and the restore tests' scratch server. */
   backups?: { s3?: { endpoint: string; buckets: string[]; reachable: boolean }; scratch?: { host: string; port: number; reachable: boolean } };
   /** Roles read live: `primary` is the writable node, `standby` the node in recovery. */
-  databases: Record<string, { primary?: LabNodeStatus; standby?: LabNodeStatus; others: LabNodeStatus[] }>;
+  databases: Record<string, { primary?: LabNodeStatus; standby?: LabNodeStatus; standbys: LabNodeStatus[]; others: LabNodeStatus[] }>;
 }
 
 export interface LabUpOptions {
@@ -95,16 +95,27 @@ export class Lab {
     return this.loaded.stateDir;
   }
 
-  /** Both nodes of a database as cluster specs (data directory and log under the state dir). */
-  clusters(database: string): { primary: ClusterSpec; standby: ClusterSpec; slot: string } {
+  /** Every node of a database as cluster specs (data directory and log under the state dir); `standbys`: the further standbys with their slots. */
+  clusters(database: string): { primary: ClusterSpec; standby: ClusterSpec; slot: string; standbys: Array<{ cluster: ClusterSpec; slot: string }> } {
     const spec = this.database(database);
-    const cluster = (which: 'primary' | 'standby'): ClusterSpec => ({
+    const cluster = (node: PostgresNodeConfig): ClusterSpec => ({
       database: spec.database,
-      host: spec[which].host,
-      port: spec[which].port,
-      ...clusterLocation(this.loaded, database, which),
+      host: node.host,
+      port: node.port,
+      ...clusterLocation(this.loaded, database, node.region),
     });
-    return { primary: cluster('primary'), standby: cluster('standby'), slot: spec.slot };
+    return {
+      primary: cluster(spec.primary),
+      standby: cluster(spec.standby),
+      slot: slotOf(spec, spec.standby),
+      standbys: spec.standbys.map((n) => ({ cluster: cluster(n), slot: slotOf(spec, n) })),
+    };
+  }
+
+  /** Every node's cluster of a database, the further standbys first (stopped before the node they stream from). */
+  private allClusters(database: string): ClusterSpec[] {
+    const { primary, standby, standbys } = this.clusters(database);
+    return [...standbys.map((s) => s.cluster), standby, primary];
   }
 
   /** Idempotent: starts what is stopped, creates what is missing, leaves running parts alone. */
@@ -124,8 +135,7 @@ export class Lab {
   /** Stops everything the lab started, by pid. Data stays for the next `up`. */
   async down(log: (line: string) => void = () => undefined): Promise<void> {
     for (const name of this.pgNames()) {
-      const { primary, standby } = this.clusters(name);
-      for (const spec of [standby, primary]) {
+      for (const spec of this.allClusters(name)) {
         const pid = clusterPid(spec);
         if (pid) {
           log(`stopping PostgreSQL ${path.basename(spec.dataDir)} (pid ${pid})`);
@@ -161,8 +171,7 @@ export class Lab {
   async reset(options: Omit<LabUpOptions, 'temporal'> = {}): Promise<LabStatus> {
     const say = options.log ?? (() => undefined);
     for (const name of this.pgNames()) {
-      const { primary, standby } = this.clusters(name);
-      for (const spec of [standby, primary]) {
+      for (const spec of this.allClusters(name)) {
         await stopCluster(spec);
         removeCluster(spec);
       }
@@ -257,13 +266,13 @@ export class Lab {
     for (const [name, spec] of postgresDatabases(this.loaded.config)) {
       const clusters = this.clusters(name);
       const nodes: LabNodeStatus[] = [];
-      for (const [which, node] of [['primary', spec.primary], ['standby', spec.standby]] as const) {
+      for (const [which, node, cluster] of [['primary', spec.primary, clusters.primary], ['standby', spec.standby, clusters.standby], ...spec.standbys.map((n, i) => ['standby', n, clusters.standbys[i]!.cluster] as const)] as const) {
         const live = await liveState(node);
-        nodes.push({ node: which, region: node.region, host: node.host, port: node.port, pid: clusterPid(clusters[which]), ...live });
+        nodes.push({ node: which, region: node.region, host: node.host, port: node.port, pid: clusterPid(cluster), ...live });
       }
       const primary = nodes.find((n) => n.reachable && n.inRecovery === false && n.readOnly === false);
-      const standby = nodes.find((n) => n.reachable && n.inRecovery === true);
-      result.databases[name] = { primary, standby, others: nodes.filter((n) => n !== primary && n !== standby) };
+      const standbys = nodes.filter((n) => n.reachable && n.inRecovery === true);
+      result.databases[name] = { primary, standby: standbys[0], standbys, others: nodes.filter((n) => n !== primary && !standbys.includes(n)) };
     }
     return result;
   }
@@ -413,11 +422,12 @@ export class Lab {
   }
 
   private async upDatabase(name: string, seedRows: number, say: (line: string) => void): Promise<void> {
-    const { primary, standby, slot } = this.clusters(name);
+    const { primary, standby, slot, standbys } = this.clusters(name);
     if (!existsSync(path.join(primary.dataDir, 'PG_VERSION'))) {
       say(`creating ${name} primary on port ${primary.port}`);
       removeCluster(primary);
       removeCluster(standby);
+      for (const s of standbys) removeCluster(s.cluster);
       await initPrimary(primary);
       await startCluster(primary);
       await seedPrimary(primary, seedRows);
@@ -431,7 +441,15 @@ export class Lab {
     await startCluster(standby);
     const live = await liveState(standby);
     if (live.inRecovery) await waitForStreaming(standby);
-    say(`${name}: primary ${primary.host}:${primary.port}, standby ${standby.host}:${standby.port}`);
+    for (const further of standbys) {
+      if (!existsSync(path.join(further.cluster.dataDir, 'PG_VERSION'))) {
+        say(`creating ${name} standby on port ${further.cluster.port} (pg_basebackup, slot ${further.slot})`);
+        await initStandby(primary, further.cluster, further.slot);
+      }
+      await startCluster(further.cluster);
+      if ((await liveState(further.cluster)).inRecovery) await waitForStreaming(further.cluster);
+    }
+    say(`${name}: primary ${primary.host}:${primary.port}, standby ${[standby, ...standbys.map((s) => s.cluster)].map((c) => `${c.host}:${c.port}`).join(', ')}`);
   }
 
   private database(name: string): PostgresDatabaseConfig {

@@ -7,7 +7,7 @@
 import nodemailer from 'nodemailer';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { clusterLocation, postgresDatabase, postgresDatabases, type LoadedConfig } from '../config/load';
+import { clusterLocation, databaseNodes, nodeIn, postgresDatabase, postgresDatabases, type LoadedConfig } from '../config/load';
 import type { BackupProvider } from '../activities/backup';
 import type { DatabaseProvider } from '../activities/database';
 import { createPostgresBackupProvider } from '../activities/postgres-backup';
@@ -35,9 +35,10 @@ import { RUNBOOK_WORKFLOW_TYPES } from '../contract/registry';
 import { backupStores, bucketStore, cloudSqlClients, evidenceMirror, route53Traffic, storageClient, type S3Keys } from './clients';
 
 /** A node's data directory, only when this worker can manage it: configured, or the lab's cluster exists here. */
-function hostLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby') {
+function hostLocation(loaded: LoadedConfig, database: string, node: 'primary' | 'standby' | string) {
   const location = clusterLocation(loaded, database, node);
-  const configured = postgresDatabase(loaded.config, database)[node].dataDir !== undefined;
+  const spec = postgresDatabase(loaded.config, database);
+  const configured = (node === 'primary' || node === 'standby' ? spec[node] : nodeIn(spec, node, database)).dataDir !== undefined;
   return configured || existsSync(path.join(location.dataDir, 'PG_VERSION')) ? location : undefined;
 }
 
@@ -59,7 +60,8 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
   for (const [name, spec] of postgresDatabases(config)) {
     const password = spec.passwordEnv ? secret(env, spec.passwordEnv, `databases.${name}.passwordEnv`) : undefined;
     const locations = { primary: hostLocation(loaded, name, 'primary'), standby: hostLocation(loaded, name, 'standby') };
-    databases.set(name, createPostgresProvider(name, spec, { user: spec.user, password }, locations));
+    const byRegion = Object.fromEntries(databaseNodes(spec).map((n) => [n.region, hostLocation(loaded, name, n.region)]));
+    databases.set(name, createPostgresProvider(name, spec, { user: spec.user, password }, byRegion));
     divergence.set(name, createPostgresDivergence(name, spec, { user: spec.user, password }, locations));
     const scratch = config.backups?.scratch;
     if (spec.backup && stores && scratch) {
@@ -67,7 +69,7 @@ export function buildActivityDependencies(loaded: LoadedConfig, env: NodeJS.Proc
         database: spec.database,
         user: spec.user,
         password,
-        nodes: [spec.primary, spec.standby],
+        nodes: databaseNodes(spec),
         stores,
         scratch: { host: scratch.host, port: scratch.port, user: scratch.user, password: scratch.passwordEnv ? secret(env, scratch.passwordEnv, 'backups.scratch.passwordEnv') : undefined },
       }));

@@ -5,7 +5,8 @@
 import { ActivityFailure, ApplicationFailure, isCancellation, patched, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import { hostTaskQueue } from '../contract/queues';
-import type { FenceResult } from '../contract/database';
+import type { FenceResult, PromotionTarget, ReplicationInspection } from '../contract/database';
+import type { StandbyChoice } from '../contract/standby-choice';
 import type { DatabaseActivities } from '../activities/database';
 import { FailureType } from '../contract/failures';
 import {
@@ -19,7 +20,7 @@ import { failureMessage, isDeadline, RunbookRun } from './kernel/runbook-run';
 import { call } from './call';
 import { databaseProfiles, pollUntil, proxyFor, undoProfile } from './options';
 
-const { read: readOptions, fence: fenceOptions, promote: promoteOptions, verifyWrite: verifyOptions, streaming: streamingOptions } = databaseProfiles;
+const { read: readOptions, fence: fenceOptions, promote: promoteOptions, verifyWrite: verifyOptions, streaming: streamingOptions, follow: followOptions } = databaseProfiles;
 const db = proxyFor<DatabaseActivities>();
 
 /** How long a host-bound fence may wait for its region's worker: planned needs it; unplanned then calls the node unreachable. */
@@ -36,21 +37,34 @@ const PATCH_PLANNED_STREAMING = 'lifeboat-planned-streaming-recheck';
 const PATCH_RPO_PREAPPROVAL = 'lifeboat-rpo-preapproval-guard';
 const PATCH_UNPLANNED_SHUTDOWN_RPO = 'lifeboat-unplanned-shutdown-rpo';
 const PATCH_RETURN_WATCH = 'lifeboat-return-watch';
+const PATCH_CHOOSE_STANDBY = 'lifeboat-choose-standby';
+const PATCH_FOLLOW_NEW_PRIMARY = 'lifeboat-follow-new-primary';
 /** Unplanned, after a clean shutdown: how long the standby may take to replay the final LSN before the lag is measured instead. */
 const UNPLANNED_CATCH_UP_SECONDS = 15;
 
 /** Promotes `input.database`'s standby; see runbooks/db-promotion.md for the procedure. */
 export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionResult> {
   const { database, mode, policy } = input;
-  const towards = input.towards ?? 'standby';
+  let towards: PromotionTarget = input.towards ?? 'standby';
+  // No target named: the run chooses among the standbys (runs from before several standbys promote the configured one).
+  const choose = input.towards === undefined && patched(PATCH_CHOOSE_STANDBY);
   const run = RunbookRun.of(dbPromotionRunbook, input, { target: database, rpoTargetSeconds: policy.rpoTargetSeconds });
   // Undos retry a bounded number of times; then the kernel asks a person (needs-attention).
   const undoOptions = undoProfile(databaseProfiles.unfence, policy.compensationAttempts);
 
   return run.execute(async () => {
-    const preflight = await run.step('preflight', () =>
-      call(db.preflightPromotion, readOptions, `preflight ${database}: healthy standby, replication lag`, { database, mode, towards }),
-    );
+    const preflight = await run.step('preflight', async (): Promise<ReplicationInspection & { choice?: StandbyChoice }> => {
+      const choice = choose ? await call(db.chooseStandby, readOptions, `choose ${database}'s standby: answering, in recovery, allowed, ${mode === 'planned' ? 'streaming, ' : ''}least WAL behind, then configured order`, { database, mode }) : undefined;
+      if (choice?.nowhereAllowed) throw ApplicationFailure.create({ type: FailureType.ResidencyDenied, message: `${choice.reason}; nothing was changed`, nonRetryable: true });
+      // None eligible: the configured standby's preflight says why (and retries one that may be restarting).
+      const target = choice?.target ?? towards;
+      const inspection = await call(db.preflightPromotion, readOptions, `preflight ${database}: healthy standby${target === 'standby' ? '' : ` in ${target.slice(target.indexOf(':') + 1)}`}, replication lag`, { database, mode, towards: target });
+      return choice ? { ...inspection, choice } : inspection;
+    });
+    if (preflight.choice?.target) towards = preflight.choice.target;
+    // Several standbys: the choice and its table are what the approver reads at the gate.
+    const choiceBriefing = preflight.choice && preflight.choice.candidates.length > 1 ? `Standby chosen: ${preflight.choice.reason}.` : undefined;
+    if (choiceBriefing) run.note('preflight', choiceBriefing);
 
     // A self-managed node is fenced on its own host (a clean shutdown and a standby.signal), by the worker of
     // its region; runs from before host queues existed fenced it from here with a read-only default.
@@ -118,7 +132,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     // answered with its WAL position): a person weighs that. A loss that cannot be measured because the old
     // primary is gone is the quorum's to accept: its data directory stays, fenced, for the failback to reconcile.
     const needsPerson = rpoStatus.met === false && rpoStatus.measuredBytes !== undefined ? `RPO at promotion time is ${describeRpo(rpoStatus)}: ${rpoStatus.verdict}` : undefined;
-    await run.gate('promote', { preApproved: input.preApproved, setAside, ...(needsPerson ? { needsPerson } : {}) });
+    await run.gate('promote', { preApproved: input.preApproved, setAside, ...(needsPerson ? { needsPerson } : {}), ...(choiceBriefing ? { briefing: choiceBriefing } : {}) });
 
     // Not a step: a refusal here rolls back (unfence), which the irreversible promote step no longer could.
     await confirmStreaming('right before promotion').catch((err: unknown) => {
@@ -140,7 +154,7 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
 
     const promotion = await run.step(
       'promote',
-      () => call(db.promoteStandby, promoteOptions, `promote ${database} ${towards === 'primary' ? 'original primary (failback)' : 'standby'} (pg_promote)`, { database, towards }),
+      () => call(db.promoteStandby, promoteOptions, `promote ${database} ${towards.startsWith('primary') ? 'original primary (failback)' : towards === 'standby' ? 'standby' : `standby in ${towards.slice(towards.indexOf(':') + 1)}`} (pg_promote)`, { database, towards }),
     );
 
     const { workflowId } = workflowInfo();
@@ -148,6 +162,14 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       call(db.verifyWrite, verifyOptions, `verify a write on ${database} new primary`, { database, runId: workflowId, towards }),
     );
     const rto = run.recordRecovery();
+
+    // The database is writable again; the other standbys follow it, so it is protected again without a person.
+    // A standby that cannot follow is reported (less protection), never a rollback: the promotion stands.
+    const followers = patched(PATCH_FOLLOW_NEW_PRIMARY)
+      ? await run.step('follow-new-primary', () => call(db.followNewPrimary, followOptions, `re-point ${database}'s other standbys at the new primary`, { database, towards }))
+      : [];
+    const lagging = followers.filter((f) => !f.following);
+    if (followers.length > 0) run.note('follow-new-primary', followers.map((f) => `${f.node.region}: ${f.following ? f.method ?? 'following' : `NOT following: ${f.reason ?? ''}`}`).join('; '));
 
     const result: DbPromotionResult = {
       workflowId,
@@ -159,6 +181,8 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       timeline: promotion.timeline,
       fence: fence.fenced ? { fenced: true, method: fence.method ?? 'read-only default (ALTER SYSTEM)' } : { fenced: false, reason: fence.reason },
       ...(returnWatch ? { returnWatch } : {}),
+      ...(preflight.choice && preflight.choice.candidates.length > 1 ? { choice: { reason: preflight.choice.reason, candidates: preflight.choice.candidates } } : {}),
+      ...(followers.length > 0 ? { followers: followers.map((f) => ({ region: f.node.region, following: f.following, ...(f.method ? { method: f.method } : {}), ...(f.reason ? { reason: f.reason } : {}) })) } : {}),
       rto,
       rpo: { ...rpo, targetSeconds: policy.rpoTargetSeconds, method: rpo.method, met: rpoStatus.met, verdict: rpoStatus.verdict },
     };
@@ -166,11 +190,12 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       run.announce({
         audience: 'incident',
         kind: 'final',
-        severity: 'info',
-        subject: `${database} promoted in ${mode} mode`,
+        severity: lagging.length > 0 ? 'warning' : 'info',
+        subject: `${database} promoted in ${mode} mode${lagging.length > 0 ? `; ${lagging.length} standby not following` : ''}`,
         body: `New primary ${promotion.newPrimary.region} ${promotion.newPrimary.host}:${promotion.newPrimary.port} (timeline ${promotion.timeline}). ` +
           `RTO ${rto.measuredSeconds.toFixed(1)}s of ${rto.budgetSeconds}s${rto.met ? '' : ' (EXCEEDED)'}; ` +
-          `RPO ${describeRpo(rpoStatus)}: ${rpoStatus.verdict}.`,
+          `RPO ${describeRpo(rpoStatus)}: ${rpoStatus.verdict}.` +
+          (followers.length > 0 ? ` Standbys: ${followers.map((f) => `${f.node.region} ${f.following ? 'follows the new primary' : `does NOT follow (${f.reason ?? ''})`}`).join('; ')}.` : ''),
       }),
     );
     return result;

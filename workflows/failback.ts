@@ -35,7 +35,7 @@ const DEFAULT_RECONCILIATION = { keyLimit: 1000, rowLimit: 50 } as const;
 const { control: controlOptions, dns: dnsOptions, verify: verifyOptions } = trafficProfiles;
 const { stop: stopOptions, measure: measureOptions, keep: keepOptions } = divergenceProfiles;
 const { artifact: artifactOptions } = evidenceProfiles;
-const { rebuild: rebuildOptions } = databaseProfiles;
+const { rebuild: rebuildOptions, read: readOptions } = databaseProfiles;
 const db = proxyFor<DatabaseActivities>();
 const app = proxyFor<TrafficActivities>();
 const divergence = proxyFor<DivergenceActivities>();
@@ -183,6 +183,24 @@ function discardOutcome(step: DiscardOutcome['step'], check: FormerPrimaryCheck 
   return { ...base, discardedBytes: m.divergedBytes, summary: `${m.divergedBytes} bytes discarded (${m.records?.commits ?? '?'} commits past the fork ${m.forkLsn ?? '?'}); ${rows}; kept in ${check.copy?.copy ?? '?'}` };
 }
 
+/** Runs from before the check replay without it. */
+const PATCH_WHERE_PRIMARIES_ARE = 'lifeboat-failback-where-primaries-are';
+
+/**
+ * A failback returns databases from `from`, the configured standbys' region. A promotion that chose a further
+ * standby left that database's primary elsewhere: refused before anything is touched, with what to do instead.
+ */
+async function refusePrimariesElsewhere(names: readonly string[], from: string, region: string): Promise<void> {
+  const writable = await Promise.all(names.map(async (name) => ({ name, at: await call(db.writableNodes, readOptions, `where ${name} takes writes (read-only)`, { database: name }) })));
+  const elsewhere = writable.filter((w) => w.at.some((r) => r !== from && r !== region));
+  if (elsewhere.length === 0) return;
+  throw ApplicationFailure.create({
+    type: FailureType.NotConfigured,
+    nonRetryable: true,
+    message: `refusing to fail back: ${elsewhere.map((w) => `${w.name} takes writes in ${w.at.join(', ')}, not in ${from}`).join('; ')}. A failback returns databases from ${from}, the configured standbys' region; returning one whose promotion chose a further standby is not supported yet (do it by hand, or rebuild that node). Nothing was changed`,
+  });
+}
+
 /** Returns every database of `input.from` to its original primary in `input.region`, then restores the standbys. */
 export async function failback(input: FailbackInput): Promise<FailbackResult> {
   const { region, from, policy } = input;
@@ -193,6 +211,7 @@ export async function failback(input: FailbackInput): Promise<FailbackResult> {
 
   return run.execute(async () => {
     await run.step('declare', async () => {
+      if (patched(PATCH_WHERE_PRIMARIES_ARE)) await refusePrimariesElsewhere(names, from, region);
       const body = `Failing back ${names.join(', ')} from ${from} to ${region}. Commander: ${input.run.initiator}.`;
       await run.announce({ audience: 'incident', kind: 'declare', severity: 'warning', subject: `failback to ${region} starting`, body });
     });

@@ -66,6 +66,12 @@ export const databaseProfiles = {
     heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '1 second', maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.UnknownDatabase] },
   },
+  /** Re-pointing the other standbys waits up to 30 s per node (in parallel) for each to stream; it heartbeats. */
+  follow: {
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.UnknownDatabase, FailureType.NotConfigured] },
+  },
   /** A new primary may need a moment to accept writes: poll at a steady pace. */
   verifyWrite: {
     startToCloseTimeout: '20 seconds',

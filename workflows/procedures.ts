@@ -6,7 +6,7 @@ import { ApplicationFailure, ChildWorkflowCancellationType, isCancellation, Pare
 import type { DatabaseActivities } from '../activities/database';
 import type { TrafficActivities } from '../activities/traffic';
 import { DB_PROMOTION_RUNBOOK, dbPromotionWorkflowId, type DbPromotionInput } from '../contract/db-promotion';
-import type { ReplicationReading } from '../contract/database';
+import type { PromotionTarget, ReplicationReading } from '../contract/database';
 import type { DatabaseEvacuationOutcome } from '../contract/regional-evacuation';
 import { FailureType } from '../contract/failures';
 import { describeRpo, judgeRpo } from '../contract/rpo';
@@ -36,7 +36,7 @@ export interface GateDatabase {
  * gate-opened event. Undefined for runs started before this existed. A database whose reading
  * fails is shown as not measured (not met); the gate still opens, the approver decides.
  */
-export async function measureBeforeGate(run: RunbookRun, databases: readonly GateDatabase[], towards: 'standby' | 'primary', note: string): Promise<string | undefined> {
+export async function measureBeforeGate(run: RunbookRun, databases: readonly GateDatabase[], towards: PromotionTarget, note: string): Promise<string | undefined> {
   if (!patched(PATCH_RPO_BEFORE_PARENT_GATE)) return undefined;
   const rows = await Promise.all(
     databases.map(async (d): Promise<DatabaseRpoStatus> => {

@@ -95,8 +95,10 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
     await run.step('repoint-service', async () => {
       const routes = Object.fromEntries(promoted.flatMap((o) => (o.result ? [[o.database, o.result.newPrimary]] : [])));
       await call(app.repointDatabases, controlOptions, `re-point ${survivingRegion} service at ${promotedNames.join(', ')}`, { region: survivingRegion, routes });
-      for (const database of promotedNames) {
-        await call(app.pointDatabaseRecord, dnsOptions, `DNS: ${database} primary in ${survivingRegion}`, { database, region: survivingRegion, standbyRegion: region });
+      // The record names the node each promotion chose (with several standbys, not always the surviving region's).
+      for (const o of promoted) {
+        const at = o.result?.newPrimary.region ?? survivingRegion;
+        await call(app.pointDatabaseRecord, dnsOptions, `DNS: ${o.database} primary in ${at}`, { database: o.database, region: at, standbyRegion: region });
       }
     });
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { continueHung, formatFault, hangDatabase, killDatabase, killRegion } from '../../lab/faults';
 import { Lab, type LabStatus } from '../../lab/lab';
-import { postgresDatabases, type LoadedConfig } from '../../config/load';
+import { databaseNodes, postgresDatabases, type LoadedConfig } from '../../config/load';
 import { UsageError } from '../usage-error';
 import { examples } from '../help';
 import { commandConfig, say } from './context';
@@ -21,7 +21,7 @@ function printLab(status: LabStatus): void {
   for (const [name, db] of Object.entries(status.databases)) {
     const node = (n: NonNullable<LabStatus['databases'][string]['primary']>) =>
       `${n.region} ${n.host}:${n.port}${n.reachable ? (n.inRecovery ? ' (in recovery)' : n.readOnly ? ' (read-only)' : '') : ' (down)'}`;
-    console.log(`${name}: primary ${db.primary ? node(db.primary) : '-'}; standby ${db.standby ? node(db.standby) : '-'}${db.others.length ? `; other ${db.others.map(node).join(', ')}` : ''}`);
+    console.log(`${name}: primary ${db.primary ? node(db.primary) : '-'}; standby ${db.standbys.length ? db.standbys.map(node).join(', ') : '-'}${db.others.length ? `; other ${db.others.map(node).join(', ')}` : ''}`);
   }
   console.log(`state: ${status.stateDir}`);
 }
@@ -84,7 +84,7 @@ function isDatabase(loaded: LoadedConfig, name: string): boolean {
 }
 
 function regionOf(loaded: LoadedConfig, name: string): string {
-  const regions = new Set([...postgresDatabases(loaded.config).flatMap(([, db]) => [db.primary.region, db.standby.region]), ...Object.keys(loaded.config.services)]);
+  const regions = new Set([...postgresDatabases(loaded.config).flatMap(([, db]) => databaseNodes(db).map((n) => n.region)), ...Object.keys(loaded.config.services)]);
   if (!regions.has(name)) throw new UsageError(`${name} is neither a database nor a region of ${loaded.file} (databases: ${postgresDatabases(loaded.config).map(([n]) => n).join(', ')}; regions: ${[...regions].join(', ')})`);
   return name;
 }

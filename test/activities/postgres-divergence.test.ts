@@ -1,7 +1,7 @@
 /** How pg_waldump's output and a timeline history become a divergence measurement (PostgreSQL 15 output, captured from a real cluster). */
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseTimelineHistory, segmentName, segmentStart, WalWalker } from '../../activities/postgres-divergence';
-import { lsnToBigInt } from '../../activities/postgres';
+import { lsnToBigInt } from '../../contract/lsn';
 
 const SEG = 16 * 1024 * 1024;
 

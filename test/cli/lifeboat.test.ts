@@ -101,13 +101,13 @@ describe('lifeboat CLI', () => {
     expect((await cli(['status', 'db-promotion:orders', '--as', 'dave'])).err).toMatch(/no run|unknown|not found/i);
 
     const doc = parse(readFileSync(lab.configFile, 'utf8')) as { runbooks: { 'db-promotion': Record<string, unknown> }; databases: { orders: { standby: { port: number } } } };
-    doc.runbooks['db-promotion'].steps = Object.fromEntries(['preflight', 'fence-primary', 'catch-up', 'promote', 'verify-write', 'record-evidence'].map((id) => [id, { budgetSeconds: 200 }]));
+    doc.runbooks['db-promotion'].steps = Object.fromEntries(['preflight', 'fence-primary', 'catch-up', 'promote', 'verify-write', 'follow-new-primary', 'record-evidence'].map((id) => [id, { budgetSeconds: 200 }]));
     const slow = path.join(lab.dir, 'slow.yaml');
     writeFileSync(slow, stringify(doc));
     const over = await cli(['start', 'db-promotion', 'database=orders', '--as', 'alice', '--dry-run'], slow);
     expect(over.code).toBe(1);
-    expect(over.out).toMatch(/RTO target 600s; estimate 1200\.0s \(sum of the per-step budgets/);
-    expect(over.out).toMatch(/ESTIMATE EXCEEDS THE RTO TARGET by 600\.0s/);
+    expect(over.out).toMatch(/RTO target 600s; estimate 1400\.0s \(sum of the per-step budgets/);
+    expect(over.out).toMatch(/ESTIMATE EXCEEDS THE RTO TARGET by 800\.0s/);
 
     doc.databases.orders.standby.port = 1; // nothing listens there
     const broken = path.join(lab.dir, 'broken.yaml');

@@ -88,10 +88,15 @@ describe('planStart: a valid start', () => {
   });
 
   it('summarises the database, standby region and mode, and marks drills', () => {
-    expect(plan().staticSummary).toBe('promote orders standby (west) in planned mode');
-    expect(plan({ drill: true, params: ['database=orders', 'mode=unplanned'] }).staticSummary).toBe(
-      'DRILL: promote orders standby (west) in unplanned mode',
+    expect(plan().staticSummary).toBe('promote orders standby (chosen by the run among west, central) in planned mode');
+    expect(plan().input.towards).toBeUndefined();
+    expect(plan({ drill: true, params: ['database=users', 'mode=unplanned'] }).staticSummary).toBe(
+      'DRILL: promote users standby (west) in unplanned mode',
     );
+    // to= names the target: the configured standby is `standby`, a further one `standby:<region>`.
+    expect(plan({ params: ['database=orders', 'to=central'] })).toMatchObject({ staticSummary: 'promote orders standby (central) in planned mode', input: { towards: 'standby:central' } });
+    expect(plan({ params: ['database=orders', 'to=west'] }).input.towards).toBe('standby');
+    expectUsageError({ params: ['database=orders', 'to=east'] }, "to=east: orders has no standby in region 'east' (its standbys are in west, central)");
   });
 
   it('details the run for the Temporal UI', () => {
@@ -183,7 +188,7 @@ describe('planStart: refuses bad input', () => {
   });
 
   it('an unknown parameter, listing the accepted ones', () => {
-    expectUsageError({ params: ['database=orders', 'region=west'] }, "unknown parameter 'region': this runbook takes database, mode");
+    expectUsageError({ params: ['database=orders', 'region=west'] }, "unknown parameter 'region': this runbook takes database, mode, to");
   });
 
   it('a parameter given twice', () => {

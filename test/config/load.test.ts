@@ -67,8 +67,10 @@ describe('loadConfig', () => {
     expect(Object.keys(config.people)).toEqual(['alice', 'bob', 'carol', 'dave', 'erin', 'scheduler', 'sentinel']);
     expect(config.people.carol?.roles).toEqual(['commander', 'approver']);
     const orders = postgresDatabase(config, 'orders');
-    expect(orders?.primary).toEqual({ region: 'east', host: '127.0.0.1', port: 55432 });
+    expect(orders?.primary).toEqual({ region: 'east', host: '127.0.0.1', port: 55432, slot: 'lifeboat_east' });
     expect(orders?.standby).toEqual({ region: 'west', host: '127.0.0.1', port: 55433 });
+    expect(orders?.standbys).toEqual([{ region: 'central', host: '127.0.0.1', port: 55439, slot: 'lifeboat_central' }]);
+    expect(postgresDatabase(config, 'users').standbys).toEqual([]); // not in lab.yaml: the default
     expect(orders?.slot).toBe('lifeboat_standby'); // not in lab.yaml: the default
     expect(config.runbooks['db-promotion'].gates.promote).toEqual({ escalateAfterSeconds: 300, timeoutSeconds: 1800, twoPerson: false });
     expect(config.lab.temporal).toEqual({ port: 7233, uiPort: 8233 });
@@ -146,6 +148,29 @@ describe('parseConfig refuses a bad config', () => {
     }), [
       "databases.ledger.auth: auth: none is only for a local stand-in: give apiEndpoint, or use auth: google",
       'databases.ledger.stagingInstance: a restore overwrites the staging instance: it must be neither the primary nor the replica',
+    ]);
+  });
+
+  it('several standbys: one node per region, its own server and its own slot; residency names regions with a node', () => {
+    const central = { region: 'central', host: '127.0.0.1', port: 55441, slot: 'lifeboat_central' };
+    const ok = parseConfig(labWith((doc) => { doc.databases.users.primary.slot = 'lifeboat_east'; doc.databases.users.standbys = [central]; doc.databases.users.residency = { deny: ['central'] }; }), FILE);
+    expect(postgresDatabase(ok.config, 'users').standbys).toEqual([central]);
+    expectRefused(labWith((doc) => { doc.databases.users.primary.slot = 'lifeboat_east'; doc.databases.users.standbys = [{ ...central, region: 'west' }]; }), [
+      "databases.users.standbys.0.region: region west already has users's node standby: one node of a database per region",
+    ]);
+    expectRefused(labWith((doc) => { doc.databases.users.primary.slot = 'lifeboat_east'; doc.databases.users.standbys = [{ ...central, port: 55435 }]; }), [
+      "databases.users.standbys.0.port: 127.0.0.1:55435 is already users's node standby: every node is its own server",
+    ]);
+    // Another database's server is refused as before (pg_promote promotes the whole server).
+    expect(refusal(labWith((doc) => { doc.databases.users.primary.slot = 'lifeboat_east'; doc.databases.users.standbys = [{ ...central, port: 55432 }]; })).problems).toEqual([
+      'databases.users.standbys.0: 127.0.0.1:55432 is the same PostgreSQL server as databases.orders.primary: pg_promote promotes a whole server, so both would be promoted together; give each database entry its own server (one entry per server)',
+    ]);
+    // Two standbys of one primary cannot share a slot; the primary, once failed back, streams through its own.
+    expectRefused(labWith((doc) => { doc.databases.users.standbys = [central]; }), [
+      "databases.users.standby.slot: slot lifeboat_standby is already the slot of users's node primary: give each node its own slot (a node's slot:)",
+    ]);
+    expectRefused(labWith((doc) => { doc.databases.users.primary.slot = 'lifeboat_east'; doc.databases.users.standbys = [central]; doc.databases.users.residency = { allow: ['south'] }; }), [
+      "databases.users.residency.allow.0: no node of users is in region 'south' (its nodes are in east, west, central)",
     ]);
   });
 

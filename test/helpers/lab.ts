@@ -29,6 +29,8 @@ export interface TestLabOptions {
   databases?: string[];
   /** These regions reach every database node of another region through a link (`via`: a port of the lab's link proxy, lab/links.ts). */
   links?: string[];
+  /** Further standbys of every database, by region (e.g. `['central']`): each on its own port and slot `lifeboat_<region>`; the primary then gets `lifeboat_<region>` too. */
+  standbys?: string[];
   /** Fields merged into a database's entry, by database (e.g. `{ orders: { tier: 2 } }`). */
   databaseFields?: Record<string, Record<string, unknown>>;
   /** Replaces parts of runbooks.db-promotion (shallow merge). */
@@ -88,8 +90,13 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       ...(options.passwordEnv ? { passwordEnv: options.passwordEnv } : {}),
       ...options.databaseFields?.[db],
     };
-    for (const node of ['primary', 'standby'] as const) {
-      const entry = (databases[db] as Record<string, Record<string, unknown>>)[node] as Record<string, unknown>;
+    const spec = databases[db] as Record<string, unknown> & { primary: Record<string, unknown> };
+    if (options.standbys?.length) {
+      // Several standbys: every node streams through its own slot (the primary too, once failed back).
+      spec.primary.slot = `lifeboat_${String(spec.primary.region)}`;
+      spec.standbys = await Promise.all(options.standbys.map(async (region) => ({ region, host: '127.0.0.1', port: await freePort(), slot: `lifeboat_${region}` })));
+    }
+    for (const entry of [spec.primary, spec.standby, ...((spec.standbys ?? []) as unknown[])] as Array<Record<string, unknown>>) {
       const via: Record<string, { host: string; port: number }> = {};
       for (const from of options.links ?? []) if (from !== entry.region) via[from] = { host: '127.0.0.1', port: await freePort() };
       if (Object.keys(via).length > 0) entry.via = via;

@@ -92,6 +92,7 @@ describe('db-promotion', () => {
       ['catch-up', 'done'],
       ['promote', 'pending'],
       ['verify-write', 'pending'],
+      ['follow-new-primary', 'pending'],
       ['record-evidence', 'pending'],
     ]);
     expect(waiting.rpo).toMatchObject({ measuredBytes: 0, measuredSeconds: 0, met: true });
@@ -189,6 +190,7 @@ describe('db-promotion', () => {
       ['catch-up', 'failed'],
       ['promote', 'pending'],
       ['verify-write', 'pending'],
+      ['follow-new-primary', 'pending'],
       ['record-evidence', 'pending'],
     ]);
     expect(status.error?.type).toBe(FailureType.ReplayBehind);
