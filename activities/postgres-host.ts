@@ -63,7 +63,11 @@ export function prepareDir(dir: string): void {
   if (owner) chownSync(dir, owner.uid, owner.gid);
 }
 
-export async function startCluster(spec: ClusterLocation): Promise<number> {
+/**
+ * Starts the cluster unless it runs. `options.env` is added to the server's environment: its archive_command
+ * and restore_command inherit it (pgBackRest's secrets travel that way, never in a file).
+ */
+export async function startCluster(spec: ClusterLocation, options: { env?: Record<string, string> } = {}): Promise<number> {
   const running = clusterPid(spec);
   if (running) return running;
   chmodSync(spec.dataDir, 0o700);
@@ -72,7 +76,7 @@ export async function startCluster(spec: ClusterLocation): Promise<number> {
     appendFileSync(spec.logFile, '');
     chownSync(spec.logFile, owner.uid, owner.gid);
   }
-  await asOwner('pg_ctl', ['-D', spec.dataDir, '-l', spec.logFile, '-w', '-t', '60', 'start']);
+  await asOwner('pg_ctl', ['-D', spec.dataDir, '-l', spec.logFile, '-w', '-t', '60', 'start'], options.env);
   const pid = clusterPid(spec);
   if (!pid) throw new Error(`PostgreSQL in ${spec.dataDir} did not start; see ${spec.logFile}`);
   return pid;

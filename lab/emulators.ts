@@ -72,18 +72,36 @@ export async function startMailpit(host: string, smtpPort: number, apiPort: numb
   return started('Mailpit (inbox API)', pid, host, apiPort, logFile);
 }
 
-/** versitygw's POSIX backend: each bucket is a directory under `dataDir`, each object a file; versions under `versioningDir`. */
-export async function startVersityGw(host: string, port: number, credentials: { accessKeyId: string; secretAccessKey: string }, dataDir: string, versioningDir: string, logFile: string): Promise<number> {
+export interface VersityGwOptions {
+  /** Serve https with this certificate and key (PEM files; lab/tls.ts makes them), instead of plain http. */
+  tls?: { certFile: string; keyFile: string };
+}
+
+/**
+ * versitygw's POSIX backend: each bucket is a directory under `dataDir`, each object a file; versions under `versioningDir`.
+ * Plain http unless `options.tls` is given (pgBackRest speaks S3 over https only).
+ */
+export async function startVersityGw(
+  host: string,
+  port: number,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+  dataDir: string,
+  versioningDir: string,
+  logFile: string,
+  options: VersityGwOptions = {},
+): Promise<number> {
   mkdirSync(dataDir, { recursive: true });
   mkdirSync(versioningDir, { recursive: true });
+  // Absolute: versitygw does not find relative certificate paths (seen with v1.8.0).
+  const tls = options.tls ? ['--cert', path.resolve(options.tls.certFile), '--key', path.resolve(options.tls.keyFile)] : [];
   const pid = startDaemon(
     versitygwBinary(),
-    ['--port', `${host}:${port}`, '--quiet', 'posix', '--versioning-dir', versioningDir, dataDir],
+    ['--port', `${host}:${port}`, ...tls, '--quiet', 'posix', '--versioning-dir', versioningDir, dataDir],
     logFile,
     // The root credentials by environment, so they never show in `ps`.
     { ...process.env, ROOT_ACCESS_KEY_ID: credentials.accessKeyId, ROOT_SECRET_ACCESS_KEY: credentials.secretAccessKey },
   );
-  return started('versitygw (S3)', pid, host, port, logFile);
+  return started(`versitygw (S3${options.tls ? ', https' : ''})`, pid, host, port, logFile);
 }
 
 /**

@@ -19,6 +19,17 @@ export interface ClusterSpec {
   port: number;
   dataDir: string;
   logFile: string;
+  /** Opt-in continuous WAL archiving (off when absent). */
+  archiving?: ArchivingSpec;
+}
+
+export interface ArchivingSpec {
+  /** PostgreSQL's archive_command, e.g. pgBackRest's archive-push (activities/pgbackrest-config.ts). */
+  command: string;
+  /** A unix socket directory for the server: pgBackRest reaches PostgreSQL by socket only. */
+  socketDir: string;
+  /** archive_timeout: a segment is switched (and archived) at least this often while there are writes; 0 leaves it off. */
+  timeoutSeconds?: number;
 }
 
 const LAB_SETTINGS = (spec: ClusterSpec) => `
@@ -37,10 +48,25 @@ shared_buffers = '32MB'
 logging_collector = off
 `;
 
+/** PostgreSQL quotes a setting's value in single quotes, doubling any inside. */
+const quoted = (value: string) => `'${value.replace(/'/g, "''")}'`;
+
+const ARCHIVING_SETTINGS = (a: ArchivingSpec) => `
+# --- Lifeboat lab: continuous archiving ---
+archive_mode = on
+archive_command = ${quoted(a.command)}
+archive_timeout = ${a.timeoutSeconds ?? 0}
+unix_socket_directories = ${quoted(a.socketDir)}
+`;
+
 export async function initPrimary(spec: ClusterSpec): Promise<void> {
   prepareDir(spec.dataDir);
   await asOwner('initdb', ['-D', spec.dataDir, '-U', 'postgres', '--auth=trust', '--data-checksums', '-E', 'UTF8', '--locale=C.UTF-8']);
   appendFileSync(spec.dataDir + '/postgresql.conf', LAB_SETTINGS(spec));
+  if (spec.archiving) {
+    prepareDir(spec.archiving.socketDir);
+    appendFileSync(spec.dataDir + '/postgresql.conf', ARCHIVING_SETTINGS(spec.archiving));
+  }
 }
 
 /** A hot standby of `primary`, streaming through `slot` (created here). */

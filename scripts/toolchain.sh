@@ -10,6 +10,7 @@
 #   - Mailpit (SMTP server with an inbox API), built from its Go module, keyed by version
 #   - versitygw (S3 server, POSIX backend: backups on disk), `go install`ed, keyed by version
 #   - Toxiproxy (TCP proxy for the lab's links between regions, cut or slowed one at a time), `go install`ed, keyed by version
+#   - pgBackRest from Debian (WAL archive and base backups in the lab's S3 server), with the openssl CLI that makes the lab's TLS certificates
 #   - Chromium from Debian (the browser test of the Temporal Web UI drives it with playwright-core)
 # Progress goes to stderr so that commands printing JSON keep stdout clean.
 
@@ -20,6 +21,8 @@ LIFEBOAT_MOTO_VERSION=5.2.5
 LIFEBOAT_MAILPIT_VERSION=v1.27.11
 LIFEBOAT_VERSITYGW_VERSION=v1.8.0
 LIFEBOAT_TOXIPROXY_VERSION=v2.5.0
+# Debian bookworm's pgbackrest package (2.45-1); a different version is used but reported.
+LIFEBOAT_PGBACKREST_VERSION=2.45
 
 LIFEBOAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LIFEBOAT_CACHE_DIR="${LIFEBOAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lifeboat}"
@@ -173,6 +176,33 @@ ensure_toxiproxy() {
   export LIFEBOAT_TOXIPROXY_BIN
 }
 
+# pgBackRest archives the lab's WAL to its S3 server over TLS; the lab makes
+# that server's certificate with the openssl CLI. Both come from Debian, like
+# PostgreSQL: the package is the one Debian keeps patched for this release.
+ensure_pgbackrest() {
+  local bin
+  bin="$(command -v pgbackrest || true)"
+  # Debian's path, for a PATH without /usr/bin (a reduced CI environment).
+  if [ -z "$bin" ] && [ -x /usr/bin/pgbackrest ]; then bin=/usr/bin/pgbackrest; fi
+  if [ -z "$bin" ] || ! command -v openssl >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      lifeboat_say "pgBackRest or openssl is missing: run 'sudo apt-get install pgbackrest openssl' and retry"
+      return 1
+    fi
+    lifeboat_say "installing pgBackRest (and openssl) from Debian"
+    apt-get update >&2 || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends pgbackrest openssl >&2 || return 1
+    bin=/usr/bin/pgbackrest
+  fi
+  local got
+  got="$("$bin" version 2>/dev/null | sed -n 's/^pgBackRest //p')"
+  if [ "$got" != "$LIFEBOAT_PGBACKREST_VERSION" ]; then
+    lifeboat_say "pgBackRest ${got:-of unknown version} found at $bin (Lifeboat is tested with $LIFEBOAT_PGBACKREST_VERSION)"
+  fi
+  LIFEBOAT_PGBACKREST_BIN="$bin"
+  export LIFEBOAT_PGBACKREST_BIN
+}
+
 ensure_chromium() {
   if [ -x /usr/bin/chromium ]; then
     return 0
@@ -197,5 +227,5 @@ ensure_build() {
 }
 
 ensure_all() {
-  ensure_node && ensure_npm_deps && ensure_temporal && ensure_postgres && ensure_moto && ensure_mailpit && ensure_versitygw && ensure_toxiproxy && ensure_build
+  ensure_node && ensure_npm_deps && ensure_temporal && ensure_postgres && ensure_moto && ensure_mailpit && ensure_versitygw && ensure_toxiproxy && ensure_pgbackrest && ensure_build
 }
