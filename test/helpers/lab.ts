@@ -31,6 +31,8 @@ export interface TestLabOptions {
   links?: string[];
   /** Further standbys of every database, by region (e.g. `['central']`): each on its own port and slot `lifeboat_<region>`; the primary then gets `lifeboat_<region>` too. */
   standbys?: string[];
+  /** With `standbys`: only these databases get them (default: every database). */
+  standbysFor?: string[];
   /** Fields merged into a database's entry, by database (e.g. `{ orders: { tier: 2 } }`). */
   databaseFields?: Record<string, Record<string, unknown>>;
   /** Replaces parts of runbooks.db-promotion (shallow merge). */
@@ -91,7 +93,7 @@ export async function testConfig(name: string, dir: string, options: TestLabOpti
       ...options.databaseFields?.[db],
     };
     const spec = databases[db] as Record<string, unknown> & { primary: Record<string, unknown> };
-    if (options.standbys?.length) {
+    if (options.standbys?.length && (options.standbysFor ?? [db]).includes(db)) {
       // Several standbys: every node streams through its own slot (the primary too, once failed back).
       spec.primary.slot = `lifeboat_${String(spec.primary.region)}`;
       spec.standbys = await Promise.all(options.standbys.map(async (region) => ({ region, host: '127.0.0.1', port: await freePort(), slot: `lifeboat_${region}` })));

@@ -13,7 +13,8 @@ import { ApplicationFailure, WorkflowFailedError, type WorkflowHandle } from '@t
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideGate, startRun } from '../../cli/runs';
 import { readSentinels, startSentinels, stopSentinels, vetoRun } from '../../cli/sentinels';
-import { postgresDatabase } from '../../config/load';
+import { addressFrom, postgresDatabase, type PostgresNodeConfig } from '../../config/load';
+import { lsnToBigInt } from '../../contract/lsn';
 import { FailureType } from '../../contract/failures';
 import { sentinelStatusQuery, statusQuery } from '../../contract/runbook';
 import { sentinelId, type Declaration, type SentinelStatus } from '../../contract/sentinel';
@@ -23,7 +24,7 @@ import { freePort, isAlive, sleep } from '../../lib/processes';
 import { LinkProxy, linksOf } from '../../lab/links';
 import type { dbPromotion } from '../../workflows';
 import { createTestLab, sentinelExtra, type TestLab } from '../helpers/lab';
-import { inRecovery, tryWrite } from '../helpers/postgres';
+import { inRecovery, sql, tryWrite } from '../helpers/postgres';
 import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
 
 const INTERVAL = 1;
@@ -41,6 +42,9 @@ beforeAll(async () => {
     links: ['east', 'west', 'central'],
     // orders, stock and catalog: tier 1 (auto); billing: tier 2 (confirm).
     databaseFields: { billing: { tier: 2 } },
+    // orders has a second standby in central: the run chooses, the other follows.
+    standbys: ['central'],
+    standbysFor: ['orders'],
     extra: sentinelExtra(['orders', 'stock', 'catalog', 'billing'], { '1': { policy: 'auto', vetoSeconds: VETO }, '2': { policy: 'confirm' } }, { interval: INTERVAL, threshold: THRESHOLD }),
   });
   links = await LinkProxy.start({ port: await freePort(), logFile: path.join(lab.dir, 'toxiproxy.log') });
@@ -156,7 +160,7 @@ describe('the sentinel', () => {
     expect(await inRecovery(postgresDatabase(lab.loaded.config, 'orders').standby)).toBe(true);
   });
 
-  it('auto, not vetoed: a killed primary is declared by the quorum, exactly one run promotes the standby, the RTO runs from the fault', { timeout: 180_000 }, async () => {
+  it('auto, not vetoed: a killed primary is declared by the quorum, exactly one run promotes the best standby, the other follows it, the RTO runs from the fault', { timeout: 180_000 }, async () => {
     const db = postgresDatabase(lab.loaded.config, 'orders');
     const fault = await killDatabase(lab.lab, lab.loaded, 'orders');
     const declared = await declaredRun('orders', fault.at);
@@ -180,8 +184,19 @@ describe('the sentinel', () => {
     expect(Date.parse(promote?.decidedAt as string) - Date.parse(promote?.openedAt as string)).toBeGreaterThanOrEqual(VETO * 1000 - 100);
     expect(status.events.find((e) => e.kind === 'gate-opened')?.detail).toMatch(/Declared by sentinel:db:orders: .*east.*The sentinel's quorum approves it in 4s/);
     expect(status.events.find((e) => e.kind === 'admitted')?.detail).toMatch(/detected at .* \(the RTO clock starts there\)/);
-    expect(await inRecovery(db.standby)).toBe(false);
-    expect(await tryWrite(db.standby, 'orders', 'after the automatic promotion')).toBeUndefined();
+    // Two standbys: the one holding the most WAL (then configured order) was promoted; the other streams from it.
+    const held = (result.choice?.candidates ?? []).filter((c) => c.eligible).map((c) => lsnToBigInt(c.heldLsn as string));
+    expect(held).toHaveLength(2);
+    const chosen = result.choice?.candidates.find((c) => c.region === result.newPrimary.region);
+    expect(lsnToBigInt(chosen?.heldLsn as string)).toBe(held.reduce((a, b) => (a > b ? a : b)));
+    const promoted = [db.standby, ...db.standbys].find((n) => n.region === result.newPrimary.region) as PostgresNodeConfig;
+    const other = [db.standby, ...db.standbys].find((n) => n !== promoted) as PostgresNodeConfig;
+    expect(result.followers).toEqual([{ region: other.region, following: true, method: expect.any(String) }]);
+    const [receiver] = await sql<{ status: string; port: number }>(other, 'postgres', 'SELECT status, sender_port AS port FROM pg_stat_wal_receiver');
+    expect(receiver).toEqual({ status: 'streaming', port: addressFrom(promoted, other.region).port });
+    expect(await inRecovery(promoted)).toBe(false);
+    expect(await inRecovery(other)).toBe(true);
+    expect(await tryWrite(promoted, 'orders', 'after the automatic promotion')).toBeUndefined();
     // The measured RTO runs from the first failed probe, so it covers the threshold and the veto window.
     expect(result.rto.measuredSeconds).toBeGreaterThanOrEqual(THRESHOLD + VETO);
 
