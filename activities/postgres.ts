@@ -18,7 +18,7 @@ import type {
 import { FailureType } from '../contract/failures';
 import { lsnToBigInt } from '../contract/lsn';
 import type { DatabaseProvider, FollowOutcome, RebuildOutcome } from './database';
-import { addressFrom } from '../config/load';
+import { addressFrom, databaseNodes } from '../config/load';
 import { asOwner, clusterOwner, clusterPid, prepareDir, startCluster, stopCluster, type ClusterLocation } from './postgres-host';
 import { clearFenceMarker, controlData, fenceByShutdown, fenceOwner, isFencedHere, liftShutdownFence, prepareForRewind } from './postgres-fence';
 import { log } from '@temporalio/activity';
@@ -153,7 +153,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
     primary,
     standby,
 
-    nodes: [spec.primary, spec.standby, ...spec.standbys].map(endpoint),
+    nodes: databaseNodes(spec).map(endpoint),
     residency: spec.residency,
 
     reversed(): DatabaseProvider {
@@ -161,7 +161,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
     },
 
     oriented(primaryRegion: string, standbyRegion: string): DatabaseProvider {
-      const all = [spec.primary, spec.standby, ...spec.standbys];
+      const all = databaseNodes(spec);
       const find = (region: string) => {
         const n = all.find((x) => x.region === region);
         if (!n) throw ApplicationFailure.nonRetryable(`database ${name} has no node in region '${region}' (its nodes are in ${all.map((x) => x.region).join(', ')})`, FailureType.NotConfigured);

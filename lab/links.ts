@@ -7,7 +7,7 @@
  * link's name (`west->east:orders-primary`) and a reattached proxy still knows
  * them. Set-up (scripts/toolchain.sh, ensure_toxiproxy) builds the server.
  */
-import { postgresDatabases, type LoadedConfig } from '../config/load';
+import { databaseNodes, postgresDatabases, type LoadedConfig } from '../config/load';
 import { GiveUp, isAlive, isListening, startDaemon, stopPid, waitFor } from '../lib/processes';
 
 export interface Endpoint {
@@ -173,8 +173,9 @@ export class LinkProxy {
 export function linksOf(loaded: LoadedConfig): LinkSpec[] {
   const links: LinkSpec[] = [];
   for (const [name, db] of postgresDatabases(loaded.config)) {
-    for (const node of ['primary', 'standby'] as const) {
-      const n = db[node];
+    for (const n of databaseNodes(db)) {
+      // The configured roles name the first two nodes' links; a further standby is named by its region.
+      const node = n === db.primary ? 'primary' : n === db.standby ? 'standby' : `standby-${n.region}`;
       for (const [from, listen] of Object.entries(n.via ?? {})) {
         if (from === n.region) continue;
         links.push({ name: `${from}->${n.region}:${name}-${node}`, from, to: n.region, listen, upstream: { host: n.host, port: n.port } });

@@ -101,6 +101,10 @@ export interface PromotionRequest {
  * the slowest promotion, not the sum), each recorded in the parent's status.
  */
 export async function promoteInParallel(run: RunbookRun, context: RunContext, preApproved: PreApproval, requests: readonly PromotionRequest[]): Promise<DatabaseEvacuationOutcome[]> {
+  // A child's authority is the parent's gate (its pre-approval, checked with the parent at admission), never
+  // a sentinel's declaration: a parent a sentinel started keeps the trigger to itself (a child carrying it
+  // would be refused: only the sentinel's own runs may say a sentinel started them).
+  const { trigger: _parentsTrigger, ...childContext } = context;
   return Promise.all(
     requests.map(async (request): Promise<DatabaseEvacuationOutcome> => {
       const childWorkflowId = dbPromotionWorkflowId(request.database);
@@ -109,7 +113,7 @@ export async function promoteInParallel(run: RunbookRun, context: RunContext, pr
       try {
         const child = await startChild(dbPromotion, {
           workflowId: childWorkflowId,
-          args: [{ ...request.input, database: request.database, run: context, preApproved }],
+          args: [{ ...request.input, database: request.database, run: childContext, preApproved }],
           // A promotion is irreversible: it finishes even if the parent run is lost or cancelled.
           parentClosePolicy: ParentClosePolicy.ABANDON,
           cancellationType: ChildWorkflowCancellationType.ABANDON,

@@ -1,10 +1,12 @@
 /** The lab's links between regions through a real Toxiproxy: one link cut or slowed, the others untouched. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LinkProxy, type LinkSpec } from '../../lab/links';
+import { LinkProxy, linksOf, type LinkSpec } from '../../lab/links';
+import { parseConfig } from '../../config/load';
+import { parse, stringify } from 'yaml';
 import { freePort } from '../../lib/processes';
 
 const LAG_MS = 150;
@@ -117,6 +119,20 @@ describe('lab links through Toxiproxy', () => {
     expect((await proxy.list()).map((l) => [l.name, l.enabled, l.toxics.length])).toEqual([
       [b.name, true, 0],
       [a.name, true, 0],
+    ]);
+  });
+
+  it('linksOf: one link per region reaching each node of a database through `via`, the further standbys too', () => {
+    const doc = parse(readFileSync(path.join(__dirname, '../../runbooks/lab.yaml'), 'utf8'));
+    const orders = doc.databases.orders;
+    orders.primary.via = { west: { host: '127.0.0.1', port: 1001 }, central: { host: '127.0.0.1', port: 1002 } };
+    orders.standbys[0].via = { east: { host: '127.0.0.1', port: 1003 }, west: { host: '127.0.0.1', port: 1004 } };
+    const links = linksOf(parseConfig(stringify(doc), '/some/lab.yaml'));
+    expect(links.map((l) => [l.name, l.listen.port, l.upstream.port])).toEqual([
+      ['west->east:orders-primary', 1001, 55432],
+      ['central->east:orders-primary', 1002, 55432],
+      ['east->central:orders-standby-central', 1003, 55439],
+      ['west->central:orders-standby-central', 1004, 55439],
     ]);
   });
 
