@@ -63,6 +63,12 @@ export function createServiceControl(services: Readonly<Record<string, { url: st
       }
     },
 
+    /** `on`: the database's requests in `region` get the maintenance page (it has nowhere allowed to run); off: served again. */
+    async setMaintenance(region: string, database: string, on: boolean, reason: string): Promise<void> {
+      const r = await call(region, 'POST', `/control/maintenance/${encodeURIComponent(database)}`, { on, reason });
+      if (r.status !== 200) throw new Error(`maintenance of ${database} in ${region} answered ${r.status}: ${errorOf(r.json)}`);
+    },
+
     async repointDatabases(region: string, routes: Readonly<Record<string, NodeEndpoint>>): Promise<void> {
       for (const [database, node] of Object.entries(routes)) {
         const r = await call(region, 'PUT', `/control/databases/${encodeURIComponent(database)}`, { host: node.host, port: node.port });

@@ -26,6 +26,10 @@ export function createTrafficActivities(deps: { traffic?: Route53Traffic; servic
     async setWriteFreeze({ region, frozen, reason, skipIfUnreachable }: { region: string; frozen: boolean; reason: string; skipIfUnreachable: boolean }) {
       return required(deps.services, 'services:').setWriteFreeze(region, frozen, reason, skipIfUnreachable);
     },
+    async setMaintenance({ region, databases, on, reason }: { region: string; databases: string[]; on: boolean; reason: string }): Promise<void> {
+      const services = required(deps.services, 'services:');
+      for (const database of databases) await services.setMaintenance(region, database, on, reason);
+    },
     async repointDatabases({ region, routes }: { region: string; routes: Record<string, NodeEndpoint> }): Promise<void> {
       return required(deps.services, 'services:').repointDatabases(region, routes);
     },

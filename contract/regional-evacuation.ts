@@ -61,8 +61,10 @@ export interface RegionalEvacuationInput {
 export interface DatabaseEvacuationOutcome {
   database: string;
   childWorkflowId: string;
-  state: 'promoted' | 'failed';
+  /** `maintenance`: not promoted because it has nowhere allowed to go (residency); its requests get the maintenance page. */
+  state: 'promoted' | 'failed' | 'maintenance';
   result?: DbPromotionResult;
+  /** Why it failed, or why it is under maintenance. */
   error?: string;
 }
 

@@ -31,9 +31,11 @@ export interface DatabaseHealth {
   inRecovery?: boolean;
   readOnly?: boolean;
   error?: string;
+  /** Its requests get the maintenance page (HTTP 503): it has nowhere allowed to run (residency); why. */
+  maintenance?: string;
 }
 
-/** Body of `GET /health` (HTTP 200 when every database is reachable, else 503). */
+/** Body of `GET /health` (HTTP 200 when every database not under maintenance is reachable, else 503). */
 export interface ServiceHealth {
   region: string;
   frozen: boolean;
@@ -115,6 +117,11 @@ const writeBody = z.strictObject({
   payload: z.string().min(1, 'must not be empty').max(1000, 'must be at most 1000 characters'),
 });
 
+const maintenanceBody = z.strictObject({
+  on: z.boolean(),
+  reason: z.string().max(500, 'must be at most 500 characters').optional(),
+});
+
 const freezeBody = z.strictObject({
   frozen: z.boolean(),
   reason: z.string().max(500, 'must be at most 500 characters').optional(),
@@ -150,11 +157,21 @@ export function createLabService(options: LabServiceOptions): LabService {
   // A Map, not an object: names come from URLs, and `constructor` must not resolve.
   const routes = new Map<string, DatabaseRoute>(Object.entries(options.databases).map(([db, r]) => [db, { ...r }]));
   let freeze: FreezeState = { frozen: false, reason: null, changedAt: null };
+  /** Databases whose requests get the maintenance page, with why and since when. */
+  const maintenance = new Map<string, { reason: string; since: string }>();
   const inFlightWrites = new Set<Promise<unknown>>();
 
-  function route(db: string): DatabaseRoute {
+  function known(db: string): DatabaseRoute {
     const found = routes.get(db);
     if (!found) throw new HttpError(404, `unknown database '${db}' (this service routes: ${[...routes.keys()].join(', ') || 'none'})`);
+    return found;
+  }
+
+  /** The route a request uses; a database under maintenance answers the maintenance page instead. */
+  function route(db: string): DatabaseRoute {
+    const found = known(db);
+    const page = maintenance.get(db);
+    if (page) throw new HttpError(503, `${db} is under maintenance (since ${page.since}): ${page.reason}`, { 'Retry-After': '300' });
     return found;
   }
 
@@ -170,6 +187,8 @@ export function createLabService(options: LabServiceOptions): LabService {
     const entries = await Promise.all(
       [...routes].map(async ([db, target]): Promise<[string, DatabaseHealth]> => {
         const where = { host: target.host, port: target.port };
+        const page = maintenance.get(db);
+        if (page) return [db, { ...where, reachable: false, maintenance: page.reason }];
         try {
           const row = await withConnection(target, HEALTH_TIMEOUT_MS, HEALTH_TIMEOUT_MS, async (c) => {
             const r = await c.query<{ in_recovery: boolean; read_only: string }>(
@@ -184,7 +203,7 @@ export function createLabService(options: LabServiceOptions): LabService {
       }),
     );
     const body: ServiceHealth = { region, frozen: freeze.frozen, databases: Object.fromEntries(entries) };
-    return { status: entries.every(([, h]) => h.reachable) ? 200 : 503, body };
+    return { status: entries.every(([, h]) => h.reachable || h.maintenance !== undefined) ? 200 : 503, body };
   };
 
   const writeRecord: Handler = async (req, [db = '']) => {
@@ -246,8 +265,16 @@ export function createLabService(options: LabServiceOptions): LabService {
 
   const listRoutes: Handler = async () => ({ status: 200, body: { region, databases: Object.fromEntries(routes) } });
 
+  const setMaintenance: Handler = async (req, [db = '']) => {
+    known(db);
+    const { on, reason } = parseBody(maintenanceBody, await readJson(req));
+    if (on) maintenance.set(db, { reason: reason ?? 'no reason given', since: new Date().toISOString() });
+    else maintenance.delete(db);
+    return { status: 200, body: { name: db, maintenance: maintenance.get(db) ?? null } };
+  };
+
   const repoint: Handler = async (req, [db = '']) => {
-    const current = route(db);
+    const current = known(db);
     const endpoint = parseBody(endpointBody, await readJson(req));
     const next: DatabaseRoute = { ...current, host: endpoint.host, port: endpoint.port };
     routes.set(db, next);
@@ -263,6 +290,7 @@ export function createLabService(options: LabServiceOptions): LabService {
     { pattern: ['control', 'freeze'], methods: { POST: setFreeze } },
     { pattern: ['control', 'databases'], methods: { GET: listRoutes } },
     { pattern: ['control', 'databases', ':db'], methods: { PUT: repoint } },
+    { pattern: ['control', 'maintenance', ':db'], methods: { POST: setMaintenance } },
   ];
 
   async function dispatch(req: http.IncomingMessage, pathname: string): Promise<Reply> {

@@ -13,6 +13,7 @@ import { describeRpo, judgeRpo } from '../contract/rpo';
 import type { DatabaseRpoStatus, GateStatus, RunContext } from '../contract/runbook';
 import { dbPromotion } from './db-promotion';
 import { failureMessage, type PreApproval, type RunbookRun } from './kernel/runbook-run';
+import { failureType } from './kernel/failures';
 import { call } from './call';
 import { databaseProfiles, proxyFor, trafficProfiles } from './options';
 
@@ -124,6 +125,11 @@ export async function promoteInParallel(run: RunbookRun, context: RunContext, pr
         track('completed', `timeline ${result.timeline}, RPO ${describeRpo(result.rpo)}`);
         return { database: request.database, childWorkflowId, state: 'promoted', result };
       } catch (err) {
+        // Refused because every standby is in a forbidden region: not a failure of the run, its traffic goes to the maintenance page.
+        if (failureType(err) === FailureType.ResidencyDenied) {
+          track('failed', `not promoted, maintenance page: ${failureMessage(err)}`);
+          return { database: request.database, childWorkflowId, state: 'maintenance', error: failureMessage(err) };
+        }
         track('failed', failureMessage(err));
         return { database: request.database, childWorkflowId, state: 'failed', error: failureMessage(err) };
       }
@@ -133,10 +139,12 @@ export async function promoteInParallel(run: RunbookRun, context: RunContext, pr
 
 /**
  * Throws PromotionFailed naming every failed promotion and its reason (`${what} for orders (why)`),
- * when one failed; `suffix` says why the run stops for it (a policy).
+ * when one failed; `suffix` says why the run stops for it (a policy). `maintenanceAllowed`: a database with nowhere
+ * allowed to go (left to the maintenance page) is not counted as failed.
  */
-export function failIfAnyFailed(results: readonly DatabaseEvacuationOutcome[], what: string, suffix = ''): void {
-  const failed = results.filter((r) => r.state === 'failed');
+export function failIfAnyFailed(results: readonly DatabaseEvacuationOutcome[], what: string, suffix = '', { maintenanceAllowed = false } = {}): void {
+  // A database left under maintenance is an outcome an evacuation may accept; for anything else it is not promoted, so failed.
+  const failed = results.filter((r) => r.state === 'failed' || (r.state === 'maintenance' && !maintenanceAllowed));
   if (failed.length === 0) return;
   throw ApplicationFailure.create({
     type: FailureType.PromotionFailed,

@@ -86,13 +86,21 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
         parentApproval(approval),
         input.databases.map((db) => ({ database: db.name, input: { mode, policy: db.promotion }, summary: `promote ${db.name} in ${survivingRegion} (evacuation of ${region})` })),
       );
-      if (policy.onPromotionFailure === 'abort') failIfAnyFailed(results, 'promotion failed', '; policy abort');
+      if (policy.onPromotionFailure === 'abort') failIfAnyFailed(results, 'promotion failed', '; policy abort', { maintenanceAllowed: true });
       return results;
     });
 
     const promoted = outcomes.filter((o) => o.state === 'promoted' && o.result);
     const promotedNames = promoted.map((o) => o.database);
+    const underMaintenance = outcomes.filter((o) => o.state === 'maintenance');
+    for (const o of underMaintenance) run.note('promote-databases', `${o.database} not promoted: ${o.error ?? 'nowhere allowed'}; its requests in ${survivingRegion} get the maintenance page`);
     await run.step('repoint-service', async () => {
+      // Nowhere allowed to go: served as the maintenance page, never pointed at a node it may not run on.
+      if (underMaintenance.length > 0) {
+        await call(app.setMaintenance, controlOptions, `maintenance page in ${survivingRegion} for ${underMaintenance.map((o) => o.database).join(', ')}`, {
+          region: survivingRegion, databases: underMaintenance.map((o) => o.database), on: true, reason: `evacuation ${workflowId}: ${underMaintenance.map((o) => `${o.database}: ${o.error ?? 'nowhere allowed'}`).join('; ')}`,
+        });
+      }
       const routes = Object.fromEntries(promoted.flatMap((o) => (o.result ? [[o.database, o.result.newPrimary]] : [])));
       await call(app.repointDatabases, controlOptions, `re-point ${survivingRegion} service at ${promotedNames.join(', ')}`, { region: survivingRegion, routes });
       // The record names the node each promotion chose (with several standbys, not always the surviving region's).
@@ -116,7 +124,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
     const worst = worstRpo(promoted.flatMap((o) => (o.result ? [o.result] : [])));
     const rpo = { targetSeconds: rpoTarget, measuredSeconds: worst.measuredSeconds, measuredBytes: worst.measuredBytes, met: worst.verdict.met };
     run.recordRpo({ measuredSeconds: rpo.measuredSeconds, measuredBytes: rpo.measuredBytes, method: 'worst of the database promotions, each judged by its own target' }, worst.verdict);
-    const degraded = outcomes.some((o) => o.state === 'failed');
+    const degraded = outcomes.some((o) => o.state !== 'promoted');
 
     await run.step('record-evidence', () =>
       run.announce({
@@ -126,7 +134,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
         subject: `${region} evacuated to ${survivingRegion}${degraded ? ' (DEGRADED)' : ''}`,
         body:
           `RTO ${rto.measuredSeconds.toFixed(1)}s of ${rto.budgetSeconds}s${rto.met ? '' : ' (EXCEEDED)'}. ` +
-          outcomes.map((o) => (o.result ? `${o.database}: RPO ${describeRpo(o.result.rpo)}` : `${o.database}: FAILED ${o.error ?? ''}`)).join('; '),
+          outcomes.map((o) => (o.result ? `${o.database}: RPO ${describeRpo(o.result.rpo)}` : o.state === 'maintenance' ? `${o.database}: NOT PROMOTED, maintenance page (${o.error ?? ''})` : `${o.database}: FAILED ${o.error ?? ''}`)).join('; '),
       }),
     );
 
