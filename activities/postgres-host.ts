@@ -4,7 +4,7 @@
  * pg_ctl and pg_rewind refuse root). Used by the lab and by the provider
  * activities that rebuild a standby on the database host.
  */
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { isAlive, run, stopPid, waitFor } from '../lib/processes';
@@ -82,12 +82,35 @@ export async function startCluster(spec: ClusterLocation, options: { env?: Recor
   return pid;
 }
 
-/** The postmaster's pid from postmaster.pid, when it is running. */
+/**
+ * The postmaster's pid from postmaster.pid, when that postmaster is running. A pid file outlives a crash
+ * (SIGKILL, a lost machine) and its number is reused by the kernel for anything; signalling that would stop
+ * an unrelated process (a fence, a lab reset). So the process must be this cluster's postmaster: its
+ * working directory is the data directory (the postmaster chdirs there), or, where /proc/<pid>/cwd cannot be
+ * read (another user's process), its command is postgres.
+ */
 export function clusterPid(spec: Pick<ClusterLocation, 'dataDir'>): number | undefined {
   const file = path.join(spec.dataDir, 'postmaster.pid');
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
-  return isAlive(pid) ? pid : undefined;
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
+  return isPostmasterOf(pid, spec.dataDir) ? pid : undefined;
+}
+
+/** Whether `pid` is the postmaster of `dataDir` (see clusterPid); without /proc (not Linux), a live pid is taken at its word. */
+export function isPostmasterOf(pid: number, dataDir: string): boolean {
+  if (!existsSync('/proc/self')) return true;
+  try {
+    return realpathSync(`/proc/${pid}/cwd`) === realpathSync(dataDir);
+  } catch {
+    // cwd unreadable (not ours to read) or the process just ended: its command line is readable by anyone.
+  }
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return /^(postgres|postmaster)$/.test(path.basename(argv[0] ?? ''));
+  } catch {
+    return false;
+  }
 }
 
 /** Fast shutdown (SIGINT) by pid; `kill` is a crash (SIGKILL), for unplanned drills and tests. */

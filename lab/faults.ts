@@ -2,10 +2,12 @@
  * Faults the lab injects on purpose, for drills, the sentinel's tests and the
  * failover test: a primary killed (SIGKILL, as a lost machine), a primary hung
  * (SIGSTOP: its port still accepts, nothing answers), a region lost (its
- * primaries and its service killed). Each says what it did to which process
- * and when: the fault time is what a recovery is measured from.
+ * primaries and its service killed), replication lagging (every standby of a
+ * database applies WAL N seconds late: recovery_min_apply_delay). Each says what
+ * it did to which process and when: the fault time is what a recovery is
+ * measured from.
  *
- * `heal` continues what was hung. It never restarts what was killed: a killed
+ * `heal` continues what was hung and lifts the lag. It never restarts what was killed: a killed
  * primary may have been replaced by a promotion, and bringing it back writable
  * would make two primaries; a failback brings it back, as a standby.
  */
@@ -13,10 +15,10 @@ import { databaseNodes, postgresDatabase, postgresDatabases, type LoadedConfig }
 import { isAlive } from '../lib/processes';
 import { isSuspended } from '../activities/postgres-host';
 import type { Lab } from './lab';
-import { clusterPid, liveState, stopCluster, type ClusterSpec } from './postgres';
+import { clusterPid, liveState, stopCluster, withClient, type ClusterSpec } from './postgres';
 
 export interface FaultRecord {
-  fault: 'kill' | 'hang' | 'continue';
+  fault: 'kill' | 'hang' | 'continue' | 'lag' | 'unlag';
   /** What was hit: `orders primary (east, 127.0.0.1:5433)` or `service-east`. */
   what: string;
   pid: number;
@@ -98,7 +100,47 @@ export function continueHung(lab: Lab, loaded: LoadedConfig): FaultRecord[] {
   return records;
 }
 
+/**
+ * Every standby of `database` that answers applies WAL `seconds` late (recovery_min_apply_delay, by ALTER
+ * SYSTEM and a reload): it still receives every byte, so nothing is lost, but what it has replayed, what a
+ * promotion's RPO measures before the promotion replays the rest, falls behind the primary.
+ */
+export async function lagDatabase(lab: Lab, loaded: LoadedConfig, database: string, seconds: number): Promise<FaultRecord[]> {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new Error(`--seconds must be a whole number of seconds from 1 to 3600, got ${seconds}`);
+  const records: FaultRecord[] = [];
+  for (const n of labNodes(lab, loaded, database)) {
+    const live = await liveState(n.spec);
+    if (!live.reachable || live.inRecovery !== true) continue;
+    await withClient(n.spec, 'postgres', async (c) => {
+      await c.query(`ALTER SYSTEM SET recovery_min_apply_delay = '${seconds}s'`);
+      await c.query('SELECT pg_reload_conf()');
+    });
+    records.push({ fault: 'lag', what: `${database} standby (${n.region}, ${n.spec.host}:${n.spec.port}) applies WAL ${seconds}s late`, pid: clusterPid(n.spec) ?? 0, at: new Date().toISOString() });
+  }
+  if (records.length === 0) throw new Error(`${database} has no standby answering in recovery: nothing to lag (see lifeboat lab status)`);
+  return records;
+}
+
+/** Lifts a lag: every node of the lab's databases that answers with a recovery_min_apply_delay gets it reset. */
+export async function unlagAll(lab: Lab, loaded: LoadedConfig): Promise<FaultRecord[]> {
+  const records: FaultRecord[] = [];
+  for (const [name] of postgresDatabases(loaded.config)) {
+    for (const n of labNodes(lab, loaded, name)) {
+      if (!(await liveState(n.spec)).reachable) continue;
+      const lagged = await withClient(n.spec, 'postgres', async (c) => {
+        const delay = (await c.query<{ d: string }>("SELECT current_setting('recovery_min_apply_delay') AS d")).rows[0]?.d;
+        if (delay === undefined || delay === '0') return false;
+        await c.query('ALTER SYSTEM RESET recovery_min_apply_delay');
+        await c.query('SELECT pg_reload_conf()');
+        return true;
+      });
+      if (lagged) records.push({ fault: 'unlag', what: `${name} ${n.node} (${n.region}, ${n.spec.host}:${n.spec.port}) applies WAL at once again`, pid: clusterPid(n.spec) ?? 0, at: new Date().toISOString() });
+    }
+  }
+  return records;
+}
+
 export function formatFault(r: FaultRecord): string {
-  const verb = { kill: 'killed (SIGKILL)', hang: 'hung (SIGSTOP)', continue: 'continued (SIGCONT)' }[r.fault];
+  const verb = { kill: 'killed (SIGKILL)', hang: 'hung (SIGSTOP)', continue: 'continued (SIGCONT)', lag: 'lagged', unlag: 'lag lifted:' }[r.fault];
   return `${r.at} ${verb} ${r.what}, pid ${r.pid}`;
 }

@@ -1,6 +1,6 @@
 /** `lifeboat lab up|down|reset|status|fault`: the local lab. */
 import type { Command } from 'commander';
-import { continueHung, formatFault, hangDatabase, killDatabase, killRegion } from '../../lab/faults';
+import { continueHung, formatFault, hangDatabase, killDatabase, killRegion, lagDatabase, unlagAll } from '../../lab/faults';
 import { Lab, type LabStatus } from '../../lab/lab';
 import { databaseNodes, postgresDatabases, type LoadedConfig } from '../../config/load';
 import { UsageError } from '../usage-error';
@@ -62,12 +62,21 @@ export function register(program: Command): void {
       console.log(formatFault(await hangDatabase(new Lab(loaded), loaded, database)));
     },
   );
-  examples(fault.command('heal').description('continue every hung node; a killed node stays down (a failback brings it back as a standby, never a second primary)'), ['lifeboat lab fault heal']).action(
+  examples(fault.command('lag').description("every standby of a database applies WAL N seconds late (recovery_min_apply_delay): it receives every byte, its replay falls behind").argument('<database>').requiredOption('--seconds <n>', 'the delay, 1 to 3600'), ['lifeboat lab fault lag orders --seconds 30']).action(
+    async (database: string, o: { seconds: string }, cmd: Command) => {
+      const loaded = commandConfig(cmd);
+      if (!isDatabase(loaded, database)) throw new UsageError(`${database} is not a lab database of ${loaded.file} (databases: ${postgresDatabases(loaded.config).map(([n]) => n).join(', ')})`);
+      if (!/^\d+$/.test(o.seconds)) throw new UsageError(`--seconds must be a whole number of seconds from 1 to 3600, got '${o.seconds}'`);
+      for (const r of await lagDatabase(new Lab(loaded), loaded, database, Number(o.seconds))) console.log(formatFault(r));
+    },
+  );
+  examples(fault.command('heal').description('continue every hung node and lift every lag; a killed node stays down (a failback brings it back as a standby, never a second primary)'), ['lifeboat lab fault heal']).action(
     async (_o, cmd: Command) => {
       const loaded = commandConfig(cmd);
-      const records = continueHung(new Lab(loaded), loaded);
+      const lab = new Lab(loaded);
+      const records = [...continueHung(lab, loaded), ...(await unlagAll(lab, loaded))];
       for (const r of records) console.log(formatFault(r));
-      if (records.length === 0) console.log('nothing was hung');
+      if (records.length === 0) console.log('nothing was hung or lagged');
     },
   );
   examples(lab.command('status').description('endpoints, read live from the servers').addOption(jsonOption()), ['lifeboat lab status', 'lifeboat lab status --json | jq .databases.orders']).action(
