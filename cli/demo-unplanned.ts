@@ -108,6 +108,8 @@ export async function runUnplannedDemo(loaded: LoadedConfig, options: { projectR
         `done ${r.recoverySeconds.toFixed(1)}s after the fault (seen by this demo, an upper bound); the run's RTO from detection ${r.result.rto.measuredSeconds.toFixed(1)}s ` +
         `(budget ${r.result.rto.budgetSeconds}s, ${r.result.rto.met ? 'met' : 'EXCEEDED'}); promote gate ${gate?.state} by ${gate?.decidedBy ?? '?'}`,
     );
+    if (r.result.choice) console.log(`    chosen: ${r.result.choice.reason}`);
+    for (const f of r.result.followers ?? []) console.log(`    ${f.region}: ${f.following ? `follows the new primary (${f.method ?? ''})` : `does NOT follow: ${f.reason ?? ''}`}`);
     printNotifications(loaded, sentinelId({ kind: 'database', database: r.database }), r.fault.at);
   }
   await stopSentinels(client, loaded, admin, 'demo over');
