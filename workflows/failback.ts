@@ -187,17 +187,25 @@ function discardOutcome(step: DiscardOutcome['step'], check: FormerPrimaryCheck 
 const PATCH_WHERE_PRIMARIES_ARE = 'lifeboat-failback-where-primaries-are';
 
 /**
- * A failback returns databases from `from`, the configured standbys' region. A promotion that chose a further
- * standby left that database's primary elsewhere: refused before anything is touched, with what to do instead.
+ * A failback returns databases whose primary is in `from` (the configured standbys' region) to `region`; it
+ * stops and rebuilds `region`'s nodes. Refused before anything is touched when a database takes writes in
+ * `region` (it was never moved, or its old primary came back writable: stopping or rebuilding that node
+ * would be an outage or a loss) or anywhere but `from` (a promotion chose a further standby: returning from
+ * there is not built yet).
  */
 async function refusePrimariesElsewhere(names: readonly string[], from: string, region: string): Promise<void> {
   const writable = await Promise.all(names.map(async (name) => ({ name, at: await call(db.writableNodes, readOptions, `where ${name} takes writes (read-only)`, { database: name }) })));
+  const home = writable.filter((w) => w.at.includes(region));
   const elsewhere = writable.filter((w) => w.at.some((r) => r !== from && r !== region));
-  if (elsewhere.length === 0) return;
+  if (home.length === 0 && elsewhere.length === 0) return;
+  const why = [
+    ...home.map((w) => `${w.name} takes writes in ${region} already${w.at.length > 1 ? ` (and in ${w.at.filter((r) => r !== region).join(', ')}: two writable nodes, fence one)` : ''}: its node there is the primary, never stopped or rebuilt by a failback`),
+    ...elsewhere.filter((w) => !home.includes(w)).map((w) => `${w.name} takes writes in ${w.at.join(', ')}, not in ${from}: returning a database whose promotion chose a further standby is not supported yet (do it by hand, or rebuild that node)`),
+  ];
   throw ApplicationFailure.create({
     type: FailureType.NotConfigured,
     nonRetryable: true,
-    message: `refusing to fail back: ${elsewhere.map((w) => `${w.name} takes writes in ${w.at.join(', ')}, not in ${from}`).join('; ')}. A failback returns databases from ${from}, the configured standbys' region; returning one whose promotion chose a further standby is not supported yet (do it by hand, or rebuild that node). Nothing was changed`,
+    message: `refusing to fail back to ${region}: ${why.join('; ')}. Nothing was changed`,
   });
 }
 
