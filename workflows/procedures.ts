@@ -5,7 +5,7 @@
 import { ApplicationFailure, ChildWorkflowCancellationType, isCancellation, ParentClosePolicy, patched, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { DatabaseActivities } from '../activities/database';
 import type { TrafficActivities } from '../activities/traffic';
-import { DB_PROMOTION_RUNBOOK, dbPromotionWorkflowId, type DbPromotionInput } from '../contract/db-promotion';
+import { DB_PROMOTION_RUNBOOK, dbPromotionWorkflowId, type DbPromotionInput, type PromotionMode } from '../contract/db-promotion';
 import type { PromotionTarget, ReplicationReading } from '../contract/database';
 import type { DatabaseEvacuationOutcome } from '../contract/regional-evacuation';
 import { FailureType } from '../contract/failures';
@@ -24,6 +24,8 @@ const db = proxyFor<DatabaseActivities>();
 
 /** Runs started before the parent gates showed the RPO replay without the reading (test/histories/*.json). */
 export const PATCH_RPO_BEFORE_PARENT_GATE = 'lifeboat-rpo-before-parent-gate';
+/** Runs from before several standbys read the configured standby before the gate. */
+const PATCH_GATE_READS_CHOSEN_STANDBY = 'lifeboat-gate-reads-chosen-standby';
 
 export interface GateDatabase {
   name: string;
@@ -37,12 +39,15 @@ export interface GateDatabase {
  * gate-opened event. Undefined for runs started before this existed. A database whose reading
  * fails is shown as not measured (not met); the gate still opens, the approver decides.
  */
-export async function measureBeforeGate(run: RunbookRun, databases: readonly GateDatabase[], towards: PromotionTarget, note: string): Promise<string | undefined> {
+export async function measureBeforeGate(run: RunbookRun, databases: readonly GateDatabase[], towards: PromotionTarget, note: string, mode?: PromotionMode): Promise<string | undefined> {
   if (!patched(PATCH_RPO_BEFORE_PARENT_GATE)) return undefined;
+  // Towards a standby: the one each child promotion would choose now (several standbys), so the approver reads its figures.
+  const choose = towards === 'standby' && mode !== undefined && patched(PATCH_GATE_READS_CHOSEN_STANDBY);
   const rows = await Promise.all(
     databases.map(async (d): Promise<DatabaseRpoStatus> => {
       try {
-        const reading = await call(db.measureReplication, replicationReadOptions, `read ${d.name} replication before the gate (read-only)`, { database: d.name, towards, detectedAt: run.context.detectedAt });
+        const target = choose ? (await call(db.chooseStandby, replicationReadOptions, `choose ${d.name}'s standby as its promotion would (read-only)`, { database: d.name, mode })).target ?? towards : towards;
+        const reading = await call(db.measureReplication, replicationReadOptions, `read ${d.name} replication before the gate (read-only)`, { database: d.name, towards: target, detectedAt: run.context.detectedAt });
         return replicationRow(reading, d.targetSeconds);
       } catch (err) {
         if (isCancellation(err)) throw err;

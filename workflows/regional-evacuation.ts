@@ -72,6 +72,7 @@ export async function regionalEvacuation(input: RegionalEvacuationInput): Promis
       mode === 'planned'
         ? 'planned: each promotion fences its primary and waits for replay, so these are the figures before the fence'
         : `unplanned: what a promotion now would lose; a promotion beyond its target stops at its own gate for a person`,
+      mode,
     );
     const approval = await run.gate('promote-databases', { briefing });
     // About to pass the point of no return with the region's service not frozen: a watch freezes it the moment

@@ -31,6 +31,8 @@ beforeAll(async () => {
   lab = await createTestLab('sentinel-region', {
     databases: ['orders'],
     regions: true,
+    // A second standby in central: the evacuation's gate shows the one the promotion would choose.
+    standbys: ['central'],
     extra: { ...extra, sentinels: { ...(extra.sentinels as Record<string, unknown>), services: ['east'] } },
   });
   temporal = await startTestTemporal(lab.loaded);
@@ -75,7 +77,10 @@ describe('a region sentinel', () => {
     expect(atGate.events.find((e) => e.kind === 'gate-opened')?.detail).toMatch(/Declared by sentinel:region:east/);
     expect(atGate.events.find((e) => e.kind === 'gate-opened')?.detail).not.toMatch(/quorum approves/);
     await decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate: 'drain-traffic', as: 'bob', comment: 'east is gone', decision: 'approve' });
-    await approveAsBob(temporal.client, lab, handle, 'promote-databases');
+    const atPromote = await approveAsBob(temporal.client, lab, handle, 'promote-databases');
+    const briefed = atPromote.events.find((e) => e.kind === 'gate-opened' && e.gate === 'promote-databases')?.detail ?? '';
+    const briefedRegion = /orders: standby (\w+)/.exec(briefed)?.[1];
+    expect(['west', 'central']).toContain(briefedRegion);
     // The child's RPO after a kill is an upper bound that may exceed the target: then a person approves it too.
     const child = temporal.client.workflow.getHandle(dbPromotionWorkflowId('orders'));
     const at = await waitForStatus(child, (s) => s.detectedAt === trigger.detectedAt && (s.state === 'completed' || gateWaiting('promote')(s)), 'orders promoted or at its gate', 120_000);
@@ -83,8 +88,13 @@ describe('a region sentinel', () => {
     const result = await handle.result();
     expect('databases' in result ? result.databases.map((d) => [d.database, d.state]) : result).toEqual([['orders', 'promoted']]);
     const orders = postgresDatabase(lab.loaded.config, 'orders');
-    expect(await inRecovery(orders.standby)).toBe(false);
-    expect(await tryWrite(orders.standby, 'orders', 'after the evacuation the sentinel started')).toBeUndefined();
+    const promoted = 'databases' in result ? result.databases[0]?.result : undefined;
+    // The standby the gate showed is the one promoted (nothing changed between the reading and the promotion).
+    expect(promoted?.newPrimary.region).toBe(briefedRegion);
+    const node = [orders.standby, ...orders.standbys].find((n) => n.region === briefedRegion)!;
+    expect(await inRecovery(node)).toBe(false);
+    expect(await tryWrite(node, 'orders', 'after the evacuation the sentinel started')).toBeUndefined();
+    expect(promoted?.followers?.map((f) => f.following)).toEqual([true]);
     expect((await handle.query(statusQuery)).state).toBe('completed');
     // One run for the failure: the region stays down and the sentinel starts nothing more.
     expect((await statusOfEast()).declarations.filter((d) => d.workflowId !== undefined)).toHaveLength(1);
