@@ -439,6 +439,11 @@ export function createCloudSqlProvider(name: string, spec: CloudSqlDatabaseSpec,
       throw ApplicationFailure.nonRetryable(`${name} (Cloud SQL) has a primary in ${primary.region} and one replica in ${standby.region}; there is no node in ${[primaryRegion, standbyRegion].filter((r) => r !== primary.region && r !== standby.region).join(', ')}`, FailureType.NotConfigured);
     },
 
+    /** One replica and Cloud SQL's own lineage: nothing further to confirm here. */
+    async confirmPromotable() {
+      return undefined;
+    },
+
     /** One replica: after a promotion there is no other replica to re-point. */
     async followNewPrimary() {
       return [];

@@ -41,6 +41,12 @@ export interface DatabaseProvider {
   replayedUpTo(lsn: string): Promise<{ caughtUp: boolean; replayLsn: string }>;
   /** Figures it cannot take stay undefined (never 0); `inspection`: measure from this reading instead of a new one. */
   measureRpo(detectedAt: string, inspection?: ReplicationInspection): Promise<RpoMeasurement>;
+  /**
+   * Read-only, before the gate and right before the promotion: refuses (StandbyNotHealthy) when another node
+   * takes writes, when the standby is on a newer timeline than `oldTimeline` (the fenced node's: a later
+   * primary exists), or when it streams from another node of the database than this primary.
+   */
+  confirmPromotable(oldTimeline?: number): Promise<void>;
   /** Idempotent: an already promoted standby is success. */
   promoteStandby(): Promise<PromotionOutcome>;
   verifyWrite(runId: string): Promise<WriteCheck>;
@@ -279,6 +285,11 @@ export function createDatabaseActivities(deps: { providers: ReadonlyMap<string, 
         );
       }
       return inspection;
+    },
+
+    /** Read-only: see DatabaseProvider.confirmPromotable; `oldTimeline`: the fenced old primary's, when the fence read it. */
+    async confirmPromotable({ database, towards, oldTimeline }: { database: string; towards?: PromotionTarget; oldTimeline?: number }): Promise<void> {
+      await provider(database, towards).confirmPromotable(oldTimeline);
     },
 
     async promoteStandby({ database, towards }: { database: string; towards?: PromotionTarget }): Promise<PromotionOutcome> {

@@ -119,14 +119,18 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
    */
   const follow = async (node: NodeEndpoint, slot: string, config: PostgresDatabaseConfig['primary']): Promise<FollowOutcome> => {
     const base = { node, source: standby, slot };
-    const receiver = (n: NodeEndpoint) => tryNode(n, async (c) => (await c.query<{ r: boolean; status: string | null; port: number | null }>(
-      'SELECT pg_is_in_recovery() AS r, (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status, (SELECT sender_port FROM pg_stat_wal_receiver LIMIT 1) AS port',
+    const receiver = (n: NodeEndpoint) => tryNode(n, async (c) => (await c.query<{ r: boolean; status: string | null; port: number | null; tli: number | null }>(
+      'SELECT pg_is_in_recovery() AS r, (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status, (SELECT sender_port FROM pg_stat_wal_receiver LIMIT 1) AS port, (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS tli',
     )).rows[0]);
+    // Following means streaming the new primary's timeline: a node whose WAL went past the fork streams the old
+    // timeline up to the fork for a moment, then stops ("forked off ... before current recovery point").
+    const newTimeline = await withNode(standby, async (c) => Number.parseInt((await c.query<{ tli: string }>('SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli')).rows[0]?.tli ?? '0', 16));
+    const onNewTimeline = (v: { status: string | null; port: number | null; tli: number | null } | undefined, port: number) => v?.status === 'streaming' && v.port === port && (v.tli ?? 0) >= newTimeline;
     const before = await receiver(node);
     if (!before.ok) return { ...base, following: false, reason: `${where(node)} does not answer (${before.error}): not re-pointed; it must be re-pointed or rebuilt before it protects ${name} again` };
     if (before.value?.r !== true) return { ...base, following: false, reason: `${where(node)} takes writes (not in recovery): left alone; two writable nodes, fence it` };
     const source = addressFrom(spec.standby, config.region);
-    if (before.value.status === 'streaming' && before.value.port === source.port) return { ...base, following: true, method: 'already streaming from the new primary' };
+    if (onNewTimeline(before.value, source.port)) return { ...base, following: true, method: `already streaming timeline ${newTimeline} from the new primary` };
     await withNode(standby, async (c) => {
       const exists = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
       if (exists.rowCount === 0) await c.query('SELECT pg_create_physical_replication_slot($1)', [slot]);
@@ -140,12 +144,12 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
     try {
       await waitFor(`${where(node)} to stream from ${where(standby)}`, async () => {
         const now = await receiver(node);
-        return now.ok && now.value?.status === 'streaming' && now.value.port === source.port ? true : undefined;
+        return now.ok && onNewTimeline(now.value, source.port) ? true : undefined;
       }, FOLLOW_TIMEOUT_MS, 250);
     } catch {
-      return { ...base, following: false, reason: `${where(node)} was re-pointed at ${where(standby)} but does not stream from it within ${FOLLOW_TIMEOUT_MS / 1000}s: its WAL may have gone past the new primary's (diverged); rebuild it as a standby of the new primary` };
+      return { ...base, following: false, reason: `${where(node)} was re-pointed at ${where(standby)} but does not stream its timeline ${newTimeline} within ${FOLLOW_TIMEOUT_MS / 1000}s: its WAL may have gone past the new primary's (diverged); rebuild it as a standby of the new primary` };
     }
-    return { ...base, following: true, method: `re-pointed (primary_conninfo ${source.host}:${source.port}, slot ${slot}) and streaming` };
+    return { ...base, following: true, method: `re-pointed (primary_conninfo ${source.host}:${source.port}, slot ${slot}) and streaming timeline ${newTimeline}` };
   };
 
   return {
@@ -311,7 +315,7 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         // A retry after this run's own shutdown (its answer lost): the fence is in place; report it again.
         const control = await controlData(location.dataDir);
         if (control.state === 'shut down') {
-          return { fenced: true, finalLsn: control.checkpointLsn, terminatedSessions: 0, cleanShutdown: true, method: 'clean shutdown (the shutdown checkpoint streamed to the standby) and a standby.signal, so a restart comes back read-only' };
+          return { fenced: true, finalLsn: control.checkpointLsn, terminatedSessions: 0, cleanShutdown: true, timeline: control.timeline, method: 'clean shutdown (the shutdown checkpoint streamed to the standby) and a standby.signal, so a restart comes back read-only' };
         }
       }
       if (supersededOnly) await refuseUnlessSuperseded(location, live.ok && live.value?.r === false);
@@ -338,12 +342,42 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
         terminatedSessions: live.ok ? Number(live.value?.sessions ?? 0) : 0,
         // finalLsn is the node's end of WAL only after a clean shutdown (a crashed node's checkpoint is behind it).
         cleanShutdown: fence.control.state === 'shut down',
+        // The timeline the node was on: a standby on a newer one descends from a later primary, not from this node.
+        timeline: fence.control.timeline,
         method: fence.how === 'shutdown'
           ? 'clean shutdown (the shutdown checkpoint streamed to the standby) and a standby.signal, so a restart comes back read-only'
           : fence.how === 'already-fenced'
             ? `already fenced by ${fence.owner ?? 'another run'} (stopped, standby.signal in place)`
             : `found stopped (${fence.control.state}); a standby.signal written, so a restart comes back read-only`,
       };
+    },
+
+    async confirmPromotable(oldTimeline?: number): Promise<void> {
+      const refuse = (why: string) => ApplicationFailure.nonRetryable(`not promoting ${where(standby)}: ${why}. Nothing was promoted`, FailureType.StandbyNotHealthy);
+      for (const node of spec.standbys) {
+        const other = endpoint(node);
+        const state = await tryNode(other, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r);
+        if (state.ok && state.value === false) throw refuse(`${where(other)} takes writes (it is a primary): promoting now would make two writable primaries`);
+      }
+      const s = await withNode(standby, async (c) => (await c.query<{ r: boolean; tli: number; rtli: number | null; conninfo: string }>(
+        `SELECT pg_is_in_recovery() AS r, (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
+                (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS rtli, current_setting('primary_conninfo') AS conninfo`,
+      )).rows[0]);
+      if (!s) throw new Error(`${where(standby)} answered nothing`);
+      if (s.r !== true) throw refuse('it is not in recovery (it takes writes already)');
+      // The newest timeline it knows: its control file lags (restartpoints), its WAL receiver may be down, but a
+      // timeline it followed left its history file and segments in pg_wal (pg_ls_waldir: superuser or pg_monitor).
+      const inWal = await withNode(standby, async (c) => (await c.query<{ tli: number | null }>(
+        "SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) AS tli FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{8}([0-9A-F]{16}|\\.history)$'",
+      )).rows[0]?.tli ?? 0).catch(() => 0);
+      const tli = Math.max(s.tli, s.rtli ?? 0, inWal);
+      if (oldTimeline !== undefined && tli > oldTimeline) {
+        throw refuse(`it is on timeline ${tli}, newer than ${where(primary)}'s ${oldTimeline}: a node was promoted after ${primary.region} was the primary, and that node (not ${primary.region}) is the one a promotion would replace; find it and fence it first`);
+      }
+      // Its upstream is the primary it follows: another node of the database named there is that primary.
+      const upstream = conninfoAddress(s.conninfo);
+      const follows = upstream && spec.standbys.find((n) => [{ host: n.host, port: n.port }, ...Object.values(n.via ?? {})].some((a) => a.host === upstream.host && a.port === upstream.port));
+      if (follows) throw refuse(`it streams from ${where(endpoint(follows))} (its primary_conninfo), not from ${where(primary)}: that node is its primary, and a promotion would leave it as it is`);
     },
 
     async unfencePrimary(owner?: string): Promise<void> {
@@ -469,6 +503,13 @@ export function createPostgresProvider(name: string, spec: PostgresDatabaseConfi
 
 /** How long a re-pointed standby may take to stream from the new primary. */
 const FOLLOW_TIMEOUT_MS = 30_000;
+
+/** host and port of a libpq connection string (`host=... port=...`), when it names both. */
+function conninfoAddress(conninfo: string): { host: string; port: number } | undefined {
+  const host = /(?:^|\s)host=('?)([^\s']+)\1/.exec(conninfo)?.[2];
+  const port = /(?:^|\s)port=('?)(\d+)\1/.exec(conninfo)?.[2];
+  return host && port ? { host, port: Number(port) } : undefined;
+}
 
 /** A SQL string literal (ALTER SYSTEM takes no parameters). */
 function literal(text: string): string {

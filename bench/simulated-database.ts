@@ -82,6 +82,10 @@ export class SimulatedDatabase implements DatabaseProvider {
     return primaryRegion === this.primary.region ? this : this.reversed();
   }
 
+  async confirmPromotable(): Promise<void> {
+    await this.call('confirmPromotable');
+  }
+
   async followNewPrimary(): Promise<FollowOutcome[]> {
     await this.call('followNewPrimary');
     return [];

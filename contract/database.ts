@@ -58,7 +58,7 @@ export interface ReplicationInspection {
 
 export type FenceResult =
   /** `method`: how the node was fenced (absent on runs from before fences were shutdowns: a read-only default). */
-  | { fenced: true; finalLsn: string; terminatedSessions: number; method?: string; cleanShutdown?: boolean }
+  | { fenced: true; finalLsn: string; terminatedSessions: number; method?: string; cleanShutdown?: boolean; timeline?: number }
   /** `unreachable`: the node did not answer and no worker of its region took the fence (the run leaves a return watch). */
   | { fenced: false; reason: string; attempted?: boolean; unreachable?: boolean };
 

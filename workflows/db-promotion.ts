@@ -39,6 +39,8 @@ const PATCH_UNPLANNED_SHUTDOWN_RPO = 'lifeboat-unplanned-shutdown-rpo';
 const PATCH_RETURN_WATCH = 'lifeboat-return-watch';
 const PATCH_CHOOSE_STANDBY = 'lifeboat-choose-standby';
 const PATCH_FOLLOW_NEW_PRIMARY = 'lifeboat-follow-new-primary';
+const PATCH_CONFIRM_PROMOTABLE = 'lifeboat-confirm-promotable';
+const PATCH_CHOICE_FOR_NAMED_STANDBY = 'lifeboat-choice-for-named-standby';
 /** Unplanned, after a clean shutdown: how long the standby may take to replay the final LSN before the lag is measured instead. */
 const UNPLANNED_CATCH_UP_SECONDS = 15;
 
@@ -47,7 +49,9 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
   const { database, mode, policy } = input;
   let towards: PromotionTarget = input.towards ?? 'standby';
   // No target named: the run chooses among the standbys (runs from before several standbys promote the configured one).
-  const choose = input.towards === undefined && patched(PATCH_CHOOSE_STANDBY);
+  // A standby named (to=): the same reading is taken, so the approver sees what another standby holds more.
+  const named = input.towards !== undefined && input.towards.startsWith('standby') ? input.towards : undefined;
+  const choose = (input.towards === undefined && patched(PATCH_CHOOSE_STANDBY)) || (named !== undefined && patched(PATCH_CHOICE_FOR_NAMED_STANDBY));
   const run = RunbookRun.of(dbPromotionRunbook, input, { target: database, rpoTargetSeconds: policy.rpoTargetSeconds });
   // Undos retry a bounded number of times; then the kernel asks a person (needs-attention).
   const undoOptions = undoProfile(databaseProfiles.unfence, policy.compensationAttempts);
@@ -56,14 +60,18 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     const preflight = await run.step('preflight', async (): Promise<ReplicationInspection & { choice?: StandbyChoice }> => {
       const choice = choose ? await call(db.chooseStandby, readOptions, `choose ${database}'s standby: answering, in recovery, allowed, ${mode === 'planned' ? 'streaming, ' : ''}least WAL behind, then configured order`, { database, mode }) : undefined;
       if (choice?.nowhereAllowed) throw ApplicationFailure.create({ type: FailureType.ResidencyDenied, message: `${choice.reason}; nothing was changed`, nonRetryable: true });
-      // None eligible: the configured standby's preflight says why (and retries one that may be restarting).
-      const target = choice?.target ?? towards;
+      // Named: that one. None eligible: the configured standby's preflight says why (and retries one that may be restarting).
+      const target = named ?? choice?.target ?? towards;
       const inspection = await call(db.preflightPromotion, readOptions, `preflight ${database}: healthy standby${target === 'standby' ? '' : ` in ${target.slice(target.indexOf(':') + 1)}`}, replication lag`, { database, mode, towards: target });
       return choice ? { ...inspection, choice } : inspection;
     });
-    if (preflight.choice?.target) towards = preflight.choice.target;
+    if (preflight.choice?.target && named === undefined) towards = preflight.choice.target;
     // Several standbys: the choice and its table are what the approver reads at the gate.
-    const choiceBriefing = preflight.choice && preflight.choice.candidates.length > 1 ? `Standby chosen: ${preflight.choice.reason}.` : undefined;
+    const choiceBriefing = preflight.choice && preflight.choice.candidates.length > 1
+      ? named !== undefined && preflight.choice.target !== named
+        ? `Standby named by the start: ${preflight.standby.region}. The choice would differ: ${preflight.choice.reason}.`
+        : `Standby ${named !== undefined ? 'named by the start, and the choice too' : 'chosen'}: ${preflight.choice.reason}.`
+      : undefined;
     if (choiceBriefing) run.note('preflight', choiceBriefing);
 
     // A self-managed node is fenced on its own host (a clean shutdown and a standby.signal), by the worker of
@@ -113,7 +121,12 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
       await call(db.confirmStreaming, streamingOptions, `planned: confirm ${database} standby still streams (${stage})`, { database, towards, stage });
     };
 
+    // Before any figure is read: the target still descends from the node just fenced, and no other node takes writes.
+    const confirmPromotable = (stage: string) => patched(PATCH_CONFIRM_PROMOTABLE)
+      ? call(db.confirmPromotable, readOptions, `confirm ${database}'s target has no other primary (${stage})`, { database, towards, ...(fence.fenced && fence.timeline !== undefined ? { oldTimeline: fence.timeline } : {}) })
+      : Promise.resolve();
     const rpo = await run.step('catch-up', async (): Promise<RpoMeasurement> => {
+      await confirmPromotable('before the gate');
       const measured = await measure();
       await confirmStreaming('after catch-up');
       return measured;
@@ -135,11 +148,11 @@ export async function dbPromotion(input: DbPromotionInput): Promise<DbPromotionR
     await run.gate('promote', { preApproved: input.preApproved, setAside, ...(needsPerson ? { needsPerson } : {}), ...(choiceBriefing ? { briefing: choiceBriefing } : {}) });
 
     // Not a step: a refusal here rolls back (unfence), which the irreversible promote step no longer could.
-    await confirmStreaming('right before promotion').catch((err: unknown) => {
+    await Promise.all([confirmStreaming('right before promotion'), confirmPromotable('right before promotion')]).catch((err: unknown) => {
       if (isCancellation(err)) throw err;
       throw ApplicationFailure.create({
         type: FailureType.StandbyNotHealthy,
-        message: `planned promotion of ${database} refused right before promotion: ${failureMessage(err)}; nothing was promoted`,
+        message: `${mode} promotion of ${database} refused right before promotion: ${failureMessage(err)}; nothing was promoted`,
         nonRetryable: true,
         cause: err instanceof Error ? err : undefined,
       });

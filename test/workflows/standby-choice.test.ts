@@ -5,47 +5,22 @@
  * the promotion the other standby streams from the new primary, read back from the servers themselves.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { decideGate, startRun } from '../../cli/runs';
-import { postgresDatabase, type PostgresNodeConfig } from '../../config/load';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { decideGate } from '../../cli/runs';
+import type { PostgresNodeConfig } from '../../config/load';
 import { stopCluster } from '../../activities/postgres-host';
 import { waitFor } from '../../lib/processes';
 import type { dbPromotion } from '../../workflows';
-import { createTestLab, type TestLab } from '../helpers/lab';
+import { severalStandbysLab } from '../helpers/several-standbys';
 import { countRows, inRecovery, sql, tryWrite } from '../helpers/postgres';
-import { gateWaiting, startTestTemporal, waitForStatus, type TestTemporal } from '../helpers/temporal';
+import { gateWaiting, waitForStatus } from '../helpers/temporal';
 
-let lab: TestLab;
-let temporal: TestTemporal;
-let counter = 0;
-
-beforeAll(async () => {
-  lab = await createTestLab('choice', { standbys: ['central'] });
-  temporal = await startTestTemporal(lab.loaded);
-}, 240_000);
-
-afterAll(async () => {
-  await temporal?.close();
-  await lab?.destroy();
-});
-
-const orders = () => postgresDatabase(lab.loaded.config, 'orders');
-const central = (): PostgresNodeConfig => orders().standbys[0]!;
-
-async function start(params: string[]): Promise<WorkflowHandle<typeof dbPromotion>> {
-  const started = await startRun(temporal.client, lab.loaded, {
-    runbook: 'db-promotion',
-    params: ['database=orders', ...params],
-    as: 'alice',
-    id: `db-promotion:orders:choice-${process.pid}-${++counter}`,
-    drill: true,
-  });
-  return temporal.client.workflow.getHandle<typeof dbPromotion>(started.workflowId);
-}
+const rig = severalStandbysLab('choice');
+const { orders, central, start } = rig;
 
 async function approve(handle: WorkflowHandle<typeof dbPromotion>) {
   const waiting = await waitForStatus(handle, gateWaiting('promote'), 'the promote gate');
-  await decideGate(temporal.client, lab.loaded, { workflowId: handle.workflowId, gate: 'promote', as: 'bob', comment: 'go', decision: 'approve' });
+  await decideGate(rig.temporal.client, rig.lab.loaded, { workflowId: handle.workflowId, gate: 'promote', as: 'bob', comment: 'go', decision: 'approve' });
   return { waiting, result: await handle.result() };
 }
 
@@ -66,7 +41,7 @@ async function replicates(primary: PostgresNodeConfig, standby: PostgresNodeConf
 
 describe('several standbys', () => {
   beforeEach(async () => {
-    await lab.lab.reset({ seedRows: 50 });
+    await rig.lab.lab.reset({ seedRows: 50 });
   }, 120_000);
 
   it('planned, both streaming with the same WAL: the configured standby by order; central follows it', async () => {
@@ -75,7 +50,7 @@ describe('several standbys', () => {
     expect(waiting.events.find((e) => e.kind === 'gate-opened')?.detail).toMatch(/Standby chosen: promote west: holds WAL to \S+ \(0 bytes behind\), as much as another, first by configured order; central holds WAL to/);
     expect(result.newPrimary.region).toBe('west');
     expect(result.choice?.candidates.map((c) => [c.region, c.eligible])).toEqual([['west', true], ['central', true]]);
-    expect(result.followers).toEqual([{ region: 'central', following: true, method: expect.stringMatching(/^re-pointed \(primary_conninfo 127\.0\.0\.1:\d+, slot lifeboat_central\) and streaming$/) }]);
+    expect(result.followers).toEqual([{ region: 'central', following: true, method: expect.stringMatching(/^re-pointed \(primary_conninfo 127\.0\.0\.1:\d+, slot lifeboat_central\) and streaming timeline 2$/) }]);
     // Read back from the servers: west takes writes, central streams from west (its own slot there), east is fenced.
     expect(await inRecovery(db.standby)).toBe(false);
     expect(await streamsFrom(central())).toBe(db.standby.port);
@@ -94,7 +69,7 @@ describe('several standbys', () => {
     const written = await countRows(db.primary, 'orders');
     await waitFor('central to receive the writes', async () => ((await countRows(central(), 'orders')) === written ? true : undefined), 30_000, 250);
     expect(await countRows(db.standby, 'orders')).toBeLessThan(written);
-    await stopCluster(lab.lab.clusters('orders').primary, 'kill');
+    await stopCluster(rig.lab.lab.clusters('orders').primary, 'kill');
 
     const { waiting, result } = await approve(await start(['mode=unplanned']));
     expect(waiting.events.find((e) => e.kind === 'gate-opened')?.detail).toMatch(/Standby chosen: promote central: holds WAL to \S+, the most of the eligible standbys; west holds WAL to/);
@@ -112,7 +87,8 @@ describe('several standbys', () => {
     await expect(start(['mode=planned', 'to=south'])).rejects.toThrow("to=south: orders has no standby in region 'south' (its standbys are in west, central)");
     const { result } = await approve(await start(['mode=planned', 'to=central']));
     expect(result.newPrimary.region).toBe('central');
-    expect(result.choice).toBeUndefined();
+    // Named: promoted as named; the reading is still taken and shown (the choice would have been west, by order).
+    expect(result.choice?.reason).toMatch(/^promote west: .*first by configured order/);
     expect(result.followers).toEqual([{ region: 'west', following: true, method: expect.any(String) }]);
     expect(await streamsFrom(db.standby)).toBe(central().port);
     await replicates(central(), db.standby, 'after to=central');

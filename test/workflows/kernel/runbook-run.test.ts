@@ -226,7 +226,7 @@ describe('gates and decisions', () => {
       const failure = await failureOf(handle);
       expect(failure.type).toBe(FailureType.GateRejected);
       expect(failure.message).toBe('gate promote rejected by bob: not tonight');
-      expect(calls.names(DATABASE_ACTIVITIES)).toEqual(['chooseStandby', 'preflightPromotion', 'fencePrimary', 'waitForReplay', 'unfencePrimary']);
+      expect(calls.names(DATABASE_ACTIVITIES)).toEqual(['chooseStandby', 'preflightPromotion', 'fencePrimary', 'confirmPromotable', 'waitForReplay', 'unfencePrimary']);
       expect(calls.of('unfencePrimary')).toEqual([[{ database, towards: 'standby' }]]);
       const status = await handle.query(statusQuery);
       expect(status.state).toBe('rolled-back');
@@ -354,7 +354,7 @@ describe('steps and compensation', () => {
       const failure = await failureOf(handle);
       expect(failure.type).toBe(FailureType.StepFailed);
       expect(failure.message).toBe('step verify-write failed: the write did not reach the new primary');
-      expect(calls.names(DATABASE_ACTIVITIES)).toEqual(['chooseStandby', 'preflightPromotion', 'fencePrimary', 'waitForReplay', 'promoteStandby', 'verifyWrite']);
+      expect(calls.names(DATABASE_ACTIVITIES)).toEqual(['chooseStandby', 'preflightPromotion', 'fencePrimary', 'confirmPromotable', 'waitForReplay', 'confirmPromotable', 'promoteStandby', 'verifyWrite']);
       const status = await handle.query(statusQuery);
       expect(status.state).toBe('failed');
       expect(status.events.find((e) => e.kind === 'point-of-no-return')?.detail).toBe('step promote is irreversible; undos no longer offered: fence-primary');
@@ -580,6 +580,7 @@ function promotionFakes(answers: Partial<DatabaseActivities> = {}) {
       // One standby: the choice is that one.
       chooseStandby: async () => ({ target: 'standby', region: standby.region, candidates: [{ ...standby, priority: 0, reachable: true, inRecovery: true, streaming: true, eligible: true }], reason: `promote ${standby.region}`, nowhereAllowed: false }),
       followNewPrimary: async () => [],
+      confirmPromotable: async () => undefined,
       preflightPromotion: async ({ database }): Promise<ReplicationInspection> => ({
         database,
         standby: { ...standby, reachable: true, inRecovery: true, streaming: true },
